@@ -1,0 +1,145 @@
+"""The observation schema (contract v1) shared by every backend.
+
+Backends build plain dicts with exactly these keys; nothing here knows how a
+backend computes them.  See docs/scenario-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from foliosim.scenario.ast import MTHP_SIZES_KB, Scenario
+
+FORMAT = "foliosim.observation/1"
+
+# /proc/vmstat counters reported in STATE["vmstat"], as deltas since the start.
+VMSTAT_KEYS = (
+    "pglazyfree",
+    "pglazyfreed",
+    "pswpin",
+    "pswpout",
+    "swpin_zero",
+    "swpout_zero",
+    "thp_deferred_split_page",
+    "thp_fault_alloc",
+    "thp_split_page",
+    "thp_split_pmd",
+    "thp_swpout",
+    "thp_swpout_fallback",
+)
+
+# /proc/PID/smaps fields reported per mapping, in kB, summed over its VMAs.
+SMAPS_KEYS = (
+    "AnonHugePages",
+    "Anonymous",
+    "LazyFree",
+    "Locked",
+    "Private_Clean",
+    "Private_Dirty",
+    "Pss",
+    "Rss",
+    "Shared_Clean",
+    "Shared_Dirty",
+    "Swap",
+    "SwapPss",
+)
+
+# Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on Linux 6.18,
+# shmem_* left out.  anon_fault_declined is not upstream: the kernel backend reports
+# whatever files this machine has, the model those it computes.
+MTHP_STAT_KEYS = (
+    "anon_fault_alloc",
+    "anon_fault_fallback",
+    "anon_fault_fallback_charge",
+    "nr_anon",
+    "nr_anon_partially_mapped",
+    "split",
+    "split_deferred",
+    "split_failed",
+    "swpin",
+    "swpin_fallback",
+    "swpin_fallback_charge",
+    "swpout",
+    "swpout_fallback",
+    "zswpout",
+)
+
+
+def mthp_size_name(size_kb: int) -> str:
+    """The contract's key for an mTHP size: '16K' .. '1M', '2M'."""
+    return f"{size_kb // 1024}M" if size_kb >= 1024 else f"{size_kb}K"
+
+
+MTHP_SIZE_NAMES = tuple(mthp_size_name(s) for s in MTHP_SIZES_KB)
+
+# /proc/kpageflags bit -> name (include/uapi/linux/kernel-page-flags.h), lower case.
+# Bit 34 (KPF_MAPPEDTODISK, PG_owner_2) is PageAnonExclusive on anonymous pages.
+KPF_NAMES = {
+    0: "locked",
+    1: "error",
+    2: "referenced",
+    3: "uptodate",
+    4: "dirty",
+    5: "lru",
+    6: "active",
+    7: "slab",
+    8: "writeback",
+    9: "reclaim",
+    10: "buddy",
+    11: "mmap",
+    12: "anon",
+    13: "swapcache",
+    14: "swapbacked",
+    15: "compound_head",
+    16: "compound_tail",
+    17: "huge",
+    18: "unevictable",
+    19: "hwpoison",
+    20: "nopage",
+    21: "ksm",
+    22: "thp",
+    23: "offline",
+    24: "zero_page",
+    25: "idle",
+    26: "pgtable",
+    32: "reserved",
+    33: "mlocked",
+    34: "anon_exclusive",
+    35: "private",
+    36: "private_2",
+    37: "owner_private",
+    38: "arch",
+    39: "uncached",
+    40: "softdirty",
+    41: "arch_2",
+}
+KPF_BITS = {name: bit for bit, name in KPF_NAMES.items()}
+
+# Never reported: other activity on a shared machine changes them.
+KPF_NEVER_REPORTED = frozenset({"lru", "idle"})
+# Not reported on the shared zero page (global state every toucher changes).
+KPF_NOT_ON_ZERO_PAGE = frozenset({"referenced", "active"})
+
+
+def kpageflags_names(bits: int) -> list[str]:
+    """Sorted contract flag names for a raw /proc/kpageflags word."""
+    names = [name for bit, name in KPF_NAMES.items() if bits >> bit & 1]
+    if "zero_page" in names:
+        names = [n for n in names if n not in KPF_NOT_ON_ZERO_PAGE]
+    return sorted(n for n in names if n not in KPF_NEVER_REPORTED)
+
+
+def dumps(obs: dict[str, Any]) -> str:
+    """The canonical text of an observation: keys sorted, page lists one item a line."""
+    return json.dumps(obs, sort_keys=True, indent=1) + "\n"
+
+
+class Backend(Protocol):
+    """What `foliosim run` needs of a backend."""
+
+    name: str
+
+    def run(self, scenario: Scenario, trace: Any = None) -> dict[str, Any]:
+        """Run the scenario and return the observation object of the contract."""
+        ...

@@ -250,7 +250,7 @@ class KernelSettings:
             self._save()
             write_sysfs(ZRAM_DIR / "disksize", row.swap)
             for cmd in (["mkswap", ZRAM_DEV], ["swapon", ZRAM_DEV]):
-                done = subprocess.run(cmd, capture_output=True, text=True)
+                done = subprocess.run(cmd, check=False, capture_output=True, text=True)
                 if done.returncode != 0:
                     reason = (done.stderr or done.stdout).strip().splitlines()
                     raise SetupRefused(f"{' '.join(cmd)} failed: {reason[-1] if reason else ''}")
@@ -287,7 +287,10 @@ def compile_workload(outdir: Path) -> Path:
         raise SetupRefused("gcc not found")
     exe = outdir / "workload"
     done = subprocess.run(
-        [gcc, "-O2", "-Wall", "-o", str(exe), str(WORKLOAD_C)], capture_output=True, text=True
+        [gcc, "-O2", "-Wall", "-o", str(exe), str(WORKLOAD_C)],
+        check=False,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["?"])[0]
@@ -452,7 +455,7 @@ def run_model_row(row: Row, repeat: int, parse_text: Any, backend_cls: Any) -> R
             res.bytes_per_page_nofinal = peak(final=False) / row.pages
     except Interrupted:
         raise
-    except Exception as e:  # a model bug is reported in the table, not as a traceback
+    except Exception as e:  # noqa: BLE001 -- a model bug goes in the table, not a traceback
         res.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
     return res
 
@@ -460,6 +463,7 @@ def run_model_row(row: Row, repeat: int, parse_text: Any, backend_cls: Any) -> R
 def run_model(rows: list[Row], repeat: int) -> tuple[dict[str, Result], str | None]:
     try:
         from foliosim.model.backend import ModelBackend
+
         from foliosim.scenario.parser import parse_text
     except ImportError as e:
         return {}, f"model column skipped: {e}"
@@ -490,7 +494,9 @@ def fmt_check(res: Result | None, row: Row) -> str:
     parts = []
     for name, want in expected.items():
         got = res.got.get(name)
-        parts.append(f"{name} {'?' if got is None else got}" + ("" if got == want else f" (want {want})"))
+        parts.append(
+            f"{name} {'?' if got is None else got}" + ("" if got == want else f" (want {want})")
+        )
     verdict = "ok" if res.runs_ok == res.runs else "MISMATCH"
     text = f"{', '.join(parts)}: {verdict} {res.runs_ok}/{res.runs}"
     if res.other_got and res.runs_ok:
@@ -513,7 +519,9 @@ COLUMNS = (
 )
 
 
-def table_rows(rows: list[Row], kern: dict[str, Result], model: dict[str, Result]) -> list[list[str]]:
+def table_rows(
+    rows: list[Row], kern: dict[str, Result], model: dict[str, Result]
+) -> list[list[str]]:
     out = []
     for row in rows:
         k, m = kern.get(row.name), model.get(row.name)
@@ -543,7 +551,10 @@ def render(cells: list[list[str]], markdown: bool) -> str:
         lines += ["| " + " | ".join(r) + " |" for r in cells]
         return "\n".join(lines)
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
-    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
+
+    def fmt(r: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+
     return "\n".join([fmt(list(COLUMNS))] + [fmt(r) for r in cells])
 
 
@@ -551,6 +562,7 @@ def git_commit() -> str:
     try:
         done = subprocess.run(
             ["git", "-C", str(BENCH_DIR), "rev-parse", "--short=12", "HEAD"],
+            check=False,
             capture_output=True,
             text=True,
         )

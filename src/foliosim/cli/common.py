@@ -1,0 +1,67 @@
+"""What several subcommands share: reading scenarios, making backends, one-line errors."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from foliosim.scenario.ast import Scenario
+
+DEFAULT_PROFILE = "linux-6.18"
+
+
+class UsageError(Exception):
+    """A refused command line or unreadable input: printed as one line, exit 2."""
+
+
+def _import(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        if e.name is not None and module.startswith(e.name):
+            raise UsageError(f"foliosim: {what} is not available in this installation "
+                             f"({module} is missing)") from None
+        raise
+
+
+def read_text(path: str) -> str:
+    """The text of `path`, or a UsageError saying in one line why it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path}: not a text file (byte {e.start} is not UTF-8)") from None
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def read_scenario(path: str) -> Scenario:
+    """Parse the scenario file `path`; raises ScenarioError or UsageError."""
+    parser = _import("foliosim.scenario.parser", "the scenario parser")
+    scenario: Scenario = parser.parse_text(read_text(path), path)
+    return scenario
+
+
+def model_backend(profile: str = DEFAULT_PROFILE, check: bool = False) -> Any:
+    """The model backend for `profile`; an unknown profile is refused as usage."""
+    backend = _import("foliosim.model.backend", "the model backend")
+    try:
+        return backend.ModelBackend(profile=profile, check=check)
+    except (ValueError, KeyError) as e:
+        reason = e.args[0] if e.args else str(e)
+        raise UsageError(f"foliosim: --profile {profile}: {reason}") from None
+
+
+def kernel_backend() -> Any:
+    """The live-kernel backend, refused up front (one line) if it cannot run here."""
+    backend = _import("foliosim.kernel.backend", "the kernel backend")
+    reason = backend.KernelBackend.unavailable_reason()
+    if reason:
+        raise UsageError(f"foliosim: the kernel backend cannot run here: {reason}")
+    return backend.KernelBackend()

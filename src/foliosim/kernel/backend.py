@@ -1,0 +1,546 @@
+"""Run a parsed scenario on this machine's live Linux and observe it from outside.
+
+Each scenario process is a small C worker (worker.c) pinned to the last CPU;
+the runner (this module) stays on the other CPUs and reads /proc and /sys, so
+observing never touches a page nor a per-CPU folio batch of the scenario's CPU.
+See docs/kernel-backend.md.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import platform
+import shutil
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from foliosim.expect import expect_event
+from foliosim.kernel import procfs
+from foliosim.kernel.build import worker_binary
+from foliosim.kernel.errors import KernelBackendError
+from foliosim.kernel.settings import ZRAM_DEV, ZRAM_DIR, RunLock, Settings, active_swaps
+from foliosim.kernel.worker import (
+    OP_DRAIN_ALL,
+    OP_DRAIN_LRU_ADD,
+    OP_GUP_BEGIN,
+    OP_GUP_SPLICE,
+    OP_MADVISE,
+    OP_MLOCK,
+    OP_MMAP,
+    OP_MUNLOCK,
+    OP_MUNMAP,
+    OP_POKE,
+    OP_WRITE,
+    Worker,
+    WorkerError,
+)
+from foliosim.observation import FORMAT, VMSTAT_KEYS, kpageflags_names, mthp_size_name
+from foliosim.scenario.ast import (
+    MTHP_SIZES_KB,
+    PAGE_SIZE,
+    Command,
+    Exit,
+    ExpectData,
+    ExpectSmaps,
+    ExpectState,
+    ExpectVmstat,
+    Fork,
+    Gup,
+    Madvise,
+    Mlock,
+    Mmap,
+    Munlock,
+    Munmap,
+    Mthp,
+    Observe,
+    Poke,
+    Read,
+    Release,
+    Runs,
+    Scenario,
+    Swap,
+    Thp,
+    Write,
+    runs_count,
+)
+
+# include/uapi/asm-generic/mman-common.h
+MADV = {
+    "free": 8,
+    "dontneed": 4,
+    "pageout": 21,
+    "cold": 20,
+    "willneed": 3,
+    "hugepage": 14,
+    "nohugepage": 15,
+    "populate_read": 22,
+    "populate_write": 23,
+}
+MAP_DROPPABLE = 0x08
+MAP_ANONYMOUS = 0x20
+PROT_READ_WRITE = 0x3
+
+SLOT_ALIGN = 2 << 20
+# Far from the heap, the libraries and the stack of a 47-bit address space.
+SLOT_BASE = 0x200000000000
+
+Trace = Callable[[int, str, str], None]
+
+
+@dataclass
+class Mapping:
+    name: str
+    addr: int
+    pages: int
+    mapped: bool  # False: its mmap failed, so it is absent from STATE
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.pages * PAGE_SIZE
+
+
+@dataclass
+class Proc:
+    name: str
+    worker: Worker
+    maps: dict[str, Mapping] = field(default_factory=dict)
+
+
+class _Interrupted(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _cpus() -> tuple[int, set[int]] | None:
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        return None
+    cpu = max(allowed)
+    return cpu, allowed - {cpu}
+
+
+def _droppable_supported() -> bool:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    p = libc.mmap(None, PAGE_SIZE, PROT_READ_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0)
+    if p is None or p == ctypes.c_void_p(-1).value:
+        return False
+    libc.munmap(p, PAGE_SIZE)
+    return True
+
+
+class KernelBackend:
+    """Runs scenarios on the live kernel; the observation matches the model's schema.
+
+    Counterpart of the model backend; the kernel is Linux as booted (uname -r).
+    """
+
+    name = "kernel"
+
+    def __init__(self) -> None:
+        self._trace: Trace | None = None
+        self._line = 0
+
+    # -- availability -------------------------------------------------------------------
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        """One line saying why this machine cannot run scenarios live; None if it can."""
+        if platform.system() != "Linux":
+            return f"kernel backend: needs Linux, this is {platform.system()}"
+        if os.geteuid() != 0:
+            return ("kernel backend: needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
+                    "THP and swap settings); running as uid " + str(os.geteuid()))
+        if not os.path.exists("/proc/kpageflags") or not os.path.exists("/proc/kpagecount"):
+            return "kernel backend: this kernel has no /proc/kpageflags or /proc/kpagecount"
+        if not (procfs.THP_DIR / "enabled").exists():
+            return "kernel backend: this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
+        missing = [kb for kb in MTHP_SIZES_KB
+                   if not (procfs.THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()]
+        if missing:
+            return f"kernel backend: this kernel has no mTHP sysfs for {missing[0]}kB"
+        if _cpus() is None:
+            return "kernel backend: needs at least 2 CPUs (scenario CPU and runner CPU)"
+        if shutil.which("gcc") is None and shutil.which("cc") is None:
+            return "kernel backend: no C compiler (gcc or cc) to build the worker"
+        return None
+
+    def refusal(self, scenario: Scenario) -> str | None:
+        """Why this scenario cannot run here (one line), checked before changing anything."""
+        reason = self.unavailable_reason()
+        if reason:
+            return reason
+        cmds = scenario.commands
+        if any(isinstance(c, Mmap) and c.droppable for c in cmds) and not _droppable_supported():
+            line = next(c.line for c in cmds if isinstance(c, Mmap) and c.droppable)
+            return (f"{scenario.path}:{line}:1: kernel backend: this kernel has no "
+                    "MAP_DROPPABLE (Linux 6.11+)")
+        if any(isinstance(c, Swap) and c.pages is not None for c in cmds):
+            if not ZRAM_DIR.is_dir() or shutil.which("mkswap") is None \
+                    or shutil.which("swapon") is None:
+                line = next(c.line for c in cmds if isinstance(c, Swap))
+                return (f"{scenario.path}:{line}:1: kernel backend: swap needs /sys/block/zram0, "
+                        "mkswap and swapon")
+        return None
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, scenario: Scenario, trace: Trace | None = None) -> dict[str, Any]:
+        """Run `scenario` on the live kernel and return the contract's observation object."""
+        reason = self.refusal(scenario)
+        if reason:
+            raise KernelBackendError(reason)
+        self._trace = trace
+        with RunLock():
+            if Settings.restore_saved(self._sys_trace):
+                self._t("restore", "restored settings left by an interrupted run")
+            foreign = active_swaps()
+            if foreign:
+                raise KernelBackendError(
+                    f"kernel backend: swap is active on this machine ({foreign[0]}); the "
+                    "contract starts with no swap, so swapoff it first")
+            if ZRAM_DIR.is_dir() and (ZRAM_DIR / "disksize").read_text().strip() != "0":
+                raise KernelBackendError(
+                    f"kernel backend: {ZRAM_DEV} is in use (disksize set); reset it first")
+            return self._run_locked(scenario)
+
+    def _run_locked(self, scenario: Scenario) -> dict[str, Any]:
+        cpus = _cpus()
+        assert cpus is not None
+        cpu, runner_cpus = cpus
+        binary = worker_binary()
+        old_affinity = os.sched_getaffinity(0)
+        handlers: dict[int, Any] = {}
+        cleaning = [False]
+        pending: list[int] = []
+
+        def on_signal(signum: int, _frame: object) -> None:
+            if cleaning[0]:
+                pending.append(signum)
+                return
+            raise _Interrupted(signum)
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                handlers[sig] = signal.signal(sig, on_signal)
+        self.procs: dict[str, Proc] = {}
+        self.refs: dict[str, int] = {}
+        self.helper: Worker | None = None
+        self.settings = Settings(self._sys_trace)
+        interrupted: int | None = None
+        try:
+            self.settings.save()
+            self.settings.set_start()
+            os.sched_setaffinity(0, runner_cpus)
+            p0 = Worker.spawn(binary, "worker", cpu)
+            self.procs["p0"] = Proc("p0", p0)
+            self.helper = Worker.spawn(binary, "helper", cpu)
+            self._t("spawn", f"p0 pid {p0.pid}, poke helper pid {self.helper.pid}, cpu {cpu}")
+            # lru_add_drain() at the start of MADV_COLD empties every batch of this CPU.
+            p0.call(OP_DRAIN_ALL)
+            self._t("madvise", "p0 madvise(scratch, 4096, MADV_COLD) = 0 (drain batches)")
+            self.base_vmstat = procfs.read_vmstat()
+            self.mthp_sizes = tuple(kb for kb in MTHP_SIZES_KB)
+            self.base_mthp = procfs.read_mthp_stats(self.mthp_sizes)
+            self.next_slot = SLOT_BASE
+            events: list[dict[str, Any]] = []
+            for cmd in scenario.commands:
+                self._line = cmd.line
+                events.extend(self._execute(cmd))
+            self._line = 0
+            final = self._state()
+        except _Interrupted as e:
+            interrupted = e.signum
+            raise KernelBackendError(
+                f"kernel backend: interrupted by {signal.Signals(e.signum).name}; "
+                "settings restored") from None
+        finally:
+            cleaning[0] = True
+            self._cleanup()
+            os.sched_setaffinity(0, old_affinity)
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+            cleaning[0] = False
+            sig = interrupted or (pending[0] if pending else None)
+            if sig is not None and handlers.get(sig) in (signal.SIG_DFL, None):
+                # Die of the signal as the caller expected, now that everything is undone.
+                signal.raise_signal(sig)
+        return {
+            "format": FORMAT,
+            "scenario": scenario.name,
+            "backend": {"name": "kernel", "release": platform.release()},
+            "events": events,
+            "final": final,
+        }
+
+    def _cleanup(self) -> None:
+        for proc in self.procs.values():
+            proc.worker.kill()
+        if self.helper is not None:
+            self.helper.kill()
+        for fd in self.refs.values():
+            os.close(fd)
+        self.procs, self.refs, self.helper = {}, {}, None
+        Settings.restore_saved(self._sys_trace)
+
+    # -- tracing ------------------------------------------------------------------------
+
+    def _t(self, func: str, message: str) -> None:
+        if self._trace is not None:
+            self._trace(self._line, func, message)
+
+    def _sys_trace(self, func: str, message: str) -> None:
+        self._t(func, message)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _execute(self, cmd: Command) -> list[dict[str, Any]]:
+        proc = self.procs.get(cmd.proc)
+        if proc is None:
+            raise KernelBackendError(f"{cmd.line}:1: kernel backend: no live process {cmd.proc!r}")
+        w = proc.worker
+        if isinstance(cmd, Thp):
+            return self._setting(cmd, "thp", lambda: self.settings.set_thp(cmd.mode))
+        if isinstance(cmd, Mthp):
+            return self._setting(cmd, "mthp", lambda: self.settings.set_mthp(cmd.size_kb, cmd.mode))
+        if isinstance(cmd, Swap):
+            self.settings.set_swap(cmd.pages)
+            return []
+        if isinstance(cmd, Mmap):
+            return self._mmap(proc, cmd)
+        if isinstance(cmd, Munmap):
+            m = proc.maps[cmd.name]
+            err = self._call(w, "munmap", f"munmap({m.addr:#x}, {m.pages * PAGE_SIZE})",
+                             OP_MUNMAP, addr=m.addr, length=m.pages * PAGE_SIZE)
+            if err:
+                return [self._error(cmd, "munmap", cmd.name, err)]
+            del proc.maps[cmd.name]
+            return []
+        if isinstance(cmd, Write):
+            m = proc.maps[cmd.name]
+            return self._per_run(cmd, "write", m, cmd.runs, lambda a, first, n: self._call(
+                w, "write", f"store {cmd.label!r} to {n} pages at {a:#x}", OP_WRITE, addr=a,
+                length=n, index0=first, label=cmd.label, mapname=m.name))
+        if isinstance(cmd, Read):
+            data, err = self._read(proc, cmd.name, cmd.runs)
+            if err:
+                return [self._error(cmd, "read", cmd.name, err)]
+            return [{"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name,
+                     "data": data}]
+        if isinstance(cmd, Madvise):
+            m = proc.maps[cmd.name]
+            adv = MADV[cmd.advice]
+            return self._per_run(cmd, "madvise", m, cmd.runs, lambda a, first, n: self._call(
+                w, "madvise", f"madvise({a:#x}, {n * PAGE_SIZE}, {cmd.advice.upper()})",
+                OP_MADVISE, arg=adv, addr=a, length=n * PAGE_SIZE))
+        if isinstance(cmd, (Mlock, Munlock)):
+            m = proc.maps[cmd.name]
+            op, nm = (OP_MLOCK, "mlock") if isinstance(cmd, Mlock) else (OP_MUNLOCK, "munlock")
+            return self._per_run(cmd, nm, m, cmd.runs, lambda a, first, n: self._call(
+                w, nm, f"{nm}({a:#x}, {n * PAGE_SIZE})", op, addr=a, length=n * PAGE_SIZE))
+        if isinstance(cmd, Fork):
+            return self._fork(proc, cmd)
+        if isinstance(cmd, Exit):
+            w.exit()
+            self._t("exit", f"{cmd.proc} exit(0), pid {w.pid} gone")
+            del self.procs[cmd.proc]
+            return []
+        if isinstance(cmd, Gup):
+            return self._gup(proc, cmd)
+        if isinstance(cmd, Release):
+            self._release(cmd.ref)
+            return []
+        if isinstance(cmd, Poke):
+            m = proc.maps[cmd.name]
+            helper = self.helper
+            assert helper is not None
+            return self._per_run(cmd, "poke", m, cmd.runs, lambda a, first, n: self._call(
+                helper, "process_vm_writev",
+                f"helper process_vm_writev(pid {w.pid}, {a:#x}, {n} pages of {cmd.label!r})",
+                OP_POKE, pid=w.pid, addr=a, length=n, index0=first, label=cmd.label,
+                mapname=m.name))
+        if isinstance(cmd, Observe):
+            return [{"line": cmd.line, "proc": cmd.proc, "op": "observe", "label": cmd.label,
+                     "state": self._state()}]
+        if isinstance(cmd, ExpectData):
+            data, err = self._read(proc, cmd.name, cmd.runs)
+            return [expect_event(cmd, {}, {}, None if err else data)]
+        if isinstance(cmd, (ExpectState, ExpectSmaps)):
+            return [expect_event(cmd, self._state(only=cmd.proc), {})]
+        if isinstance(cmd, ExpectVmstat):
+            return [expect_event(cmd, {}, self._vmstat_all())]
+        raise KernelBackendError(f"{cmd.line}:1: kernel backend: cannot run {cmd.text!r}")
+
+    def _setting(self, cmd: Command, op: str, change: Callable[[], None]
+                 ) -> list[dict[str, Any]]:
+        try:
+            change()
+        except OSError as e:
+            return [{"line": cmd.line, "proc": cmd.proc, "op": op,
+                     "error": _errno_name(e.errno)}]
+        return []
+
+    def _call(self, w: Worker, func: str, what: str, op: int, **kw: Any) -> str | None:
+        try:
+            w.call(op, **kw)
+        except WorkerError as e:
+            self._t(func, f"{what} = -1 {e.errno_name}")
+            return e.errno_name
+        self._t(func, f"{what} = 0")
+        return None
+
+    def _per_run(self, cmd: Command, op: str, m: Mapping, runs: Runs,
+                 call: Callable[[int, int, int], str | None]) -> list[dict[str, Any]]:
+        # One syscall per contiguous run, in order; the first failure ends the line.
+        for first, last in runs:
+            err = call(m.addr + first * PAGE_SIZE, first, last - first + 1)
+            if err:
+                return [self._error(cmd, op, m.name, err)]
+        return []
+
+    def _error(self, cmd: Command, op: str, mapname: str | None, err: str) -> dict[str, Any]:
+        ev = {"line": cmd.line, "proc": cmd.proc, "op": op, "error": err}
+        if mapname is not None:
+            ev["map"] = mapname
+        return ev
+
+    def _mmap(self, proc: Proc, cmd: Mmap) -> list[dict[str, Any]]:
+        slot = self.next_slot
+        span = (cmd.offset + cmd.pages) * PAGE_SIZE
+        slot_len = -(-span // SLOT_ALIGN) * SLOT_ALIGN
+        self.next_slot = slot + slot_len + SLOT_ALIGN  # then at least 2M unmapped
+        addr = slot + cmd.offset * PAGE_SIZE
+        flags = "MAP_DROPPABLE|MAP_ANONYMOUS" if cmd.droppable else "MAP_PRIVATE|MAP_ANONYMOUS"
+        err = self._call(proc.worker, "mmap",
+                         f"mmap({addr:#x}, {cmd.pages * PAGE_SIZE}, {flags}|MAP_FIXED_NOREPLACE)",
+                         OP_MMAP, arg=int(cmd.droppable), addr=addr,
+                         length=cmd.pages * PAGE_SIZE)
+        proc.maps[cmd.name] = Mapping(cmd.name, addr, cmd.pages, mapped=err is None)
+        return [self._error(cmd, "mmap", cmd.name, err)] if err else []
+
+    def _read(self, proc: Proc, name: str, runs: Runs) -> tuple[list[str], str | None]:
+        m = proc.maps[name]
+        data: list[str] = []
+        for first, last in runs:
+            a = m.addr + first * PAGE_SIZE
+            try:
+                data += proc.worker.read(a, last - first + 1, first, name)
+            except WorkerError as e:
+                self._t("read", f"load {last - first + 1} pages at {a:#x} = {e.errno_name}")
+                return data, e.errno_name
+            self._t("read", f"load {last - first + 1} pages at {a:#x}")
+        return data, None
+
+    def _fork(self, proc: Proc, cmd: Fork) -> list[dict[str, Any]]:
+        try:
+            child = proc.worker.fork()
+        except WorkerError as e:
+            self._t("fork", f"{cmd.proc} fork() = -1 {e.errno_name}")
+            return [self._error(cmd, "fork", None, e.errno_name)]
+        self.procs[cmd.child] = Proc(cmd.child, child, dict(proc.maps))
+        # The contract: lru_add is empty after fork.  Both processes broke COW on their own
+        # memory already; now fault ballast pages until the batch drains (PG_lru shows).
+        n = child.call(OP_DRAIN_LRU_ADD)
+        self._t("fork", f"{cmd.proc} fork() = {child.pid} ({cmd.child}); lru_add drained "
+                f"after {n} ballast faults")
+        return []
+
+    def _gup(self, proc: Proc, cmd: Gup) -> list[dict[str, Any]]:
+        m = proc.maps[cmd.name]
+        w = proc.worker
+        npages = runs_count(cmd.runs)
+        size = 1 << max(16, (npages * PAGE_SIZE - 1).bit_length())
+        err = self._call(w, "pipe", f"pipe2() + F_SETPIPE_SZ {size}", OP_GUP_BEGIN, length=size)
+        if err:
+            return [self._error(cmd, "gup", cmd.name, err)]
+        events = self._per_run(cmd, "gup", m, cmd.runs, lambda a, first, n: self._call(
+            w, "vmsplice", f"vmsplice(pipe, {a:#x}, {n * PAGE_SIZE})", OP_GUP_SPLICE, addr=a,
+            length=n * PAGE_SIZE))
+        self.refs[cmd.ref] = w.gup_end()
+        self._t("gup", f"pipe read end of {cmd.ref} held by the runner (SCM_RIGHTS)")
+        return events
+
+    def _release(self, ref: str) -> None:
+        fd = self.refs.pop(ref, None)
+        if fd is None:
+            return
+        fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        drained = 0
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                drained += len(chunk)
+        except BlockingIOError:
+            pass
+        os.close(fd)
+        self._t("release", f"drained {drained // PAGE_SIZE} pages of {ref}, closed")
+
+    # -- observing ----------------------------------------------------------------------
+
+    def _vmstat_all(self) -> dict[str, int]:
+        now = procfs.read_vmstat()
+        self._t("read", "/proc/vmstat")
+        return {k: v - self.base_vmstat.get(k, 0) for k, v in now.items()}
+
+    def _state(self, only: str | None = None) -> dict[str, Any]:
+        vm = self._vmstat_all()
+        mthp_now = procfs.read_mthp_stats(self.mthp_sizes)
+        self._t("read", "hugepages-*kB/stats/*")
+        mthp = {
+            mthp_size_name(kb): {k: v - self.base_mthp[kb].get(k, 0) for k, v in vals.items()}
+            for kb, vals in mthp_now.items()
+        }
+        pfns = procfs.PfnReader()
+        try:
+            procs = {name: {"maps": self._proc_maps(p, pfns)} for name, p in self.procs.items()
+                     if only is None or name == only}
+        finally:
+            pfns.close()
+        return {"vmstat": {k: vm[k] for k in VMSTAT_KEYS if k in vm}, "mthp": mthp,
+                "procs": procs}
+
+    def _proc_maps(self, proc: Proc, pfns: procfs.PfnReader) -> dict[str, Any]:
+        pid = proc.worker.pid
+        live = [m for m in proc.maps.values() if m.mapped]
+        if not live:
+            return {}
+        vmas = procfs.read_smaps(pid)
+        self._t("read", f"/proc/{pid}/smaps")
+        out = {}
+        for m in live:
+            entries = procfs.read_pagemap(pid, m.addr, m.pages)
+            self._t("read", f"/proc/{pid}/pagemap {m.addr:#x} {m.pages} pages")
+            out[m.name] = {"smaps": procfs.smaps_for_range(vmas, m.addr, m.end),
+                           "pages": [_page(e, pfns) for e in entries]}
+        return out
+
+
+def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:
+    page: dict[str, Any] = {
+        "state": "present" if entry & procfs.PM_PRESENT else
+                 "swap" if entry & procfs.PM_SWAP else "none",
+        "exclusive": bool(entry & procfs.PM_EXCLUSIVE),
+        "soft_dirty": bool(entry & procfs.PM_SOFT_DIRTY),
+    }
+    if entry & procfs.PM_PRESENT:
+        pfn = entry & procfs.PM_PFN_MASK
+        bits = pfns.flags(pfn)
+        page["flags"] = kpageflags_names(bits)
+        page["mapcount"] = pfns.count(pfn)
+        page["order"] = pfns.order(pfn)
+    return page
+
+
+def _errno_name(err: int | None) -> str:
+    return errno.errorcode.get(err or 0, f"E{err}")
+

@@ -1,0 +1,145 @@
+"""Readers of the /proc and /sys files the kernel backend observes through.
+
+Nothing here touches a page of the observed process: pagemap, kpageflags and
+kpagecount are read by pfn from outside, smaps is parsed as text.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from foliosim.observation import KPF_BITS, SMAPS_KEYS
+
+PAGE_SIZE = 4096
+THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
+
+PM_PRESENT = 1 << 63
+PM_SWAP = 1 << 62
+PM_EXCLUSIVE = 1 << 56
+PM_SOFT_DIRTY = 1 << 55
+PM_PFN_MASK = (1 << 55) - 1
+
+KPF_HEAD = 1 << KPF_BITS["compound_head"]
+KPF_TAIL = 1 << KPF_BITS["compound_tail"]
+
+Trace = Callable[[str, str], None]
+
+
+def read_vmstat() -> dict[str, int]:
+    """Every /proc/vmstat counter."""
+    out: dict[str, int] = {}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            k, _, v = line.partition(" ")
+            out[k] = int(v)
+    return out
+
+
+def mthp_stat_dirs() -> dict[int, Path]:
+    """size in kB -> hugepages-<N>kB directory, for the sizes this kernel has."""
+    out = {}
+    for d in THP_DIR.glob("hugepages-*kB"):
+        out[int(d.name[len("hugepages-"):-2])] = d
+    return dict(sorted(out.items()))
+
+
+def read_mthp_stats(sizes_kb: tuple[int, ...]) -> dict[int, dict[str, int]]:
+    """size kB -> {file: value} for every stats/ file except shmem_*."""
+    out: dict[int, dict[str, int]] = {}
+    for kb in sizes_kb:
+        d = THP_DIR / f"hugepages-{kb}kB" / "stats"
+        vals: dict[str, int] = {}
+        for name in sorted(os.listdir(d)):
+            if name.startswith("shmem_"):
+                continue
+            with open(d / name) as f:
+                vals[name] = int(f.read())
+        out[kb] = vals
+    return out
+
+
+def read_smaps(pid: int) -> list[tuple[int, int, dict[str, int]]]:
+    """(start, end, {field: kB}) for every VMA of /proc/PID/smaps."""
+    vmas: list[tuple[int, int, dict[str, int]]] = []
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head, _, rest = line.partition(" ")
+            if "-" in head and not head.endswith(":"):
+                s, _, e = head.partition("-")
+                vmas.append((int(s, 16), int(e, 16), {}))
+            elif head.endswith(":") and vmas:
+                key = head[:-1]
+                if key in SMAPS_KEYS:
+                    vmas[-1][2][key] = int(rest.split()[0])
+    return vmas
+
+
+def smaps_for_range(vmas: list[tuple[int, int, dict[str, int]]], start: int, end: int
+                    ) -> dict[str, int]:
+    """The contract's smaps dict of one mapping: every SMAPS_KEYS field summed over its VMAs."""
+    total = dict.fromkeys(SMAPS_KEYS, 0)
+    for s, e, fields in vmas:
+        if s >= start and e <= end:
+            for k, v in fields.items():
+                total[k] += v
+    return total
+
+
+class PfnReader:
+    """Cached reads of /proc/kpageflags and /proc/kpagecount by pfn, for one snapshot."""
+
+    BLOCK = 512  # pfns per read; anonymous folios are at most order 9 and naturally aligned
+
+    def __init__(self) -> None:
+        self.flags_fd = os.open("/proc/kpageflags", os.O_RDONLY)
+        self.count_fd = os.open("/proc/kpagecount", os.O_RDONLY)
+        self._flags: dict[int, tuple[int, ...]] = {}
+        self._order: dict[int, int] = {}
+
+    def close(self) -> None:
+        os.close(self.flags_fd)
+        os.close(self.count_fd)
+
+    def flags(self, pfn: int) -> int:
+        blk = pfn // self.BLOCK
+        words = self._flags.get(blk)
+        if words is None:
+            data = os.pread(self.flags_fd, self.BLOCK * 8, blk * self.BLOCK * 8)
+            words = struct.unpack(f"<{len(data) // 8}Q", data)
+            self._flags[blk] = words
+        i = pfn - blk * self.BLOCK
+        return words[i] if i < len(words) else 0
+
+    def count(self, pfn: int) -> int:
+        data = os.pread(self.count_fd, 8, pfn * 8)
+        return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+
+    def order(self, pfn: int) -> int:
+        """Folio order of the page at pfn: walk back to compound_head, count tails forward."""
+        f = self.flags(pfn)
+        if not f & (KPF_HEAD | KPF_TAIL):
+            return 0
+        head = pfn
+        while self.flags(head) & KPF_TAIL and not self.flags(head) & KPF_HEAD and head > 0:
+            head -= 1
+        if head in self._order:
+            return self._order[head]
+        n = 1
+        while self.flags(head + n) & KPF_TAIL and not self.flags(head + n) & KPF_HEAD:
+            n += 1
+        order = max(n.bit_length() - 1, 0)
+        self._order[head] = order
+        return order
+
+
+def read_pagemap(pid: int, addr: int, npages: int) -> list[int]:
+    """Raw /proc/PID/pagemap entries of npages pages from addr."""
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
+        data = os.pread(fd, npages * 8, addr // PAGE_SIZE * 8)
+    finally:
+        os.close(fd)
+    return list(struct.unpack(f"<{len(data) // 8}Q", data))

@@ -1,0 +1,479 @@
+/*
+ * foliosim kernel-backend worker: one scenario process (or the poke helper).
+ *
+ * Compiled on first use by foliosim.kernel.build.  It executes fixed-size
+ * requests from the runner over a SOCK_SEQPACKET socket and, once started,
+ * never faults a page of its own: no malloc, no stdio, every own mapping
+ * populated and marked MADV_NOHUGEPAGE at start, so the per-CPU folio batches
+ * and the mTHP counters see only the scenario's pages.
+ *
+ * usage: worker worker|helper SOCKFD CPU
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MAP_DROPPABLE
+#define MAP_DROPPABLE 0x08
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef PR_SET_THP_DISABLE
+#define PR_SET_THP_DISABLE 41
+#endif
+
+#define PAGE 4096UL
+#define NAME_MAX_ 72
+#define BALLAST_PAGES 64
+#define REC_PER_MSG 512
+
+enum {
+	OP_PING = 1, OP_MMAP, OP_MUNMAP, OP_WRITE, OP_READ, OP_MADVISE, OP_MLOCK,
+	OP_MUNLOCK, OP_FORK, OP_EXIT, OP_GUP_BEGIN, OP_GUP_SPLICE, OP_GUP_END,
+	OP_DRAIN_ALL, OP_DRAIN_LRU_ADD, OP_POKE, OP_BREAK_COW,
+};
+
+struct req {
+	uint32_t op;
+	int32_t arg;
+	uint64_t addr;
+	uint64_t len;		/* bytes, or pages for write/read/poke */
+	uint64_t index0;	/* page index of addr inside the mapping */
+	int64_t pid;		/* poke target */
+	char label[NAME_MAX_];
+	char map[NAME_MAX_];
+};
+
+struct rep {
+	int64_t ret;		/* 0 or -errno */
+	int64_t val;
+};
+
+struct rec {			/* one page of a read: kind 0 zero, 1 label, 2 garbage */
+	uint8_t kind;
+	char label[NAME_MAX_ - 1];
+};
+
+static int sock;
+static char page_buf[PAGE] __attribute__((aligned(4096)));
+static char tok_buf[PAGE] __attribute__((aligned(4096)));
+static char maps_buf[1 << 16];
+static char cmsg_buf[CMSG_SPACE(sizeof(int))];
+static struct rec recs[REC_PER_MSG];
+static char rec_msg[sizeof(struct rep) + sizeof(recs)];
+static uint64_t own_start[256], own_end[256];
+static int n_own;
+static char *scratch, *ballast;
+static int gup_pipe[2] = {-1, -1};
+static uint64_t pm_buf[1], kpf_buf[1];
+static sigjmp_buf fault_jmp;
+static volatile int fault_armed;
+static char altstack[1 << 16];
+
+/* The token of (label, map, index): "fsim:LABEL:MAP:INDEX\n" repeated over a page. */
+static void make_token_page(char *dst, const char *label, const char *map, uint64_t index)
+{
+	char tok[256], num[24];
+	size_t n = 0, l;
+	int d = 0;
+	uint64_t v = index;
+
+	do { num[d++] = '0' + v % 10; v /= 10; } while (v);
+	memcpy(tok, "fsim:", 5); n = 5;
+	l = strnlen(label, NAME_MAX_ - 1); memcpy(tok + n, label, l); n += l; tok[n++] = ':';
+	l = strnlen(map, NAME_MAX_ - 1); memcpy(tok + n, map, l); n += l; tok[n++] = ':';
+	while (d) tok[n++] = num[--d];
+	tok[n++] = '\n';
+	for (size_t off = 0; off < PAGE; off += n)
+		memcpy(dst + off, tok, PAGE - off < n ? PAGE - off : n);
+}
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	if (fault_armed)
+		siglongjmp(fault_jmp, 1);
+	_exit(128 + sig);
+}
+
+static void reply(int64_t ret, int64_t val)
+{
+	struct rep r = { ret, val };
+	send(sock, &r, sizeof(r), MSG_NOSIGNAL);
+}
+
+static void send_fd(int fd, int64_t ret)
+{
+	struct rep r = { ret, 0 };
+	struct iovec iov = { &r, sizeof(r) };
+	struct msghdr mh = { 0 };
+	struct cmsghdr *c;
+
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cmsg_buf;
+	mh.msg_controllen = sizeof(cmsg_buf);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
+
+static int recv_req(struct req *q, int *fd)
+{
+	struct iovec iov = { q, sizeof(*q) };
+	struct msghdr mh = { 0 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cmsg_buf;
+	mh.msg_controllen = sizeof(cmsg_buf);
+	*fd = -1;
+	do n = recvmsg(sock, &mh, 0); while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*q))
+		return -1;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(c), sizeof(int));
+	return 0;
+}
+
+static uint64_t hexval(const char **p)
+{
+	uint64_t v = 0;
+	for (;;) {
+		char ch = **p;
+		if (ch >= '0' && ch <= '9') v = v * 16 + ch - '0';
+		else if (ch >= 'a' && ch <= 'f') v = v * 16 + ch - 'a' + 10;
+		else break;
+		(*p)++;
+	}
+	return v;
+}
+
+/* Populate every own mapping and keep the private writable ones for break_cow. */
+static void settle_own_memory(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	ssize_t n = 0, r;
+
+	while (fd >= 0 && (r = read(fd, maps_buf + n, sizeof(maps_buf) - 1 - n)) > 0)
+		n += r;
+	if (fd >= 0)
+		close(fd);
+	maps_buf[n] = 0;
+	for (const char *p = maps_buf; *p;) {
+		const char *eol = strchr(p, '\n');
+		uint64_t s = hexval(&p), e;
+		p++;
+		e = hexval(&p);
+		p++;
+		int w = p[1] == 'w', pr = p[3] == 'p', rd = p[0] == 'r';
+		int special = eol && (memmem(p, eol - p, "[vsyscall]", 10) || memmem(p, eol - p, "[vvar", 5)
+				      || memmem(p, eol - p, "[vdso]", 6));
+		if (!special) {
+			madvise((void *)s, e - s, MADV_NOHUGEPAGE);
+			if (w && pr) {
+				madvise((void *)s, e - s, MADV_POPULATE_WRITE);
+				if (n_own < 256) { own_start[n_own] = s; own_end[n_own++] = e; }
+			} else if (rd) {
+				madvise((void *)s, e - s, MADV_POPULATE_READ);
+			}
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+}
+
+static void break_cow(void)
+{
+	for (int i = 0; i < n_own; i++)
+		madvise((void *)own_start[i], own_end[i] - own_start[i], MADV_POPULATE_WRITE);
+}
+
+__attribute__((noinline)) static void grow_stack(void)
+{
+	volatile char big[256 * 1024];
+	for (size_t i = 0; i < sizeof(big); i += PAGE)
+		big[i] = 1;
+	big[sizeof(big) - 1] = 1;
+}
+
+static int page_is_lru(void *addr)
+{
+	static int pm = -1, kpf = -1;
+	if (pm < 0) pm = open("/proc/self/pagemap", O_RDONLY);
+	if (kpf < 0) kpf = open("/proc/kpageflags", O_RDONLY);
+	if (pread(pm, pm_buf, 8, (uint64_t)addr / PAGE * 8) != 8)
+		return -1;
+	if (!(pm_buf[0] >> 63 & 1))
+		return 0;
+	uint64_t pfn = pm_buf[0] & ((1ULL << 55) - 1);
+	if (pread(kpf, kpf_buf, 8, pfn * 8) != 8)
+		return -1;
+	return kpf_buf[0] >> 5 & 1;
+}
+
+/* Fault ballast pages one at a time until the lru_add batch drains. */
+static int64_t drain_lru_add(void)
+{
+	int64_t i;
+	for (i = 0; i < BALLAST_PAGES; i++) {
+		ballast[i * PAGE] = 1;
+		if (page_is_lru(ballast + i * PAGE) == 1)
+			break;
+	}
+	madvise(ballast, BALLAST_PAGES * PAGE, MADV_DONTNEED);
+	return i < BALLAST_PAGES ? i + 1 : -ENOSPC;
+}
+
+static void do_read(struct req *q)
+{
+	struct rep *hdr = (struct rep *)rec_msg;
+	uint64_t done = 0;
+
+	while (done < q->len) {
+		uint64_t k = q->len - done < REC_PER_MSG ? q->len - done : REC_PER_MSG;
+		for (uint64_t i = 0; i < k; i++) {
+			char *pg = (char *)(q->addr + (done + i) * PAGE);
+			struct rec *r = &recs[i];
+			memset(r, 0, sizeof(*r));
+			fault_armed = 1;
+			if (sigsetjmp(fault_jmp, 1)) {
+				fault_armed = 0;
+				reply(-EFAULT, 0);
+				return;
+			}
+			memcpy(page_buf, pg, PAGE);
+			fault_armed = 0;
+			int zero = 1;
+			for (size_t j = 0; j < PAGE / 8; j++)
+				if (((uint64_t *)page_buf)[j]) { zero = 0; break; }
+			if (zero) { r->kind = 0; continue; }
+			r->kind = 2;
+			if (memcmp(page_buf, "fsim:", 5) == 0) {
+				char *colon = memchr(page_buf + 5, ':', NAME_MAX_);
+				size_t l = colon ? (size_t)(colon - page_buf - 5) : 0;
+				if (colon && l > 0 && l < sizeof(r->label)) {
+					char label[NAME_MAX_] = {0};
+					memcpy(label, page_buf + 5, l);
+					make_token_page(tok_buf, label, q->map, q->index0 + done + i);
+					if (memcmp(tok_buf, page_buf, PAGE) == 0) {
+						r->kind = 1;
+						memcpy(r->label, label, l);
+					}
+				}
+			}
+		}
+		hdr->ret = 0;
+		hdr->val = (int64_t)k;
+		send(sock, rec_msg, sizeof(struct rep) + k * sizeof(struct rec), MSG_NOSIGNAL);
+		done += k;
+	}
+}
+
+static int64_t do_write(struct req *q)
+{
+	for (uint64_t i = 0; i < q->len; i++) {
+		make_token_page(tok_buf, q->label, q->map, q->index0 + i);
+		fault_armed = 1;
+		if (sigsetjmp(fault_jmp, 1)) {
+			fault_armed = 0;
+			return -EFAULT;
+		}
+		memcpy((char *)(q->addr + i * PAGE), tok_buf, PAGE);
+		fault_armed = 0;
+	}
+	return 0;
+}
+
+static int64_t do_poke(struct req *q)
+{
+	for (uint64_t i = 0; i < q->len; i++) {
+		struct iovec l = { tok_buf, PAGE }, r = { (void *)(q->addr + i * PAGE), PAGE };
+		make_token_page(tok_buf, q->label, q->map, q->index0 + i);
+		ssize_t n = process_vm_writev((pid_t)q->pid, &l, 1, &r, 1, 0);
+		if (n < 0)
+			return -errno;
+		if (n != (ssize_t)PAGE)
+			return -EFAULT;
+	}
+	return 0;
+}
+
+static int64_t do_splice(struct req *q)
+{
+	uint64_t off = 0;
+	while (off < q->len) {
+		struct iovec iov = { (void *)(q->addr + off), q->len - off };
+		ssize_t n = vmsplice(gup_pipe[1], &iov, 1, SPLICE_F_NONBLOCK);
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EAGAIN;
+		off += n;
+	}
+	return 0;
+}
+
+static int64_t sys(long r)
+{
+	return r < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct req q;
+	int fd, helper;
+	cpu_set_t set;
+	stack_t ss = { altstack, 0, sizeof(altstack) };
+	struct sigaction sa;
+
+	if (argc != 4)
+		return 2;
+	helper = strcmp(argv[1], "helper") == 0;
+	sock = atoi(argv[2]);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	CPU_ZERO(&set);
+	CPU_SET(atoi(argv[3]), &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return 3;
+	if (helper)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	sigaltstack(&ss, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	grow_stack();
+	settle_own_memory();
+	scratch = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ballast = mmap(NULL, BALLAST_PAGES * PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (scratch == MAP_FAILED || ballast == MAP_FAILED)
+		return 4;
+	madvise(scratch, PAGE, MADV_NOHUGEPAGE);
+	madvise(ballast, BALLAST_PAGES * PAGE, MADV_NOHUGEPAGE);
+	page_is_lru(scratch);	/* opens pagemap/kpageflags now, not mid-scenario */
+	reply(0, getpid());
+
+	while (recv_req(&q, &fd) == 0) {
+		int flags;
+		void *p;
+		switch (q.op) {
+		case OP_PING:
+			reply(0, getpid());
+			break;
+		case OP_MMAP:
+			flags = (q.arg ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
+			p = mmap((void *)q.addr, q.len, PROT_READ | PROT_WRITE, flags, -1, 0);
+			if (p == MAP_FAILED)
+				reply(-errno, 0);
+			else if (p != (void *)q.addr) {
+				munmap(p, q.len);
+				reply(-EEXIST, 0);
+			} else
+				reply(0, 0);
+			break;
+		case OP_MUNMAP:
+			reply(sys(munmap((void *)q.addr, q.len)), 0);
+			break;
+		case OP_WRITE:
+			reply(do_write(&q), 0);
+			break;
+		case OP_READ:
+			do_read(&q);
+			break;
+		case OP_MADVISE:
+			reply(sys(madvise((void *)q.addr, q.len, q.arg)), 0);
+			break;
+		case OP_MLOCK:
+			reply(sys(mlock((void *)q.addr, q.len)), 0);
+			break;
+		case OP_MUNLOCK:
+			reply(sys(munlock((void *)q.addr, q.len)), 0);
+			break;
+		case OP_FORK: {
+			pid_t pid = fork();
+			if (pid == 0) {
+				close(sock);
+				sock = fd;
+				break_cow();
+				reply(0, getpid());
+			} else {
+				if (fd >= 0)
+					close(fd);
+				break_cow();
+				reply(pid < 0 ? -errno : 0, pid);
+			}
+			break;
+		}
+		case OP_BREAK_COW:
+			break_cow();
+			reply(0, 0);
+			break;
+		case OP_EXIT:
+			reply(0, 0);
+			_exit(0);
+		case OP_GUP_BEGIN:
+			if (pipe2(gup_pipe, O_CLOEXEC)) {
+				reply(-errno, 0);
+				break;
+			}
+			if (fcntl(gup_pipe[1], F_SETPIPE_SZ, (int)q.len) < 0) {
+				int e = errno;
+				close(gup_pipe[0]);
+				close(gup_pipe[1]);
+				reply(-e, 0);
+				break;
+			}
+			reply(0, 0);
+			break;
+		case OP_GUP_SPLICE:
+			reply(do_splice(&q), 0);
+			break;
+		case OP_GUP_END:
+			send_fd(gup_pipe[0], 0);
+			close(gup_pipe[0]);
+			close(gup_pipe[1]);
+			gup_pipe[0] = gup_pipe[1] = -1;
+			break;
+		case OP_DRAIN_ALL:
+			reply(sys(madvise(scratch, PAGE, MADV_COLD)), 0);
+			break;
+		case OP_DRAIN_LRU_ADD: {
+			int64_t r = drain_lru_add();
+			reply(r < 0 ? r : 0, r);
+			break;
+		}
+		case OP_POKE:
+			reply(do_poke(&q), 0);
+			break;
+		default:
+			reply(-ENOSYS, 0);
+		}
+	}
+	_exit(0);
+}

@@ -58,7 +58,7 @@ class Difference:
     b: Any
 
     def where(self) -> str:
-        """The location as text: 'line 9 observe, p0 A page 0-3'."""
+        """The location and field as text: 'line 9 observe, p0 A page 0-3 flags'."""
         if self.line is not None:
             head = f"line {self.line} {self.op or 'event'}"
         else:
@@ -67,7 +67,7 @@ class Difference:
         if self.pages is not None:
             first, last = self.pages
             parts.append(f"page {first}" if first == last else f"page {first}-{last}")
-        return head + (", " + " ".join(parts) if parts else "")
+        return f"{head}, {' '.join(parts + [self.field])}"
 
 
 def diff_observations(
@@ -91,7 +91,7 @@ def diff_observations(
         elif key == "final" and isinstance(va, dict) and isinstance(vb, dict):
             out.extend(_diff_state(va, vb, line=None, op=None))
         elif va != vb:
-            out.append(Difference(None, None, None, None, None, key, va, vb))
+            out.append(Difference(None, "observation", None, None, None, key, va, vb))
     return out
 
 
@@ -326,7 +326,7 @@ def format_difference(d: Difference, a_name: str, b_name: str) -> str:
         said = f"{a_name} said {show_value(d.a)}, missing on {b_name}"
     else:
         said = f"{a_name} said {show_value(d.a)}, {b_name} said {show_value(d.b)}"
-    return f"{d.where()} {d.field}: {said}"
+    return f"{d.where()}: {said}"
 
 
 def format_differences(diffs: list[Difference], a_name: str, b_name: str) -> str:

@@ -43,8 +43,9 @@ def read_text(path: str) -> str:
 
 def read_scenario(path: str) -> Scenario:
     """Parse the scenario file `path`; raises ScenarioError or UsageError."""
+    text = read_text(path)
     parser = _import("foliosim.scenario.parser", "the scenario parser")
-    scenario: Scenario = parser.parse_text(read_text(path), path)
+    scenario: Scenario = parser.parse_text(text, path)
     return scenario
 
 

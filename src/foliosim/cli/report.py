@@ -205,14 +205,18 @@ def state_lines(state: dict[str, Any], raw: bool = False, width: int = STRIP_WID
     yield from counter_lines(state)
 
 
-def _categories_in(obs: dict[str, Any]) -> list[str]:
+def _categories_in(obs: dict[str, Any], width: int = STRIP_WIDTH) -> tuple[list[str], bool]:
+    # The categories the observation's strips use, and whether any strip groups pages.
     seen: set[str] = set()
+    grouped = False
 
     def scan(state: Any) -> None:
         if not isinstance(state, dict):
             return
         for pstate in (state.get("procs") or {}).values():
             for mapping in ((pstate or {}).get("maps") or {}).values():
+                nonlocal grouped
+                grouped = grouped or len(mapping.get("pages") or []) > width
                 for page in mapping.get("pages") or []:
                     if isinstance(page, dict):
                         seen.add(classify_page(page))
@@ -221,21 +225,23 @@ def _categories_in(obs: dict[str, Any]) -> list[str]:
     for ev in obs.get("events") or []:
         if isinstance(ev, dict) and ev.get("op") == "observe":
             scan(ev.get("state"))
-    return [k for k in CATEGORIES if k in seen]
+    return [k for k in CATEGORIES if k in seen], grouped
 
 
-def legend(obs: dict[str, Any]) -> Text:
+def legend(obs: dict[str, Any], width: int = STRIP_WIDTH) -> Text:
     """The strip legend, for the categories this observation uses."""
     text = Text("legend: ", style="dim")
-    for n, key in enumerate(_categories_in(obs)):
+    used, grouped = _categories_in(obs, width)
+    for n, key in enumerate(used):
         cat = CATEGORIES[key]
         if n:
             text.append("  ")
         text.append(cat.char, style=cat.style)
         text.append(f" {cat.meaning}")
-    text.append("  ")
-    text.append(MIXED.char, style=MIXED.style)
-    text.append(f" {MIXED.meaning}")
+    if grouped:
+        text.append("  ")
+        text.append(MIXED.char, style=MIXED.style)
+        text.append(f" {MIXED.meaning}")
     return text
 
 
@@ -279,7 +285,7 @@ def report_lines(
     title.append(backend_title(obs), style="bold cyan")
     title.append(f"  scenario {obs.get('scenario', '?')}")
     yield title
-    yield legend(obs)
+    yield legend(obs, width)
     events = [e for e in obs.get("events") or [] if isinstance(e, dict)]
     for ev in events:
         op = ev.get("op")

@@ -141,7 +141,9 @@ def main(args: argparse.Namespace) -> int:
         if i:
             console.print()
         observed: dict[str, dict[str, Any]] = {}
-        for name in names:
+        for n, name in enumerate(names):
+            if n:
+                console.print()
             obs = backends[name].run(scenario, trace=trace)
             observed[name] = obs
             if (i, name) in targets:
@@ -153,12 +155,15 @@ def main(args: argparse.Namespace) -> int:
             diffs = diff_observations(observed["model"], observed["kernel"], scenario)
             if diffs:
                 status = 1
-                console.print(Text(f"{len(diffs)} differences, model vs kernel "
+                console.print()
+                console.print(Text(f"{len(diffs)} difference{'s' if len(diffs) > 1 else ''}, "
+                                   "model vs kernel "
                                    f"({scenario.name})", style="bold red"))
                 for d in diffs:
                     console.print(Text("  " + format_difference(d, "model", "kernel")),
                                   highlight=False)
             else:
+                console.print()
                 console.print(Text(f"model and kernel agree ({scenario.name})",
                                    style="bold green"))
     return status

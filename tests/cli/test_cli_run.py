@@ -1,0 +1,195 @@
+"""foliosim run: reports, exit statuses, --json, --trace, --backend both (with fakes)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from foliosim import observation
+
+LAZYFREE = """\
+mmap A 4
+write A all as old
+madvise A 0-1 free
+read A all
+observe after free
+expect A 0-3 present
+expect A 0-3 data old
+"""
+
+
+def check_contract_keys(obs: dict) -> None:
+    """The key sets of contract v1 (exact where the contract says 'exactly')."""
+    assert set(obs) == {"format", "scenario", "backend", "events", "final"}
+    assert obs["format"] == observation.FORMAT
+    assert obs["backend"]["name"] in ("model", "kernel")
+    states = [obs["final"]] + [e["state"] for e in obs["events"] if e["op"] == "observe"]
+    for ev in obs["events"]:
+        assert {"line", "proc", "op"} <= set(ev)
+        if "error" in ev:
+            assert set(ev) == {"line", "proc", "op", "map", "error"}
+        elif ev["op"] == "read":
+            assert set(ev) == {"line", "proc", "op", "map", "data"}
+        elif ev["op"] == "observe":
+            assert set(ev) == {"line", "proc", "op", "label", "state"}
+        elif ev["op"] == "expect":
+            assert set(ev) == {"line", "proc", "op", "text", "ok", "got"}
+    for state in states:
+        assert set(state) == {"vmstat", "mthp", "procs"}
+        assert set(state["vmstat"]) == set(observation.VMSTAT_KEYS)
+        assert set(state["mthp"]) == set(observation.MTHP_SIZE_NAMES)
+        for stats in state["mthp"].values():
+            assert set(stats) <= set(observation.MTHP_STAT_KEYS)
+        for proc in state["procs"].values():
+            assert set(proc) == {"maps"}
+            for mapping in proc["maps"].values():
+                assert set(mapping) == {"smaps", "pages"}
+                assert set(mapping["smaps"]) == set(observation.SMAPS_KEYS)
+                for page in mapping["pages"]:
+                    assert page["state"] in ("present", "swap", "none")
+                    allowed = {"state", "exclusive", "soft_dirty"}
+                    if page["state"] == "present":
+                        allowed |= {"flags", "mapcount", "order"}
+                    assert {"state"} <= set(page) <= allowed
+
+
+def test_passing_scenario_reports_pass_and_exits_0(cli, fakes, scn):
+    code, out, err = cli("run", scn("lazy.scn", LAZYFREE))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "foliosim run: model (profile linux-6.18)  scenario lazy.scn"
+    assert "line 4   p0 read A: 0-3 old" in lines
+    assert "  PASS line 6   expect A 0-3 present" in lines
+    assert lines[-1] == "2 expectations: 2 passed, 0 failed"
+
+
+def test_failed_expect_shows_what_it_got_and_exits_1(cli, fakes, scn):
+    path = scn("f.scn", "mmap A 8\nwrite A 2-3 as x\nexpect A 1-4 present\n"
+                        "expect vmstat pglazyfree 3\n")
+    code, out, _ = cli("run", path)
+    assert code == 1
+    assert "  FAIL line 3   expect A 1-4 present" in out
+    assert "       got: 1 none, 2-3 present, 4 none" in out
+    assert "       got: 0" in out
+    assert out.splitlines()[-1] == "2 expectations: 0 passed, 2 failed"
+
+
+def test_report_dumps_state_like_proc_with_collapsed_ranges(cli, fakes, scn):
+    code, out, _ = cli("run", scn("lazy.scn", LAZYFREE))
+    lines = out.splitlines()
+    # The observe after MADV_FREE of pages 0-1 of 4: two lazyfree, two dirty.
+    i = lines.index("line 5   p0 observe after free")
+    assert lines[i + 1] == "  p0 A  16 kB  Rss: 16 kB  LazyFree: 8 kB  Swap: 0 kB"
+    assert lines[i + 2] == "     ffDD"
+    assert lines[i + 3].split() == ["0-1", "present", "order=0", "mapcount=1",
+                                    "anon,anon_exclusive,uptodate", "exclusive", "soft_dirty"]
+    assert lines[i + 4].split()[:2] == ["2-3", "present"]
+    assert "  vmstat: pglazyfree 2" in lines
+    assert "f lazyfree (anon, not swapbacked), clean" in lines[1]
+
+
+def test_report_has_no_colour_codes_when_stdout_is_not_a_terminal(cli, fakes, scn):
+    _, out, _ = cli("run", scn("lazy.scn", LAZYFREE))
+    assert "\x1b[" not in out
+
+
+def test_all_files_are_parsed_before_any_runs(cli, fakes, scn):
+    good = scn("good.scn", LAZYFREE)
+    bad = scn("bad.scn", "mmap A 4\nwrite B 0\n")
+    worse = scn("worse.scn", "frobnicate\n")
+    code, out, err = cli("run", good, bad, worse)
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [f"{bad}:2:7: unknown mapping 'B'",
+                                f"{worse}:1:1: unknown command 'frobnicate'"]
+
+
+def test_json_to_stdout_is_the_contract_object_and_report_moves_to_stderr(cli, fakes, scn):
+    code, out, err = cli("run", scn("lazy.scn", LAZYFREE), "--json", "-")
+    assert code == 0
+    obs = json.loads(out)
+    check_contract_keys(obs)
+    assert out == observation.dumps(obs)
+    assert "PASS" in err
+    assert obs["final"]["vmstat"]["pglazyfree"] == 2
+
+
+def test_json_with_several_files_fills_a_directory(cli, fakes, scn, tmp_path):
+    a = scn("one.scn", LAZYFREE)
+    b = scn("two.scn", "mmap A 2\nwrite A 0\n")
+    out_dir = tmp_path / "obs"
+    code, _, _ = cli("run", a, b, "--json", out_dir)
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["one.json", "two.json"]
+    two = json.loads((out_dir / "two.json").read_text())
+    check_contract_keys(two)
+    assert [p["state"] for p in two["final"]["procs"]["p0"]["maps"]["A"]["pages"]] == \
+        ["present", "none"]
+
+
+def test_json_dash_with_two_backends_is_refused_up_front(cli, fakes, scn):
+    code, out, err = cli("run", "--backend", "both", "--json", "-", scn("a.scn", LAZYFREE))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "--json -" in err
+
+
+def test_trace_prints_backend_steps_before_the_report(cli, fakes, scn):
+    code, out, _ = cli("run", "--trace", scn("lazy.scn", LAZYFREE))
+    lines = out.splitlines()
+    assert lines[0] == "   1 do_mmap: A: 4 pages"
+    assert "   3 madvise_free_pte_range: A page 1" in lines
+    assert lines.index("   3 madvise_free_pte_range: A page 1") < \
+        lines.index("foliosim run: model (profile linux-6.18)  scenario lazy.scn")
+
+
+def test_both_backends_report_differences_and_exit_1(cli, fakes, scn, tmp_path):
+    code, out, _ = cli("run", "--backend", "both", scn("lazy.scn", LAZYFREE),
+                       "--json", tmp_path / "o")
+    assert code == 1
+    assert "foliosim run: kernel (Linux 6.18.44-fake)  scenario lazy.scn" in out
+    # The fake kernel leaves soft_dirty out of the final pages of A.
+    assert "1 difference, model vs kernel (lazy.scn)" in out
+    assert "  final, p0 A page 0-3 soft_dirty: model said true, missing on kernel" in out
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == \
+        ["lazy.kernel.json", "lazy.model.json"]
+
+
+def test_check_with_kernel_backend_alone_is_refused(cli, fakes, scn):
+    code, _, err = cli("run", "--backend", "kernel", "--check", scn("a.scn", LAZYFREE))
+    assert code == 2 and "--check" in err and err.count("\n") == 1
+
+
+def test_unknown_profile_is_refused_in_one_line(cli, fakes, scn):
+    code, _, err = cli("run", "--profile", "linux-2.4", scn("a.scn", LAZYFREE))
+    assert code == 2
+    assert err == ("foliosim: --profile linux-2.4: unknown profile 'linux-2.4' "
+                   "(known: linux-6.18)\n")
+
+
+def test_mapping_of_65536_pages_renders_quickly_as_groups(cli, fakes, scn):
+    path = scn("big.scn", "mmap A 65536\nwrite A 0-32767\nmadvise A 0-1023 free\nobserve\n")
+    start = time.monotonic()
+    code, out, _ = cli("run", path)
+    elapsed = time.monotonic() - start
+    assert code == 0
+    assert elapsed < 10, elapsed  # the fake model itself is most of this
+    strip = next(line for line in out.splitlines() if "(1 char = 1024 pages)" in line)
+    assert strip.split()[0] == "f" + "D" * 31 + "." * 32
+    assert "p0 A  256 MB  Rss: 128 MB  LazyFree: 4 MB  Swap: 0 kB" in out
+    assert "0-1023" in out and "32768-65535 none" in " ".join(out.split())
+
+
+def test_raw_keeps_sizes_in_kb(cli, fakes, scn):
+    path = scn("big.scn", "mmap A 1024\nwrite A all\n")
+    _, out, _ = cli("run", "--raw", path)
+    assert "p0 A  4096 kB  Rss: 4096 kB" in out
+
+
+def test_unreadable_scenario_is_one_line(cli, fakes, tmp_path):
+    code, _, err = cli("run", tmp_path)
+    assert (code, err) == (2, f"{tmp_path}: is a directory, not a file\n")
+    binary = tmp_path / "b.scn"
+    binary.write_bytes(b"mmap A 4\n\xff\xfe\n")
+    code, _, err = cli("run", binary)
+    assert (code, err) == (2, f"{binary}: not a text file (byte 9 is not UTF-8)\n")

@@ -212,7 +212,11 @@ class KernelBackend:
             if ZRAM_DIR.is_dir() and (ZRAM_DIR / "disksize").read_text().strip() != "0":
                 raise KernelBackendError(
                     f"kernel backend: {ZRAM_DEV} is in use (disksize set); reset it first")
-            return self._run_locked(scenario)
+            try:
+                return self._run_locked(scenario)
+            except OSError as e:
+                # Environment failures (a /proc file vanished, a worker died) end the run.
+                raise KernelBackendError(f"kernel backend: {e}") from None
 
     def _run_locked(self, scenario: Scenario) -> dict[str, Any]:
         cpus = _cpus()
@@ -450,7 +454,12 @@ class KernelBackend:
         self.procs[cmd.child] = Proc(cmd.child, child, dict(proc.maps))
         # The contract: lru_add is empty after fork.  Both processes broke COW on their own
         # memory already; now fault ballast pages until the batch drains (PG_lru shows).
-        n = child.call(OP_DRAIN_LRU_ADD)
+        try:
+            n = child.call(OP_DRAIN_LRU_ADD)
+        except WorkerError as e:
+            raise KernelBackendError(
+                f"{cmd.line}:1: kernel backend: could not drain lru_add after fork: "
+                f"{e.errno_name}") from None
         self._t("fork", f"{cmd.proc} fork() = {child.pid} ({cmd.child}); lru_add drained "
                 f"after {n} ballast faults")
         return []

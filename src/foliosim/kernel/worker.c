@@ -75,8 +75,9 @@ static char page_buf[PAGE] __attribute__((aligned(4096)));
 static char tok_buf[PAGE] __attribute__((aligned(4096)));
 static char maps_buf[1 << 16];
 static char cmsg_buf[CMSG_SPACE(sizeof(int))];
-static struct rec recs[REC_PER_MSG];
-static char rec_msg[sizeof(struct rep) + sizeof(recs)];
+/* A read's reply: struct rep, then one struct rec per page. */
+static char rec_msg[sizeof(struct rep) + REC_PER_MSG * sizeof(struct rec)] __attribute__((aligned(8)));
+#define recs ((struct rec *)(rec_msg + sizeof(struct rep)))
 static uint64_t own_start[256], own_end[256];
 static int n_own;
 static char *scratch, *ballast;
@@ -220,9 +221,10 @@ __attribute__((noinline)) static void grow_stack(void)
 	big[sizeof(big) - 1] = 1;
 }
 
+static int pm = -1, kpf = -1;
+
 static int page_is_lru(void *addr)
 {
-	static int pm = -1, kpf = -1;
 	if (pm < 0) pm = open("/proc/self/pagemap", O_RDONLY);
 	if (kpf < 0) kpf = open("/proc/kpageflags", O_RDONLY);
 	if (pread(pm, pm_buf, 8, (uint64_t)addr / PAGE * 8) != 8)
@@ -420,6 +422,9 @@ int main(int argc, char **argv)
 			if (pid == 0) {
 				close(sock);
 				sock = fd;
+				/* A pagemap fd is bound to the mm it was opened on. */
+				close(pm);
+				pm = open("/proc/self/pagemap", O_RDONLY);
 				break_cow();
 				reply(0, getpid());
 			} else {

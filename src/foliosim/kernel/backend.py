@@ -126,6 +126,16 @@ def _cpus() -> tuple[int, set[int]] | None:
     return cpu, allowed - {cpu}
 
 
+PR_SET_THP_DISABLE = 41
+PR_GET_THP_DISABLE = 42
+
+
+def _prctl(option: int, arg: int = 0) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                          ctypes.c_ulong(0)))
+
+
 def _droppable_supported() -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
@@ -224,6 +234,7 @@ class KernelBackend:
         cpu, runner_cpus = cpus
         binary = worker_binary()
         old_affinity = os.sched_getaffinity(0)
+        old_thp_disable = _prctl(PR_GET_THP_DISABLE)
         handlers: dict[int, Any] = {}
         cleaning = [False]
         pending: list[int] = []
@@ -246,6 +257,9 @@ class KernelBackend:
             self.settings.save()
             self.settings.set_start()
             os.sched_setaffinity(0, runner_cpus)
+            # The runner's own faults must not show in the machine-wide mTHP counters
+            # when a scenario sets a size to always; the workers (exec'd) are not affected.
+            _prctl(PR_SET_THP_DISABLE, 1)
             p0 = Worker.spawn(binary, "worker", cpu)
             self.procs["p0"] = Proc("p0", p0)
             self.helper = Worker.spawn(binary, "helper", cpu)
@@ -272,6 +286,7 @@ class KernelBackend:
             cleaning[0] = True
             self._cleanup()
             os.sched_setaffinity(0, old_affinity)
+            _prctl(PR_SET_THP_DISABLE, old_thp_disable)
             for sig, h in handlers.items():
                 signal.signal(sig, h)
             cleaning[0] = False

@@ -361,8 +361,8 @@ int main(int argc, char **argv)
 	CPU_SET(atoi(argv[3]), &set);
 	if (sched_setaffinity(0, sizeof(set), &set))
 		return 3;
-	if (helper)
-		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	/* The runner disables THP for itself and exec keeps that: workers undo it. */
+	prctl(PR_SET_THP_DISABLE, helper, 0, 0, 0);
 	sigaltstack(&ss, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_fault;

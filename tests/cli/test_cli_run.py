@@ -91,7 +91,7 @@ def test_report_dumps_state_like_proc_with_collapsed_ranges(cli, fakes, scn):
                                     "anon,anon_exclusive,uptodate", "exclusive", "soft_dirty"]
     assert lines[i + 4].split()[:2] == ["2-3", "present"]
     assert "  vmstat: pglazyfree 2" in lines
-    assert "f lazyfree (anon, not swapbacked), clean" in lines[1]
+    assert "f lazyfree (anon, not swapbacked)  D present, PG_dirty" in lines[1]
 
 
 def test_report_has_no_colour_codes_when_stdout_is_not_a_terminal(cli, fakes, scn):

@@ -38,10 +38,10 @@ CATEGORIES: dict[str, Category] = {
     "swap": Category("s", "bold blue", "swap entry"),
     "zero": Category("0", "cyan", "shared zero page"),
     "mlocked": Category("M", "bold magenta", "present, mlocked"),
-    "lazyfree": Category("f", "yellow", "lazyfree (anon, not swapbacked), clean"),
-    "lazyfree_dirty": Category("F", "bold yellow", "lazyfree, dirty again"),
-    "dirty": Category("D", "bold green", "present, dirty"),
-    "present": Category("P", "green", "present, clean"),
+    "lazyfree": Category("f", "yellow", "lazyfree (anon, not swapbacked)"),
+    "lazyfree_dirty": Category("F", "bold yellow", "lazyfree, PG_dirty"),
+    "dirty": Category("D", "bold green", "present, PG_dirty"),
+    "present": Category("P", "green", "present"),
     "unknown": Category("?", "red", "present, flags not reported"),
 }
 MIXED = Category("*", "bold red", "mixed group")
@@ -292,7 +292,10 @@ def report_lines(
         cmd = commands.get(ev.get("line"))  # type: ignore[arg-type]
         if "error" in ev:
             text = _event_prefix(ev)
-            text.append(f"{op} {ev.get('map', '')}".rstrip() + ": ")
+            what = cmd.text.split(":", 1)[-1].strip() if cmd is not None and ":" in \
+                cmd.text.split()[0] else (cmd.text if cmd is not None else "")
+            what = what or f"{op} {ev.get('map', '')}".rstrip()
+            text.append(what + ": ")
             text.append(f"failed {ev['error']}", style="bold red")
             yield text
         elif op == "read":
@@ -326,16 +329,22 @@ def report_lines(
         text = Text("  ")
         text.append("PASS" if ok else "FAIL", style="bold green" if ok else "bold red")
         text.append(f" line {ev.get('line', '?'):<3} ")
-        if ev.get("proc", "p0") != "p0":
-            text.append(f"{ev['proc']}: ")
-        text.append(str(ev.get("text", "")))
+        text.append(_command_text(ev.get("proc"), str(ev.get("text", ""))))
         yield text
         if not ok:
             yield Text("       got: " + describe_got(ev.get("got"), commands.get(ev.get("line"))))  # type: ignore[arg-type]
     failed = sum(1 for e in expects if e.get("ok") is not True)
     if expects:
-        summary = f"{len(expects)} expectations: {len(expects) - failed} passed, {failed} failed"
+        noun = "expectation" if len(expects) == 1 else "expectations"
+        summary = f"{len(expects)} {noun}: {len(expects) - failed} passed, {failed} failed"
         yield Text(summary, style="bold red" if failed else "bold green")
+
+
+def _command_text(proc: Any, text: str) -> str:
+    # An expect's text with its process prefix, written or not.
+    if proc and proc != "p0" and not text.startswith(f"{proc}:"):
+        return f"{proc}: {text}"
+    return text
 
 
 def describe_got(got: Any, cmd: Command | None) -> str:

@@ -71,8 +71,10 @@ def parse_text(text: str, path: str) -> ast.Scenario:
 
 
 def _zero_counters() -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    return ({k: 0 for k in observation.VMSTAT_KEYS},
-            {s: {k: 0 for k in observation.MTHP_STAT_KEYS} for s in observation.MTHP_SIZE_NAMES})
+    return (
+        {k: 0 for k in observation.VMSTAT_KEYS},
+        {s: {k: 0 for k in observation.MTHP_STAT_KEYS} for s in observation.MTHP_SIZE_NAMES},
+    )
 
 
 class FakeModel:
@@ -97,27 +99,38 @@ class FakeModel:
         events: list[dict[str, Any]] = []
 
         def state() -> dict[str, Any]:
-            procs = {"p0": {"maps": {
-                name: {"smaps": self._smaps(pages), "pages": copy.deepcopy(pages)}
-                for name, pages in maps.items()}}}
+            procs = {
+                "p0": {
+                    "maps": {
+                        name: {"smaps": self._smaps(pages), "pages": copy.deepcopy(pages)}
+                        for name, pages in maps.items()
+                    }
+                }
+            }
             return {"vmstat": dict(vmstat), "mthp": copy.deepcopy(mthp), "procs": procs}
 
         for c in scenario.commands:
             if isinstance(c, ast.Mmap):
                 if trace:
                     trace(c.line, "do_mmap", f"{c.name}: {c.pages} pages")
-                maps[c.name] = [{"state": "none", "exclusive": False, "soft_dirty": False}
-                                for _ in range(c.pages)]
+                maps[c.name] = [
+                    {"state": "none", "exclusive": False, "soft_dirty": False}
+                    for _ in range(c.pages)
+                ]
                 data[c.name] = ["zero"] * c.pages
             elif isinstance(c, ast.Write):
                 for i in ast.runs_pages(c.runs):
                     if trace:
                         trace(c.line, "do_anonymous_page", f"{c.name} page {i}")
                         trace(c.line, "folio_add_new_anon_rmap", f"{c.name} page {i}")
-                    maps[c.name][i] = {"state": "present", "exclusive": True,
-                                       "soft_dirty": True, "order": 0, "mapcount": 1,
-                                       "flags": ["anon", "anon_exclusive", "dirty",
-                                                 "swapbacked", "uptodate"]}
+                    maps[c.name][i] = {
+                        "state": "present",
+                        "exclusive": True,
+                        "soft_dirty": True,
+                        "order": 0,
+                        "mapcount": 1,
+                        "flags": ["anon", "anon_exclusive", "dirty", "swapbacked", "uptodate"],
+                    }
                     data[c.name][i] = c.label
             elif isinstance(c, ast.Madvise) and c.advice == "free":
                 for i in ast.runs_pages(c.runs):
@@ -131,24 +144,52 @@ class FakeModel:
                 if self.check:
                     from foliosim.model.errors import InvariantError
 
-                    raise InvariantError(f"line {c.line}: {c.text}: validate_folio_mapcount: "
-                                         "folio #1 (order 0, p0 A 0): mapcount 2, but 1 PTE "
-                                         "maps it")
-                events.append({"line": c.line, "proc": c.proc, "op": "madvise", "map": c.name,
-                               "error": "EINVAL"})
+                    raise InvariantError(
+                        f"line {c.line}: {c.text}: validate_folio_mapcount: "
+                        "folio #1 (order 0, p0 A 0): mapcount 2, but 1 PTE "
+                        "maps it"
+                    )
+                events.append(
+                    {
+                        "line": c.line,
+                        "proc": c.proc,
+                        "op": "madvise",
+                        "map": c.name,
+                        "error": "EINVAL",
+                    }
+                )
             elif isinstance(c, ast.Read):
-                events.append({"line": c.line, "proc": c.proc, "op": "read", "map": c.name,
-                               "data": [data[c.name][i] for i in ast.runs_pages(c.runs)]})
+                events.append(
+                    {
+                        "line": c.line,
+                        "proc": c.proc,
+                        "op": "read",
+                        "map": c.name,
+                        "data": [data[c.name][i] for i in ast.runs_pages(c.runs)],
+                    }
+                )
             elif isinstance(c, ast.Observe):
-                events.append({"line": c.line, "proc": c.proc, "op": "observe",
-                               "label": c.label, "state": state()})
+                events.append(
+                    {
+                        "line": c.line,
+                        "proc": c.proc,
+                        "op": "observe",
+                        "label": c.label,
+                        "state": state(),
+                    }
+                )
             elif isinstance(c, ast.ExpectData):
                 got = [data[c.name][i] for i in ast.runs_pages(c.runs)]
                 events.append(expect_event(c, state(), vmstat, got))
             elif isinstance(c, (ast.ExpectState, ast.ExpectSmaps, ast.ExpectVmstat)):
                 events.append(expect_event(c, state(), vmstat))
-        return {"format": observation.FORMAT, "scenario": scenario.name,
-                "backend": self._backend(), "events": events, "final": state()}
+        return {
+            "format": observation.FORMAT,
+            "scenario": scenario.name,
+            "backend": self._backend(),
+            "events": events,
+            "final": state(),
+        }
 
     @staticmethod
     def _smaps(pages: list[dict[str, Any]]) -> dict[str, int]:
@@ -194,5 +235,8 @@ def modules() -> dict[str, types.ModuleType]:
     model.ModelBackend = FakeModel  # type: ignore[attr-defined]
     kernel = types.ModuleType("foliosim.kernel.backend")
     kernel.KernelBackend = FakeKernel  # type: ignore[attr-defined]
-    return {"foliosim.scenario.parser": parser, "foliosim.model.backend": model,
-            "foliosim.kernel.backend": kernel}
+    return {
+        "foliosim.scenario.parser": parser,
+        "foliosim.model.backend": model,
+        "foliosim.kernel.backend": kernel,
+    }

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import cli_fakes  # noqa: E402
+import cli_fakes
 
-from foliosim.cli.main import main  # noqa: E402
+from foliosim.cli.main import main
 
 
 @pytest.fixture

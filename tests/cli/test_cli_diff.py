@@ -23,12 +23,12 @@ def test_same_observation_has_no_differences_and_exits_0(cli, fakes, scn, tmp_pa
     assert out == "no differences between lazy.model.json and " + str(model) + "\n"
 
 
-def test_changed_flag_and_missing_field_are_reported_with_backend_names(cli, fakes, scn,
-                                                                          tmp_path):
+def test_changed_flag_and_missing_field_are_reported_with_backend_names(cli, fakes, scn, tmp_path):
     model, kernel = _observations(cli, scn, tmp_path)
     obs = json.loads(kernel.read_text())
-    pages = [e for e in obs["events"] if e["op"] == "observe"][0]["state"]["procs"]["p0"][
-        "maps"]["A"]["pages"]
+    pages = next(e for e in obs["events"] if e["op"] == "observe")["state"]["procs"]["p0"]["maps"][
+        "A"
+    ]["pages"]
     for page in pages[:2]:
         page["flags"].append("swapbacked")
         page["flags"].sort()
@@ -36,8 +36,10 @@ def test_changed_flag_and_missing_field_are_reported_with_backend_names(cli, fak
     code, out, err = cli("diff", model, kernel)
     assert (code, err) == (1, "")
     assert out.splitlines() == [
-        "line 5 observe, p0 A page 0-1 flags: model said [anon, anon_exclusive, uptodate], "
-        "kernel said [anon, anon_exclusive, swapbacked, uptodate]",
+        (
+            "line 5 observe, p0 A page 0-1 flags: model said [anon, anon_exclusive, uptodate], "
+            "kernel said [anon, anon_exclusive, swapbacked, uptodate]"
+        ),
         "final, p0 A page 0-3 soft_dirty: model said true, missing on kernel",
         "2 differences between model and kernel",
     ]
@@ -53,8 +55,7 @@ def test_read_values_are_placed_at_page_indexes_given_the_scenario(cli, fakes, s
     (out / "b.json").write_text(observation.dumps(obs))
     code, text, _ = cli("diff", out / "a.json", out / "b.json", "--scenario", path)
     assert code == 1
-    assert text.splitlines()[0] == \
-        "line 3 read, p0 A page 7 data: model said x, kernel said zero"
+    assert text.splitlines()[0] == "line 3 read, p0 A page 7 data: model said x, kernel said zero"
 
 
 def test_invalid_json_is_one_line_with_its_position_and_exit_2(cli, tmp_path):
@@ -72,8 +73,9 @@ def test_json_that_is_not_an_observation_is_refused(cli, tmp_path):
     a.write_text('{"format": "something/2"}')
     code, _, err = cli("diff", a, a)
     assert code == 2
-    assert err == (f"{a}: not a foliosim observation (format something/2, expected "
-                   f"{observation.FORMAT})\n")
+    assert err == (
+        f"{a}: not a foliosim observation (format something/2, expected {observation.FORMAT})\n"
+    )
     a.write_text("[1, 2]")
     code, _, err = cli("diff", a, a)
     assert code == 2 and "a JSON list, not an object" in err

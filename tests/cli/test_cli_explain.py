@@ -29,7 +29,7 @@ def test_explain_lists_functions_under_each_scenario_line(cli, fakes, scn):
 
 def test_explain_messages_show_every_trace_step(cli, fakes, scn):
     path = scn("e.scn", "mmap A 2\nwrite A all\n")
-    code, out, _ = cli("explain", "--messages", path)
+    _code, out, _ = cli("explain", "--messages", path)
     assert "         do_anonymous_page: A page 1" in out.splitlines()
 
 

@@ -21,9 +21,14 @@ REDIRTY = SCENARIOS / "droppable-free-redirty.scn"
 
 
 def _foliosim(*argv: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "foliosim.cli.main", *map(str, argv)],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "FOLIOSIM_DEBUG": ""})
+    return subprocess.run(
+        [sys.executable, "-m", "foliosim.cli.main", *map(str, argv)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "FOLIOSIM_DEBUG": ""},
+    )
 
 
 def test_bad_scenario_is_refused_with_file_line_col_and_nothing_runs(real_parser, tmp_path):
@@ -55,8 +60,9 @@ def kernel() -> None:
     pytest.skip(reason)
 
 
-def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(real_parser, kernel,
-                                                                        tmp_path):
+def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(
+    real_parser, kernel, tmp_path
+):
     out = tmp_path / "k.json"
     proc = _foliosim("run", "--backend", "kernel", REDIRTY, "--json", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -65,8 +71,9 @@ def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(real_pars
     assert obs["backend"]["name"] == "kernel"
     assert obs["backend"]["release"] == os.uname().release
     lines = proc.stdout.splitlines()
-    assert lines[0] == (f"foliosim run: kernel (Linux {os.uname().release})  "
-                        "scenario droppable-free-redirty.scn")
+    assert lines[0] == (
+        f"foliosim run: kernel (Linux {os.uname().release})  scenario droppable-free-redirty.scn"
+    )
     assert "  PASS line 11  expect D all none" in lines
     # Two runs of the same scenario on the same kernel agree field by field.
     again = tmp_path / "k2.json"
@@ -101,8 +108,11 @@ def test_both_backends_on_the_real_model_and_kernel(real_model, kernel, tmp_path
     assert "Traceback" not in proc.stderr
     model = json.loads((tmp_path / "droppable-free-redirty.model.json").read_text())
     kern = json.loads((tmp_path / "droppable-free-redirty.kernel.json").read_text())
-    diff = _foliosim("diff", tmp_path / "droppable-free-redirty.model.json",
-                     tmp_path / "droppable-free-redirty.kernel.json")
+    diff = _foliosim(
+        "diff",
+        tmp_path / "droppable-free-redirty.model.json",
+        tmp_path / "droppable-free-redirty.kernel.json",
+    )
     agree = model["events"] == kern["events"] and model["final"] == kern["final"]
     assert diff.returncode == (0 if agree else 1)
     assert proc.returncode == (0 if agree and "FAIL" not in proc.stdout else 1)

@@ -16,8 +16,14 @@ from foliosim.scenario import ast
 
 
 def _present(*flags):
-    return {"state": "present", "exclusive": True, "soft_dirty": False, "order": 0,
-            "mapcount": 1, "flags": sorted(flags)}
+    return {
+        "state": "present",
+        "exclusive": True,
+        "soft_dirty": False,
+        "order": 0,
+        "mapcount": 1,
+        "flags": sorted(flags),
+    }
 
 
 NONE = {"state": "none", "exclusive": False, "soft_dirty": False}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from foliosim import observation
 
@@ -70,8 +69,9 @@ def test_passing_scenario_reports_pass_and_exits_0(cli, fakes, scn):
 
 
 def test_failed_expect_shows_what_it_got_and_exits_1(cli, fakes, scn):
-    path = scn("f.scn", "mmap A 8\nwrite A 2-3 as x\nexpect A 1-4 present\n"
-                        "expect vmstat pglazyfree 3\n")
+    path = scn(
+        "f.scn", "mmap A 8\nwrite A 2-3 as x\nexpect A 1-4 present\nexpect vmstat pglazyfree 3\n"
+    )
     code, out, _ = cli("run", path)
     assert code == 1
     assert "  FAIL line 3   expect A 1-4 present" in out
@@ -81,14 +81,21 @@ def test_failed_expect_shows_what_it_got_and_exits_1(cli, fakes, scn):
 
 
 def test_report_dumps_state_like_proc_with_collapsed_ranges(cli, fakes, scn):
-    code, out, _ = cli("run", scn("lazy.scn", LAZYFREE))
+    _code, out, _ = cli("run", scn("lazy.scn", LAZYFREE))
     lines = out.splitlines()
     # The observe after MADV_FREE of pages 0-1 of 4: two lazyfree, two dirty.
     i = lines.index("line 5   p0 observe after free")
     assert lines[i + 1] == "  p0 A  16 kB  Rss: 16 kB  LazyFree: 8 kB  Swap: 0 kB"
     assert lines[i + 2] == "     ffDD"
-    assert lines[i + 3].split() == ["0-1", "present", "order=0", "mapcount=1",
-                                    "anon,anon_exclusive,uptodate", "exclusive", "soft_dirty"]
+    assert lines[i + 3].split() == [
+        "0-1",
+        "present",
+        "order=0",
+        "mapcount=1",
+        "anon,anon_exclusive,uptodate",
+        "exclusive",
+        "soft_dirty",
+    ]
     assert lines[i + 4].split()[:2] == ["2-3", "present"]
     assert "  vmstat: pglazyfree 2" in lines
     assert "f lazyfree (anon, not swapbacked)  D present, PG_dirty" in lines[1]
@@ -106,8 +113,10 @@ def test_all_files_are_parsed_before_any_runs(cli, fakes, scn):
     code, out, err = cli("run", good, bad, worse)
     assert code == 2
     assert out == ""
-    assert err.splitlines() == [f"{bad}:2:7: unknown mapping 'B'",
-                                f"{worse}:1:1: unknown command 'frobnicate'"]
+    assert err.splitlines() == [
+        f"{bad}:2:7: unknown mapping 'B'",
+        f"{worse}:1:1: unknown command 'frobnicate'",
+    ]
 
 
 def test_json_to_stdout_is_the_contract_object_and_report_moves_to_stderr(cli, fakes, scn):
@@ -129,8 +138,10 @@ def test_json_with_several_files_fills_a_directory(cli, fakes, scn, tmp_path):
     assert sorted(p.name for p in out_dir.iterdir()) == ["one.json", "two.json"]
     two = json.loads((out_dir / "two.json").read_text())
     check_contract_keys(two)
-    assert [p["state"] for p in two["final"]["procs"]["p0"]["maps"]["A"]["pages"]] == \
-        ["present", "none"]
+    assert [p["state"] for p in two["final"]["procs"]["p0"]["maps"]["A"]["pages"]] == [
+        "present",
+        "none",
+    ]
 
 
 def test_json_dash_with_two_backends_is_refused_up_front(cli, fakes, scn):
@@ -140,24 +151,28 @@ def test_json_dash_with_two_backends_is_refused_up_front(cli, fakes, scn):
 
 
 def test_trace_prints_backend_steps_before_the_report(cli, fakes, scn):
-    code, out, _ = cli("run", "--trace", scn("lazy.scn", LAZYFREE))
+    _code, out, _ = cli("run", "--trace", scn("lazy.scn", LAZYFREE))
     lines = out.splitlines()
     assert lines[0] == "   1 do_mmap: A: 4 pages"
     assert "   3 madvise_free_pte_range: A page 1" in lines
-    assert lines.index("   3 madvise_free_pte_range: A page 1") < \
-        lines.index("foliosim run: model (profile linux-6.18)  scenario lazy.scn")
+    assert lines.index("   3 madvise_free_pte_range: A page 1") < lines.index(
+        "foliosim run: model (profile linux-6.18)  scenario lazy.scn"
+    )
 
 
 def test_both_backends_report_differences_and_exit_1(cli, fakes, scn, tmp_path):
-    code, out, _ = cli("run", "--backend", "both", scn("lazy.scn", LAZYFREE),
-                       "--json", tmp_path / "o")
+    code, out, _ = cli(
+        "run", "--backend", "both", scn("lazy.scn", LAZYFREE), "--json", tmp_path / "o"
+    )
     assert code == 1
     assert "foliosim run: kernel (Linux 6.18.44-fake)  scenario lazy.scn" in out
     # The fake kernel leaves soft_dirty out of the final pages of A.
     assert "1 difference, model vs kernel (lazy.scn)" in out
     assert "  final, p0 A page 0-3 soft_dirty: model said true, missing on kernel" in out
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == \
-        ["lazy.kernel.json", "lazy.model.json"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "lazy.kernel.json",
+        "lazy.model.json",
+    ]
 
 
 def test_check_with_kernel_backend_alone_is_refused(cli, fakes, scn):
@@ -168,8 +183,9 @@ def test_check_with_kernel_backend_alone_is_refused(cli, fakes, scn):
 def test_unknown_profile_is_refused_in_one_line(cli, fakes, scn):
     code, _, err = cli("run", "--profile", "linux-2.4", scn("a.scn", LAZYFREE))
     assert code == 2
-    assert err == ("foliosim: --profile linux-2.4: unknown profile 'linux-2.4' "
-                   "(known: linux-6.18)\n")
+    assert err == (
+        "foliosim: --profile linux-2.4: unknown profile 'linux-2.4' (known: linux-6.18)\n"
+    )
 
 
 def test_mapping_of_65536_pages_renders_quickly_as_groups(cli, fakes, scn):

@@ -16,14 +16,13 @@ from foliosim.scenario.ast import Command, Scenario, runs_pages
 
 
 class _Missing:
-    """The value of a field one side does not report."""
+    """The value of a field one side does not report (equal only to itself)."""
 
-    _instance: _Missing | None = None
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Missing)
 
-    def __new__(cls) -> _Missing:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    def __hash__(self) -> int:
+        return 0
 
     def __repr__(self) -> str:
         return "MISSING"
@@ -95,9 +94,7 @@ def diff_observations(
     return out
 
 
-def _diff_events(
-    ea: list[Any], eb: list[Any], commands: dict[int, Command]
-) -> list[Difference]:
+def _diff_events(ea: list[Any], eb: list[Any], commands: dict[int, Command]) -> list[Difference]:
     out: list[Difference] = []
     for i in range(max(len(ea), len(eb))):
         xa = ea[i] if i < len(ea) else MISSING
@@ -108,8 +105,11 @@ def _diff_events(
         proc = ref.get("proc") if isinstance(ref, dict) else None
         if not isinstance(xa, dict) or not isinstance(xb, dict):
             if xa != xb:
-                out.append(Difference(line, op, proc, None, None, "event",
-                                      _event_summary(xa), _event_summary(xb)))
+                out.append(
+                    Difference(
+                        line, op, proc, None, None, "event", _event_summary(xa), _event_summary(xb)
+                    )
+                )
             continue
         mapping = ref.get("map")
         for key in sorted(set(xa) | set(xb)):
@@ -138,8 +138,14 @@ def _command_pages(cmd: Command | None) -> list[int] | None:
 
 
 def _diff_page_values(
-    va: list[Any], vb: list[Any], pages: list[int] | None,
-    line: Any, op: Any, proc: Any, mapping: Any, field: str,
+    va: list[Any],
+    vb: list[Any],
+    pages: list[int] | None,
+    line: Any,
+    op: Any,
+    proc: Any,
+    mapping: Any,
+    field: str,
 ) -> list[Difference]:
     # Per-page lists of an event: compare item by item, collapsing runs of equal
     # differences.  Without the scenario, positions stand in for page indexes and
@@ -155,16 +161,16 @@ def _diff_page_values(
         page = index[pos]
         if xa == xb:
             if run:
-                out.append(Difference(line, op, proc, mapping, (run[0], run[1]), label,
-                                      run[2], run[3]))
+                out.append(
+                    Difference(line, op, proc, mapping, (run[0], run[1]), label, run[2], run[3])
+                )
                 run = None
             continue
         if run and run[1] + 1 == page and run[2] == xa and run[3] == xb:
             run[1] = page
             continue
         if run:
-            out.append(Difference(line, op, proc, mapping, (run[0], run[1]), label,
-                                  run[2], run[3]))
+            out.append(Difference(line, op, proc, mapping, (run[0], run[1]), label, run[2], run[3]))
         run = [page, page, xa, xb]
     if run:
         out.append(Difference(line, op, proc, mapping, (run[0], run[1]), label, run[2], run[3]))
@@ -197,8 +203,13 @@ def _ordered_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _diff_flat(
-    va: Any, vb: Any, line: int | None, op: str | None,
-    proc: str | None, mapping: str | None, prefix: str,
+    va: Any,
+    vb: Any,
+    line: int | None,
+    op: str | None,
+    proc: str | None,
+    mapping: str | None,
+    prefix: str,
 ) -> list[Difference]:
     # A dict of scalar fields (vmstat, one mTHP size, smaps).
     if not isinstance(va, dict) or not isinstance(vb, dict):
@@ -227,8 +238,9 @@ def _diff_procs(
         xa, xb = pa.get(proc, MISSING), pb.get(proc, MISSING)
         if not isinstance(xa, dict) or not isinstance(xb, dict):
             if xa != xb:
-                out.append(Difference(line, op, proc, None, None, "process",
-                                      _summary(xa), _summary(xb)))
+                out.append(
+                    Difference(line, op, proc, None, None, "process", _summary(xa), _summary(xb))
+                )
             continue
         for key in sorted(set(xa) | set(xb)):
             ma, mb = xa.get(key, MISSING), xb.get(key, MISSING)
@@ -237,8 +249,11 @@ def _diff_procs(
                     out.append(Difference(line, op, proc, None, None, key, ma, mb))
                 continue
             for name in sorted(set(ma) | set(mb)):
-                out.extend(_diff_mapping(ma.get(name, MISSING), mb.get(name, MISSING),
-                                         line, op, proc, name))
+                out.extend(
+                    _diff_mapping(
+                        ma.get(name, MISSING), mb.get(name, MISSING), line, op, proc, name
+                    )
+                )
     return out
 
 
@@ -272,8 +287,11 @@ def _diff_pages(
         xa = pa[i] if i < len(pa) else MISSING
         xb = pb[i] if i < len(pb) else MISSING
         if isinstance(xa, dict) and isinstance(xb, dict):
-            diffs = {k: (xa.get(k, MISSING), xb.get(k, MISSING))
-                     for k in set(xa) | set(xb) if xa.get(k, MISSING) != xb.get(k, MISSING)}
+            diffs = {
+                k: (xa.get(k, MISSING), xb.get(k, MISSING))
+                for k in set(xa) | set(xb)
+                if xa.get(k, MISSING) != xb.get(k, MISSING)
+            }
         elif xa != xb:
             diffs = {"page": (_page_summary(xa), _page_summary(xb))}
         else:
@@ -290,11 +308,17 @@ def _diff_pages(
                 open_runs[fld] = [i, i, va, vb]
     for fld, run in open_runs.items():
         closed.append((run[0], run[1], fld, run[2], run[3]))
-    order = {k: n for n, k in enumerate(("page", "state", "order", "mapcount", "flags",
-                                         "exclusive", "soft_dirty"))}
+    order = {
+        k: n
+        for n, k in enumerate(
+            ("page", "state", "order", "mapcount", "flags", "exclusive", "soft_dirty")
+        )
+    }
     closed.sort(key=lambda r: (r[0], order.get(r[2], 99), r[2]))
-    return [Difference(line, op, proc, name, (first, last), fld, va, vb)
-            for first, last, fld, va, vb in closed]
+    return [
+        Difference(line, op, proc, name, (first, last), fld, va, vb)
+        for first, last, fld, va, vb in closed
+    ]
 
 
 def _page_summary(p: Any) -> Any:
@@ -305,7 +329,7 @@ def _page_summary(p: Any) -> Any:
 
 def show_value(v: Any) -> str:
     """A value as the report prints it: lists as [a, b], booleans as JSON."""
-    if v is MISSING:
+    if isinstance(v, _Missing):
         return "missing"
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -320,9 +344,9 @@ def show_value(v: Any) -> str:
 
 def format_difference(d: Difference, a_name: str, b_name: str) -> str:
     """One line: where, field, and what each side said (or that it is missing)."""
-    if d.a is MISSING:
+    if isinstance(d.a, _Missing):
         said = f"missing on {a_name}, {b_name} said {show_value(d.b)}"
-    elif d.b is MISSING:
+    elif isinstance(d.b, _Missing):
         said = f"{a_name} said {show_value(d.a)}, missing on {b_name}"
     else:
         said = f"{a_name} said {show_value(d.a)}, {b_name} said {show_value(d.b)}"

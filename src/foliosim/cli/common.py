@@ -20,8 +20,9 @@ def _import(module: str, what: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         if e.name is not None and module.startswith(e.name):
-            raise UsageError(f"foliosim: {what} is not available in this installation "
-                             f"({module} is missing)") from None
+            raise UsageError(
+                f"foliosim: {what} is not available in this installation ({module} is missing)"
+            ) from None
         raise
 
 

@@ -21,9 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `foliosim diff`."""
     parser.add_argument("a", metavar="A.json", help="an observation (foliosim run --json)")
     parser.add_argument("b", metavar="B.json", help="another observation of the same scenario")
-    parser.add_argument("--scenario", metavar="FILE",
-                        help="the scenario both ran, to place read/expect values at their "
-                             "page indexes")
+    parser.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="the scenario both ran, to place read/expect values at their page indexes",
+    )
 
 
 def load_observation(path: str) -> dict[str, Any]:
@@ -34,12 +36,14 @@ def load_observation(path: str) -> dict[str, Any]:
     except json.JSONDecodeError as e:
         raise UsageError(f"{path}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
     if not isinstance(obs, dict):
-        raise UsageError(f"{path}: not a foliosim observation (a JSON {type(obs).__name__}, "
-                         "not an object)")
+        raise UsageError(
+            f"{path}: not a foliosim observation (a JSON {type(obs).__name__}, not an object)"
+        )
     if obs.get("format") != FORMAT:
         found = obs.get("format", "no format key")
-        raise UsageError(f"{path}: not a foliosim observation (format {found!s}, "
-                         f"expected {FORMAT})")
+        raise UsageError(
+            f"{path}: not a foliosim observation (format {found!s}, expected {FORMAT})"
+        )
     return obs
 
 

@@ -20,10 +20,12 @@ from foliosim.cli.report import backend_title, failed_expects
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `foliosim explain`."""
     parser.add_argument("file", metavar="FILE", help="a scenario file (.scn)")
-    parser.add_argument("--profile", default=DEFAULT_PROFILE,
-                        help=f"model profile (default {DEFAULT_PROFILE})")
-    parser.add_argument("--messages", action="store_true",
-                        help="also print every trace message under its function")
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+    )
+    parser.add_argument(
+        "--messages", action="store_true", help="also print every trace message under its function"
+    )
 
 
 def functions_by_line(steps: list[tuple[int, str, str]]) -> dict[int, list[str]]:
@@ -56,13 +58,13 @@ def main(args: argparse.Namespace) -> int:
     lines = [c.line for c in scenario.commands]
     known = set(lines)
     # Steps outside any command line (set-up, teardown) still lead somewhere.
-    for line in sorted(set(funcs) - known):
-        lines.append(line)
+    lines.extend(sorted(set(funcs) - known))
     for line in lines:
         cmd_text = next((c.text for c in scenario.commands if c.line == line), None)
         head = Text(f"{line:>4} ", style="dim")
-        head.append(cmd_text if cmd_text is not None else "(outside any scenario line)",
-                    style="bold")
+        head.append(
+            cmd_text if cmd_text is not None else "(outside any scenario line)", style="bold"
+        )
         console.print(head)
         if line not in funcs:
             console.print(Text("       (no model function traced)", style="dim"))

@@ -14,7 +14,8 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from foliosim.cli.common import UsageError
 
@@ -23,8 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("foliosim.cli.run", "run scenarios on the model, the live kernel, or both"),
     "diff": ("foliosim.cli.diff", "compare two observation JSON files field by field"),
     "fuzz": ("foliosim.cli.fuzz", "search for scenarios on which model and kernel differ"),
-    "explain": ("foliosim.cli.explain",
-                "list the model functions each scenario line goes through"),
+    "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -41,7 +41,7 @@ def _optional_class(module: str, name: str) -> type[BaseException]:
     # of that class can be raised, so a never-raised placeholder stands in.
     try:
         cls = getattr(importlib.import_module(module), name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken module must not break the CLI
         return _NeverRaised
     return cls if isinstance(cls, type) and issubclass(cls, BaseException) else _NeverRaised
 
@@ -56,8 +56,9 @@ def _load(name: str) -> Any:
         return importlib.import_module(module)
     except ImportError as e:
         if e.name is not None and module.startswith(e.name):
-            raise UsageError(f"foliosim {name}: not available in this installation "
-                             f"({module} is missing)") from None
+            raise UsageError(
+                f"foliosim {name}: not available in this installation ({module} is missing)"
+            ) from None
         raise UsageError(f"foliosim {name}: not available: {e}") from None
 
 
@@ -66,7 +67,7 @@ def build_parser(chosen: str | None) -> _ArgumentParser:
     parser = _ArgumentParser(
         prog="foliosim",
         description="An executable model of Linux anonymous-memory reclaim, "
-                    "checked against the live kernel.",
+        "checked against the live kernel.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
@@ -129,11 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         _say(f"foliosim: {where}{e.strerror or e}")
         return EXIT_USAGE
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if debug:
             traceback.print_exc()
-        _say(f"foliosim: internal error: {type(e).__name__}: {_one_line(str(e))} "
-             "(rerun with FOLIOSIM_DEBUG=1 for the traceback)")
+        _say(
+            f"foliosim: internal error: {type(e).__name__}: {_one_line(str(e))} "
+            "(rerun with FOLIOSIM_DEBUG=1 for the traceback)"
+        )
         return EXIT_BUG
 
 

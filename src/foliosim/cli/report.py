@@ -9,8 +9,9 @@ output is not a terminal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -78,13 +79,15 @@ def page_strip(pages: list[dict[str, Any]], width: int = STRIP_WIDTH) -> tuple[T
     group = max(1, -(-len(cats) // width))
     text = Text()
     for start in range(0, len(cats), group):
-        chunk = set(cats[start:start + group])
+        chunk = set(cats[start : start + group])
         cat = CATEGORIES[chunk.pop()] if len(chunk) == 1 else MIXED
         text.append(cat.char, style=cat.style)
     return text, group
 
 
-def collapse(values: Iterable[Any], index: Iterable[int] | None = None) -> list[tuple[int, int, Any]]:
+def collapse(
+    values: Iterable[Any], index: Iterable[int] | None = None
+) -> list[tuple[int, int, Any]]:
     """Runs of equal consecutive values as (first, last, value), by page index."""
     runs: list[list[Any]] = []
     idx = iter(index) if index is not None else None
@@ -133,14 +136,17 @@ def format_page(page: dict[str, Any]) -> str:
 
 def _page_key(page: Any) -> Any:
     if isinstance(page, dict):
-        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
-                            for k, v in page.items()))
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in page.items()))
     return page
 
 
 def mapping_lines(
-    proc: str, name: str, mapping: dict[str, Any], raw: bool = False,
-    width: int = STRIP_WIDTH, max_ranges: int = MAX_RANGES,
+    proc: str,
+    name: str,
+    mapping: dict[str, Any],
+    raw: bool = False,
+    width: int = STRIP_WIDTH,
+    max_ranges: int = MAX_RANGES,
 ) -> Iterator[Text]:
     """The dump of one mapping: header with smaps, strip, collapsed page ranges."""
     pages = mapping.get("pages") or []
@@ -150,8 +156,10 @@ def mapping_lines(
     for field in ("Rss", "LazyFree", "Swap"):
         head.append(f"  {field}: {format_kb(smaps[field], raw) if field in smaps else 'missing'}")
     for field, kb in smaps.items():
-        if field not in ("Rss", "LazyFree", "Swap", "Anonymous", "Pss", "Private_Dirty",
-                         "SwapPss") and kb:
+        if (
+            field not in ("Rss", "LazyFree", "Swap", "Anonymous", "Pss", "Private_Dirty", "SwapPss")
+            and kb
+        ):
             head.append(f"  {field}: {format_kb(kb, raw)}")
     yield head
     if not pages:
@@ -162,17 +170,20 @@ def mapping_lines(
     if group > 1:
         line.append(f"  (1 char = {group} pages)", style="dim")
     yield line
-    runs = collapse((_page_key(p) for p in pages))
+    runs = collapse(_page_key(p) for p in pages)
     for first, last, _ in runs[:max_ranges]:
         page = pages[first]
         cat = CATEGORIES[classify_page(page)] if isinstance(page, dict) else MIXED
         text = Text(f"   {page_range(first, last):<7} ")
-        text.append(format_page(page) if isinstance(page, dict) else str(page), style=cat.style
-                    if cat.char not in ".DP" else "")
+        text.append(
+            format_page(page) if isinstance(page, dict) else str(page),
+            style=cat.style if cat.char not in ".DP" else "",
+        )
         yield text
     if len(runs) > max_ranges:
-        yield Text(f"   ... {len(runs) - max_ranges} more ranges (--json shows every page)",
-                   style="dim")
+        yield Text(
+            f"   ... {len(runs) - max_ranges} more ranges (--json shows every page)", style="dim"
+        )
 
 
 def counter_lines(state: dict[str, Any]) -> Iterator[Text]:
@@ -182,8 +193,9 @@ def counter_lines(state: dict[str, Any]) -> Iterator[Text]:
     if nonzero:
         yield Text("vmstat: " + "  ".join(f"{k} {v}" for k, v in nonzero))
     mthp = state.get("mthp") or {}
-    sizes = [s for s in MTHP_SIZE_NAMES if s in mthp] + [s for s in mthp if s not in
-                                                          MTHP_SIZE_NAMES]
+    sizes = [s for s in MTHP_SIZE_NAMES if s in mthp] + [
+        s for s in mthp if s not in MTHP_SIZE_NAMES
+    ]
     for size in sizes:
         stats = mthp[size] or {}
         nonzero = [(k, v) for k, v in stats.items() if v]
@@ -191,7 +203,9 @@ def counter_lines(state: dict[str, Any]) -> Iterator[Text]:
             yield Text(f"mthp {size}: " + "  ".join(f"{k} {v}" for k, v in nonzero))
 
 
-def state_lines(state: dict[str, Any], raw: bool = False, width: int = STRIP_WIDTH) -> Iterator[Text]:
+def state_lines(
+    state: dict[str, Any], raw: bool = False, width: int = STRIP_WIDTH
+) -> Iterator[Text]:
     """A STATE: every mapping of every process, then the non-zero counters."""
     procs = state.get("procs") or {}
     if not procs:
@@ -276,7 +290,9 @@ def _event_prefix(ev: dict[str, Any]) -> Text:
 
 
 def report_lines(
-    obs: dict[str, Any], scenario: Scenario | None = None, raw: bool = False,
+    obs: dict[str, Any],
+    scenario: Scenario | None = None,
+    raw: bool = False,
     width: int = STRIP_WIDTH,
 ) -> Iterator[Text]:
     """The whole report of one observation, line by line."""
@@ -292,8 +308,11 @@ def report_lines(
         cmd = commands.get(ev.get("line"))  # type: ignore[arg-type]
         if "error" in ev:
             text = _event_prefix(ev)
-            what = cmd.text.split(":", 1)[-1].strip() if cmd is not None and ":" in \
-                cmd.text.split()[0] else (cmd.text if cmd is not None else "")
+            what = (
+                cmd.text.split(":", 1)[-1].strip()
+                if cmd is not None and ":" in cmd.text.split()[0]
+                else (cmd.text if cmd is not None else "")
+            )
             what = what or f"{op} {ev.get('map', '')}".rstrip()
             text.append(what + ": ")
             text.append(f"failed {ev['error']}", style="bold red")
@@ -358,12 +377,17 @@ def describe_got(got: Any, cmd: Command | None) -> str:
 
 def failed_expects(obs: dict[str, Any]) -> int:
     """How many expect events of the observation did not hold."""
-    return sum(1 for e in obs.get("events") or []
-               if isinstance(e, dict) and e.get("op") == "expect" and e.get("ok") is not True)
+    return sum(
+        1
+        for e in obs.get("events") or []
+        if isinstance(e, dict) and e.get("op") == "expect" and e.get("ok") is not True
+    )
 
 
 def print_report(
-    console: Console, obs: dict[str, Any], scenario: Scenario | None = None,
+    console: Console,
+    obs: dict[str, Any],
+    scenario: Scenario | None = None,
     raw: bool = False,
 ) -> None:
     """Print the report of `obs` on `console`."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -33,24 +34,36 @@ from foliosim.scenario.errors import ScenarioError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `foliosim run`."""
     parser.add_argument("files", nargs="+", metavar="FILE", help="scenario files (.scn)")
-    parser.add_argument("--backend", choices=("model", "kernel", "both"), default="model",
-                        help="where to run: the model (default), the live kernel, or both "
-                             "and compare")
-    parser.add_argument("--profile", default=DEFAULT_PROFILE,
-                        help=f"model profile (default {DEFAULT_PROFILE})")
-    parser.add_argument("--json", metavar="OUT",
-                        help="write the observation JSON to OUT ('-' for stdout; a directory "
-                             "receiving <stem>.json with several files, "
-                             "<stem>.<backend>.json with --backend both)")
-    parser.add_argument("--trace", action="store_true",
-                        help="print each step of the backend as it happens")
-    parser.add_argument("--check", action="store_true",
-                        help="check model invariants after every step (model backend)")
+    parser.add_argument(
+        "--backend",
+        choices=("model", "kernel", "both"),
+        default="model",
+        help="where to run: the model (default), the live kernel, or both and compare",
+    )
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+    )
+    parser.add_argument(
+        "--json",
+        metavar="OUT",
+        help="write the observation JSON to OUT ('-' for stdout; a directory "
+        "receiving <stem>.json with several files, "
+        "<stem>.<backend>.json with --backend both)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="print each step of the backend as it happens"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check model invariants after every step (model backend)",
+    )
     parser.add_argument("--raw", action="store_true", help="print sizes unscaled, in kB")
 
 
-def _json_targets(args: argparse.Namespace, scenarios: list[Scenario],
-                  backends: list[str]) -> dict[tuple[int, str], str]:
+def _json_targets(
+    args: argparse.Namespace, scenarios: list[Scenario], backends: list[str]
+) -> dict[tuple[int, str], str]:
     # (scenario index, backend name) -> output path ('-' = stdout), decided and
     # checked before anything runs.
     out = args.json
@@ -59,8 +72,10 @@ def _json_targets(args: argparse.Namespace, scenarios: list[Scenario],
     several = len(scenarios) > 1 or len(backends) > 1
     if out == "-":
         if several:
-            raise UsageError("foliosim run: --json - takes one scenario on one backend; "
-                             "give a directory to receive several observations")
+            raise UsageError(
+                "foliosim run: --json - takes one scenario on one backend; "
+                "give a directory to receive several observations"
+            )
         return {(0, backends[0]): "-"}
     if not several:
         if Path(out).is_dir():
@@ -68,15 +83,19 @@ def _json_targets(args: argparse.Namespace, scenarios: list[Scenario],
         return {(0, backends[0]): out}
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
-        raise UsageError(f"foliosim run: --json {out}: not a directory (several observations "
-                         "go to <stem>.json files in a directory)")
+        raise UsageError(
+            f"foliosim run: --json {out}: not a directory (several observations "
+            "go to <stem>.json files in a directory)"
+        )
     targets: dict[tuple[int, str], str] = {}
     seen: dict[str, str] = {}
     for i, sc in enumerate(scenarios):
         stem = Path(sc.path).stem
         if stem in seen:
-            raise UsageError(f"foliosim run: --json {out}: {seen[stem]} and {sc.path} would "
-                             f"both write {stem}.json")
+            raise UsageError(
+                f"foliosim run: --json {out}: {seen[stem]} and {sc.path} would "
+                f"both write {stem}.json"
+            )
         seen[stem] = sc.path
         for name in backends:
             fname = f"{stem}.{name}.json" if len(backends) > 1 else f"{stem}.json"
@@ -102,6 +121,7 @@ def _tracer(console: Console) -> Callable[[int, str, str], None]:
     def trace(line: int, func: str, message: str) -> None:
         console.print(Text(f"{line:>4} {func}: {message}"), highlight=False, soft_wrap=True)
         console.file.flush()
+
     return trace
 
 
@@ -109,8 +129,9 @@ def main(args: argparse.Namespace) -> int:
     """Run every scenario of `args.files`; the exit status of `foliosim run`."""
     names = ["model", "kernel"] if args.backend == "both" else [args.backend]
     if args.check and args.backend == "kernel":
-        raise UsageError("foliosim run: --check checks model invariants; it needs "
-                         "--backend model or both")
+        raise UsageError(
+            "foliosim run: --check checks model invariants; it needs --backend model or both"
+        )
 
     scenarios: list[Scenario] = []
     refused: list[str] = []
@@ -156,14 +177,19 @@ def main(args: argparse.Namespace) -> int:
             if diffs:
                 status = 1
                 console.print()
-                console.print(Text(f"{len(diffs)} difference{'s' if len(diffs) > 1 else ''}, "
-                                   "model vs kernel "
-                                   f"({scenario.name})", style="bold red"))
+                console.print(
+                    Text(
+                        f"{len(diffs)} difference{'s' if len(diffs) > 1 else ''}, "
+                        "model vs kernel "
+                        f"({scenario.name})",
+                        style="bold red",
+                    )
+                )
                 for d in diffs:
-                    console.print(Text("  " + format_difference(d, "model", "kernel")),
-                                  highlight=False)
+                    console.print(
+                        Text("  " + format_difference(d, "model", "kernel")), highlight=False
+                    )
             else:
                 console.print()
-                console.print(Text(f"model and kernel agree ({scenario.name})",
-                                   style="bold green"))
+                console.print(Text(f"model and kernel agree ({scenario.name})", style="bold green"))
     return status

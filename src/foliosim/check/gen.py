@@ -1,0 +1,344 @@
+"""Hypothesis strategies for random valid scenarios: what `foliosim fuzz` runs.
+
+The generator keeps the same books the parser keeps (live processes, each
+one's mappings and their sizes, held GUP references), so that every command
+it draws is valid where it stands.  Scenarios stay small enough for a quick
+live-kernel run: at most 4 mmaps of at most 64 pages, 2 forked children and
+25 commands.  Without `mthp` only order-0 folios can happen: the THP settings
+stay at the machine's defaults and no `madvise hugepage` is drawn (a mapping
+of at most 64 pages never holds an aligned 2M range anyway).
+
+Every choice is drawn so that Hypothesis shrinks it towards a simpler
+scenario: each command is one span (deleting it keeps the others aligned),
+kinds shrink towards `observe`, ranges towards a single page, sizes towards
+one page, labels towards the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+from foliosim.scenario import ast
+
+MAX_COMMANDS = 25
+MAX_MMAPS = 4
+MAX_PAGES = 64
+MAX_CHILDREN = 2
+SLOT_PAGES = 512
+MAP_NAMES = ("A", "B", "C", "D")
+LABELS = ("a", "b", "c")
+OBSERVE_LABELS = ("", "after", "before reclaim")
+# Swap sizes in pages: 64K (full after 16 pages: swap-out fails) up to 16M.
+SWAP_PAGES = (16, 64, 256, 1024, 4096)
+# 1 in STOP_ODDS: the scenario ends after this command (mean ~ STOP_ODDS commands).
+STOP_ODDS = 14
+
+# Relative weight of each command kind when it is valid.  The order is the
+# shrinking order: a drawn kind shrinks towards the front of the list.
+KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
+    ("observe", 3),
+    ("read", 14),
+    ("write", 20),
+    ("madvise", 24),
+    ("mmap", 5),
+    ("munmap", 2),
+    ("swap", 4),
+    ("mlock", 3),
+    ("munlock", 2),
+    ("fork", 3),
+    ("exit", 2),
+    ("gup", 3),
+    ("release", 3),
+    ("poke", 4),
+    ("mthp", 4),
+    ("thp", 2),
+)
+COMMAND_KINDS = tuple(k for k, _ in KIND_WEIGHTS)
+
+# Relative weight of each advice; pageout and free drive the reclaim paths modelled.
+ADVICE_WEIGHTS: tuple[tuple[str, int], ...] = (
+    ("free", 5),
+    ("pageout", 6),
+    ("dontneed", 2),
+    ("cold", 3),
+    ("willneed", 2),
+    ("nohugepage", 1),
+    ("populate_read", 2),
+    ("populate_write", 2),
+    ("hugepage", 2),  # only with mthp
+)
+assert {a for a, _ in ADVICE_WEIGHTS} == set(ast.ADVICES)
+
+
+@dataclass
+class GenState:
+    """The books kept while drawing: what exists at the current line."""
+
+    mthp: bool
+    procs: dict[str, dict[str, int]] = field(default_factory=lambda: {"p0": {}})
+    children_forked: int = 0
+    mmaps_made: int = 0
+    refs: list[str] = field(default_factory=list)
+    refs_made: int = 0
+    swap_pages: int | None = None
+    commands: list[ast.Command] = field(default_factory=list)
+
+    @property
+    def line(self) -> int:
+        return len(self.commands) + 1
+
+    def mapped(self) -> list[tuple[str, str]]:
+        """Every (process, mapping) pair alive now, in a stable order."""
+        return [(p, m) for p in self.procs for m in sorted(self.procs[p])]
+
+    def children(self) -> list[str]:
+        return [p for p in self.procs if p != "p0"]
+
+
+def size_text(pages: int) -> str:
+    """A page count as a SIZE word: 64K, 1M (whole units only)."""
+    kb = pages * ast.PAGE_SIZE // 1024
+    return f"{kb // 1024}M" if kb % 1024 == 0 else f"{kb}K"
+
+
+def runs_text(runs: ast.Runs) -> str:
+    """Runs as a RANGE word: 0-3,8,10-11."""
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def command_text(cmd: ast.Command) -> str:
+    """The scenario line of `cmd`, with its process prefix, as the parser keeps it in `text`."""
+    prefix = "" if cmd.proc == "p0" else f"{cmd.proc}: "
+    return prefix + _body_text(cmd)
+
+
+def _body_text(cmd: ast.Command) -> str:
+    if isinstance(cmd, ast.Mthp):
+        kb = cmd.size_kb
+        return f"mthp {kb // 1024}M {cmd.mode}" if kb >= 1024 else f"mthp {kb}K {cmd.mode}"
+    if isinstance(cmd, ast.Thp):
+        return f"thp {cmd.mode}"
+    if isinstance(cmd, ast.Swap):
+        return "swap off" if cmd.pages is None else f"swap {size_text(cmd.pages)}"
+    if isinstance(cmd, ast.Mmap):
+        words = ["mmap", cmd.name, str(cmd.pages)]
+        if cmd.droppable:
+            words.append("droppable")
+        if cmd.offset:
+            words += ["offset", str(cmd.offset)]
+        return " ".join(words)
+    if isinstance(cmd, ast.Munmap):
+        return f"munmap {cmd.name}"
+    if isinstance(cmd, (ast.Write, ast.Poke)):
+        op = "write" if isinstance(cmd, ast.Write) else "poke"
+        text = f"{op} {cmd.name} {runs_text(cmd.runs)}"
+        return text if cmd.label == f"w{cmd.line}" else f"{text} as {cmd.label}"
+    if isinstance(cmd, ast.Read):
+        return f"read {cmd.name} {runs_text(cmd.runs)}"
+    if isinstance(cmd, ast.Madvise):
+        return f"madvise {cmd.name} {runs_text(cmd.runs)} {cmd.advice}"
+    if isinstance(cmd, ast.Mlock):
+        return f"mlock {cmd.name} {runs_text(cmd.runs)}"
+    if isinstance(cmd, ast.Munlock):
+        return f"munlock {cmd.name} {runs_text(cmd.runs)}"
+    if isinstance(cmd, ast.Fork):
+        return f"fork {cmd.child}"
+    if isinstance(cmd, ast.Exit):
+        return "exit"
+    if isinstance(cmd, ast.Gup):
+        return f"gup {cmd.name} {runs_text(cmd.runs)} as {cmd.ref}"
+    if isinstance(cmd, ast.Release):
+        return f"release {cmd.ref}"
+    if isinstance(cmd, ast.Observe):
+        return f"observe {cmd.label}".rstrip()
+    raise TypeError(f"the generator does not write {type(cmd).__name__} lines")
+
+
+def scenario_text(scenario: ast.Scenario) -> str:
+    """The scenario as text, one command a line (no comments)."""
+    return "".join(c.text + "\n" for c in scenario.commands)
+
+
+def command_kind(cmd: ast.Command) -> str:
+    """The scenario command word of `cmd`: 'write', 'madvise', ..."""
+    return type(cmd).__name__.lower()
+
+
+# -- drawing -------------------------------------------------------------------------
+
+
+def _weighted(draw: st.DrawFn, choices: list[tuple[str, int]]) -> str:
+    # One integer draw over the cumulative weights: shrinks towards choices[0].
+    total = sum(w for _, w in choices)
+    n = draw(st.integers(0, total - 1))
+    for name, w in choices:
+        if n < w:
+            return name
+        n -= w
+    raise AssertionError("unreachable")
+
+
+def _pick(draw: st.DrawFn, items: list[str] | list[tuple[str, str]]) -> object:
+    return items[draw(st.integers(0, len(items) - 1))]
+
+
+@st.composite
+def page_runs(draw: st.DrawFn, pages: int) -> ast.Runs:
+    """A RANGE over a mapping of `pages` pages: one page, one run, several runs, or all."""
+    kind = draw(st.integers(0, 3)) if pages > 1 else draw(st.sampled_from((0, 3)))
+    if kind == 0:
+        i = draw(st.integers(0, pages - 1))
+        return ((i, i),)
+    if kind == 1:
+        first = draw(st.integers(0, pages - 1))
+        last = first + draw(st.integers(0, pages - 1 - first))
+        return ((first, last),)
+    if kind == 2:
+        runs: list[tuple[int, int]] = []
+        pos = draw(st.integers(0, pages - 2))
+        for _ in range(draw(st.integers(2, 3))):
+            if pos >= pages:
+                break
+            length = draw(st.integers(1, min(8, pages - pos)))
+            runs.append((pos, pos + length - 1))
+            pos += length + draw(st.integers(1, 4))  # a gap: runs never touch
+        return tuple(runs)
+    return ((0, pages - 1),)
+
+
+def _valid_kinds(s: GenState) -> list[tuple[str, int]]:
+    mapped = bool(s.mapped())
+    ok = {
+        "observe": True,
+        "read": mapped,
+        "write": mapped,
+        "madvise": mapped,
+        "mmap": s.mmaps_made < MAX_MMAPS,
+        "munmap": mapped,
+        "swap": True,
+        "mlock": mapped,
+        "munlock": mapped,
+        "fork": s.children_forked < MAX_CHILDREN,
+        "exit": bool(s.children()),
+        "gup": mapped,
+        "release": bool(s.refs),
+        "poke": mapped,
+        "mthp": s.mthp,
+        "thp": s.mthp,
+    }
+    kinds = [(k, w) for k, w in KIND_WEIGHTS if ok[k]]
+    if not mapped:
+        # Little happens before the first mapping: make one likely.
+        kinds = [(k, w * 8 if k == "mmap" else w) for k, w in kinds]
+    if s.swap_pages is None and not any(isinstance(c, ast.Swap) for c in s.commands):
+        kinds = [(k, w * 3 if k == "swap" else w) for k, w in kinds]
+    return kinds
+
+
+def _draw_label(draw: st.DrawFn, line: int) -> str:
+    n = draw(st.integers(0, len(LABELS)))
+    return f"w{line}" if n == 0 else LABELS[n - 1]
+
+
+@st.composite
+def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
+    # One valid command at s.line, applied to the books.
+    kind = _weighted(draw, _valid_kinds(s))
+    line = s.line
+    cmd: ast.Command
+    if kind in ("read", "write", "madvise", "mlock", "munlock", "gup", "poke", "munmap"):
+        proc, name = _pick(draw, s.mapped())  # type: ignore[misc]
+        pages = s.procs[proc][name]
+        runs = draw(page_runs(pages)) if kind != "munmap" else ((0, pages - 1),)
+        if kind == "read":
+            cmd = ast.Read(line, proc, "", name=name, runs=runs)
+        elif kind == "write":
+            cmd = ast.Write(line, proc, "", name=name, runs=runs, label=_draw_label(draw, line))
+        elif kind == "poke":
+            cmd = ast.Poke(line, proc, "", name=name, runs=runs, label=_draw_label(draw, line))
+        elif kind == "madvise":
+            advices = [(a, w) for a, w in ADVICE_WEIGHTS if s.mthp or a != "hugepage"]
+            cmd = ast.Madvise(line, proc, "", name=name, runs=runs,
+                              advice=_weighted(draw, advices))
+        elif kind == "mlock":
+            cmd = ast.Mlock(line, proc, "", name=name, runs=runs)
+        elif kind == "munlock":
+            cmd = ast.Munlock(line, proc, "", name=name, runs=runs)
+        elif kind == "gup":
+            s.refs_made += 1
+            ref = f"r{s.refs_made}"
+            s.refs.append(ref)
+            cmd = ast.Gup(line, proc, "", name=name, runs=runs, ref=ref)
+        else:
+            del s.procs[proc][name]
+            cmd = ast.Munmap(line, proc, "", name=name)
+    elif kind == "observe":
+        proc = str(_pick(draw, list(s.procs)))
+        label = OBSERVE_LABELS[draw(st.integers(0, len(OBSERVE_LABELS) - 1))]
+        cmd = ast.Observe(line, proc, "", label=label)
+    elif kind == "mmap":
+        proc = str(_pick(draw, list(s.procs)))
+        name = MAP_NAMES[s.mmaps_made]
+        s.mmaps_made += 1
+        pages = draw(st.integers(1, MAX_PAGES))
+        droppable = draw(st.integers(0, 3)) == 3
+        offset = 0
+        if draw(st.integers(0, 3)) == 3:
+            offset = draw(st.integers(1, SLOT_PAGES - pages))
+        s.procs[proc][name] = pages
+        cmd = ast.Mmap(line, proc, "", name=name, pages=pages, droppable=droppable,
+                       offset=offset)
+    elif kind == "swap":
+        choices = [None, *SWAP_PAGES] if s.swap_pages is not None else list(SWAP_PAGES)
+        pages_or_off = choices[draw(st.integers(0, len(choices) - 1))]
+        s.swap_pages = pages_or_off
+        cmd = ast.Swap(line, "p0", "", pages=pages_or_off)
+    elif kind == "fork":
+        parent = str(_pick(draw, list(s.procs)))
+        s.children_forked += 1
+        child = f"p{s.children_forked}"
+        s.procs[child] = dict(s.procs[parent])
+        cmd = ast.Fork(line, parent, "", child=child)
+    elif kind == "exit":
+        proc = str(_pick(draw, s.children()))
+        del s.procs[proc]
+        cmd = ast.Exit(line, proc, "")
+    elif kind == "release":
+        ref = s.refs.pop(draw(st.integers(0, len(s.refs) - 1)))
+        cmd = ast.Release(line, "p0", "", ref=ref)
+    elif kind == "mthp":
+        size_kb = ast.MTHP_SIZES_KB[draw(st.integers(0, len(ast.MTHP_SIZES_KB) - 1))]
+        mode = ast.MTHP_MODES[draw(st.integers(0, len(ast.MTHP_MODES) - 1))]
+        cmd = ast.Mthp(line, "p0", "", size_kb=size_kb, mode=mode)
+    elif kind == "thp":
+        cmd = ast.Thp(line, "p0", "", mode=ast.THP_MODES[draw(st.integers(0, 2))])
+    else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
+        raise AssertionError(kind)
+    return _with_text(cmd)
+
+
+def _with_text(cmd: ast.Command) -> ast.Command:
+    # Commands are frozen: rebuild with the text the parser would keep.
+    fields = {k: getattr(cmd, k) for k in cmd.__dataclass_fields__}
+    fields["text"] = command_text(cmd)
+    return type(cmd)(**fields)
+
+
+def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[ast.Scenario]:
+    """Random valid scenarios of at most MAX_COMMANDS commands (see the module docstring)."""
+
+    @st.composite
+    def _scenario(draw: st.DrawFn) -> ast.Scenario:
+        s = GenState(mthp=mthp)
+        while len(s.commands) < MAX_COMMANDS:
+            s.commands.append(draw(_command(s)))
+            # 0 ends the scenario: shrinking towards 0 shortens it.
+            if draw(st.integers(0, STOP_ODDS - 1)) == 0:
+                break
+        return ast.Scenario(path=path, commands=tuple(s.commands))
+
+    return _scenario()
+
+

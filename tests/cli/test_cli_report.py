@@ -100,3 +100,8 @@ def test_sizes_scale_unless_raw():
 def test_every_category_has_a_distinct_character():
     chars = [c.char for c in CATEGORIES.values()] + [MIXED.char]
     assert len(chars) == len(set(chars))
+
+
+def test_long_value_lists_are_capped_with_a_count_of_the_rest():
+    text = values_by_page(["a", "b"] * 50, None, max_runs=3)
+    assert text == "0 a, 1 b, 2 a, ... 97 more ranges (--json shows every page)"

@@ -214,3 +214,10 @@ def test_unreadable_scenario_is_one_line(cli, fakes, tmp_path):
     binary.write_bytes(b"mmap A 4\n\xff\xfe\n")
     code, _, err = cli("run", binary)
     assert (code, err) == (2, f"{binary}: not a text file (byte 9 is not UTF-8)\n")
+
+
+def test_trace_with_both_backends_names_whose_step_it_is(cli, fakes, scn):
+    _, out, _ = cli("run", "--backend", "both", "--trace", scn("lazy.scn", LAZYFREE))
+    lines = out.splitlines()
+    assert "model    1 do_mmap: A: 4 pages" in lines
+    assert "kernel    1 do_mmap: A: 4 pages" in lines

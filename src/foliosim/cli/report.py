@@ -278,11 +278,14 @@ def _pages_of(cmd: Command | None, n: int) -> list[int] | None:
     return pages if len(pages) == n else None
 
 
-def values_by_page(values: list[Any], cmd: Command | None) -> str:
-    """Per-page values collapsed into ranges: '0-1 w3, 2-3 zero'."""
+def values_by_page(values: list[Any], cmd: Command | None, max_runs: int = MAX_RANGES) -> str:
+    """Per-page values collapsed into ranges: '0-1 w3, 2-3 zero' (at most `max_runs`)."""
     pages = _pages_of(cmd, len(values))
     runs = collapse(values, pages)
-    return ", ".join(f"{page_range(a, b)} {v}" for a, b, v in runs)
+    text = ", ".join(f"{page_range(a, b)} {v}" for a, b, v in runs[:max_runs])
+    if len(runs) > max_runs:
+        text += f", ... {len(runs) - max_runs} more ranges (--json shows every page)"
+    return text
 
 
 def _event_prefix(ev: dict[str, Any]) -> Text:

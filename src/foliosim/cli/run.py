@@ -117,9 +117,9 @@ def _write_json(target: str, obs: dict[str, Any]) -> None:
         raise UsageError(f"foliosim run: --json {target}: {e.strerror or e}") from None
 
 
-def _tracer(console: Console) -> Callable[[int, str, str], None]:
+def _tracer(console: Console, prefix: str = "") -> Callable[[int, str, str], None]:
     def trace(line: int, func: str, message: str) -> None:
-        console.print(Text(f"{line:>4} {func}: {message}"), highlight=False, soft_wrap=True)
+        console.print(Text(f"{prefix}{line:>4} {func}: {message}"), highlight=False, soft_wrap=True)
         console.file.flush()
 
     return trace
@@ -155,7 +155,11 @@ def main(args: argparse.Namespace) -> int:
     # The JSON owns stdout when it goes there; the report moves to stderr.
     report_file = sys.stderr if "-" in targets.values() else sys.stdout
     console = Console(file=report_file, highlight=False, soft_wrap=True)
-    trace = _tracer(console) if args.trace else None
+    # With two backends, each trace line says whose step it is.
+    traces = {
+        name: _tracer(console, f"{name} " if len(names) > 1 else "") if args.trace else None
+        for name in names
+    }
 
     status = 0
     for i, scenario in enumerate(scenarios):
@@ -165,7 +169,7 @@ def main(args: argparse.Namespace) -> int:
         for n, name in enumerate(names):
             if n:
                 console.print()
-            obs = backends[name].run(scenario, trace=trace)
+            obs = backends[name].run(scenario, trace=traces[name])
             observed[name] = obs
             if (i, name) in targets:
                 _write_json(targets[(i, name)], obs)

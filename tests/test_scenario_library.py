@@ -92,7 +92,9 @@ def test_scenario_expectations_hold_on_the_model(path: Path) -> None:
 def test_scenario_expectations_hold_on_the_kernel(path: Path) -> None:
     _require_kernel()
     failed = _failed_expectations(_kernel_observation(path))
-    assert not failed, "the live kernel no longer does what the scenario says:\n" + "\n".join(failed)
+    assert not failed, "the live kernel no longer does what the scenario says:\n" + "\n".join(
+        failed
+    )
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)

@@ -167,29 +167,29 @@ class KernelBackend:
     def unavailable_reason() -> str | None:
         """One line saying why this machine cannot run scenarios live; None if it can."""
         if platform.system() != "Linux":
-            return f"kernel backend: needs Linux, this is {platform.system()}"
+            return f"needs Linux, this is {platform.system()}"
         if os.geteuid() != 0:
-            return ("kernel backend: needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
+            return ("needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
                     "THP and swap settings); running as uid " + str(os.geteuid()))
         if not os.path.exists("/proc/kpageflags") or not os.path.exists("/proc/kpagecount"):
-            return "kernel backend: this kernel has no /proc/kpageflags or /proc/kpagecount"
+            return "this kernel has no /proc/kpageflags or /proc/kpagecount"
         if not (procfs.THP_DIR / "enabled").exists():
-            return "kernel backend: this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
+            return "this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
         missing = [kb for kb in MTHP_SIZES_KB
                    if not (procfs.THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()]
         if missing:
-            return f"kernel backend: this kernel has no mTHP sysfs for {missing[0]}kB"
+            return f"this kernel has no mTHP sysfs for {missing[0]}kB"
         if _cpus() is None:
-            return "kernel backend: needs at least 2 CPUs (scenario CPU and runner CPU)"
+            return "needs at least 2 CPUs (scenario CPU and runner CPU)"
         if shutil.which("gcc") is None and shutil.which("cc") is None:
-            return "kernel backend: no C compiler (gcc or cc) to build the worker"
+            return "no C compiler (gcc or cc) to build the worker"
         return None
 
     def refusal(self, scenario: Scenario) -> str | None:
         """Why this scenario cannot run here (one line), checked before changing anything."""
         reason = self.unavailable_reason()
         if reason:
-            return reason
+            return f"kernel backend: {reason}"
         cmds = scenario.commands
         if any(isinstance(c, Mmap) and c.droppable for c in cmds) and not _droppable_supported():
             line = next(c.line for c in cmds if isinstance(c, Mmap) and c.droppable)

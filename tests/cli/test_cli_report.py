@@ -105,3 +105,25 @@ def test_every_category_has_a_distinct_character():
 def test_long_value_lists_are_capped_with_a_count_of_the_rest():
     text = values_by_page(["a", "b"] * 50, None, max_runs=3)
     assert text == "0 a, 1 b, 2 a, ... 97 more ranges (--json shows every page)"
+
+
+def test_colour_on_a_terminal_changes_no_text():
+    import io
+    import re
+
+    from rich.console import Console
+
+    from foliosim.cli.report import print_report
+
+    obs = {
+        "format": "foliosim.observation/1",
+        "scenario": "t.scn",
+        "backend": {"name": "model", "profile": "linux-6.18"},
+        "events": [],
+        "final": {"vmstat": {}, "mthp": {}, "procs": {"p0": {"maps": {"A": {"pages": [NONE]}}}}},
+    }
+    tty, plain = io.StringIO(), io.StringIO()
+    print_report(Console(file=tty, force_terminal=True, soft_wrap=True), obs)
+    print_report(Console(file=plain, soft_wrap=True), obs)
+    assert "\x1b[" in tty.getvalue() and "\x1b[" not in plain.getvalue()
+    assert re.sub(r"\x1b\[[0-9;]*m", "", tty.getvalue()) == plain.getvalue()

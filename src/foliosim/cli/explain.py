@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
 
     obs: dict[str, Any] = backend.run(scenario, trace=trace)
     console = Console(highlight=False, soft_wrap=True)
-    title = Text("foliosim explain: ", style="bold")
+    title = Text().append("foliosim explain: ", style="bold")
     title.append(backend_title(obs), style="bold cyan")
     title.append(f"  scenario {scenario.name}")
     console.print(title)
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     lines.extend(sorted(set(funcs) - known))
     for line in lines:
         cmd_text = next((c.text for c in scenario.commands if c.line == line), None)
-        head = Text(f"{line:>4} ", style="dim")
+        head = Text().append(f"{line:>4} ", style="dim")
         head.append(
             cmd_text if cmd_text is not None else "(outside any scenario line)", style="bold"
         )

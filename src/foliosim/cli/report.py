@@ -151,7 +151,7 @@ def mapping_lines(
     """The dump of one mapping: header with smaps, strip, collapsed page ranges."""
     pages = mapping.get("pages") or []
     smaps = mapping.get("smaps") or {}
-    head = Text(f"{proc} {name}", style="bold")
+    head = Text().append(f"{proc} {name}", style="bold")
     head.append(f"  {format_kb(len(pages) * PAGE_KB, raw)}")
     for field in ("Rss", "LazyFree", "Swap"):
         head.append(f"  {field}: {format_kb(smaps[field], raw) if field in smaps else 'missing'}")
@@ -244,7 +244,7 @@ def _categories_in(obs: dict[str, Any], width: int = STRIP_WIDTH) -> tuple[list[
 
 def legend(obs: dict[str, Any], width: int = STRIP_WIDTH) -> Text:
     """The strip legend, for the categories this observation uses."""
-    text = Text("legend: ", style="dim")
+    text = Text().append("legend: ", style="dim")
     used, grouped = _categories_in(obs, width)
     for n, key in enumerate(used):
         cat = CATEGORIES[key]
@@ -289,7 +289,7 @@ def values_by_page(values: list[Any], cmd: Command | None, max_runs: int = MAX_R
 
 
 def _event_prefix(ev: dict[str, Any]) -> Text:
-    return Text(f"line {ev.get('line', '?'):<3} {ev.get('proc', '?')} ", style="dim")
+    return Text().append(f"line {ev.get('line', '?'):<3} {ev.get('proc', '?')} ", style="dim")
 
 
 def report_lines(
@@ -300,7 +300,7 @@ def report_lines(
 ) -> Iterator[Text]:
     """The whole report of one observation, line by line."""
     commands = {c.line: c for c in scenario.commands} if scenario is not None else {}
-    title = Text("foliosim run: ", style="bold")
+    title = Text().append("foliosim run: ", style="bold")
     title.append(backend_title(obs), style="bold cyan")
     title.append(f"  scenario {obs.get('scenario', '?')}")
     yield title

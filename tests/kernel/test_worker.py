@@ -1,0 +1,108 @@
+"""The C worker faults no page of its own once started: the batches see only scenario pages."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+from foliosim.kernel.build import worker_binary
+from foliosim.kernel.worker import (
+    OP_DRAIN_ALL,
+    OP_MADVISE,
+    OP_MMAP,
+    OP_MUNMAP,
+    OP_PING,
+    OP_POKE,
+    OP_WRITE,
+    Worker,
+)
+
+pytestmark = pytest.mark.usefixtures("live_kernel")
+
+ADDR = 0x300000000000
+CPU = max(os.sched_getaffinity(0))
+
+
+def faults(pid: int) -> tuple[int, int]:
+    """(minflt, majflt) of /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[7]), int(fields[9])
+
+
+@pytest.fixture
+def worker():
+    w = Worker.spawn(worker_binary(), "worker", CPU)
+    yield w
+    w.kill()
+
+
+class TestWorkerIsQuiet:
+    def test_commands_that_touch_no_scenario_page_fault_nothing(self, worker):
+        before = faults(worker.pid)
+        for _ in range(50):
+            worker.call(OP_PING)
+        worker.call(OP_MMAP, addr=ADDR, length=1 << 16)
+        worker.call(OP_MADVISE, arg=20, addr=ADDR, length=1 << 16)  # MADV_COLD
+        worker.call(OP_DRAIN_ALL)
+        worker.call(OP_MUNMAP, addr=ADDR, length=1 << 16)
+        assert faults(worker.pid) == before
+
+    def test_a_write_faults_exactly_the_pages_written(self, worker):
+        worker.call(OP_MMAP, addr=ADDR, length=8 * 4096)
+        before = faults(worker.pid)
+        worker.call(OP_WRITE, addr=ADDR, length=8, index0=0, label="x", mapname="A")
+        assert faults(worker.pid)[0] - before[0] == 8
+
+    def test_forked_child_is_quiet_after_it_settles(self, worker):
+        child = worker.fork()
+        try:
+            before = faults(child.pid), faults(worker.pid)
+            for _ in range(20):
+                child.call(OP_PING)
+                worker.call(OP_PING)
+            assert (faults(child.pid), faults(worker.pid)) == before
+        finally:
+            child.kill()
+
+    def test_poke_helper_faults_only_the_target_pages(self, worker):
+        # GUP faults in the target's pages from the helper's context, and mm_account_fault()
+        # counts them in the helper's min_flt: 4 pages poked, 4 faults, none of its own.
+        helper = Worker.spawn(worker_binary(), "helper", CPU)
+        try:
+            worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
+            before = faults(helper.pid)
+            helper.call(OP_POKE, pid=worker.pid, addr=ADDR, length=4, index0=0, label="p",
+                        mapname="A")
+            assert faults(helper.pid)[0] - before[0] == 4
+            assert worker.read(ADDR, 4, 0, "A") == ["p"] * 4
+        finally:
+            helper.kill()
+
+
+class TestContentTokens:
+    def test_another_pages_token_reads_as_garbage(self, worker):
+        worker.call(OP_MMAP, addr=ADDR, length=2 * 4096)
+        # Page 0 holds the token of page 1; page 1 the token of mapping B's page 1.
+        worker.call(OP_WRITE, addr=ADDR, length=1, index0=1, label="a", mapname="A")
+        worker.call(OP_WRITE, addr=ADDR + 4096, length=1, index0=1, label="a", mapname="B")
+        assert worker.read(ADDR, 2, 0, "A") == ["garbage", "garbage"]
+        assert worker.read(ADDR + 4096, 1, 1, "B") == ["a"]
+
+    def test_reply_of_a_long_read_spans_several_messages(self, worker):
+        n = 1300
+        worker.call(OP_MMAP, addr=ADDR, length=n * 4096)
+        worker.call(OP_WRITE, addr=ADDR + 1000 * 4096, length=1, index0=1000, label="m",
+                    mapname="A")
+        data = worker.read(ADDR, n, 0, "A")
+        assert len(data) == n and data[1000] == "m" and data.count("zero") == n - 1
+
+
+def test_worker_exits_when_its_socket_closes():
+    w = Worker.spawn(worker_binary(), "worker", CPU)
+    child = w.fork()
+    child.sock.shutdown(socket.SHUT_RDWR)
+    child.wait_gone(timeout=5)
+    w.kill()

@@ -40,8 +40,10 @@ PROFILE = "linux-6.18"
 # The lock every run that touches swap or mTHP sysfs takes (shared with the kernel
 # backend), and where this benchmark notes what it changed, so that a run killed
 # by SIGKILL is undone by the next one.
-LOCK_PATH = Path("/run/foliosim/lock")
-RESTORE_PATH = Path("/run/foliosim/bench-restore.json")
+# FOLIOSIM_RUN_DIR and the lock's name as in foliosim/kernel/settings.py (RunLock).
+RUN_DIR = Path(os.environ.get("FOLIOSIM_RUN_DIR", "/run/foliosim"))
+LOCK_PATH = RUN_DIR / "lock"
+RESTORE_PATH = RUN_DIR / "bench-restore.json"
 LOCK_TIMEOUT_S = 600
 
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
@@ -222,7 +224,19 @@ class KernelSettings:
         RESTORE_PATH.write_text(json.dumps(self.changed, sort_keys=True) + "\n")
 
     def recover(self, say: Any) -> None:
-        """Undo what a killed earlier run of this benchmark left behind."""
+        """Undo what a killed earlier run (this benchmark or the kernel backend) left behind.
+
+        Called with the lock held, so no live run owns those settings.
+        """
+        try:
+            from foliosim.kernel.settings import Settings
+
+            if Settings.restore_saved():
+                say("undid settings left by an interrupted kernel-backend run")
+        except ImportError:
+            pass
+        except Exception as e:  # noqa: BLE001 -- its failure only matters if a row needs zram
+            say(f"could not undo a kernel-backend run's leftovers: {e}")
         if not RESTORE_PATH.exists():
             return
         try:

@@ -208,33 +208,28 @@ def page_runs(draw: st.DrawFn, pages: int) -> ast.Runs:
     return ((0, pages - 1),)
 
 
-def _valid_kinds(s: GenState) -> list[tuple[str, int]]:
+def _kind(draw: st.DrawFn, s: GenState) -> str:
+    # The weights never depend on the state (only on `mthp`): a drawn number means
+    # the same kind wherever it stands, so that the shrinker can delete the commands
+    # before it.  A kind that is not valid here falls back to one that is; since
+    # every mapping command falls back to `mmap` while nothing is mapped, the first
+    # mapping comes early.
+    kind = _weighted(draw, [(k, w) for k, w in KIND_WEIGHTS
+                            if s.mthp or k not in ("mthp", "thp")])
     mapped = bool(s.mapped())
-    ok = {
-        "observe": True,
-        "read": mapped,
-        "write": mapped,
-        "madvise": mapped,
+    valid = {
+        "read": mapped, "write": mapped, "madvise": mapped, "munmap": mapped,
+        "mlock": mapped, "munlock": mapped, "gup": mapped, "poke": mapped,
         "mmap": s.mmaps_made < MAX_MMAPS,
-        "munmap": mapped,
-        "swap": True,
-        "mlock": mapped,
-        "munlock": mapped,
         "fork": s.children_forked < MAX_CHILDREN,
         "exit": bool(s.children()),
-        "gup": mapped,
         "release": bool(s.refs),
-        "poke": mapped,
-        "mthp": s.mthp,
-        "thp": s.mthp,
-    }
-    kinds = [(k, w) for k, w in KIND_WEIGHTS if ok[k]]
-    if not mapped:
-        # Little happens before the first mapping: make one likely.
-        kinds = [(k, w * 8 if k == "mmap" else w) for k, w in kinds]
-    if s.swap_pages is None and not any(isinstance(c, ast.Swap) for c in s.commands):
-        kinds = [(k, w * 3 if k == "swap" else w) for k, w in kinds]
-    return kinds
+    }.get(kind, True)
+    if valid:
+        return kind
+    if not mapped and s.mmaps_made < MAX_MMAPS:
+        return "mmap"
+    return "write" if mapped else "observe"
 
 
 def _draw_label(draw: st.DrawFn, line: int) -> str:
@@ -245,7 +240,7 @@ def _draw_label(draw: st.DrawFn, line: int) -> str:
 @st.composite
 def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     # One valid command at s.line, applied to the books.
-    kind = _weighted(draw, _valid_kinds(s))
+    kind = _kind(draw, s)
     line = s.line
     cmd: ast.Command
     if kind in ("read", "write", "madvise", "mlock", "munlock", "gup", "poke", "munmap"):

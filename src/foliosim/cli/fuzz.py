@@ -1,0 +1,247 @@
+"""`foliosim fuzz`: random valid scenarios on the model and the live kernel, compared.
+
+Differences are shrunk to minimal scenarios and saved as NNN.scn with both
+observations (see foliosim.check.fuzz and docs/fuzzing.md).  Exit 0 when no
+unexplained difference (nor crash) turned up, 1 otherwise, 2 on refused options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from foliosim.check.fuzz import DEFAULT_SHRINK_BUDGET, KNOWN_DIFFERENCES, Campaign, Stats
+from foliosim.check.gen import COMMAND_KINDS
+from foliosim.cli.common import DEFAULT_PROFILE, UsageError, kernel_backend, model_backend
+from foliosim.scenario.ast import ADVICES
+
+BACKEND_CHOICES = ("model,kernel", "kernel,model", "model")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `foliosim fuzz`."""
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="campaign seed (default: a random one, printed); the same seed "
+        "gives the same scenarios",
+    )
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--count", type=int, default=None, metavar="N", help="generate N scenarios (default 100)"
+    )
+    budget.add_argument(
+        "--time",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="generate scenarios for SECONDS seconds instead",
+    )
+    parser.add_argument(
+        "--out",
+        default="fuzz-out",
+        metavar="DIR",
+        help="where findings go: NNN.scn, NNN.<backend>.json (default fuzz-out)",
+    )
+    parser.add_argument(
+        "--backends",
+        default="model,kernel",
+        metavar="LIST",
+        help="model,kernel (default: compare them) or model (model alone, "
+        "invariants checked: any exception is a finding)",
+    )
+    parser.add_argument(
+        "--mthp",
+        action="store_true",
+        help="also draw `mthp SIZE MODE`, `thp MODE` and `madvise ... hugepage` "
+        "(large folios); without it only order-0 folios happen",
+    )
+    parser.add_argument(
+        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+    )
+    parser.add_argument(
+        "--shrink-budget",
+        type=int,
+        default=DEFAULT_SHRINK_BUDGET,
+        metavar="RUNS",
+        help=f"at most RUNS scenario runs to shrink each finding (default {DEFAULT_SHRINK_BUDGET})",
+    )
+
+
+def _found_by(args: argparse.Namespace, seed: int) -> str:
+    words = ["foliosim fuzz", f"--seed {seed}"]
+    words.append(f"--time {args.time:g}" if args.time is not None else f"--count {args.count}")
+    words.append(f"--backends {args.backends}")
+    if args.mthp:
+        words.append("--mthp")
+    if args.profile != DEFAULT_PROFILE:
+        words.append(f"--profile {args.profile}")
+    return " ".join(words)
+
+
+def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    names = args.backends
+    if names not in BACKEND_CHOICES:
+        raise UsageError(
+            f"foliosim fuzz: --backends {names}: expected one of {', '.join(BACKEND_CHOICES)}"
+        )
+    out: list[tuple[str, Any]] = []
+    for name in names.split(","):
+        if name == "model":
+            # Alone, the model is checked: invariant violations are what we look for.
+            out.append(("model", model_backend(args.profile, check=names == "model")))
+        else:
+            try:
+                out.append(("kernel", kernel_backend()))
+            except UsageError as e:
+                raise UsageError(
+                    f"{e} (foliosim fuzz --backends model fuzzes the model alone)"
+                ) from None
+    return out
+
+
+def _describe(name: str, args: argparse.Namespace) -> str:
+    if name == "model":
+        return f"model ({args.profile}{', checked' if args.backends == 'model' else ''})"
+    return f"kernel ({platform.release()})"
+
+
+def _progress_line(stats: Stats, status: str) -> Text:
+    rate = f"{stats.rate:.1f}/s" if stats.elapsed > 0 else "-"
+    line = (
+        f"fuzz: {stats.generated} scenarios ({rate}), "
+        f"{stats.unexplained} differing ({len(stats.findings)} saved), "
+        f"{stats.explained} explained, {stats.elapsed:.1f} s"
+    )
+    return Text(line + (f"  [{status}]" if status else ""))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run one campaign; the exit status of `foliosim fuzz`."""
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"foliosim fuzz: --count {args.count}: must be at least 1")
+    if args.time is not None and not args.time > 0:
+        raise UsageError(f"foliosim fuzz: --time {args.time:g}: must be more than 0 seconds")
+    if args.shrink_budget < 0:
+        raise UsageError(f"foliosim fuzz: --shrink-budget {args.shrink_budget}: must be >= 0")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"foliosim fuzz: --out {args.out}: exists and is not a directory")
+    if args.count is None and args.time is None:
+        args.count = 100
+    backends = _backends(args)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False)
+    vs = " vs ".join(_describe(n, args) for n, _ in backends)
+    out.print(
+        f"foliosim fuzz: seed {seed}, {vs}, "
+        + (f"{args.count} scenarios" if args.count is not None else f"{args.time:g} s")
+        + (", mthp" if args.mthp else "")
+        + f", findings to {args.out}/"
+    )
+
+    live = Live(
+        _progress_line(Stats(backends=[]), "starting"),
+        console=err,
+        refresh_per_second=4,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+    def progress(stats: Stats, status: str) -> None:
+        live.update(_progress_line(stats, status))
+
+    campaign = Campaign(
+        backends,
+        seed=seed,
+        count=args.count,
+        time_limit=args.time,
+        out_dir=args.out,
+        mthp=args.mthp,
+        found_by=_found_by(args, seed),
+        shrink_budget=args.shrink_budget,
+        progress=progress,
+    )
+    with live:
+        stats = campaign.run()
+    print_summary(out, stats, [n for n, _ in backends])
+    if stats.interrupted:
+        return 130
+    return 1 if stats.unexplained else 0
+
+
+def print_summary(console: Console, stats: Stats, names: list[str]) -> None:
+    """The end-of-campaign report: counts, findings, coverage, rate."""
+    c = console
+    pair = len(names) == 2
+    head = "interrupted after" if stats.interrupted else "ran"
+    c.print(
+        f"{head} {stats.generated} scenarios in {stats.elapsed:.1f} s "
+        f"({stats.rate:.2f} scenarios/s; {stats.shrink_runs} more runs to shrink and "
+        f"replay findings)"
+    )
+    if pair:
+        c.print(
+            f"differences: {stats.differs + stats.explained} scenarios differ, "
+            f"{stats.differs} unexplained, {stats.explained} explained"
+        )
+        known = {k.name: k.reason for k in KNOWN_DIFFERENCES}
+        for name, n in stats.explained_reasons.most_common():
+            c.print(f"  explained {n}x: {name}: {known.get(name, '')}")
+    c.print(
+        f"crashes: {stats.crashes} scenarios made a backend raise"
+        + (
+            f"; {stats.invalid} generated scenarios were refused by the parser"
+            if stats.invalid
+            else ""
+        )
+    )
+    if stats.findings:
+        c.print(f"findings ({len(stats.findings)} saved, shrunk):")
+        for f in stats.findings:
+            again = f", {f.repeats} later scenarios failed the same way" if f.repeats else ""
+            note = "" if f.reproduced else " (did not reproduce on replay)"
+            c.print(f"  {f.path}: {f.commands_before} -> {f.commands_after} commands{again}{note}")
+            c.print(Text(f"    {f.headline()}"))
+    else:
+        c.print("findings: none")
+
+    table = Table(title="coverage (generated scenarios)", title_justify="left")
+    table.add_column("command")
+    table.add_column("lines", justify="right")
+    for n in names:
+        table.add_column(f"failed ({n})", justify="right")
+    failed_by_op: dict[str, dict[str, int]] = {}
+    for (backend, op), k in stats.failed.items():
+        failed_by_op.setdefault(op, {})[backend] = k
+    extra = sorted(op for op in failed_by_op if op not in COMMAND_KINDS)
+    for kind in (*COMMAND_KINDS, *extra):
+        table.add_row(
+            kind,
+            str(stats.commands.get(kind, 0)),
+            *(str(failed_by_op.get(kind, {}).get(n, 0)) for n in names),
+        )
+    for advice in ADVICES:
+        table.add_row(
+            f"  madvise {advice}", str(stats.advices.get(advice, 0)), *("" for _ in names)
+        )
+    c.print(table)
+    c.print(f"scenarios per second: {stats.rate:.2f}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from foliosim.cli.main import main as _main
+
+    sys.exit(_main(["fuzz", *sys.argv[1:]]))

@@ -1,0 +1,174 @@
+"""The differential fuzzer: deterministic campaigns, shrunk and saved findings, explained ones."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from foliosim.check.diff import Difference
+from foliosim.check.fuzz import Campaign, KnownDifference
+from foliosim.scenario import ast
+from foliosim.scenario.parser import parse_file
+
+
+class FakeBackend:
+    """An observation of one event per line; `cold_bug` fails every `madvise ... cold`."""
+
+    def __init__(self, cold_bug: bool = False, crash_on_poke: bool = False) -> None:
+        self.cold_bug = cold_bug
+        self.crash_on_poke = crash_on_poke
+        self.runs = 0
+
+    def run(self, scenario, trace=None):
+        self.runs += 1
+        events = []
+        for c in scenario.commands:
+            if self.crash_on_poke and isinstance(c, ast.Poke):
+                raise RuntimeError(f"line {c.line}: poke is not done yet")
+            ev = {"line": c.line, "proc": c.proc, "op": type(c).__name__.lower()}
+            if self.cold_bug and isinstance(c, ast.Madvise) and c.advice == "cold":
+                ev["error"] = "EINVAL"
+            events.append(ev)
+        return {"format": "fake", "events": events, "final": {"vmstat": {}}}
+
+
+def _cold_campaign(tmp_path, **kw):
+    backends = [("model", FakeBackend()), ("kernel", FakeBackend(cold_bug=True))]
+    return Campaign(backends, seed=kw.pop("seed", 3), count=kw.pop("count", 150),
+                    out_dir=tmp_path, found_by="foliosim fuzz --seed 3 (test)", **kw)
+
+
+def _commands(path):
+    return [c for c in parse_file(path).commands]
+
+
+def test_shrinker_reduces_a_difference_to_the_line_that_causes_it(tmp_path):
+    stats = _cold_campaign(tmp_path).run()
+    assert stats.differs > 0 and len(stats.findings) == 1
+    f = stats.findings[0]
+    assert f.path == tmp_path / "000.scn" and f.reproduced
+    cmds = _commands(f.path)
+    colds = [c for c in cmds if isinstance(c, ast.Madvise) and c.advice == "cold"]
+    assert len(colds) == 1
+    # All that is left is the mapping the advice needs and the advice itself.
+    assert len(cmds) == 2 and isinstance(cmds[0], ast.Mmap)
+    assert f.commands_before == 25  # seed 3: the first scenario to differ is long
+    text = f.path.read_text()
+    assert text.startswith("# found by: foliosim fuzz --seed 3 (test)\n")
+    cold_line = colds[0].line
+    assert f"#   line {cold_line} madvise, p0 error: missing on model, kernel said EINVAL" in text
+    kernel = json.loads((tmp_path / "000.kernel.json").read_text())
+    model = json.loads((tmp_path / "000.model.json").read_text())
+    assert [e.get("error") for e in kernel["events"] if e["line"] == cold_line] == ["EINVAL"]
+    assert all("error" not in e for e in model["events"])
+
+
+def test_later_scenarios_with_the_same_difference_are_counted_not_saved_again(tmp_path):
+    stats = _cold_campaign(tmp_path, count=300).run()
+    assert len(stats.findings) == 1
+    assert stats.findings[0].repeats == stats.differs - 1 > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "000.kernel.json", "000.model.json", "000.scn"]
+
+
+def test_findings_already_in_the_directory_are_kept(tmp_path):
+    (tmp_path / "000.scn").write_text("# an older finding\n")
+    stats = _cold_campaign(tmp_path).run()
+    assert stats.findings[0].path == tmp_path / "001.scn"
+    assert (tmp_path / "000.scn").read_text() == "# an older finding\n"
+
+
+def test_a_known_difference_is_counted_as_explained_with_its_reason(tmp_path):
+    def cold_einval(d: Difference, scenario: ast.Scenario) -> bool:
+        return d.op == "madvise" and d.field == "error" and d.b == "EINVAL"
+
+    known = [KnownDifference("cold-einval", "the fake kernel refuses MADV_COLD", cold_einval)]
+    stats = _cold_campaign(tmp_path, known=known).run()
+    assert stats.differs == 0 and stats.findings == []
+    assert stats.explained > 0
+    assert stats.explained_reasons["cold-einval"] >= stats.explained
+    assert stats.commands["madvise"] > 0 and stats.advices["cold"] > 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_exception_in_a_lone_backend_is_a_finding_shrunk_to_its_line(tmp_path):
+    backend = FakeBackend(crash_on_poke=True)
+    stats = Campaign([("model", backend)], seed=5, count=150, out_dir=tmp_path,
+                     found_by="test").run()
+    assert stats.crashes > 0 and len(stats.findings) == 1
+    f = stats.findings[0]
+    cmds = _commands(f.path)
+    assert [type(c).__name__ for c in cmds] == ["Mmap", "Poke"]
+    assert "#   model raised RuntimeError: line" in f.path.read_text()
+    assert not (tmp_path / "000.model.json").exists()  # there is no observation to save
+
+
+def _fingerprint(stats):
+    return (stats.generated, stats.digest, stats.same, stats.differs, stats.crashes,
+            dict(stats.commands), dict(stats.advices), dict(stats.failed),
+            [(f.path.name, f.commands_before, f.commands_after, f.shrink_runs)
+             for f in stats.findings])
+
+
+def test_a_campaign_with_findings_is_deterministic_for_its_seed(tmp_path):
+    a = _cold_campaign(tmp_path / "a", count=200).run()
+    b = _cold_campaign(tmp_path / "b", count=200).run()
+    c = _cold_campaign(tmp_path / "c", count=200, seed=4).run()
+    assert a.generated == 200
+    assert _fingerprint(a) == _fingerprint(b)
+    assert a.digest != c.digest
+    assert (tmp_path / "a/000.scn").read_text() == (tmp_path / "b/000.scn").read_text()
+
+
+def test_a_time_limited_campaign_stops_on_time():
+    ticks = iter(range(10**6))
+    backends = [("model", FakeBackend()), ("kernel", FakeBackend())]
+    # A fake clock: one second per call, so the limit is reached after a few scenarios.
+    stats = Campaign(backends, seed=1, count=None, time_limit=20, out_dir="unused",
+                     clock=lambda: float(next(ticks))).run()
+    assert 0 < stats.generated < 20 and stats.differs == 0
+
+
+# -- with the real backends ------------------------------------------------------------
+
+
+def _model(check):
+    backend = pytest.importorskip("foliosim.model.backend")
+    return backend.ModelBackend(profile="linux-6.18", check=check)
+
+
+def test_a_model_only_campaign_is_deterministic_for_its_seed(tmp_path):
+    runs = [Campaign([("model", _model(check=True))], seed=2024, count=40,
+                     out_dir=tmp_path / str(i), found_by="test").run() for i in range(2)]
+    assert runs[0].generated == 40
+    assert _fingerprint(runs[0]) == _fingerprint(runs[1])
+    found = [sorted(p.read_text() for p in (tmp_path / str(i)).glob("*")) if
+             (tmp_path / str(i)).exists() else [] for i in range(2)]
+    assert found[0] == found[1]
+
+
+def _kernel():
+    try:
+        from foliosim.kernel.backend import KernelBackend
+    except ImportError as e:
+        reason = f"kernel backend not importable: {e}"
+    else:
+        reason = KernelBackend.unavailable_reason()
+        if reason is None:
+            return KernelBackend()
+    if os.environ.get("FOLIOSIM_REQUIRE_KERNEL") == "1":
+        pytest.fail(f"FOLIOSIM_REQUIRE_KERNEL=1 but the kernel backend is unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def test_a_small_campaign_on_model_and_kernel_runs_and_accounts_for_every_scenario(tmp_path):
+    kernel = _kernel()
+    stats = Campaign([("model", _model(check=False)), ("kernel", kernel)], seed=1, count=8,
+                     out_dir=tmp_path, found_by="test", shrink_budget=30).run()
+    assert stats.generated == 8
+    assert stats.same + stats.explained + stats.differs + stats.crashes + stats.invalid == 8
+    assert stats.invalid == 0
+    for f in stats.findings:
+        assert f.path.exists() and _commands(f.path)

@@ -1,0 +1,708 @@
+"""Parse scenario text (contract v1) into the dataclasses of foliosim.scenario.ast.
+
+Everything that can be known before running is checked here, statically:
+words, numbers, sizes and ranges; which processes are alive, which mappings
+each one has and how many pages; which GUP references are held and which
+labels were written.  The first problem raises ScenarioError pointing at the
+offending word; nothing after it is looked at.  docs/scenario-format.md
+describes the language as implemented here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from foliosim.observation import SMAPS_KEYS
+from foliosim.scenario import ast
+from foliosim.scenario.errors import ScenarioError
+
+NAME_MAX = 64
+NAME_CHARS = "A-Z a-z 0-9 _ . + -"
+NOT_LABELS = (ast.DATA_ZERO, ast.DATA_GARBAGE)
+# `offset N` starts a mapping N pages into its 2M slot: N must lie inside the slot.
+SLOT_PAGES = 2 * 1024 * 1024 // ast.PAGE_SIZE
+SWAP_MIN_BYTES = 64 * 1024
+# Every number must fit in 64 bits (and, for int(), stay short).
+NUMBER_MAX = 2**64 - 1
+_NUMBER_DIGITS_MAX = 20
+
+_UNITS = {"": None, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.+\-]+")
+_NAME_BAD_CHAR_RE = re.compile(r"[^A-Za-z0-9_.+\-]")
+_COUNTER_RE = re.compile(r"[a-z0-9_]+")
+_DIGITS_RE = re.compile(r"[0-9]+")
+_SIZE_RE = re.compile(r"([0-9]+)([A-Za-z]*)")
+_RUN_RE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+_SIGNED_RE = re.compile(r"-?[0-9]+")
+_WORD_RE = re.compile(r"[^ \t]+")
+# Characters refused outside comments: controls other than tab, and lone surrogates.
+_BAD_CHAR_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+USAGE = {
+    "mthp": "mthp SIZE MODE",
+    "thp": "thp MODE",
+    "swap": "swap SIZE | swap off",
+    "mmap": "mmap NAME SIZE [droppable] [offset PAGES]",
+    "munmap": "munmap NAME",
+    "write": "write NAME RANGE [as LABEL]",
+    "read": "read NAME RANGE",
+    "madvise": "madvise NAME RANGE ADVICE",
+    "mlock": "mlock NAME RANGE",
+    "munlock": "munlock NAME RANGE",
+    "fork": "fork CHILD",
+    "exit": "exit",
+    "gup": "gup NAME RANGE as REF",
+    "release": "release REF",
+    "poke": "poke NAME RANGE [as LABEL]",
+    "observe": "observe [LABEL]",
+    "expect": (
+        "expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE present|swap|none, "
+        "expect NAME smaps FIELD KB, or expect vmstat COUNTER N"
+    ),
+}
+COMMANDS = tuple(USAGE)
+
+
+def parse_file(path: str | os.PathLike[str]) -> ast.Scenario:
+    """Read and parse a scenario file; unreadable files are ScenarioError at 0:0."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ScenarioError(name, 0, 0, f"cannot read scenario file: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        col = len(data[line_start : e.start].decode("utf-8", errors="replace")) + 1
+        raise ScenarioError(
+            name, line, col, f"not UTF-8 text: byte 0x{data[e.start]:02x} cannot be decoded"
+        ) from None
+    return parse_text(text, name)
+
+
+def parse_text(text: str, path: str) -> ast.Scenario:
+    """Parse scenario text; `path` names the scenario in errors and observations."""
+    return _Parser(path).parse(text)
+
+
+@dataclass(frozen=True)
+class _Map:
+    pages: int
+    line: int  # where it was mmapped (in an ancestor, for a forked copy)
+
+
+@dataclass
+class _Proc:
+    maps: dict[str, _Map] = field(default_factory=dict)
+    unmapped: dict[str, int] = field(default_factory=dict)  # name -> line of munmap
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    col: int  # 1-based
+
+    @property
+    def end(self) -> int:
+        """Column just past the word."""
+        return self.col + len(self.text)
+
+
+def _q(s: str) -> str:
+    """`s` quoted for a one-line message; unprintable characters escaped."""
+    out = []
+    for ch in s:
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "'" + "".join(out) + "'"
+
+
+def _names(names: Iterable[str]) -> str:
+    items = sorted(names)
+    return ", ".join(items) if items else "none"
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.lower() == word.lower()][:1]
+    return f"; did you mean {_q(close[0])}?" if close else ""
+
+
+def _size_text(nbytes: int) -> str:
+    for unit, mult in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if nbytes % mult == 0 and nbytes >= mult:
+            return f"{nbytes // mult}{unit}"
+    return f"{nbytes} bytes"
+
+
+class _Parser:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.procs: dict[str, _Proc] = {"p0": _Proc()}
+        self.exited: dict[str, int] = {}  # name -> line of exit
+        self.refs: dict[str, int] = {}  # held ref -> line of gup
+        self.released: dict[str, int] = {}  # ref -> line of release
+        self.labels: set[str] = set()
+        self.line = 0
+        self.words: list[_Word] = []
+        self.pos = 0
+        self.cmd = ""  # the command word of the current line
+        self.code = ""  # the current line without its comment
+
+    # -- errors and words ------------------------------------------------------------
+
+    def fail(self, col: int, reason: str) -> NoReturn:
+        raise ScenarioError(self.path, self.line, col, reason)
+
+    def usage(self) -> str:
+        return f"usage: {USAGE[self.cmd]}"
+
+    def peek(self) -> _Word | None:
+        return self.words[self.pos] if self.pos < len(self.words) else None
+
+    def next(self, what: str) -> _Word:
+        """The next word; a missing one is reported one blank after the last word."""
+        w = self.peek()
+        if w is None:
+            self.fail(self.words[-1].end + 1, f"{self.cmd}: missing {what} ({self.usage()})")
+        self.pos += 1
+        return w
+
+    def done(self) -> None:
+        w = self.peek()
+        if w is not None:
+            after = self.words[self.pos - 1].text
+            self.fail(
+                w.col,
+                f"{self.cmd}: unexpected {_q(w.text)} after {_q(after)}, expected end of line "
+                f"({self.usage()})",
+            )
+
+    # -- lines -----------------------------------------------------------------------
+
+    def parse(self, text: str) -> ast.Scenario:
+        text = text.removeprefix("\ufeff")
+        commands: list[ast.Command] = []
+        for lineno, raw in enumerate(text.split("\n"), start=1):
+            self.line = lineno
+            raw = raw.removesuffix("\r")
+            cmd = self.parse_line(raw)
+            if cmd is not None:
+                commands.append(cmd)
+        return ast.Scenario(path=self.path, commands=tuple(commands))
+
+    def parse_line(self, raw: str) -> ast.Command | None:
+        hash_at = raw.find("#")
+        code = raw if hash_at < 0 else raw[:hash_at]
+        bad = _BAD_CHAR_RE.search(code)
+        if bad:
+            ch = bad.group()
+            self.fail(
+                bad.start() + 1,
+                f"character U+{ord(ch):04X} is not allowed outside comments "
+                "(words are separated by blanks and tabs)",
+            )
+        self.words = [_Word(m.group(), m.start() + 1) for m in _WORD_RE.finditer(code)]
+        if not self.words:
+            return None
+        text = code.strip(" \t")
+        self.code = code
+        self.pos = 0
+        proc, cmd_word = self.prefix()
+        self.cmd = cmd_word.text
+        handler = getattr(self, "cmd_" + cmd_word.text, None)
+        if cmd_word.text not in USAGE or handler is None:
+            hint = _did_you_mean(cmd_word.text, COMMANDS)
+            if not hint and ":" in cmd_word.text:
+                hint = " (only one PROC: prefix per line)"
+            self.fail(
+                cmd_word.col,
+                f"unknown command {_q(cmd_word.text)}{hint or ' (commands: ' + ', '.join(COMMANDS) + ')'}",
+            )
+        cmd: ast.Command = handler(proc, text)
+        return cmd
+
+    def prefix(self) -> tuple[str, _Word]:
+        """The process running this line (`PROC:` prefix or p0) and the command word."""
+        first = self.words[0]
+        if ":" not in first.text:
+            if len(self.words) > 1 and self.words[1].text.startswith(":"):
+                self.fail(
+                    self.words[1].col,
+                    f"write the process prefix as {_q(first.text + ':')}, without a blank "
+                    "before the colon",
+                )
+            self.pos = 1
+            self.check_alive("p0", first.col, prefixed=False)
+            return "p0", first
+        colon = first.text.index(":")
+        proc = first.text[:colon]
+        if not proc:
+            self.fail(first.col, "empty process name before ':' (write e.g. 'p1: write A 0')")
+        self.check_name(proc, first.col, "process")
+        self.check_alive(proc, first.col, prefixed=True)
+        rest = first.text[colon + 1 :]
+        if rest:
+            self.words[0] = _Word(rest, first.col + colon + 1)
+            self.pos = 1
+            return proc, self.words[0]
+        self.pos = 1
+        if len(self.words) == 1:
+            self.fail(first.end + 1, f"missing command after {_q(first.text)}")
+        self.pos = 2
+        return proc, self.words[1]
+
+    # -- names and state -------------------------------------------------------------
+
+    def check_name(self, name: str, col: int, kind: str) -> None:
+        if len(name) > NAME_MAX:
+            self.fail(
+                col,
+                f"{kind} name {_q(name[:20] + '...')} is {len(name)} characters long; "
+                f"names are 1-{NAME_MAX} of {NAME_CHARS}",
+            )
+        bad = _NAME_BAD_CHAR_RE.search(name)
+        if bad:
+            self.fail(
+                col + bad.start(),
+                f"bad {kind} name {_q(name)}: {_q(bad.group())} is not allowed "
+                f"(names are 1-{NAME_MAX} of {NAME_CHARS})",
+            )
+
+    def check_alive(self, proc: str, col: int, prefixed: bool) -> None:
+        if proc in self.procs:
+            return
+        live = f"live processes: {_names(self.procs)}"
+        if proc in self.exited:
+            how = ""
+            if not self.procs:
+                live = "no process is alive"
+            elif not prefixed:
+                how = f"; prefix the line with a live process, e.g. '{min(self.procs)}: '"
+            self.fail(
+                col,
+                f"process {_q(proc)} exited at line {self.exited[proc]} ({live}){how}",
+            )
+        self.fail(col, f"unknown process {_q(proc)} ({live}){_did_you_mean(proc, self.procs)}")
+
+    def mapping(self, proc: str, w: _Word) -> tuple[str, _Map]:
+        self.check_name(w.text, w.col, "mapping")
+        p = self.procs[proc]
+        m = p.maps.get(w.text)
+        if m is not None:
+            return w.text, m
+        others = sorted(o for o, op in self.procs.items() if w.text in op.maps)
+        hint = ""
+        if others:
+            hint = f"; {others[0]} has a mapping {_q(w.text)}: prefix the line with '{others[0]}: '"
+        if w.text in p.unmapped:
+            self.fail(
+                w.col,
+                f"mapping {_q(w.text)} of {proc} was unmapped at line {p.unmapped[w.text]} "
+                f"(mappings of {proc} now: {_names(p.maps)}){hint}",
+            )
+        if not hint:
+            candidates = list(p.maps) + (["vmstat"] if self.cmd == "expect" else [])
+            hint = _did_you_mean(w.text, candidates)
+        self.fail(
+            w.col,
+            f"unknown mapping {_q(w.text)} (mappings of {proc} so far: {_names(p.maps)}){hint}",
+        )
+
+    def label(self, w: _Word) -> str:
+        self.check_name(w.text, w.col, "label")
+        if w.text in NOT_LABELS:
+            self.fail(
+                w.col,
+                f"{_q(w.text)} is not a label: reads report {_q(w.text)} for such pages; "
+                "choose another label",
+            )
+        return w.text
+
+    # -- numbers, sizes, ranges ------------------------------------------------------
+
+    def number(self, text: str, col: int, what: str) -> int:
+        if not _DIGITS_RE.fullmatch(text):
+            self.fail(col, f"bad {what} {_q(text)}: expected a number (digits only)")
+        if len(text.lstrip("0")) > _NUMBER_DIGITS_MAX or int(text) > NUMBER_MAX:
+            self.fail(col, f"{what} {_q(text[:24])} is too large (at most {NUMBER_MAX})")
+        return int(text)
+
+    def size_bytes(self, w: _Word, what: str, bare_is_pages: bool = True) -> int:
+        """Bytes of a SIZE word: N (pages), NK, NM or NG (powers of 1024), whole pages."""
+        m = _SIZE_RE.fullmatch(w.text)
+        if not m:
+            self.fail(
+                w.col,
+                f"bad {what} {_q(w.text)}: expected a page count or a number with a K, M or G "
+                "suffix (powers of 1024), e.g. 16 or 64K",
+            )
+        digits, unit = m.groups()
+        if unit not in _UNITS:
+            hint = (
+                f"; write {_q(digits + unit.upper())}"
+                if unit.upper() in _UNITS
+                else ", K, M or G (powers of 1024)"
+            )
+            self.fail(
+                w.col + len(digits),
+                f"bad {what} {_q(w.text)}: unknown size suffix {_q(unit)}{hint}",
+            )
+        if unit == "" and not bare_is_pages:
+            self.fail(w.col, f"bad {what} {_q(w.text)}: needs a K or M suffix, e.g. 64K")
+        n = self.number(digits, w.col, what)
+        mult = _UNITS[unit] or ast.PAGE_SIZE
+        nbytes = n * mult
+        if nbytes > NUMBER_MAX:
+            self.fail(w.col, f"{what} {_q(w.text)} is too large (at most {NUMBER_MAX} bytes)")
+        if nbytes % ast.PAGE_SIZE:
+            self.fail(
+                w.col,
+                f"{what} {_q(w.text)} is not a whole number of 4K pages "
+                f"({nbytes} bytes; e.g. {_size_text(-(-nbytes // ast.PAGE_SIZE) * ast.PAGE_SIZE)})",
+            )
+        return nbytes
+
+    def range(self, w: _Word, name: str, pages: int) -> ast.Runs:
+        """Inclusive runs of a RANGE word over a mapping of `pages` pages, as written."""
+        if w.text == "all":
+            return ((0, pages - 1),)
+        span = f"mapping {_q(name)} has {pages} page{'s' if pages != 1 else ''}: " + (
+            "0" if pages == 1 else f"0-{pages - 1}"
+        )
+        runs: list[tuple[int, int]] = []
+        ordered: list[tuple[int, int]] = []  # runs sorted, to find overlaps
+        col = w.col
+        for part in w.text.split(","):
+            if part == "":
+                self.fail(col, f"bad range {_q(w.text)}: empty run between commas")
+            if part == "all":
+                self.fail(col, "'all' cannot be combined with other runs in a range")
+            m = _RUN_RE.fullmatch(part)
+            if not m:
+                self.fail(
+                    col,
+                    f"bad range run {_q(part)}: expected PAGE or FIRST-LAST, runs separated by "
+                    "commas (e.g. 0-3,8,10-11), or all",
+                )
+            first = self.number(m.group(1), col, "page index")
+            last_col = col + m.start(2) if m.group(2) else col
+            last = self.number(m.group(2), last_col, "page index") if m.group(2) else first
+            if first > last:
+                self.fail(col, f"run {_q(part)} goes backwards; write {last}-{first}")
+            if first >= pages:
+                self.fail(col, f"page {first} is outside the mapping ({span})")
+            if last >= pages:
+                self.fail(last_col, f"page {last} is outside the mapping ({span})")
+            i = bisect.bisect_left(ordered, (first, last))
+            for j in (i - 1, i):
+                if 0 <= j < len(ordered):
+                    a, b = ordered[j]
+                    if first <= b and a <= last:
+                        self.fail(
+                            col,
+                            f"page {max(a, first)} appears twice in range {_q(w.text)}",
+                        )
+            ordered.insert(i, (first, last))
+            runs.append((first, last))
+            col += len(part) + 1
+        return tuple(runs)
+
+    def choice(self, w: _Word, what: str, choices: tuple[str, ...]) -> str:
+        if w.text not in choices:
+            self.fail(
+                w.col,
+                f"{self.cmd}: unknown {what} {_q(w.text)}, expected one of "
+                f"{', '.join(choices)}{_did_you_mean(w.text, choices)}",
+            )
+        return w.text
+
+    def map_and_range(self, proc: str) -> tuple[str, ast.Runs]:
+        name, m = self.mapping(proc, self.next("mapping NAME"))
+        return name, self.range(self.next("RANGE"), name, m.pages)
+
+    def opt_label(self, default: str) -> str:
+        w = self.peek()
+        if w is None:
+            return default
+        if w.text != "as":
+            self.fail(
+                w.col,
+                f"{self.cmd}: unexpected {_q(w.text)}, expected 'as LABEL' or end of line "
+                f"({self.usage()})",
+            )
+        self.pos += 1
+        label = self.label(self.next("LABEL after 'as'"))
+        self.done()
+        return label
+
+    # -- commands --------------------------------------------------------------------
+
+    def cmd_mthp(self, proc: str, text: str) -> ast.Command:
+        w = self.next("SIZE")
+        sizes = ", ".join(f"{kb // 1024}M" if kb >= 1024 else f"{kb}K" for kb in ast.MTHP_SIZES_KB)
+        kb = self.size_bytes(w, "mTHP size", bare_is_pages=False) // 1024
+        if kb not in ast.MTHP_SIZES_KB:
+            self.fail(w.col, f"mthp: no mTHP size {_q(w.text)}, expected one of {sizes}")
+        mode = self.choice(self.next("MODE"), "mode", ast.MTHP_MODES)
+        self.done()
+        return ast.Mthp(line=self.line, proc=proc, text=text, size_kb=kb, mode=mode)
+
+    def cmd_thp(self, proc: str, text: str) -> ast.Command:
+        mode = self.choice(self.next("MODE"), "mode", ast.THP_MODES)
+        self.done()
+        return ast.Thp(line=self.line, proc=proc, text=text, mode=mode)
+
+    def cmd_swap(self, proc: str, text: str) -> ast.Command:
+        w = self.next("SIZE or off")
+        pages: int | None = None
+        if w.text != "off":
+            nbytes = self.size_bytes(w, "swap size")
+            if nbytes < SWAP_MIN_BYTES:
+                self.fail(
+                    w.col,
+                    f"swap size {_q(w.text)} ({_size_text(nbytes)}) is below the 64K minimum",
+                )
+            pages = nbytes // ast.PAGE_SIZE
+        self.done()
+        return ast.Swap(line=self.line, proc=proc, text=text, pages=pages)
+
+    def cmd_mmap(self, proc: str, text: str) -> ast.Command:
+        w = self.next("mapping NAME")
+        self.check_name(w.text, w.col, "mapping")
+        p = self.procs[proc]
+        if w.text in p.maps:
+            self.fail(
+                w.col,
+                f"mapping {_q(w.text)} already exists in {proc} (mapped at line "
+                f"{p.maps[w.text].line}); munmap it first or choose another name",
+            )
+        size = self.next("SIZE")
+        nbytes = self.size_bytes(size, "mapping size")
+        if nbytes == 0:
+            self.fail(size.col, "mapping size must not be zero")
+        droppable = False
+        offset: int | None = None
+        while (opt := self.peek()) is not None:
+            self.pos += 1
+            if opt.text == "droppable":
+                if droppable:
+                    self.fail(opt.col, "mmap: 'droppable' given twice")
+                droppable = True
+            elif opt.text == "offset":
+                if offset is not None:
+                    self.fail(opt.col, "mmap: 'offset' given twice")
+                ow = self.next("PAGES after 'offset'")
+                offset = self.size_bytes(ow, "offset") // ast.PAGE_SIZE
+                if offset >= SLOT_PAGES:
+                    self.fail(
+                        ow.col,
+                        f"offset {_q(ow.text)} is {offset} pages; it must stay inside the 2M slot "
+                        f"(0-{SLOT_PAGES - 1} pages)",
+                    )
+            else:
+                self.fail(
+                    opt.col,
+                    f"mmap: unexpected {_q(opt.text)}, expected 'droppable', 'offset PAGES' or "
+                    f"end of line ({self.usage()}){_did_you_mean(opt.text, ('droppable', 'offset'))}",
+                )
+        pages = nbytes // ast.PAGE_SIZE
+        p.maps[w.text] = _Map(pages=pages, line=self.line)
+        p.unmapped.pop(w.text, None)
+        return ast.Mmap(
+            line=self.line,
+            proc=proc,
+            text=text,
+            name=w.text,
+            pages=pages,
+            droppable=droppable,
+            offset=offset or 0,
+        )
+
+    def cmd_munmap(self, proc: str, text: str) -> ast.Command:
+        name, _ = self.mapping(proc, self.next("mapping NAME"))
+        self.done()
+        p = self.procs[proc]
+        del p.maps[name]
+        p.unmapped[name] = self.line
+        return ast.Munmap(line=self.line, proc=proc, text=text, name=name)
+
+    def cmd_write(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        label = self.opt_label(f"w{self.line}")
+        self.labels.add(label)
+        return ast.Write(line=self.line, proc=proc, text=text, name=name, runs=runs, label=label)
+
+    def cmd_poke(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        label = self.opt_label(f"w{self.line}")
+        self.labels.add(label)
+        return ast.Poke(line=self.line, proc=proc, text=text, name=name, runs=runs, label=label)
+
+    def cmd_read(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        self.done()
+        return ast.Read(line=self.line, proc=proc, text=text, name=name, runs=runs)
+
+    def cmd_madvise(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        advice = self.choice(self.next("ADVICE"), "advice", ast.ADVICES)
+        self.done()
+        return ast.Madvise(
+            line=self.line, proc=proc, text=text, name=name, runs=runs, advice=advice
+        )
+
+    def cmd_mlock(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        self.done()
+        return ast.Mlock(line=self.line, proc=proc, text=text, name=name, runs=runs)
+
+    def cmd_munlock(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        self.done()
+        return ast.Munlock(line=self.line, proc=proc, text=text, name=name, runs=runs)
+
+    def cmd_fork(self, proc: str, text: str) -> ast.Command:
+        w = self.next("CHILD process name")
+        self.check_name(w.text, w.col, "process")
+        if w.text in self.procs:
+            self.fail(
+                w.col,
+                f"process {_q(w.text)} already exists (live processes: {_names(self.procs)}); "
+                "choose another name for the child",
+            )
+        self.done()
+        parent = self.procs[proc]
+        self.procs[w.text] = _Proc(maps=dict(parent.maps), unmapped=dict(parent.unmapped))
+        self.exited.pop(w.text, None)
+        return ast.Fork(line=self.line, proc=proc, text=text, child=w.text)
+
+    def cmd_exit(self, proc: str, text: str) -> ast.Command:
+        self.done()
+        del self.procs[proc]
+        self.exited[proc] = self.line
+        return ast.Exit(line=self.line, proc=proc, text=text)
+
+    def cmd_gup(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        w = self.next("'as REF'")
+        if w.text != "as":
+            self.fail(w.col, f"gup: expected 'as REF', found {_q(w.text)} ({self.usage()})")
+        r = self.next("REF after 'as'")
+        self.check_name(r.text, r.col, "reference")
+        if r.text in self.refs:
+            self.fail(
+                r.col,
+                f"reference {_q(r.text)} is already held (taken at line {self.refs[r.text]}); "
+                "release it first or choose another name",
+            )
+        self.done()
+        self.refs[r.text] = self.line
+        self.released.pop(r.text, None)
+        return ast.Gup(line=self.line, proc=proc, text=text, name=name, runs=runs, ref=r.text)
+
+    def cmd_release(self, proc: str, text: str) -> ast.Command:
+        r = self.next("REF")
+        self.check_name(r.text, r.col, "reference")
+        if r.text not in self.refs:
+            held = f"held references: {_names(self.refs)}"
+            if r.text in self.released:
+                self.fail(
+                    r.col,
+                    f"reference {_q(r.text)} was already released at line "
+                    f"{self.released[r.text]} ({held})",
+                )
+            self.fail(
+                r.col,
+                f"unknown reference {_q(r.text)} ({held}){_did_you_mean(r.text, self.refs)}",
+            )
+        self.done()
+        del self.refs[r.text]
+        self.released[r.text] = self.line
+        return ast.Release(line=self.line, proc=proc, text=text, ref=r.text)
+
+    def cmd_observe(self, proc: str, text: str) -> ast.Command:
+        # The label is the rest of the line as written, inner blanks kept.
+        w = self.peek()
+        label = "" if w is None else self.code[w.col - 1 :].rstrip(" \t")
+        return ast.Observe(line=self.line, proc=proc, text=text, label=label)
+
+    def cmd_expect(self, proc: str, text: str) -> ast.Command:
+        w1 = self.next("mapping NAME or 'vmstat'")
+        # `expect vmstat COUNTER N` is the only form with exactly two more words, the
+        # last a number: that tells it from the forms of a mapping named vmstat.
+        rest = self.words[self.pos :]
+        is_vmstat = w1.text == "vmstat" and (
+            "vmstat" not in self.procs[proc].maps
+            or (len(rest) == 2 and _SIGNED_RE.fullmatch(rest[1].text) is not None)
+        )
+        if is_vmstat:
+            c = self.next("COUNTER")
+            if not _COUNTER_RE.fullmatch(c.text):
+                self.fail(
+                    c.col,
+                    f"expect: bad vmstat counter {_q(c.text)}: /proc/vmstat names are made of "
+                    "a-z 0-9 _",
+                )
+            nw = self.next("N")
+            neg = nw.text.startswith("-")
+            n = self.number(nw.text[1:] if neg else nw.text, nw.col, "count")
+            self.done()
+            return ast.ExpectVmstat(
+                line=self.line, proc=proc, text=text, counter=c.text, value=-n if neg else n
+            )
+        name, m = self.mapping(proc, w1)
+        w2 = self.next("RANGE or 'smaps'")
+        if w2.text == "smaps":
+            fw = self.next("smaps FIELD")
+            fieldname = self.choice(fw, "smaps field", SMAPS_KEYS)
+            kw = self.next("KB")
+            kb = self.number(kw.text, kw.col, "kB value")
+            self.done()
+            return ast.ExpectSmaps(
+                line=self.line, proc=proc, text=text, name=name, field=fieldname, kb=kb
+            )
+        runs = self.range(w2, name, m.pages)
+        kind = self.next("'data', 'present', 'swap' or 'none'")
+        if kind.text == "data":
+            vw = self.next("LABEL, 'zero' or 'garbage'")
+            if vw.text not in NOT_LABELS:
+                self.label(vw)
+                if vw.text not in self.labels:
+                    self.fail(
+                        vw.col,
+                        f"expect: label {_q(vw.text)} was never written before this line "
+                        f"(labels so far: {_names(self.labels)}; or zero, garbage)"
+                        f"{_did_you_mean(vw.text, self.labels)}",
+                    )
+            self.done()
+            return ast.ExpectData(
+                line=self.line, proc=proc, text=text, name=name, runs=runs, value=vw.text
+            )
+        if kind.text not in ast.PAGE_STATES:
+            choices = ("data",) + ast.PAGE_STATES
+            self.fail(
+                kind.col,
+                f"expect: unexpected {_q(kind.text)} after the range, expected one of "
+                f"{', '.join(choices)}{_did_you_mean(kind.text, choices)}",
+            )
+        self.done()
+        return ast.ExpectState(
+            line=self.line, proc=proc, text=text, name=name, runs=runs, state=kind.text
+        )

@@ -162,3 +162,20 @@ class TestErrors:
         e1, e2 = events(obs, "expect")
         assert (e1["ok"], e1["got"]) == (False, ["a", "zero"])
         assert (e2["ok"], e2["got"]) == (False, 4)
+
+
+class TestHugePages:
+    def test_read_in_a_hugepage_region_maps_the_huge_zero_page_at_order_0(self):
+        obs = run_text("mmap A 2M\nmadvise A all hugepage\nread A 0\n")
+        pages = final_pages(obs, "A")
+        assert all(p["state"] == "present" and "zero_page" in p["flags"] for p in pages)
+        assert all(p["order"] == 0 for p in pages)
+        assert "compound_head" in pages[0]["flags"] and "thp" in pages[0]["flags"]
+
+    def test_write_in_a_hugepage_region_faults_a_pmd_thp(self):
+        obs = run_text("mmap A 2M\nmadvise A all hugepage\nwrite A 3\n")
+        pages = final_pages(obs, "A")
+        assert all(p["order"] == 9 for p in pages)
+        assert obs["final"]["vmstat"]["thp_fault_alloc"] == 1
+        assert obs["final"]["mthp"]["2M"]["nr_anon"] == 1
+        assert obs["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["AnonHugePages"] == 2048

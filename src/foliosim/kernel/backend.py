@@ -40,7 +40,7 @@ from foliosim.kernel.worker import (
     Worker,
     WorkerError,
 )
-from foliosim.observation import FORMAT, VMSTAT_KEYS, kpageflags_names, mthp_size_name
+from foliosim.observation import FORMAT, KPF_BITS, VMSTAT_KEYS, kpageflags_names, mthp_size_name
 from foliosim.scenario.ast import (
     MTHP_SIZES_KB,
     PAGE_SIZE,
@@ -561,7 +561,10 @@ def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:
         bits = pfns.flags(pfn)
         page["flags"] = kpageflags_names(bits)
         page["mapcount"] = pfns.count(pfn)
-        page["order"] = pfns.order(pfn)
+        # The contract: order 0 for the zero page, the huge zero page included (its flags
+        # still say compound_head/compound_tail and thp).
+        zero = bits >> KPF_BITS["zero_page"] & 1
+        page["order"] = 0 if zero else pfns.order(pfn)
     return page
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from kernel_helpers import events, final_pages, run_text
 
 from foliosim.observation import FORMAT, MTHP_SIZE_NAMES, SMAPS_KEYS, VMSTAT_KEYS, dumps
-from kernel_helpers import events, final_pages, run_text
 
 pytestmark = pytest.mark.usefixtures("live_kernel")
 

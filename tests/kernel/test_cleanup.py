@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kernel_helpers import run_text
 
 from foliosim.kernel.settings import (
     THP_DIR,
@@ -23,7 +24,6 @@ from foliosim.kernel.settings import (
     mthp_enabled_files,
     state_file,
 )
-from kernel_helpers import run_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,7 +165,7 @@ def test_non_root_run_is_refused_in_one_line_without_traceback():
         scn.write_text("mthp 64K always\nmmap A 1\nwrite A 0\n")
         scn.chmod(0o644)
         proc = subprocess.run([sys.executable, "-c", NONROOT, str(scn)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
     finally:
         for p in Path(d).iterdir():
             p.unlink()

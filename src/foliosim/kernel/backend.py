@@ -55,9 +55,9 @@ from foliosim.scenario.ast import (
     Madvise,
     Mlock,
     Mmap,
+    Mthp,
     Munlock,
     Munmap,
-    Mthp,
     Observe,
     Poke,
     Read,
@@ -195,12 +195,12 @@ class KernelBackend:
             line = next(c.line for c in cmds if isinstance(c, Mmap) and c.droppable)
             return (f"{scenario.path}:{line}:1: kernel backend: this kernel has no "
                     "MAP_DROPPABLE (Linux 6.11+)")
-        if any(isinstance(c, Swap) and c.pages is not None for c in cmds):
-            if not ZRAM_DIR.is_dir() or shutil.which("mkswap") is None \
-                    or shutil.which("swapon") is None:
-                line = next(c.line for c in cmds if isinstance(c, Swap))
-                return (f"{scenario.path}:{line}:1: kernel backend: swap needs /sys/block/zram0, "
-                        "mkswap and swapon")
+        needs_swap = any(isinstance(c, Swap) and c.pages is not None for c in cmds)
+        has_swap = ZRAM_DIR.is_dir() and all(shutil.which(t) for t in ("mkswap", "swapon"))
+        if needs_swap and not has_swap:
+            line = next(c.line for c in cmds if isinstance(c, Swap))
+            return (f"{scenario.path}:{line}:1: kernel backend: swap needs /sys/block/zram0, "
+                    "mkswap and swapon")
         return None
 
     # -- running ------------------------------------------------------------------------

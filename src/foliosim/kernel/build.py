@@ -42,6 +42,7 @@ def worker_binary() -> Path:
             [cc, "-O2", "-Wall", "-o", tmp, str(SOURCE)],
             capture_output=True,
             text=True,
+            check=False,
         )
         if proc.returncode != 0:
             first = (proc.stderr.strip().splitlines() or ["unknown error"])[0]

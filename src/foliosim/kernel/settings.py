@@ -68,7 +68,7 @@ def _write(path: Path, value: str, trace: Trace | None) -> None:
 def _run(argv: list[str], trace: Trace | None) -> None:
     if trace:
         trace("exec", " ".join(argv))
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         msg = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         raise KernelBackendError(f"kernel backend: {' '.join(argv)}: {msg}")

@@ -36,8 +36,8 @@ class FakeBackend:
 
 def _cold_campaign(tmp_path, **kw):
     backends = [("model", FakeBackend()), ("kernel", FakeBackend(cold_bug=True))]
-    return Campaign(backends, seed=kw.pop("seed", 3), count=kw.pop("count", 150),
-                    out_dir=tmp_path, found_by="foliosim fuzz --seed 3 (test)", **kw)
+    return Campaign(backends, seed=kw.pop("seed", 6), count=kw.pop("count", 150),
+                    out_dir=tmp_path, found_by="foliosim fuzz --seed 6 (test)", **kw)
 
 
 def _commands(path):
@@ -54,9 +54,9 @@ def test_shrinker_reduces_a_difference_to_the_line_that_causes_it(tmp_path):
     assert len(colds) == 1
     # All that is left is the mapping the advice needs and the advice itself.
     assert len(cmds) == 2 and isinstance(cmds[0], ast.Mmap)
-    assert f.commands_before == 25  # seed 3: the first scenario to differ is long
+    assert f.commands_before == 25  # seed 6: the first scenario to differ is long
     text = f.path.read_text()
-    assert text.startswith("# found by: foliosim fuzz --seed 3 (test)\n")
+    assert text.startswith("# found by: foliosim fuzz --seed 6 (test)\n")
     cold_line = colds[0].line
     assert f"#   line {cold_line} madvise, p0 error: missing on model, kernel said EINVAL" in text
     kernel = json.loads((tmp_path / "000.kernel.json").read_text())
@@ -115,7 +115,7 @@ def _fingerprint(stats):
 def test_a_campaign_with_findings_is_deterministic_for_its_seed(tmp_path):
     a = _cold_campaign(tmp_path / "a", count=200).run()
     b = _cold_campaign(tmp_path / "b", count=200).run()
-    c = _cold_campaign(tmp_path / "c", count=200, seed=4).run()
+    c = _cold_campaign(tmp_path / "c", count=200, seed=7).run()
     assert a.generated == 200
     assert _fingerprint(a) == _fingerprint(b)
     assert a.digest != c.digest
@@ -172,3 +172,62 @@ def test_a_small_campaign_on_model_and_kernel_runs_and_accounts_for_every_scenar
     assert stats.invalid == 0
     for f in stats.findings:
         assert f.path.exists() and _commands(f.path)
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def _fuzz(argv, monkeypatch, model=None):
+    import foliosim.cli.fuzz as cli_fuzz
+    from foliosim.cli.main import main
+
+    if model is not None:
+        monkeypatch.setattr(cli_fuzz, "model_backend", lambda profile, check=False: model)
+    return main(["fuzz", *argv])
+
+
+def test_cli_model_only_campaign_reports_seed_coverage_and_rate(tmp_path, monkeypatch, capsys):
+    rc = _fuzz(["--backends", "model", "--count", "40", "--seed", "9", "--out",
+                str(tmp_path)], monkeypatch, model=FakeBackend())
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert out.startswith("foliosim fuzz: seed 9, model (linux-6.18, checked), 40 scenarios")
+    assert "ran 40 scenarios" in out and "findings: none" in out
+    assert "madvise pageout" in out and "scenarios per second:" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_exits_1_and_names_the_saved_finding(tmp_path, monkeypatch, capsys):
+    rc = _fuzz(["--backends", "model", "--count", "60", "--seed", "4", "--out",
+                str(tmp_path)], monkeypatch, model=FakeBackend(crash_on_poke=True))
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert f"{tmp_path}/000.scn: " in out and "model raised RuntimeError" in out
+    head = (tmp_path / "000.scn").read_text().splitlines()[0]
+    assert head == "# found by: foliosim fuzz --seed 4 --count 60 --backends model"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--count", "0"], "--count 0: must be at least 1"),
+    (["--count", "5", "--time", "3"], "not allowed with argument"),
+    (["--backends", "kernel"], "--backends kernel: expected one of"),
+    (["--time", "-1"], "--time -1: must be more than 0"),
+])
+def test_cli_refuses_bad_options_in_one_line(argv, says, monkeypatch, capsys):
+    rc = _fuzz(argv, monkeypatch, model=FakeBackend())
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert says in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_refuses_without_the_kernel_backend_unless_model_only(tmp_path, monkeypatch, capsys):
+    kb = pytest.importorskip("foliosim.kernel.backend")
+    monkeypatch.setattr(kb.KernelBackend, "unavailable_reason",
+                        staticmethod(lambda: "needs root; running as uid 1000"))
+    rc = _fuzz(["--count", "3", "--out", str(tmp_path)], monkeypatch, model=FakeBackend())
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert "needs root" in err[0] and "--backends model" in err[0]
+    rc = _fuzz(["--count", "3", "--backends", "model", "--out", str(tmp_path)], monkeypatch,
+               model=FakeBackend())
+    assert rc == 0

@@ -121,6 +121,8 @@ def difference_signature(d: Difference) -> str:
 
 def _error_signature(where: str, e: BaseException) -> str:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    # Where it happened ("fuzz.scn:7:", "line 7:") is not what happened.
+    first = re.sub(r"^(?:[\w./+-]+\.scn:)?(?:line\s+)?\d+(?::\d+)?:\s*", "", first)
     # validate_* messages start with the function name: that names the invariant.
     head = first.split(":", 1)[0] if re.match(r"\w+:", first) else first
     head = re.sub(r"\d+", "N", head)[:80]

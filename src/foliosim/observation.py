@@ -45,11 +45,12 @@ SMAPS_KEYS = (
     "SwapPss",
 )
 
-# Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on Linux 6.18,
-# shmem_* left out.  anon_fault_declined is not upstream: the kernel backend reports
-# whatever files this machine has, the model those it computes.
+# Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on this
+# machine's Linux 6.18.44, shmem_* left out.  anon_fault_declined is not upstream
+# (see docs/kernel-notes.md); the model has no path that declines a fault.
 MTHP_STAT_KEYS = (
     "anon_fault_alloc",
+    "anon_fault_declined",
     "anon_fault_fallback",
     "anon_fault_fallback_charge",
     "nr_anon",

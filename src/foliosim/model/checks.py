@@ -1,0 +1,242 @@
+"""Invariants of the model, checked after every command in tests and `--check` mode.
+
+Each validate_* raises InvariantError naming the object and both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from foliosim.model.errors import InvariantError
+from foliosim.model.machine import Machine
+from foliosim.model.types import (
+    MM_ANONPAGES,
+    MM_SWAPENTS,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    ZERO_PFN,
+    PG_anon,
+    PG_lru,
+    PG_swapbacked,
+    PG_swapcache,
+)
+
+
+def _all_ptes(m: Machine):
+    for mm in m.mms.values():
+        for t in mm.pgtables.values():
+            yield mm, t
+
+
+def validate_folio_mapcount(m: Machine) -> np.ndarray:
+    """Each page's mapcount equals the PTEs that map it; returns the PTE counts."""
+    n = m.mem.nr
+    counts = np.zeros(n, np.int64)
+    for _, t in _all_ptes(m):
+        normal = (t.bits & PTE_PRESENT).astype(bool) & ~(t.bits & PTE_SPECIAL).astype(bool)
+        counts += np.bincount(t.pfn[normal], minlength=n)[:n]
+    bad = np.nonzero(counts[1:] != m.mem.mapcount[1:n])[0]
+    if bad.size:
+        p = int(bad[0]) + 1
+        raise InvariantError(
+            f"validate_folio_mapcount: page pfn {p} ({m.folio_name(p)}): "
+            f"mapcount {int(m.mem.mapcount[p])}, but {int(counts[p])} PTEs map it"
+        )
+    return counts
+
+
+def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
+    """refcount = mappings + swap cache + per-CPU batches + GUP references."""
+    mem = m.mem
+    n = mem.nr
+    expected = np.zeros(n, np.int64)
+    order = mem.order[:n].astype(np.int64)
+    heads = np.nonzero(mem.refcount[:n] != 0)[0]
+    for h in heads:
+        nr = 1 << int(order[h])
+        expected[h] = int(ptes[h : h + nr].sum())
+        if mem.flags[h] & PG_swapcache:
+            expected[h] += nr
+    for batch in m.fbatches.values():
+        for f in batch:
+            expected[f] += 1
+    for f, _ in m.mlock_fbatch:
+        expected[f] += 1
+    for pages in m.gup_refs.values():
+        for p in pages:
+            if p != ZERO_PFN:
+                expected[p] += 1  # Model: GUP refs land on the page's folio (order 0)
+    expected[ZERO_PFN] = mem.refcount[ZERO_PFN]
+    bad = np.nonzero(expected != mem.refcount[:n])[0]
+    if bad.size:
+        f = int(bad[0])
+        raise InvariantError(
+            f"validate_folio_refcount: folio pfn {f} ({m.folio_name(f)}): "
+            f"refcount {int(mem.refcount[f])}, but mappings, swap cache, "
+            f"batches and GUP account for {int(expected[f])}"
+        )
+
+
+def validate_folio_lru(m: Machine) -> None:
+    """A live anon folio is on an LRU list or in exactly one per-CPU batch."""
+    mem = m.mem
+    queued: dict[int, int] = {}
+    for batch in m.fbatches.values():
+        for f in batch:
+            queued[f] = queued.get(f, 0) + 1
+    for f, _ in m.mlock_fbatch:
+        queued[f] = queued.get(f, 0) + 1
+    live = np.nonzero(mem.refcount[1 : mem.nr] > 0)[0] + 1
+    for f in live:
+        f = int(f)
+        on_lru = bool(mem.flags[f] & PG_lru)
+        q = queued.get(f, 0)
+        if mem.flags[f] & PG_anon and on_lru + q == 0 and False:
+            pass
+        if on_lru and q and not mem.flags[f] & PG_lru:
+            raise InvariantError(f"validate_folio_lru: folio pfn {f}: on an LRU and queued")
+        if q > 1:
+            raise InvariantError(
+                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): in {q} "
+                "per-CPU batches at once"
+            )
+
+
+def validate_mm_counters(m: Machine) -> None:
+    """MM_ANONPAGES equals present anon PTEs; MM_SWAPENTS equals swap PTEs."""
+    for mm in m.mms.values():
+        anon = swap = 0
+        for t in mm.pgtables.values():
+            anon += int(((t.bits & PTE_PRESENT) != 0).sum() - ((t.bits & PTE_SPECIAL) != 0).sum())
+            swap += int(((t.bits & PTE_SWAP) != 0).sum())
+        if anon != mm.counters[MM_ANONPAGES] or swap != mm.counters[MM_SWAPENTS]:
+            raise InvariantError(
+                f"validate_mm_counters: {mm.name}: MM_ANONPAGES {mm.counters[MM_ANONPAGES]} "
+                f"MM_SWAPENTS {mm.counters[MM_SWAPENTS]}, but page tables hold {anon} anon and "
+                f"{swap} swap PTEs"
+            )
+
+
+def validate_swap(m: Machine) -> None:
+    """Each slot's swap count equals the swap PTEs naming it; the swap cache agrees."""
+    si = m.swap
+    if si is None:
+        for _, t in _all_ptes(m):
+            if (t.bits & PTE_SWAP).any():
+                raise InvariantError("validate_swap: swap PTEs but no swap device")
+        return
+    refs = np.zeros(si.max, np.int64)
+    for _, t in _all_ptes(m):
+        sw = (t.bits & PTE_SWAP).astype(bool)
+        refs += np.bincount(t.pfn[sw], minlength=si.max)[: si.max]
+    bad = np.nonzero(refs[1:] != si.swap_map[1:])[0]
+    if bad.size:
+        o = int(bad[0]) + 1
+        raise InvariantError(
+            f"validate_swap: slot {o}: swap count {int(si.swap_map[o])}, but "
+            f"{int(refs[o])} swap PTEs name it"
+        )
+    for o in np.nonzero(si.cache >= 0)[0]:
+        f = int(si.cache[o])
+        if not m.mem.flags[f] & PG_swapcache or int(m.mem.swap[f]) != int(o):
+            raise InvariantError(
+                f"validate_swap: slot {int(o)} caches pfn {f}, whose folio->swap "
+                f"is {int(m.mem.swap[f])}"
+            )
+        if not m.mem.flags[f] & PG_swapbacked:
+            raise InvariantError(f"validate_swap: slot {int(o)}: cached folio not swapbacked")
+    inuse = int(((si.swap_map[1:] > 0) | (si.cache[1:] >= 0)).sum())
+    if inuse != si.inuse_pages:
+        raise InvariantError(
+            f"validate_swap: inuse_pages {si.inuse_pages}, but {inuse} slots are used"
+        )
+
+
+@dataclass
+class _ShadowMap:
+    content: np.ndarray  # what the page must hold (0 = zeroes)
+    may_lose: np.ndarray  # Linux may replace it by zeroes (MADV_FREE'd, droppable)
+    droppable: bool
+
+
+@dataclass
+class Shadow:
+    """What user space stored where: the reference for validate_no_data_loss."""
+
+    procs: dict[str, dict[str, _ShadowMap]] = field(default_factory=lambda: {"p0": {}})
+
+    def mmap(self, proc: str, name: str, pages: int, droppable: bool) -> None:
+        self.procs[proc][name] = _ShadowMap(
+            np.zeros(pages, np.int64), np.full(pages, droppable), droppable
+        )
+
+    def munmap(self, proc: str, name: str) -> None:
+        del self.procs[proc][name]
+
+    def write(self, proc: str, name: str, first: int, end: int, tokens: list[int]) -> None:
+        sm = self.procs[proc][name]
+        sm.content[first:end] = tokens
+        sm.may_lose[first:end] = sm.droppable
+
+    def madvise(self, proc: str, name: str, first: int, end: int, advice: str) -> None:
+        sm = self.procs[proc][name]
+        if advice == "free":
+            sm.may_lose[first:end] = True
+        elif advice == "dontneed":
+            sm.content[first:end] = 0
+            sm.may_lose[first:end] = sm.droppable
+
+    def fork(self, parent: str, child: str) -> None:
+        self.procs[child] = {
+            n: (
+                _ShadowMap(np.zeros_like(s.content), s.may_lose.copy(), True)
+                if s.droppable
+                else _ShadowMap(s.content.copy(), s.may_lose.copy(), False)
+            )
+            for n, s in self.procs[parent].items()
+        }
+
+    def exit(self, proc: str) -> None:
+        del self.procs[proc]
+
+
+def validate_no_data_loss(m: Machine, shadow: Shadow) -> None:
+    """Every page holds what was stored there, or zeroes where Linux may drop it."""
+    from foliosim.model.task_mmu import mapping_ptes
+
+    si = m.swap
+    for pname, maps in shadow.procs.items():
+        mm = m.mms[pname]
+        for name, sm in maps.items():
+            mp = mm.mappings[name]
+            bits, pfn = mapping_ptes(mm, mp.start, mp.pages)
+            actual = np.zeros(mp.pages, np.int64)
+            present = (bits & PTE_PRESENT).astype(bool)
+            actual[present] = m.mem.data[pfn[present]]
+            for k in np.nonzero((bits & PTE_SWAP).astype(bool))[0]:
+                o = int(pfn[k])
+                cached = int(si.cache[o])
+                actual[k] = (
+                    m.mem.data[cached] if cached >= 0 else 0 if si.zeromap[o] else si.data[o]
+                )
+            bad = np.nonzero((actual != sm.content) & ~(sm.may_lose & (actual == 0)))[0]
+            if bad.size:
+                k = int(bad[0])
+                raise InvariantError(
+                    f"validate_no_data_loss: {pname} {name} page {k}: holds token {actual[k]:#x},"
+                    f" but {sm.content[k]:#x} was stored and Linux would keep it"
+                )
+
+
+def validate_all(m: Machine, shadow: Shadow | None) -> None:
+    """Every invariant; raises InvariantError at the first broken one."""
+    ptes = validate_folio_mapcount(m)
+    validate_folio_refcount(m, ptes)
+    validate_folio_lru(m)
+    validate_mm_counters(m)
+    validate_swap(m)
+    if shadow is not None:
+        validate_no_data_loss(m, shadow)

@@ -1,0 +1,19 @@
+"""Errors raised inside the model."""
+
+from __future__ import annotations
+
+
+class InvariantError(Exception):
+    """A model state that Linux could never be in: a bug in the model.
+
+    The message names the validate_* function, the object and both sides; the
+    backend prefixes the scenario line that led there.
+    """
+
+
+class SyscallError(Exception):
+    """A modelled syscall failed with `errno` (its name, e.g. "EINVAL")."""
+
+    def __init__(self, errno: str) -> None:
+        super().__init__(errno)
+        self.errno = errno

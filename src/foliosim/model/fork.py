@@ -1,0 +1,117 @@
+"""fork(): dup_mmap() of kernel/fork.c and the copy_page_range() of mm/memory.c it calls."""
+
+from __future__ import annotations
+
+from foliosim.model.lru import folio_batch_move_lru, folio_get
+from foliosim.model.machine import Machine
+from foliosim.model.memory import folio_add_lru_vma
+from foliosim.model.rmap import folio_add_new_anon_rmap, folio_try_dup_anon_rmap_pte
+from foliosim.model.swap import swap_duplicate
+from foliosim.model.types import (
+    MM_ANONPAGES,
+    MM_SWAPENTS,
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SOFT_DIRTY,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    PTE_SWP_EXCLUSIVE,
+    PTE_WRITE,
+    PTE_YOUNG,
+    VM_LOCKED,
+    VM_LOCKONFAULT,
+    VM_WIPEONFORK,
+    Mapping,
+    Mm,
+    Vma,
+)
+
+
+def copy_present_page(m: Machine, dst: Vma, vpn: int, src_pfn: int) -> tuple[int, int]:
+    """copy_present_page(), mm/memory.c, Linux 6.18: the child gets its own copy at once."""
+    new = m.folio_alloc(0)
+    m.mem.data[new] = m.mem.data[src_pfn]
+    folio_add_new_anon_rmap(m, new, dst, vpn)
+    folio_add_lru_vma(m, new, dst)
+    return new, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_WRITE
+
+
+def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
+    """copy_pte_range(), mm/memory.c, Linux 6.18: one PTE at a time (order-0 folios)."""
+    smm, dmm = src.mm, dst.mm
+    for vpn in range(src.start, src.end):
+        st = smm.pte_table(vpn)
+        if st is None:
+            continue
+        i = vpn & 511
+        bits = int(st.bits[i])
+        if not bits:
+            continue
+        dt = dmm.pte_table(vpn, alloc=True)
+        pfn = int(st.pfn[i])
+        if bits & PTE_SWAP:
+            # copy_nonpresent_pte(): one more user of the slot; nobody is exclusive now.
+            swap_duplicate(m, pfn)
+            if bits & PTE_SWP_EXCLUSIVE:
+                bits &= ~PTE_SWP_EXCLUSIVE
+                st.bits[i] = bits
+            dmm.counters[MM_SWAPENTS] += 1
+            dt.bits[i] = bits
+            dt.pfn[i] = pfn
+            continue
+        if bits & PTE_SPECIAL:
+            dt.bits[i] = bits & ~PTE_YOUNG
+            dt.pfn[i] = pfn
+            continue
+        folio = pfn
+        if not folio_try_dup_anon_rmap_pte(m, folio, pfn, src):
+            new, nbits = copy_present_page(m, dst, vpn, pfn)
+            dmm.counters[MM_ANONPAGES] += 1
+            dt.bits[i] = nbits | (bits & PTE_SOFT_DIRTY)
+            dt.pfn[i] = new
+            continue
+        folio_get(m, folio)
+        dmm.counters[MM_ANONPAGES] += 1
+        # __copy_present_ptes(): a COW mapping write-protects both sides; the
+        # child's entry starts old; dirty stays (private mapping).
+        if bits & PTE_WRITE:
+            bits &= ~PTE_WRITE
+            st.bits[i] = bits
+        dt.bits[i] = bits & ~PTE_YOUNG
+        dt.pfn[i] = pfn
+
+
+def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
+    """dup_mmap(), kernel/fork.c / mm/mmap.c, Linux 6.18: the child's mm."""
+    child = Mm(child_name, next_slot=parent.next_slot, has_pinned=False)
+    for name, mp in parent.mappings.items():
+        child.mappings[name] = Mapping(mp.name, mp.start, mp.pages, mp.droppable)
+    for vma in parent.vmas:
+        new = Vma(
+            child,
+            vma.start,
+            vma.end,
+            vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT),
+            vma.name,
+            swap_readahead_info=vma.swap_readahead_info,
+        )  # vm_area_dup() copies it
+        child.vmas.append(new)
+        if vma.flags & VM_WIPEONFORK:
+            # The child gets the VMA but neither anon_vma nor page tables: zeroes.
+            continue
+        if vma.anon_vma is not None:
+            # anon_vma_fork(): join every anon_vma of the parent, plus one of its own.
+            for av in vma.chain:
+                av.vmas.append(new)
+                new.chain.append(av)
+            own = m.anon_vma_alloc()
+            own.vmas.append(new)
+            new.chain.append(own)
+            new.anon_vma = own
+        copy_pte_range(m, new, vma)
+    m.mms[child_name] = child
+    # Contract: the new process's start leaves the lru_add batch empty.
+    folio_batch_move_lru(m, "lru_add")
+    if m.tracing:
+        m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")
+    return child

@@ -1,0 +1,111 @@
+"""get_user_pages and friends: mm/gup.c (and the callers the scenario language uses)."""
+
+from __future__ import annotations
+
+from foliosim.model.errors import SyscallError
+from foliosim.model.lru import folio_mark_accessed, folio_put_refs
+from foliosim.model.machine import Machine
+from foliosim.model.memory import handle_mm_fault
+from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
+from foliosim.model.types import (
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_WRITE,
+    ZERO_PFN,
+    Mm,
+    PG_dirty,
+    PG_referenced,
+    Vma,
+)
+
+
+def _vma_of(mm: Mm, vpn: int) -> Vma:
+    vma = mm.find_vma(vpn)
+    if vma is None:
+        raise SyscallError("EFAULT")
+    return vma
+
+
+def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) -> int:
+    """follow_page_pte(), mm/gup.c, Linux 6.18: the mapped page, or -1 if a fault is needed."""
+    t = vma.mm.pte_table(vpn)
+    if t is None:
+        return -1
+    i = vpn & 511
+    bits = int(t.bits[i])
+    if not bits & PTE_PRESENT:
+        return -1
+    if write and not bits & PTE_WRITE:
+        return -1  # can_follow_write_pte(): break COW first
+    pfn = int(t.pfn[i])
+    if bits & PTE_SPECIAL:
+        return ZERO_PFN
+    if touch:
+        if write and not bits & PTE_DIRTY and not m.mem.flags[pfn] & PG_dirty:
+            m.mem.flags[pfn] |= PG_dirty  # folio_mark_dirty()
+        folio_mark_accessed(m, pfn)
+    return pfn
+
+
+def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
+    """One page of __get_user_pages() with FOLL_TOUCH: fault until it can be followed."""
+    vma = _vma_of(mm, vpn)
+    for _ in range(3):
+        page = follow_page_pte(m, vma, vpn, write, touch=True)
+        if page >= 0:
+            return page
+        handle_mm_fault(m, vma, vpn, write)  # faultin_page()
+    raise AssertionError("fault did not map the page")
+
+
+def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) -> None:
+    """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE, mlock populate)."""
+    for vpn in range(start, end):
+        __get_user_pages(m, mm, vpn, write)
+
+
+def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
+    """get_user_pages_fast(FOLL_GET) as vmsplice() calls it, mm/gup.c, Linux 6.18."""
+    pages = []
+    for vpn in range(start, end):
+        _vma_of(mm, vpn)
+        t = mm.pte_table(vpn)
+        bits = int(t.bits[vpn & 511]) if t is not None else 0
+        if bits & PTE_PRESENT and not bits & PTE_SPECIAL:
+            # gup_fast_pte_range(): grab, then mark referenced.
+            pfn = int(t.pfn[vpn & 511])
+            m.mem.refcount[pfn] += 1
+            m.mem.flags[pfn] |= PG_referenced
+        else:
+            # Slow path with FOLL_TOUCH: read-fault it in, then follow.
+            pfn = __get_user_pages(m, mm, vpn, write=False)
+            if pfn != ZERO_PFN:
+                m.mem.refcount[pfn] += 1
+        pages.append(pfn)
+    return pages
+
+
+def put_user_pages(m: Machine, pages: list[int]) -> None:
+    """The pipe buffers are released: put_page() on each page."""
+    for pfn in pages:
+        folio_put_refs(m, pfn, 1)
+
+
+def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
+    """pin_user_pages_remote(FOLL_WRITE | FOLL_TOUCH), mm/gup.c, Linux 6.18."""
+    mm.has_pinned = True  # mm_set_has_pinned_flag()
+    pages = []
+    for vpn in range(start, end):
+        pfn = __get_user_pages(m, mm, vpn, write=True)
+        m.mem.refcount[pfn] += GUP_PIN_COUNTING_BIAS  # try_grab_folio(FOLL_PIN), small folio
+        pages.append(pfn)
+    return pages
+
+
+def unpin_user_pages_dirty_lock(m: Machine, pages: list[int]) -> None:
+    """unpin_user_pages_dirty_lock(make_dirty=true), mm/gup.c, Linux 6.18."""
+    for pfn in pages:
+        if not m.mem.flags[pfn] & PG_dirty:
+            m.mem.flags[pfn] |= PG_dirty  # folio_mark_dirty()
+        folio_put_refs(m, pfn, GUP_PIN_COUNTING_BIAS)

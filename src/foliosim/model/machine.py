@@ -1,0 +1,118 @@
+"""The whole modelled kernel: one CPU, its per-CPU batches, memory, swap, counters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from foliosim.model.profile import Profile
+from foliosim.model.types import (
+    AnonVma,
+    Memmap,
+    Mm,
+    PG_anon,
+    PG_head,
+    PG_uptodate,
+)
+
+Trace = Callable[[int, str, str], None]
+
+# Per-CPU folio batches of mm/swap.c (struct cpu_fbatches) and mm/mlock.c.
+BATCHES = ("lru_add", "lru_deactivate", "lru_lazyfree", "lru_activate")
+FOLIO_BATCH_SIZE = 31  # include/linux/folio_batch.h (PAGEVEC_SIZE before it)
+
+# The /proc/vmstat events the model counts; `expect vmstat` of any other is unknown.
+MODELLED_VMSTAT = (
+    "pgactivate",
+    "pgdeactivate",
+    "pgfault",
+    "pgmajfault",
+    "pglazyfree",
+    "pglazyfreed",
+    "pgreuse",
+    "pswpin",
+    "pswpout",
+    "swap_ra",
+    "swpin_zero",
+    "swpout_zero",
+    "thp_deferred_split_page",
+    "thp_fault_alloc",
+    "thp_fault_fallback",
+    "thp_split_page",
+    "thp_split_pmd",
+    "thp_swpout",
+    "thp_swpout_fallback",
+    "unevictable_pgs_culled",
+    "unevictable_pgs_mlocked",
+    "unevictable_pgs_munlocked",
+    "unevictable_pgs_rescued",
+    "unevictable_pgs_stranded",
+)
+
+
+class Machine:
+    """Everything one scenario run changes: the model's `struct pglist_data` and friends."""
+
+    def __init__(self, profile: Profile, trace: Trace | None = None) -> None:
+        self.profile = profile
+        self.mem = Memmap()
+        self.swap = None  # foliosim.model.swap.SwapInfo while a device is on
+        self.fbatches: dict[str, list[int]] = {name: [] for name in BATCHES}
+        self.mlock_fbatch: list[tuple[int, bool]] = []  # (folio, is munlock)
+        self.vmstat: dict[str, int] = defaultdict(int)
+        self.mthp_stats: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # /sys/kernel/mm/transparent_hugepage: top-level and per-order `enabled`.
+        self.thp_enabled = "madvise"
+        self.mthp_enabled: dict[int, str] = {o: "never" for o in range(2, 10)}
+        self.mthp_enabled[9] = "inherit"
+        self.mms: dict[str, Mm] = {}
+        self.gup_refs: dict[str, list[int]] = {}  # REF -> pfns referenced (FOLL_GET)
+        self._anon_vma_ids = 0
+        self.anon_vmas: dict[int, AnonVma] = {}
+        self.line = 0  # scenario line being executed, for traces and reports
+        self._trace = trace
+        self.tracing = trace is not None
+
+    def trace(self, func: str, message: str) -> None:
+        if self._trace is not None:
+            self._trace(self.line, func, message)
+
+    def count_vm_events(self, item: str, delta: int) -> None:
+        """count_vm_events(): bump a /proc/vmstat event counter."""
+        self.vmstat[item] += delta
+
+    def vmstat_all(self) -> dict[str, int]:
+        """Every modelled /proc/vmstat event, as deltas since the start."""
+        return {k: int(self.vmstat.get(k, 0)) for k in MODELLED_VMSTAT}
+
+    def count_mthp_stat(self, order: int, item: str, delta: int = 1) -> None:
+        """count_mthp_stat(): bump hugepages-<size>/stats/<item> for a large order."""
+        self.mthp_stats[order][item] += delta
+
+    def anon_vma_alloc(self) -> AnonVma:
+        """anon_vma_alloc(): a new, empty anon_vma."""
+        self._anon_vma_ids += 1
+        av = self.anon_vmas[self._anon_vma_ids] = AnonVma(self._anon_vma_ids)
+        return av
+
+    def folio_alloc(self, order: int) -> int:
+        """A new zeroed anon folio of `order` with one reference (vma_alloc_zeroed_movable_folio)."""
+        mem = self.mem
+        folio = mem.alloc(1 << order)
+        mem.refcount[folio] = 1
+        mem.order[folio] = order
+        mem.flags[folio] = PG_uptodate | (PG_head if order else 0)
+        return folio
+
+    def folio_name(self, folio: int) -> str:
+        """How traces name a folio: its scenario home, e.g. 'p0 A 3'."""
+        # Model: the linear index plus the mapping that owns that address in any mm.
+        index = int(self.mem.index[folio])
+        for mm in self.mms.values():
+            for mp in mm.mappings.values():
+                if mp.start <= index < mp.start + mp.pages:
+                    return f"{mm.name} {mp.name} {index - mp.start}"
+        return f"pfn {folio}"
+
+    def is_anon(self, folio: int) -> bool:
+        return bool(self.mem.flags[folio] & PG_anon)

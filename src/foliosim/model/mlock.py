@@ -1,0 +1,135 @@
+"""mlock/munlock and the per-CPU mlock batch: mm/mlock.c."""
+
+from __future__ import annotations
+
+from foliosim.model.lru import (
+    folio_clear,
+    folio_get,
+    folio_nr_pages,
+    folio_put,
+    folio_set,
+    folio_test_clear,
+    folio_test_large,
+)
+from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
+from foliosim.model.types import (
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    VM_DROPPABLE,
+    VM_LOCKED,
+    PG_active,
+    PG_lru,
+    PG_mlocked,
+    PG_unevictable,
+    Vma,
+)
+
+MLOCK, MLOCK_NEW, MUNLOCK = 0, 1, 2
+
+
+def __mlock_folio(m: Machine, folio: int) -> None:
+    if not folio_test_clear(m, folio, PG_lru):
+        return  # nothing more we can do while it's off the LRU
+    if not m.mem.flags[folio] & PG_unevictable and m.mem.flags[folio] & PG_mlocked:
+        folio_clear(m, folio, PG_active)
+        folio_set(m, folio, PG_unevictable)
+        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+    folio_set(m, folio, PG_lru)
+
+
+def __mlock_new_folio(m: Machine, folio: int) -> None:
+    if m.mem.flags[folio] & PG_mlocked:
+        folio_set(m, folio, PG_unevictable)
+        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+    folio_set(m, folio, PG_lru)
+
+
+def __munlock_folio(m: Machine, folio: int) -> None:
+    nr = folio_nr_pages(m, folio)
+    isolated = folio_test_clear(m, folio, PG_lru)
+    # Model: mlock_count is 1 (one locked mapping): this munlock is the last.
+    if folio_test_clear(m, folio, PG_mlocked):
+        if isolated or not m.mem.flags[folio] & PG_unevictable:
+            m.count_vm_events("unevictable_pgs_munlocked", nr)
+        else:
+            m.count_vm_events("unevictable_pgs_stranded", nr)
+    if isolated and m.mem.flags[folio] & PG_unevictable:
+        folio_clear(m, folio, PG_unevictable)
+        m.count_vm_events("unevictable_pgs_rescued", nr)
+    if isolated:
+        folio_set(m, folio, PG_lru)
+
+
+def mlock_folio_batch(m: Machine) -> None:
+    """mlock_folio_batch(), mm/mlock.c, Linux 6.18."""
+    batch, m.mlock_fbatch = m.mlock_fbatch, []
+    for folio, op in batch:
+        if op == MLOCK:
+            __mlock_folio(m, folio)
+        elif op == MLOCK_NEW:
+            __mlock_new_folio(m, folio)
+        else:
+            __munlock_folio(m, folio)
+    for folio, _ in batch:
+        folio_put(m, folio)
+
+
+def mlock_drain_local(m: Machine) -> None:
+    """mlock_drain_local(), mm/mlock.c, Linux 6.18."""
+    if m.mlock_fbatch:
+        mlock_folio_batch(m)
+
+
+def _mlock_batch_add(m: Machine, folio: int, op: int, force: bool = False) -> None:
+    folio_get(m, folio)
+    m.mlock_fbatch.append((folio, op))
+    if len(m.mlock_fbatch) >= FOLIO_BATCH_SIZE or folio_test_large(m, folio) or force:
+        mlock_folio_batch(m)
+
+
+def mlock_folio(m: Machine, folio: int) -> None:
+    """mlock_folio(), mm/mlock.c, Linux 6.18."""
+    if not m.mem.flags[folio] & PG_mlocked:  # folio_test_set_mlocked()
+        m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+    folio_set(m, folio, PG_mlocked)
+    _mlock_batch_add(m, folio, MLOCK)
+
+
+def mlock_new_folio(m: Machine, folio: int) -> None:
+    """mlock_new_folio(), mm/mlock.c, Linux 6.18: a new folio faulted into a VM_LOCKED VMA."""
+    folio_set(m, folio, PG_mlocked)
+    m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+    _mlock_batch_add(m, folio, MLOCK_NEW)
+
+
+def munlock_folio(m: Machine, folio: int) -> None:
+    """munlock_folio(), mm/mlock.c, Linux 6.18: evictable folios are moved at once."""
+    _mlock_batch_add(m, folio, MUNLOCK, force=not m.mem.flags[folio] & PG_unevictable)
+
+
+def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: int) -> None:
+    """mlock_vma_pages_range(), mm/mlock.c, Linux 6.18: set flags, then (un)mlock present folios."""
+    from foliosim.model.lru import lru_add_drain
+
+    vma.flags = newflags
+    lru_add_drain(m)
+    # mlock_pte_range(): every present normal page of the range.
+    for vpn in range(start, end):
+        t = vma.mm.pte_table(vpn)
+        if t is None:
+            continue
+        i = vpn & 511
+        bits = int(t.bits[i])
+        if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
+            continue
+        folio = int(t.pfn[i])
+        if newflags & VM_LOCKED:
+            mlock_folio(m, folio)
+        else:
+            munlock_folio(m, folio)
+    lru_add_drain(m)
+
+
+def vma_is_mlockable(vma: Vma) -> bool:
+    """Whether mlock_fixup() may set VM_LOCKED: not on VM_DROPPABLE VMAs (Linux 6.11+)."""
+    return not vma.flags & VM_DROPPABLE

@@ -1,0 +1,130 @@
+"""Mappings and VMAs: mm/mmap.c, mm/vma.c (placement follows the scenario contract)."""
+
+from __future__ import annotations
+
+from foliosim.model.lru import lru_add_drain
+from foliosim.model.machine import Machine
+from foliosim.model.memory import zap_pte_range
+from foliosim.model.types import (
+    PTRS_PER_PTE,
+    VM_DROPPABLE,
+    VM_WIPEONFORK,
+    VM_WRITE,
+    Mapping,
+    Mm,
+    Vma,
+)
+
+# Slots start high in the address space, like mmap's top-down placement; only
+# their 2M alignment matters to the model.
+SLOT_BASE = 0x3F800
+
+
+def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: int) -> Mapping:
+    """do_mmap() of a private (or droppable) anonymous mapping in its own 2M slot."""
+    slots = -(-(offset + pages) // PTRS_PER_PTE)
+    start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
+    mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
+    flags = VM_WRITE
+    if droppable:
+        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK (| VM_NORESERVE | VM_DONTDUMP).
+        flags |= VM_DROPPABLE | VM_WIPEONFORK
+    vma = Vma(mm, start, start + pages, flags, name)
+    mm.vmas.append(vma)
+    mm.vmas.sort(key=lambda v: v.start)
+    mp = mm.mappings[name] = Mapping(name, start, pages, droppable)
+    if m.tracing:
+        m.trace(
+            "do_mmap",
+            f"{mm.name} {name}: {pages} pages at {start << 12:#x}"
+            f"{' droppable' if droppable else ''}",
+        )
+    return mp
+
+
+def vmas_in_range(mm: Mm, start: int, end: int) -> list[Vma]:
+    """The VMAs overlapping [start, end), in address order (a snapshot)."""
+    return [v for v in mm.vmas if v.start < end and start < v.end]
+
+
+def __split_vma(m: Machine, vma: Vma, at: int) -> Vma:
+    """__split_vma(): cut the VMA at `at`; returns the new upper part."""
+    new = Vma(
+        vma.mm,
+        at,
+        vma.end,
+        vma.flags,
+        vma.name,
+        vma.anon_vma,
+        list(vma.chain),
+        vma.swap_readahead_info,
+    )
+    vma.end = at
+    for av in new.chain:  # anon_vma_clone()
+        av.vmas.insert(av.vmas.index(vma) + 1, new)
+    vma.mm.vmas.insert(vma.mm.vmas.index(vma) + 1, new)
+    return new
+
+
+def vma_split_range(m: Machine, vma: Vma, start: int, end: int) -> Vma:
+    """Split the VMA so that one VMA covers exactly [start, end); return it."""
+    if start > vma.start:
+        vma = __split_vma(m, vma, start)
+    if end < vma.end:
+        __split_vma(m, vma, end)
+    return vma
+
+
+def vma_modify_flags(m: Machine, vma: Vma, start: int, end: int, set_: int, clear: int) -> Vma:
+    """vma_modify_flags(): split off [start, end) and change its flags (no merge in the model)."""
+    if (vma.flags | set_) & ~clear == vma.flags:
+        return vma
+    vma = vma_split_range(m, vma, start, end)
+    vma.flags = (vma.flags | set_) & ~clear
+    return vma
+
+
+def unlink_vma(m: Machine, vma: Vma) -> None:
+    """unlink_anon_vmas() and removal from the mm's VMA tree."""
+    for av in vma.chain:
+        av.vmas.remove(vma)
+    vma.mm.vmas.remove(vma)
+
+
+def free_pgtables(mm: Mm) -> None:
+    """free_pgtables(): drop PTE pages no VMA covers any more."""
+    live = set()
+    for v in mm.vmas:
+        live.update(range(v.start >> 9, ((v.end - 1) >> 9) + 1))
+    for k in [k for k in mm.pgtables if k not in live]:
+        del mm.pgtables[k]
+
+
+def do_munmap(m: Machine, mm: Mm, name: str) -> None:
+    """do_vmi_munmap() of a whole scenario mapping: zap, unlink, free page tables."""
+    mp = mm.mappings.pop(name)
+    lru_add_drain(m)
+    for vma in vmas_in_range(mm, mp.start, mp.start + mp.pages):
+        zap_pte_range(m, vma, vma.start, vma.end)
+        unlink_vma(m, vma)
+    free_pgtables(mm)
+
+
+def exit_mmap(m: Machine, mm: Mm) -> None:
+    """exit_mmap(), mm/mmap.c, Linux 6.18: drain, zap every VMA, free everything."""
+    lru_add_drain(m)
+    for vma in list(mm.vmas):
+        zap_pte_range(m, vma, vma.start, vma.end)
+        unlink_vma(m, vma)
+    mm.pgtables.clear()
+    mm.mappings.clear()
+
+
+__all__ = [
+    "do_mmap",
+    "do_munmap",
+    "exit_mmap",
+    "vma_modify_flags",
+    "vma_split_range",
+    "vmas_in_range",
+]

@@ -1,0 +1,76 @@
+"""What /proc/kpageflags and /proc/kpagecount show: fs/proc/page.c."""
+
+from __future__ import annotations
+
+from foliosim.model.machine import Machine
+from foliosim.model.types import (
+    ZERO_PFN,
+    PG_active,
+    PG_anon,
+    PG_anon_exclusive,
+    PG_dirty,
+    PG_large_rmappable,
+    PG_lru,
+    PG_mlocked,
+    PG_reclaim,
+    PG_referenced,
+    PG_reserved,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_unevictable,
+    PG_uptodate,
+    PG_writeback,
+    PG_zero,
+)
+
+# Folio flag -> kpageflags names it sets.  PG_swapcache is PG_owner_priv_1, so it
+# shows as owner_private as well; KPF_SWAPCACHE needs PG_swapbacked too.
+_SIMPLE = (
+    (PG_referenced, "referenced"),
+    (PG_uptodate, "uptodate"),
+    (PG_dirty, "dirty"),
+    (PG_active, "active"),
+    (PG_writeback, "writeback"),
+    (PG_reclaim, "reclaim"),
+    (PG_anon, "anon"),
+    (PG_swapbacked, "swapbacked"),
+    (PG_unevictable, "unevictable"),
+    (PG_mlocked, "mlocked"),
+    (PG_reserved, "reserved"),
+    (PG_zero, "zero_page"),
+    (PG_swapcache, "owner_private"),
+)
+_cache: dict[tuple[int, int, bool, bool], list[str]] = {}
+
+
+def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
+    """stable_page_flags(), fs/proc/page.c, Linux 6.18, as contract names (sorted, no lru/idle)."""
+    f = int(m.mem.flags[folio])
+    order = int(m.mem.order[folio])
+    mapped = bool(m.mem.mapcount[folio : folio + (1 << order)].any()) if pfn != ZERO_PFN else False
+    key = (f & ~PG_lru, order, mapped, pfn == folio)
+    names = _cache.get(key)
+    if names is None:
+        out = [name for bit, name in _SIMPLE if f & bit]
+        if f & PG_swapcache and f & PG_swapbacked:
+            out.append("swapcache")
+        if mapped:
+            out.append("mmap")
+        # PG_anon_exclusive is PG_owner_2 of the head page (bit 34).
+        if f & PG_anon and f & PG_anon_exclusive:
+            out.append("anon_exclusive")
+        if order:
+            out.append("compound_head" if pfn == folio else "compound_tail")
+            if f & PG_large_rmappable:
+                out.append("thp")
+        if f & PG_zero:
+            out = [n for n in out if n not in ("referenced", "active")]
+        names = _cache[key] = sorted(out)
+    return names
+
+
+def kpagecount(m: Machine, pfn: int) -> int:
+    """get_kpage_count(), fs/proc/page.c, Linux 6.18: the page's precise mapcount."""
+    if pfn == ZERO_PFN:
+        return 0
+    return int(m.mem.mapcount[pfn])

@@ -1,0 +1,336 @@
+"""Reverse mapping of anonymous folios and try_to_unmap: mm/rmap.c."""
+
+from __future__ import annotations
+
+from enum import Flag, auto
+
+from foliosim.model.lru import (
+    folio_get,
+    folio_nr_pages,
+    folio_put_refs,
+    folio_test_dirty,
+    folio_test_large,
+    folio_test_swapbacked,
+    folio_test_swapcache,
+)
+from foliosim.model.machine import Machine
+from foliosim.model.swap import swap_duplicate
+from foliosim.model.types import (
+    MM_ANONPAGES,
+    MM_SWAPENTS,
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SOFT_DIRTY,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    PTE_SWP_EXCLUSIVE,
+    PTE_YOUNG,
+    VM_DROPPABLE,
+    VM_LOCKED,
+    PageTable,
+    PG_anon,
+    PG_anon_exclusive,
+    PG_dirty,
+    PG_swapbacked,
+    Vma,
+)
+
+GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h
+
+
+class TTU(Flag):
+    """enum ttu_flags, include/linux/rmap.h."""
+
+    NONE = 0
+    SPLIT_HUGE_PMD = auto()
+    IGNORE_MLOCK = auto()
+    SYNC = auto()
+    HWPOISON = auto()
+    BATCH_FLUSH = auto()
+
+
+def anon_vma_prepare(m: Machine, vma: Vma) -> None:
+    """anon_vma_prepare(): give the VMA an anon_vma on its first anonymous fault."""
+    if vma.anon_vma is None:
+        av = m.anon_vma_alloc()
+        vma.anon_vma = av
+        vma.chain.append(av)
+        av.vmas.append(vma)
+
+
+def folio_mapcount(m: Machine, folio: int) -> int:
+    """folio_mapcount(): page-table mappings of every page of the folio."""
+    nr = folio_nr_pages(m, folio)
+    if nr == 1:
+        return int(m.mem.mapcount[folio])
+    return int(m.mem.mapcount[folio : folio + nr].sum())
+
+
+def folio_mapped(m: Machine, folio: int) -> bool:
+    return folio_mapcount(m, folio) > 0
+
+
+def folio_maybe_dma_pinned(m: Machine, folio: int) -> bool:
+    """folio_maybe_dma_pinned(), include/linux/mm.h: small folios by the pin bias."""
+    # Model: large folios have no _pincount yet; pins are only held inside `poke`.
+    return int(m.mem.refcount[folio]) >= GUP_PIN_COUNTING_BIAS
+
+
+def folio_add_new_anon_rmap(
+    m: Machine, folio: int, vma: Vma, vpn: int, exclusive: bool = True
+) -> None:
+    """folio_add_new_anon_rmap(), mm/rmap.c, Linux 6.18 (RMAP_EXCLUSIVE unless told)."""
+    mem = m.mem
+    nr = folio_nr_pages(m, folio)
+    anon_vma_prepare(m, vma)
+    flags = PG_anon
+    # Since 9651fcedf7b9 (v6.11) droppable folios are never swap-backed.
+    if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+        flags |= PG_swapbacked
+    mem.flags[folio] |= flags
+    mem.anon_vma[folio] = vma.anon_vma.id
+    mem.index[folio] = vpn
+    mem.mapcount[folio : folio + nr] = 1
+    if exclusive:
+        mem.flags[folio : folio + nr] |= PG_anon_exclusive
+    if nr > 1:
+        m.count_mthp_stat(int(mem.order[folio]), "nr_anon", 1)
+
+
+def folio_add_anon_rmap_ptes(
+    m: Machine, folio: int, page: int, nr: int, vma: Vma, exclusive: bool
+) -> None:
+    """folio_add_anon_rmap_ptes(), mm/rmap.c, Linux 6.18."""
+    mem = m.mem
+    mem.mapcount[page : page + nr] += 1
+    if exclusive:
+        mem.flags[page : page + nr] |= PG_anon_exclusive
+
+
+def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
+    """folio_remove_rmap_ptes(), mm/rmap.c, Linux 6.18."""
+    m.mem.mapcount[page : page + nr] -= 1
+
+
+def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> bool:
+    """__folio_try_dup_anon_rmap() for one PTE at fork; False: must copy (maybe pinned)."""
+    mem = m.mem
+    if mem.flags[page] & PG_anon_exclusive:
+        # folio_needs_cow_for_dma(): a pinned exclusive page is copied for the child.
+        if src.mm.has_pinned and folio_maybe_dma_pinned(m, folio):
+            return False
+        mem.flags[page] &= ~PG_anon_exclusive
+    mem.mapcount[page] += 1
+    return True
+
+
+def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
+    """folio_try_share_anon_rmap_pte(): clear PageAnonExclusive unless maybe pinned."""
+    if folio_maybe_dma_pinned(m, folio):
+        return False
+    m.mem.flags[page] &= ~PG_anon_exclusive
+    return True
+
+
+def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
+    """folio_move_anon_rmap(): the folio now belongs to this VMA's anon_vma only."""
+    anon_vma_prepare(m, vma)
+    m.mem.anon_vma[folio] = vma.anon_vma.id
+
+
+def rmap_walk_anon(m: Machine, folio: int):
+    """The (vma, vpn) pairs that may map the folio (rmap_walk_anon, anon_vma tree order)."""
+    av = m.anon_vmas.get(int(m.mem.anon_vma[folio]))
+    if av is None:
+        return
+    index = int(m.mem.index[folio])
+    nr = folio_nr_pages(m, folio)
+    for vma in list(av.vmas):
+        if vma.start < index + nr and index < vma.end:
+            yield vma, index
+
+
+def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
+    """The PTEs of this VMA that map pages of the folio: (table, slot, page) (page_vma_mapped_walk)."""
+    nr = folio_nr_pages(m, folio)
+    for vpn in range(max(index, vma.start), min(index + nr, vma.end)):
+        t = vma.mm.pte_table(vpn)
+        if t is None:
+            continue
+        i = vpn & 511
+        bits = int(t.bits[i])
+        page = folio + (vpn - index)
+        if bits & PTE_PRESENT and not bits & PTE_SPECIAL and int(t.pfn[i]) == page:
+            yield vpn, t, i, page
+
+
+def try_to_unmap(m: Machine, folio: int, flags: TTU) -> None:
+    """try_to_unmap(), mm/rmap.c, Linux 6.18: unmap from every VMA until not mapped."""
+    for vma, index in rmap_walk_anon(m, folio):
+        if not try_to_unmap_one(m, folio, vma, index, flags):
+            break
+        if not folio_mapped(m, folio):  # .done = folio_not_mapped
+            break
+
+
+def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTable, i: int) -> int:
+    """folio_unmap_pte_batch(), mm/rmap.c, Linux 6.18: 1 unless a lazyfree large folio."""
+    if not folio_test_large(m, folio) or folio_test_swapbacked(m, folio):
+        return 1
+    # Large lazyfree folios: the PTE run mapping consecutive pages, bounded by the
+    # VMA and the page table (ddd05742b45b, v6.16).
+    max_nr = min(vma.end, (vpn | 511) + 1) - vpn
+    first = int(t.pfn[i])
+    end_pfn = folio + folio_nr_pages(m, folio)
+    nr = 1
+    while nr < max_nr and first + nr < end_pfn:
+        bits = int(t.bits[i + nr])
+        if not bits & PTE_PRESENT or bits & PTE_SPECIAL or int(t.pfn[i + nr]) != first + nr:
+            break
+        nr += 1
+    return nr
+
+
+def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
+    """get_and_clear_ptes(): clear nr PTEs, return the first with young/dirty OR-ed in."""
+    bits = int(t.bits[i])
+    for j in range(i + 1, i + nr):
+        bits |= int(t.bits[j]) & (PTE_DIRTY | PTE_YOUNG)
+    t.bits[i : i + nr] = 0
+    return bits
+
+
+def set_ptes(t: PageTable, i: int, bits: int, pfn: int, nr: int) -> None:
+    """set_ptes(): nr PTEs from one value, the pfn advancing by one per entry."""
+    t.bits[i : i + nr] = bits
+    t.pfn[i : i + nr] = range(pfn, pfn + nr)
+
+
+def lazyfree_range(
+    m: Machine, vma: Vma, folio: int, t: PageTable, i: int, pteval: int, pfn: int, nr_pages: int
+) -> bool:
+    """Decide a lazyfree folio whose nr_pages PTEs were just cleared: True if discarded.
+
+    The lazyfree branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18, written as
+    the seed review asked (lazyfree_range() returning bool).  False: the PTEs
+    were restored and the folio must be kept (redirtied, or an extra reference).
+    """
+    mm = vma.mm
+    # smp_mb(): clear PTE; barrier; read refcount -- pairs with GUP-fast's
+    # inc refcount; barrier; read PTE.  `foliosim race` explores the orders.
+    ref_count = int(m.mem.refcount[folio])
+    map_count = folio_mapcount(m, folio)
+    # smp_rmb(): order the refcount read before the PG_dirty read (__remove_mapping).
+    if folio_test_dirty(m, folio) and not vma.flags & VM_DROPPABLE:
+        # Redirtied either through the page table or a previously taken GUP reference.
+        set_ptes(t, i, pteval, pfn, nr_pages)
+        m.mem.flags[folio] |= PG_swapbacked
+        if m.tracing:
+            how = "through the page table" if pteval & PTE_DIRTY else "PG_dirty (a GUP write)"
+            m.trace(
+                "try_to_unmap_one",
+                f"lazyfree folio {m.folio_name(folio)} kept: dirty {how}; swapbacked again",
+            )
+        return False
+    if ref_count != 1 + map_count:
+        # An extra reference (GUP or speculative): act as if nothing happened; a
+        # later pass sees whether the holder dirtied it.
+        set_ptes(t, i, pteval, pfn, nr_pages)
+        # Before faeb2831b517 (v6.15) this outcome set PG_swapbacked too.
+        if not m.profile.has("lazyfree_ref_no_swapbacked"):
+            m.mem.flags[folio] |= PG_swapbacked
+        if m.tracing:
+            m.trace(
+                "try_to_unmap_one",
+                f"lazyfree folio {m.folio_name(folio)} kept: extra "
+                f"reference (refcount {ref_count} != 1 + mapcount {map_count})",
+            )
+        return False
+    mm.counters[MM_ANONPAGES] -= nr_pages
+    if m.tracing:
+        m.trace(
+            "try_to_unmap_one",
+            f"lazyfree folio {m.folio_name(folio)} discarded: clean, no extra reference",
+        )
+    return True
+
+
+def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -> bool:
+    """try_to_unmap_one(), mm/rmap.c, Linux 6.18 (anonymous folios, PTE-mapped)."""
+    mm = vma.mm
+    ret = True
+    mem = m.mem
+    for vpn, t, i, page in list(page_vma_mapped_walk(m, folio, vma, index)):
+        if not int(t.bits[i]) & PTE_PRESENT or int(t.pfn[i]) != page:
+            continue  # cleared by an earlier batch of this walk
+        nr_pages = 1  # reset every iteration (CVE-2026-63950 fix)
+        if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
+            from foliosim.model.mlock import mlock_folio
+
+            if not folio_test_large(m, folio):
+                mlock_folio(m, folio)
+            if m.tracing:
+                m.trace(
+                    "try_to_unmap_one",
+                    f"folio {m.folio_name(folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
+                )
+            return False
+        nr_pages = folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
+        pteval = get_and_clear_ptes(t, i, nr_pages)
+        if pteval & PTE_DIRTY:
+            mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
+        anon_exclusive = bool(mem.flags[page] & PG_anon_exclusive)
+        if mem.flags[folio] & PG_anon:
+            swapbacked = folio_test_swapbacked(m, folio)
+            if swapbacked != folio_test_swapcache(m, folio):
+                # WARN_ON_ONCE: a swapbacked folio must be in the swap cache here.
+                set_ptes(t, i, pteval, page, nr_pages)
+                return False
+            if not swapbacked:
+                if not lazyfree_range(m, vma, folio, t, i, pteval, page, nr_pages):
+                    return False  # walk_abort
+            else:
+                offset = int(mem.swap[folio]) + (page - folio)
+                swap_duplicate(m, offset)
+                if anon_exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
+                    from foliosim.model.swap import swap_free_nr
+
+                    swap_free_nr(m, offset)
+                    set_ptes(t, i, pteval, page, nr_pages)
+                    if m.tracing:
+                        m.trace(
+                            "try_to_unmap_one",
+                            f"folio {m.folio_name(folio)} maybe pinned: not unmapped",
+                        )
+                    return False
+                mm.counters[MM_ANONPAGES] -= 1
+                mm.counters[MM_SWAPENTS] += 1
+                swp = PTE_SWAP | (PTE_SWP_EXCLUSIVE if anon_exclusive else 0)
+                swp |= pteval & PTE_SOFT_DIRTY
+                t.bits[i] = swp
+                t.pfn[i] = offset
+                if m.tracing:
+                    m.trace(
+                        "try_to_unmap_one",
+                        f"folio {m.folio_name(folio)} page {page - folio}"
+                        f" -> swap slot {offset}{' exclusive' if anon_exclusive else ''}",
+                    )
+        # discard:
+        folio_remove_rmap_ptes(m, folio, page, nr_pages)
+        if vma.flags & VM_LOCKED:
+            from foliosim.model.mlock import mlock_drain_local
+
+            mlock_drain_local(m)
+        folio_put_refs(m, folio, nr_pages)
+        if nr_pages == folio_nr_pages(m, folio):
+            break  # walk_done
+    return ret
+
+
+__all__ = [
+    "TTU",
+    "folio_get",
+    "lazyfree_range",
+    "try_to_unmap",
+    "try_to_unmap_one",
+]

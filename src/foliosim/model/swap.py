@@ -1,0 +1,343 @@
+"""The swap device, swap cache and swap I/O: mm/swapfile.c, mm/swap_state.c, mm/page_io.c."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs
+from foliosim.model.machine import Machine
+from foliosim.model.types import (
+    PG_active,
+    PG_dirty,
+    PG_readahead,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_workingset,
+    PG_writeback,
+)
+
+
+class SwapInfo:
+    """struct swap_info_struct of a zram device: synchronous, non-rotational."""
+
+    def __init__(self, pages: int) -> None:
+        # Slot 0 holds the swap header (mkswap); the rest are usable.
+        self.max = pages
+        self.swap_map = np.zeros(pages, np.int16)  # swap count of each slot
+        self.cache = np.full(pages, -1, np.int32)  # swap cache: slot -> folio pfn
+        self.data = np.zeros(pages, np.int64)  # what the device holds per slot
+        self.zeromap = np.zeros(pages, np.bool_)  # swap_zeromap: written as zero-filled
+        self.shadow = np.zeros(pages, np.bool_)  # a workingset shadow entry is left
+        self.swap_map[0] = -1  # the header slot is never handed out
+        self.inuse_pages = 0
+        self.next = 1  # cluster allocator's next offset (model: first fit from here)
+
+    @property
+    def pages(self) -> int:
+        return self.max - 1
+
+    def slot_free(self, offset: int) -> bool:
+        return self.swap_map[offset] == 0 and self.cache[offset] < 0
+
+
+def vm_swap_full(m: Machine) -> bool:
+    """vm_swap_full(): more than half of swap is in use."""
+    si = m.swap
+    return si is not None and (si.pages - si.inuse_pages) * 2 < si.pages
+
+
+def __swap_count(m: Machine, offset: int) -> int:
+    return int(m.swap.swap_map[offset])
+
+
+def _swap_range_alloc(m: Machine, nr: int) -> int:
+    """First offset of `nr` contiguous free, naturally aligned slots, or -1."""
+    si = m.swap
+    for start in (si.next, 1):
+        off = start + (-start % nr)
+        while off + nr <= si.max:
+            if all(si.slot_free(o) for o in range(off, off + nr)):
+                si.next = off + nr
+                return off
+            off += nr
+    return -1
+
+
+def folio_alloc_swap(m: Machine, folio: int) -> bool:
+    """folio_alloc_swap(), mm/swapfile.c, Linux 6.18: slots + swap cache, or False."""
+    si = m.swap
+    if si is None:
+        return False
+    nr = folio_nr_pages(m, folio)
+    off = _swap_range_alloc(m, nr)
+    if off < 0:
+        return False
+    si.inuse_pages += nr
+    # add_to_swap_cache(): the cache holds one reference per page.
+    m.mem.swap[folio] = off
+    m.mem.flags[folio] |= PG_swapcache
+    m.mem.refcount[folio] += nr
+    si.cache[off : off + nr] = np.arange(folio, folio + nr, dtype=np.int32)
+    return True
+
+
+def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
+    si = m.swap
+    if si.swap_map[offset] == 0 and si.cache[offset] < 0:
+        si.inuse_pages -= 1
+        si.zeromap[offset] = False
+        si.shadow[offset] = False  # clear_shadow_from_swap_cache()
+
+
+def swap_duplicate(m: Machine, offset: int) -> bool:
+    """swap_duplicate() / folio_dup_swap(): one more swap PTE refers to the slot."""
+    m.swap.swap_map[offset] += 1
+    return True
+
+
+def swap_free_nr(m: Machine, offset: int, nr: int = 1) -> None:
+    """swap_free_nr(), mm/swapfile.c, Linux 6.18: drop swap-PTE references."""
+    si = m.swap
+    for o in range(offset, offset + nr):
+        si.swap_map[o] -= 1
+        _swap_entry_maybe_free(m, o)
+
+
+def swap_cache_get_folio(m: Machine, offset: int, vma=None, vpn: int = 0) -> int:
+    """swap_cache_get_folio(), mm/swap_state.c, Linux 6.18: the cached folio or -1.
+
+    A hit on a readahead folio counts as a hit in the VMA's readahead state.
+    """
+    folio = int(m.swap.cache[offset])
+    if folio < 0 or vma is None or m.mem.order[folio]:
+        return folio
+    readahead = bool(m.mem.flags[folio] & PG_readahead)
+    m.mem.flags[folio] &= ~PG_readahead
+    ra_val = get_swap_ra_val(vma)
+    win, hits = SWAP_RA_WIN(ra_val), SWAP_RA_HITS(ra_val)
+    if readahead:
+        hits = min(hits + 1, SWAP_RA_HITS_MAX)
+    vma.swap_readahead_info = SWAP_RA_VAL(vpn, win, hits)
+    return folio
+
+
+# VMA-based swap readahead state, mm/swap_state.c (addresses as page numbers here).
+SWAP_RA_ORDER_CEILING = 5
+SWAP_RA_WIN_SHIFT = 6  # PAGE_SHIFT / 2
+SWAP_RA_HITS_MASK = (1 << SWAP_RA_WIN_SHIFT) - 1
+SWAP_RA_HITS_MAX = SWAP_RA_HITS_MASK
+PAGE_CLUSTER = 3  # /proc/sys/vm/page-cluster default
+
+
+def SWAP_RA_HITS(v: int) -> int:
+    return v & SWAP_RA_HITS_MASK
+
+
+def SWAP_RA_WIN(v: int) -> int:
+    return (v >> SWAP_RA_WIN_SHIFT) & SWAP_RA_HITS_MASK
+
+
+def SWAP_RA_ADDR(v: int) -> int:
+    return v >> 12
+
+
+def SWAP_RA_VAL(vpn: int, win: int, hits: int) -> int:
+    return (
+        (vpn << 12) | ((win & SWAP_RA_HITS_MASK) << SWAP_RA_WIN_SHIFT) | (hits & SWAP_RA_HITS_MASK)
+    )
+
+
+def get_swap_ra_val(vma) -> int:
+    """GET_SWAP_RA_VAL(): "initial readahead hits is 4 to start up with a small window"."""
+    return vma.swap_readahead_info or 4
+
+
+def __swapin_nr_pages(
+    prev_offset: int, offset: int, hits: int, max_pages: int, prev_win: int
+) -> int:
+    """__swapin_nr_pages(), mm/swap_state.c, Linux 6.18."""
+    pages = hits + 2
+    if pages == 2:
+        if offset != prev_offset + 1 and offset != prev_offset - 1:
+            pages = 1
+    else:
+        roundup = 4
+        while roundup < pages:
+            roundup <<= 1
+        pages = roundup
+    pages = min(pages, max_pages)
+    return max(pages, prev_win // 2)  # don't shrink readahead too fast
+
+
+def swap_vma_ra_win(vma, vpn: int) -> tuple[int, int, int]:
+    """swap_vma_ra_win(), mm/swap_state.c, Linux 6.18: (win, start, end) in page numbers."""
+    max_win = 1 << min(PAGE_CLUSTER, SWAP_RA_ORDER_CEILING)
+    ra_val = get_swap_ra_val(vma)
+    prev = SWAP_RA_ADDR(ra_val)
+    win = __swapin_nr_pages(prev, vpn, SWAP_RA_HITS(ra_val), max_win, SWAP_RA_WIN(ra_val))
+    vma.swap_readahead_info = SWAP_RA_VAL(vpn, win, 0)
+    if win == 1:
+        return 1, vpn, vpn + 1
+    if vpn == prev + 1:
+        left = vpn
+    elif prev == vpn + 1:
+        left = vpn - win + 1
+    else:
+        left = vpn - (win - 1) // 2
+    right = left + win
+    pmd = vpn & ~511
+    return win, max(left, vma.start, pmd), min(right, vma.end, pmd + 512)
+
+
+def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
+    """swap_vma_readahead(), mm/swap_state.c, Linux 6.18: read around, return the target.
+
+    The target comes back with a reference for the caller.
+    """
+    from foliosim.model.types import PTE_SWAP
+
+    win, start, end = swap_vma_ra_win(vma, vpn)
+    if win > 1:
+        for addr in range(start, end):
+            t = vma.mm.pte_table(addr)
+            if t is None or not int(t.bits[addr & 511]) & PTE_SWAP:
+                continue
+            o = int(t.pfn[addr & 511])
+            allocated = swap_cache_get_folio(m, o) < 0
+            folio = read_swap_cache_async(m, o)
+            if allocated and addr != vpn:
+                m.mem.flags[folio] |= PG_readahead
+                m.count_vm_events("swap_ra", 1)
+            folio_put_refs(m, folio, 1)
+    return read_swap_cache_async(m, offset)
+
+
+def folio_swapped(m: Machine, folio: int) -> bool:
+    """folio_swapped(): does any swap PTE still refer to the folio's slots?"""
+    off = int(m.mem.swap[folio])
+    nr = folio_nr_pages(m, folio)
+    return bool((m.swap.swap_map[off : off + nr] > 0).any())
+
+
+def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None:
+    """delete_from_swap_cache() / __delete_from_swap_cache(): drop the cache's references."""
+    si = m.swap
+    off = int(m.mem.swap[folio])
+    nr = folio_nr_pages(m, folio)
+    si.cache[off : off + nr] = -1
+    si.shadow[off : off + nr] = shadow
+    m.mem.swap[folio] = -1
+    m.mem.flags[folio] &= ~PG_swapcache
+    for o in range(off, off + nr):
+        _swap_entry_maybe_free(m, o)
+    folio_put_refs(m, folio, nr)
+
+
+def folio_free_swap(m: Machine, folio: int) -> bool:
+    """folio_free_swap(), mm/swapfile.c, Linux 6.18: leave the swap cache if no PTE needs it."""
+    f = int(m.mem.flags[folio])
+    if not (f & PG_swapcache and f & PG_swapbacked) or f & PG_writeback:
+        return False
+    if folio_swapped(m, folio):
+        return False
+    # The data now lives only in memory: it must be written again.
+    m.mem.flags[folio] |= PG_dirty
+    delete_from_swap_cache(m, folio)
+    return True
+
+
+def free_swap_and_cache_nr(m: Machine, offset: int, nr: int = 1) -> None:
+    """free_swap_and_cache_nr(), mm/swapfile.c, Linux 6.18: zap of swap PTEs."""
+    si = m.swap
+    for o in range(offset, offset + nr):
+        si.swap_map[o] -= 1
+        folio = int(si.cache[o])
+        # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL): the last user went away.
+        if (
+            si.swap_map[o] == 0
+            and folio >= 0
+            and (not m.mem.mapcount[folio] or vm_swap_full(m))
+            and not folio_swapped(m, folio)
+        ):
+            delete_from_swap_cache(m, folio)
+            continue
+        _swap_entry_maybe_free(m, o)
+
+
+def is_folio_zero_filled(m: Machine, folio: int) -> bool:
+    nr = folio_nr_pages(m, folio)
+    return not m.mem.data[folio : folio + nr].any()
+
+
+def swap_writeout(m: Machine, folio: int) -> bool:
+    """swap_writeout(), mm/page_io.c, Linux 6.18: True if an I/O (or zeromap write) was done."""
+    if folio_free_swap(m, folio):
+        return False
+    si = m.swap
+    off = int(m.mem.swap[folio])
+    nr = folio_nr_pages(m, folio)
+    order = int(m.mem.order[folio])
+    if is_folio_zero_filled(m, folio):
+        # swap_zeromap_folio_set(): no I/O for zero-filled pages.
+        si.zeromap[off : off + nr] = True
+        m.count_vm_events("swpout_zero", nr)
+        return True
+    si.zeromap[off : off + nr] = False
+    si.data[off : off + nr] = m.mem.data[folio : folio + nr]
+    # __swap_writepage() -> swap_writepage_bdev_sync(): zram completes at once.
+    m.count_vm_events("pswpout", nr)
+    if order:
+        m.count_mthp_stat(order, "swpout")
+        if order == 9:
+            m.count_vm_events("thp_swpout", 1)
+    if m.tracing:
+        m.trace("swap_writeout", f"folio {m.folio_name(folio)} written to slot {off}")
+    return True
+
+
+def swap_read_folio(m: Machine, folio: int, offset: int) -> None:
+    """swap_read_folio(), mm/page_io.c, Linux 6.18: fill the folio from its slots."""
+    si = m.swap
+    nr = folio_nr_pages(m, folio)
+    order = int(m.mem.order[folio])
+    if si.zeromap[offset]:
+        m.mem.data[folio : folio + nr] = 0
+        m.count_vm_events("swpin_zero", nr)
+        return
+    m.mem.data[folio : folio + nr] = si.data[offset : offset + nr]
+    m.count_vm_events("pswpin", nr)
+    if order:
+        m.count_mthp_stat(order, "swpin")
+
+
+def workingset_refault(m: Machine, folio: int) -> None:
+    """workingset_refault(), mm/workingset.c, Linux 6.18: a recent refault is activated."""
+    # Model: an otherwise idle machine, so every refault is within the workingset.
+    m.mem.flags[folio] |= PG_active | PG_workingset
+
+
+def read_swap_cache_async(m: Machine, offset: int) -> int:
+    """read_swap_cache_async(), mm/swap_state.c, Linux 6.18: the slot's folio, read if needed.
+
+    Returns the folio with a reference for the caller.
+    """
+    folio = swap_cache_get_folio(m, offset)
+    if folio >= 0:
+        m.mem.refcount[folio] += 1
+        return folio
+    si = m.swap
+    folio = m.folio_alloc(0)  # one reference: the caller's
+    m.mem.flags[folio] |= PG_swapbacked
+    # add_to_swap_cache()
+    m.mem.swap[folio] = offset
+    m.mem.flags[folio] |= PG_swapcache
+    m.mem.refcount[folio] += 1
+    si.cache[offset] = folio
+    if si.shadow[offset]:
+        workingset_refault(m, folio)
+        si.shadow[offset] = False
+    folio_add_lru(m, folio)
+    swap_read_folio(m, folio, offset)
+    if m.tracing:
+        m.trace("read_swap_cache_async", f"slot {offset} read into the swap cache")
+    return folio

@@ -1,0 +1,58 @@
+"""swapoff(2): try_to_unuse() of mm/swapfile.c, Linux 6.18.
+
+Kept apart from swap.py because it maps pages (rmap, LRU) while swap.py sits
+below those modules.
+"""
+
+from __future__ import annotations
+
+from foliosim.model.lru import folio_get, folio_put
+from foliosim.model.machine import Machine
+from foliosim.model.rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
+from foliosim.model.swap import folio_free_swap, read_swap_cache_async, swap_free_nr
+from foliosim.model.types import (
+    MM_ANONPAGES,
+    MM_SWAPENTS,
+    PTE_PRESENT,
+    PTE_SOFT_DIRTY,
+    PTE_SWAP,
+    PTE_SWP_EXCLUSIVE,
+    PG_anon,
+)
+
+
+def unuse_pte(m: Machine, vma, vpn: int, t, i: int, folio: int) -> None:
+    """unuse_pte(), mm/swapfile.c, Linux 6.18: map the folio read-only and old."""
+    old = int(t.bits[i])
+    offset = int(t.pfn[i])
+    exclusive = bool(old & PTE_SWP_EXCLUSIVE)
+    vma.mm.counters[MM_SWAPENTS] -= 1
+    vma.mm.counters[MM_ANONPAGES] += 1
+    folio_get(m, folio)
+    if not m.mem.flags[folio] & PG_anon:
+        folio_add_new_anon_rmap(m, folio, vma, vpn, exclusive=exclusive)
+    else:
+        folio_add_anon_rmap_ptes(m, folio, folio, 1, vma, exclusive)
+    # vm_page_prot of a private mapping is read-only: a later write takes a COW fault.
+    t.bits[i] = PTE_PRESENT | (old & PTE_SOFT_DIRTY)
+    t.pfn[i] = folio
+    swap_free_nr(m, offset)
+
+
+def swapoff(m: Machine) -> None:
+    """try_to_unuse(): bring every swapped page back, then the device is gone."""
+    for mm in list(m.mms.values()):
+        for vma in list(mm.vmas):
+            for vpn in range(vma.start, vma.end):
+                t = mm.pte_table(vpn)
+                if t is None or not int(t.bits[vpn & 511]) & PTE_SWAP:
+                    continue
+                folio = read_swap_cache_async(m, int(t.pfn[vpn & 511]))
+                unuse_pte(m, vma, vpn, t, vpn & 511, folio)
+                folio_free_swap(m, folio)
+                folio_put(m, folio)
+    si = m.swap
+    for offset in range(1, si.max):
+        folio = int(si.cache[offset])
+        if folio >= 0:
+            folio_free_swap(m, folio)

@@ -1,0 +1,122 @@
+"""What /proc/PID/smaps and /proc/PID/pagemap show: fs/proc/task_mmu.c."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from foliosim.model.machine import Machine
+from foliosim.model.types import (
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    VM_LOCKED,
+    Mapping,
+    Mm,
+    PG_anon,
+    PG_dirty,
+    PG_swapbacked,
+    Vma,
+)
+
+PSS_SHIFT = 12
+PAGE_SIZE = 4096
+
+
+def mapping_ptes(mm: Mm, start: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
+    """PTE bits and pfns of nr pages from vpn `start` (none where no page table)."""
+    bits = np.zeros(nr, np.uint8)
+    pfn = np.zeros(nr, np.int64)
+    vpn = start
+    while vpn < start + nr:
+        end = min(start + nr, (vpn | 511) + 1)
+        t = mm.pte_table(vpn)
+        if t is not None:
+            a, b = vpn & 511, (vpn & 511) + (end - vpn)
+            bits[vpn - start : end - start] = t.bits[a:b]
+            pfn[vpn - start : end - start] = t.pfn[a:b]
+        vpn = end
+    return bits, pfn
+
+
+def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
+    """show_smap() of one VMA, in kB (smaps_pte_entry + smaps_account), Linux 6.18."""
+    mem = m.mem
+    bits, pfn = mapping_ptes(vma.mm, vma.start, vma.end - vma.start)
+    normal = (bits & PTE_PRESENT).astype(bool) & ~(bits & PTE_SPECIAL).astype(bool)
+    pages = pfn[normal]
+    pte_dirty = (bits[normal] & PTE_DIRTY).astype(bool)
+    fflags = mem.flags[pages]
+    anon = (fflags & PG_anon).astype(bool)
+    folio_dirty = (fflags & PG_dirty).astype(bool)
+    dirty = pte_dirty | folio_dirty
+    lazyfree = anon & ~(fflags & PG_swapbacked).astype(bool) & ~dirty
+    mapcount = mem.mapcount[pages].astype(np.int64)
+    refcount = mem.refcount[pages]
+    # smaps_account(): refcount 1 means private; otherwise by the page's mapcount.
+    private = (refcount == 1) | (mapcount < 2)
+    pss = (PAGE_SIZE << PSS_SHIFT) // np.maximum(mapcount, 1)
+    pss = np.where(refcount == 1, PAGE_SIZE << PSS_SHIFT, pss)
+    swap = (bits & PTE_SWAP).astype(bool)
+    swap_pss = 0
+    if swap.any():
+        counts = m.swap.swap_map[pfn[swap]].astype(np.int64)
+        swap_pss = int(((PAGE_SIZE << PSS_SHIFT) // np.maximum(counts, 1)).sum())
+    n = int(normal.sum())
+    kb = PAGE_SIZE // 1024
+    total_pss = int(pss.sum())
+    locked = bool(vma.flags & VM_LOCKED)
+    return {
+        "Rss": n * kb,
+        "Pss": (total_pss >> PSS_SHIFT) // 1024,
+        "Shared_Clean": int((~private & ~dirty).sum()) * kb,
+        "Shared_Dirty": int((~private & dirty).sum()) * kb,
+        "Private_Clean": int((private & ~dirty).sum()) * kb,
+        "Private_Dirty": int((private & dirty).sum()) * kb,
+        "Anonymous": int(anon.sum()) * kb,
+        "LazyFree": int(lazyfree.sum()) * kb,
+        "AnonHugePages": 0,
+        "Swap": int(swap.sum()) * kb,
+        "SwapPss": (swap_pss >> PSS_SHIFT) // 1024,
+        "Locked": ((total_pss >> PSS_SHIFT) // 1024) if locked else 0,
+    }
+
+
+def smaps_of_mapping(m: Machine, mm: Mm, mp: Mapping) -> dict[str, int]:
+    """The contract's smaps: each field summed over the mapping's VMAs."""
+    total = dict.fromkeys(
+        (
+            "AnonHugePages",
+            "Anonymous",
+            "LazyFree",
+            "Locked",
+            "Private_Clean",
+            "Private_Dirty",
+            "Pss",
+            "Rss",
+            "Shared_Clean",
+            "Shared_Dirty",
+            "Swap",
+            "SwapPss",
+        ),
+        0,
+    )
+    for vma in mm.vmas:
+        if vma.start < mp.start + mp.pages and mp.start < vma.end:
+            for k, v in show_smap(m, vma).items():
+                total[k] += v
+    return total
+
+
+def pagemap_bits(m: Machine, bits: np.ndarray, pfn: np.ndarray) -> tuple[np.ndarray, ...]:
+    """pte_to_pagemap_entry(), Linux 6.18: (present, swap, exclusive) per PTE.
+
+    Exclusive is the page's precise mapcount == 1 (CONFIG_PAGE_MAPCOUNT), never
+    for the zero page or a swap entry.  Soft-dirty is never set: this kernel is
+    built without CONFIG_MEM_SOFT_DIRTY.
+    """
+    present = (bits & PTE_PRESENT).astype(bool)
+    swap = (bits & PTE_SWAP).astype(bool)
+    normal = present & ~(bits & PTE_SPECIAL).astype(bool)
+    exclusive = normal & (m.mem.mapcount[np.where(normal, pfn, 0)] == 1)
+    return present, swap, exclusive

@@ -1,0 +1,179 @@
+"""Kernel state of the model: the memory map, page tables, VMAs, mms.
+
+Per-page state lives in numpy arrays indexed by pfn, like the kernel's
+memmap; page tables are numpy arrays of 512 entries per 2M region.  A folio
+is named by the pfn of its head page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PAGE_SHIFT = 12
+PTRS_PER_PTE = 512  # x86-64: one page table maps 2M
+HPAGE_PMD_ORDER = 9
+ZERO_PFN = 0  # the shared zero page
+
+# struct page / folio flags (model bit numbers, kernel names).  Folio flags
+# live on the head page; PG_anon_exclusive is per page.
+PG_locked = 1 << 0
+PG_referenced = 1 << 1
+PG_uptodate = 1 << 2
+PG_dirty = 1 << 3
+PG_lru = 1 << 4
+PG_active = 1 << 5
+PG_workingset = 1 << 6
+PG_swapbacked = 1 << 7
+PG_swapcache = 1 << 8
+PG_unevictable = 1 << 9
+PG_mlocked = 1 << 10
+PG_reclaim = 1 << 11
+PG_readahead = PG_reclaim  # one bit, two names, as in the kernel
+PG_writeback = 1 << 12
+PG_head = 1 << 13
+PG_reserved = 1 << 14
+PG_anon = 1 << 15  # FOLIO_MAPPING_ANON in folio->mapping
+PG_anon_exclusive = 1 << 16  # PG_owner_2 on an anon page
+PG_zero = 1 << 17  # is_zero_pfn(): not a page flag, kept here for the memmap dump
+PG_tail = 1 << 18
+PG_large_rmappable = 1 << 19
+
+# PTE bits (x86-64 meaning; swap entries carry their own software bits).
+PTE_PRESENT = 1 << 0
+PTE_WRITE = 1 << 1
+PTE_DIRTY = 1 << 2
+PTE_YOUNG = 1 << 3
+PTE_SPECIAL = 1 << 4  # zero-page PTE
+PTE_SWAP = 1 << 5  # a swap entry; pfn field holds the swap offset
+PTE_SWP_EXCLUSIVE = 1 << 6
+PTE_SOFT_DIRTY = 1 << 7
+
+# vm_flags
+VM_WRITE = 1 << 0
+VM_LOCKED = 1 << 1
+VM_HUGEPAGE = 1 << 2
+VM_NOHUGEPAGE = 1 << 3
+VM_DROPPABLE = 1 << 4
+VM_WIPEONFORK = 1 << 5
+VM_LOCKONFAULT = 1 << 6
+
+# mm counters
+MM_ANONPAGES = 0
+MM_SWAPENTS = 1
+
+
+class Memmap:
+    """The array of struct page: one entry per pfn, grown on demand."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.flags = np.zeros(capacity, np.int64)
+        self.refcount = np.zeros(capacity, np.int32)
+        self.mapcount = np.zeros(capacity, np.int32)  # per page: PTE mappings of it
+        self.order = np.zeros(capacity, np.int8)
+        self.data = np.zeros(capacity, np.int64)  # content token; 0 is all zeroes
+        self.swap = np.full(capacity, -1, np.int32)  # folio->swap while in swap cache
+        self.anon_vma = np.zeros(capacity, np.int32)  # folio->mapping (anon_vma id)
+        self.index = np.zeros(capacity, np.int64)  # folio->index (linear page index)
+        self.nr = 1  # pfns handed out so far; pfn 0 is the zero page
+        self.flags[ZERO_PFN] = PG_reserved | PG_zero
+
+    @property
+    def capacity(self) -> int:
+        return len(self.flags)
+
+    def alloc(self, nr_pages: int) -> int:
+        """First pfn of `nr_pages` fresh, zeroed struct pages (never reused)."""
+        # Model: pfns are not recycled; freed pages simply stay unreferenced.
+        first = self.nr
+        self.nr += nr_pages
+        if self.nr > self.capacity:
+            self._grow(max(self.nr, 2 * self.capacity))
+        return first
+
+    def _grow(self, capacity: int) -> None:
+        for name in ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index"):
+            old = getattr(self, name)
+            new = np.zeros(capacity, old.dtype)
+            if name == "swap":
+                new[:] = -1
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def nbytes(self) -> int:
+        return sum(
+            getattr(self, n).nbytes
+            for n in ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index")
+        )
+
+
+class PageTable:
+    """One PTE page: 512 entries of (bits, pfn or swap offset)."""
+
+    __slots__ = ("bits", "pfn")
+
+    def __init__(self) -> None:
+        self.bits = np.zeros(PTRS_PER_PTE, np.uint8)
+        self.pfn = np.zeros(PTRS_PER_PTE, np.int32)
+
+
+@dataclass(eq=False)
+class AnonVma:
+    """struct anon_vma: the VMAs an anonymous folio may be mapped in (rmap)."""
+
+    id: int
+    vmas: list[Vma] = field(default_factory=list)  # anon_vma_chain, interval-tree order
+
+
+@dataclass(eq=False)
+class Vma:
+    """struct vm_area_struct: [start, end) in virtual page numbers."""
+
+    mm: Mm
+    start: int
+    end: int
+    flags: int
+    name: str  # the scenario mapping it belongs to
+    anon_vma: AnonVma | None = None  # where new folios of this VMA go
+    chain: list[AnonVma] = field(default_factory=list)  # every anon_vma it is linked into
+    swap_readahead_info: int = 0  # SWAP_RA_VAL(addr, win, hits), mm/swap_state.c
+
+    def contains(self, vpn: int) -> bool:
+        return self.start <= vpn < self.end
+
+
+@dataclass(eq=False)
+class Mapping:
+    """A scenario mapping: the slot it lives in and its page count."""
+
+    name: str
+    start: int  # virtual page number of page 0
+    pages: int
+    droppable: bool
+
+
+@dataclass(eq=False)
+class Mm:
+    """struct mm_struct of one scenario process."""
+
+    name: str
+    vmas: list[Vma] = field(default_factory=list)  # sorted by start
+    pgtables: dict[int, PageTable] = field(default_factory=dict)  # pmd index -> PTE page
+    counters: list[int] = field(default_factory=lambda: [0, 0])  # MM_ANONPAGES, MM_SWAPENTS
+    mappings: dict[str, Mapping] = field(default_factory=dict)
+    next_slot: int = 0
+    has_pinned: bool = False  # MMF_HAS_PINNED
+
+    def pte_table(self, vpn: int, alloc: bool = False) -> PageTable | None:
+        """The PTE page covering vpn (pte_offset_map), allocated if asked (pte_alloc)."""
+        t = self.pgtables.get(vpn >> 9)
+        if t is None and alloc:
+            t = self.pgtables[vpn >> 9] = PageTable()
+        return t
+
+    def find_vma(self, vpn: int) -> Vma | None:
+        for vma in self.vmas:
+            if vma.start <= vpn < vma.end:
+                return vma
+        return None

@@ -1,0 +1,178 @@
+"""Reclaim of isolated folios: mm/vmscan.c (the MADV_PAGEOUT path, reclaim_pages)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from foliosim.model.lru import (
+    folio_add_lru,
+    folio_evictable,
+    folio_get,
+    folio_nr_pages,
+    folio_put,
+    folio_test_anon,
+    folio_test_clear,
+    folio_test_dirty,
+    folio_test_lazyfree,
+    folio_test_swapbacked,
+    folio_test_swapcache,
+    free_folio,
+)
+from foliosim.model.machine import Machine
+from foliosim.model.rmap import TTU, folio_mapped, folio_maybe_dma_pinned, try_to_unmap
+from foliosim.model.swap import (
+    delete_from_swap_cache,
+    folio_alloc_swap,
+    folio_free_swap,
+    swap_writeout,
+    vm_swap_full,
+)
+from foliosim.model.types import PG_active, PG_dirty, PG_lru, PG_mlocked, PG_reclaim
+
+
+class PageoutResult(Enum):
+    """pageout_t, mm/vmscan.c."""
+
+    PAGE_KEEP = 0
+    PAGE_ACTIVATE = 1
+    PAGE_SUCCESS = 2
+    PAGE_CLEAN = 3
+
+
+def folio_isolate_lru(m: Machine, folio: int) -> bool:
+    """folio_isolate_lru(), mm/vmscan.c, Linux 6.18: take it off its LRU with a reference."""
+    if not folio_test_clear(m, folio, PG_lru):
+        return False
+    folio_get(m, folio)
+    return True
+
+
+def folio_putback_lru(m: Machine, folio: int) -> None:
+    """folio_putback_lru(), mm/vmscan.c, Linux 6.18: back through the lru_add batch."""
+    folio_add_lru(m, folio)
+    folio_put(m, folio)  # drop the isolation reference
+
+
+def is_page_cache_freeable(m: Machine, folio: int) -> bool:
+    """is_page_cache_freeable(): only the isolation and the swap cache hold references."""
+    return int(m.mem.refcount[folio]) - folio_nr_pages(m, folio) == 1
+
+
+def pageout(m: Machine, folio: int) -> PageoutResult:
+    """pageout(), mm/vmscan.c, Linux 6.18, for a swap-cache folio."""
+    if not is_page_cache_freeable(m, folio):
+        return PageoutResult.PAGE_KEEP
+    if not folio_test_clear(m, folio, PG_dirty):  # folio_clear_dirty_for_io()
+        return PageoutResult.PAGE_CLEAN
+    m.mem.flags[folio] |= PG_reclaim
+    swap_writeout(m, folio)
+    # zram is synchronous: writeback has ended, so PG_reclaim is clear again.
+    m.mem.flags[folio] &= ~PG_reclaim
+    return PageoutResult.PAGE_SUCCESS
+
+
+def __remove_mapping(m: Machine, folio: int) -> bool:
+    """__remove_mapping(), mm/vmscan.c, Linux 6.18: freeze and leave the swap cache."""
+    nr = folio_nr_pages(m, folio)
+    if int(m.mem.refcount[folio]) != 1 + nr:  # folio_ref_freeze(folio, 1 + nr)
+        return False
+    if folio_test_dirty(m, folio):
+        return False
+    # The swap cache's references go with it; a workingset shadow stays behind.
+    delete_from_swap_cache(m, folio, shadow=True)
+    return True
+
+
+def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool) -> list[int]:
+    """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept."""
+    ret: list[int] = []
+    pgactivate = 0
+    mem = m.mem
+    for folio in folio_list:
+        nr_pages = folio_nr_pages(m, folio)
+        activate = False
+        keep = False
+        name = m.folio_name(folio) if m.tracing else ""
+        if not folio_evictable(m, folio):
+            activate = True
+        else:
+            was_swapbacked = folio_test_swapbacked(m, folio)
+            if folio_test_anon(m, folio) and was_swapbacked and not folio_test_swapcache(m, folio):
+                if folio_maybe_dma_pinned(m, folio):
+                    keep = True
+                elif not folio_alloc_swap(m, folio):
+                    if m.tracing:
+                        m.trace("shrink_folio_list", f"folio {name}: no swap space, activated")
+                    activate = True  # activate_locked_split
+                else:
+                    mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
+            if not keep and not activate and folio_mapped(m, folio):
+                try_to_unmap(m, folio, TTU.BATCH_FLUSH)
+                if folio_mapped(m, folio):
+                    if m.tracing:
+                        m.trace("shrink_folio_list", f"folio {name} still mapped: activated")
+                    activate = True
+            if not keep and not activate and folio_maybe_dma_pinned(m, folio):
+                activate = True
+            if not keep and not activate and folio_test_dirty(m, folio):
+                if not folio_test_swapbacked(m, folio):
+                    # A dirty folio on the file LRU (a dirty droppable folio) is
+                    # never written: tag it for reclaim and activate it.
+                    mem.flags[folio] |= PG_reclaim
+                    if m.tracing:
+                        m.trace(
+                            "shrink_folio_list", f"folio {name} dirty on the file LRU: activated"
+                        )
+                    activate = True
+                else:
+                    res = pageout(m, folio)
+                    if res is PageoutResult.PAGE_KEEP:
+                        keep = True
+                    elif res is PageoutResult.PAGE_ACTIVATE:
+                        activate = True
+                    elif res is PageoutResult.PAGE_SUCCESS and folio_test_dirty(m, folio):
+                        keep = True
+            if not keep and not activate:
+                if folio_test_lazyfree(m, folio):
+                    if int(mem.refcount[folio]) != 1:  # folio_ref_freeze(folio, 1)
+                        keep = True
+                    else:
+                        m.count_vm_events("pglazyfreed", nr_pages)
+                        mem.refcount[folio] = 0
+                        free_folio(m, folio)
+                        continue
+                elif not __remove_mapping(m, folio):
+                    keep = True
+                else:
+                    # __remove_mapping() froze the count at the isolation reference.
+                    mem.refcount[folio] = 0
+                    free_folio(m, folio)
+                    continue
+        if activate:
+            # activate_locked:
+            if folio_test_swapcache(m, folio) and (
+                vm_swap_full(m) or mem.flags[folio] & PG_mlocked
+            ):
+                folio_free_swap(m, folio)
+            if not mem.flags[folio] & PG_mlocked:
+                mem.flags[folio] |= PG_active
+                pgactivate += nr_pages
+        ret.append(folio)
+    if pgactivate:
+        m.count_vm_events("pgactivate", pgactivate)
+    return ret
+
+
+def reclaim_folio_list(m: Machine, folio_list: list[int]) -> None:
+    """reclaim_folio_list(), mm/vmscan.c, Linux 6.18: shrink, then put back what is left."""
+    for folio in shrink_folio_list(m, folio_list, ignore_references=True):
+        folio_putback_lru(m, folio)
+
+
+def reclaim_pages(m: Machine, folio_list: list[int]) -> None:
+    """reclaim_pages(), mm/vmscan.c, Linux 6.18: PG_active cleared, then reclaimed."""
+    if not folio_list:
+        return
+    for folio in folio_list:
+        m.mem.flags[folio] &= ~PG_active
+    reclaim_folio_list(m, folio_list)

@@ -477,7 +477,6 @@ def run_model_row(row: Row, repeat: int, parse_text: Any, backend_cls: Any) -> R
 def run_model(rows: list[Row], repeat: int) -> tuple[dict[str, Result], str | None]:
     try:
         from foliosim.model.backend import ModelBackend
-
         from foliosim.scenario.parser import parse_text
     except ImportError as e:
         return {}, f"model column skipped: {e}"
@@ -572,6 +571,12 @@ def render(cells: list[list[str]], markdown: bool) -> str:
     return "\n".join([fmt(list(COLUMNS))] + [fmt(r) for r in cells])
 
 
+def loadavg() -> str:
+    """The 1-minute load average: other work on the machine skews both columns."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def git_commit() -> str:
     try:
         done = subprocess.run(
@@ -612,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in CLEANUP_SIGNALS:
         signal.signal(sig, _on_signal)
+    load_before = loadavg()
     notes = []
     try:
         kern: dict[str, Result] = {}
@@ -635,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}, "
         f"commit {git_commit()}, {os.cpu_count()} CPUs, kernel workload on CPU {kernel_cpu()}, "
-        f"best of {args.repeat}"
+        f"best of {args.repeat}, loadavg {load_before} before / {loadavg()} after"
     )
     print(header if not args.markdown else f"{header}\n")
     print(render(table_rows(rows, kern, model), args.markdown))

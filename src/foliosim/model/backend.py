@@ -421,7 +421,7 @@ def _folio_heads(m: Machine, pfn: np.ndarray) -> np.ndarray:
     heads = pfn.copy()
     from foliosim.model.types import PG_tail
 
-    for k in np.nonzero(m.mem.flags[pfn] & PG_tail)[0]:
+    for k in np.nonzero(m.mem.view("flags")[pfn] & PG_tail)[0]:
         p = int(pfn[k])
         while m.mem.flags[p] & PG_tail:
             p -= 1

@@ -36,9 +36,9 @@ def validate_folio_mapcount(m: Machine) -> np.ndarray:
     n = m.mem.nr
     counts = np.zeros(n, np.int64)
     for _, t in _all_ptes(m):
-        normal = (t.bits & PTE_PRESENT).astype(bool) & ~(t.bits & PTE_SPECIAL).astype(bool)
-        counts += np.bincount(t.pfn[normal], minlength=n)[:n]
-    bad = np.nonzero(counts[1:] != m.mem.mapcount[1:n])[0]
+        normal = (t.bits_v & PTE_PRESENT).astype(bool) & ~(t.bits_v & PTE_SPECIAL).astype(bool)
+        counts += np.bincount(t.pfn_v[normal], minlength=n)[:n]
+    bad = np.nonzero(counts[1:] != m.mem.view("mapcount")[1:n])[0]
     if bad.size:
         p = int(bad[0]) + 1
         raise InvariantError(
@@ -53,8 +53,8 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
     mem = m.mem
     n = mem.nr
     expected = np.zeros(n, np.int64)
-    order = mem.order[:n].astype(np.int64)
-    heads = np.nonzero(mem.refcount[:n] != 0)[0]
+    order = mem.view("order").astype(np.int64)
+    heads = np.nonzero(mem.view("refcount") != 0)[0]
     for h in heads:
         nr = 1 << int(order[h])
         expected[h] = int(ptes[h : h + nr].sum())
@@ -70,7 +70,7 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
             if p != ZERO_PFN:
                 expected[p] += 1  # Model: GUP refs land on the page's folio (order 0)
     expected[ZERO_PFN] = mem.refcount[ZERO_PFN]
-    bad = np.nonzero(expected != mem.refcount[:n])[0]
+    bad = np.nonzero(expected != mem.view("refcount"))[0]
     if bad.size:
         f = int(bad[0])
         raise InvariantError(
@@ -89,7 +89,7 @@ def validate_folio_lru(m: Machine) -> None:
             queued[f] = queued.get(f, 0) + 1
     for f, _ in m.mlock_fbatch:
         queued[f] = queued.get(f, 0) + 1
-    live = np.nonzero(mem.refcount[1 : mem.nr] > 0)[0] + 1
+    live = np.nonzero(mem.view("refcount")[1:] > 0)[0] + 1
     for f in live:
         f = int(f)
         on_lru = bool(mem.flags[f] & PG_lru)
@@ -110,8 +110,10 @@ def validate_mm_counters(m: Machine) -> None:
     for mm in m.mms.values():
         anon = swap = 0
         for t in mm.pgtables.values():
-            anon += int(((t.bits & PTE_PRESENT) != 0).sum() - ((t.bits & PTE_SPECIAL) != 0).sum())
-            swap += int(((t.bits & PTE_SWAP) != 0).sum())
+            anon += int(
+                ((t.bits_v & PTE_PRESENT) != 0).sum() - ((t.bits_v & PTE_SPECIAL) != 0).sum()
+            )
+            swap += int(((t.bits_v & PTE_SWAP) != 0).sum())
         if anon != mm.counters[MM_ANONPAGES] or swap != mm.counters[MM_SWAPENTS]:
             raise InvariantError(
                 f"validate_mm_counters: {mm.name}: MM_ANONPAGES {mm.counters[MM_ANONPAGES]} "
@@ -125,21 +127,21 @@ def validate_swap(m: Machine) -> None:
     si = m.swap
     if si is None:
         for _, t in _all_ptes(m):
-            if (t.bits & PTE_SWAP).any():
+            if (t.bits_v & PTE_SWAP).any():
                 raise InvariantError("validate_swap: swap PTEs but no swap device")
         return
     refs = np.zeros(si.max, np.int64)
     for _, t in _all_ptes(m):
-        sw = (t.bits & PTE_SWAP).astype(bool)
-        refs += np.bincount(t.pfn[sw], minlength=si.max)[: si.max]
-    bad = np.nonzero(refs[1:] != si.swap_map[1:])[0]
+        sw = (t.bits_v & PTE_SWAP).astype(bool)
+        refs += np.bincount(t.pfn_v[sw], minlength=si.max)[: si.max]
+    bad = np.nonzero(refs[1:] != si.swap_map_v[1:])[0]
     if bad.size:
         o = int(bad[0]) + 1
         raise InvariantError(
             f"validate_swap: slot {o}: swap count {int(si.swap_map[o])}, but "
             f"{int(refs[o])} swap PTEs name it"
         )
-    for o in np.nonzero(si.cache >= 0)[0]:
+    for o in np.nonzero(si.cache_v >= 0)[0]:
         f = int(si.cache[o])
         if not m.mem.flags[f] & PG_swapcache or int(m.mem.swap[f]) != int(o):
             raise InvariantError(
@@ -148,7 +150,7 @@ def validate_swap(m: Machine) -> None:
             )
         if not m.mem.flags[f] & PG_swapbacked:
             raise InvariantError(f"validate_swap: slot {int(o)}: cached folio not swapbacked")
-    inuse = int(((si.swap_map[1:] > 0) | (si.cache[1:] >= 0)).sum())
+    inuse = int(((si.swap_map_v[1:] > 0) | (si.cache_v[1:] >= 0)).sum())
     if inuse != si.inuse_pages:
         raise InvariantError(
             f"validate_swap: inuse_pages {si.inuse_pages}, but {inuse} slots are used"
@@ -215,7 +217,7 @@ def validate_no_data_loss(m: Machine, shadow: Shadow) -> None:
             bits, pfn = mapping_ptes(mm, mp.start, mp.pages)
             actual = np.zeros(mp.pages, np.int64)
             present = (bits & PTE_PRESENT).astype(bool)
-            actual[present] = m.mem.data[pfn[present]]
+            actual[present] = m.mem.view("data")[pfn[present]]
             for k in np.nonzero((bits & PTE_SWAP).astype(bool))[0]:
                 o = int(pfn[k])
                 cached = int(si.cache[o])

@@ -19,7 +19,7 @@ from foliosim.model.types import (
 
 
 def folio_nr_pages(m: Machine, folio: int) -> int:
-    return 1 << int(m.mem.order[folio])
+    return 1 << m.mem.order[folio]
 
 
 def folio_test_large(m: Machine, folio: int) -> bool:
@@ -98,8 +98,9 @@ def free_folio(m: Machine, folio: int) -> None:
     nr = folio_nr_pages(m, folio)
     if nr > 1:
         m.count_mthp_stat(int(m.mem.order[folio]), "nr_anon", -1)
-    m.mem.flags[folio : folio + nr] = 0
-    m.mem.data[folio : folio + nr] = 0
+    for page in range(folio, folio + nr):
+        m.mem.flags[page] = 0
+        m.mem.data[page] = 0
     m.mem.order[folio] = 0
 
 

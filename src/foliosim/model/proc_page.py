@@ -47,7 +47,7 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
     """stable_page_flags(), fs/proc/page.c, Linux 6.18, as contract names (sorted, no lru/idle)."""
     f = int(m.mem.flags[folio])
     order = int(m.mem.order[folio])
-    mapped = bool(m.mem.mapcount[folio : folio + (1 << order)].any()) if pfn != ZERO_PFN else False
+    mapped = pfn != ZERO_PFN and any(m.mem.mapcount[folio : folio + (1 << order)])
     key = (f & ~PG_lru, order, mapped, pfn == folio)
     names = _cache.get(key)
     if names is None:

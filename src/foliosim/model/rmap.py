@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Flag, auto
 
+import numpy as np
+
 from foliosim.model.lru import (
     folio_get,
     folio_nr_pages,
@@ -60,10 +62,10 @@ def anon_vma_prepare(m: Machine, vma: Vma) -> None:
 
 def folio_mapcount(m: Machine, folio: int) -> int:
     """folio_mapcount(): page-table mappings of every page of the folio."""
-    nr = folio_nr_pages(m, folio)
-    if nr == 1:
-        return int(m.mem.mapcount[folio])
-    return int(m.mem.mapcount[folio : folio + nr].sum())
+    order = m.mem.order[folio]
+    if not order:
+        return m.mem.mapcount[folio]
+    return sum(m.mem.mapcount[folio : folio + (1 << order)])
 
 
 def folio_mapped(m: Machine, folio: int) -> bool:
@@ -90,9 +92,10 @@ def folio_add_new_anon_rmap(
     mem.flags[folio] |= flags
     mem.anon_vma[folio] = vma.anon_vma.id
     mem.index[folio] = vpn
-    mem.mapcount[folio : folio + nr] = 1
-    if exclusive:
-        mem.flags[folio : folio + nr] |= PG_anon_exclusive
+    for page in range(folio, folio + nr):
+        mem.mapcount[page] = 1
+        if exclusive:
+            mem.flags[page] |= PG_anon_exclusive
     if nr > 1:
         m.count_mthp_stat(int(mem.order[folio]), "nr_anon", 1)
 
@@ -102,14 +105,17 @@ def folio_add_anon_rmap_ptes(
 ) -> None:
     """folio_add_anon_rmap_ptes(), mm/rmap.c, Linux 6.18."""
     mem = m.mem
-    mem.mapcount[page : page + nr] += 1
-    if exclusive:
-        mem.flags[page : page + nr] |= PG_anon_exclusive
+    for p in range(page, page + nr):
+        mem.mapcount[p] += 1
+        if exclusive:
+            mem.flags[p] |= PG_anon_exclusive
 
 
 def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
     """folio_remove_rmap_ptes(), mm/rmap.c, Linux 6.18."""
-    m.mem.mapcount[page : page + nr] -= 1
+    mapcount = m.mem.mapcount
+    for p in range(page, page + nr):
+        mapcount[p] -= 1
 
 
 def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> bool:
@@ -196,14 +202,14 @@ def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
     bits = int(t.bits[i])
     for j in range(i + 1, i + nr):
         bits |= int(t.bits[j]) & (PTE_DIRTY | PTE_YOUNG)
-    t.bits[i : i + nr] = 0
+    t.bits_v[i : i + nr] = 0
     return bits
 
 
 def set_ptes(t: PageTable, i: int, bits: int, pfn: int, nr: int) -> None:
     """set_ptes(): nr PTEs from one value, the pfn advancing by one per entry."""
-    t.bits[i : i + nr] = bits
-    t.pfn[i : i + nr] = range(pfn, pfn + nr)
+    t.bits_v[i : i + nr] = bits
+    t.pfn_v[i : i + nr] = np.arange(pfn, pfn + nr)
 
 
 def lazyfree_range(

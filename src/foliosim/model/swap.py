@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs
@@ -21,13 +23,19 @@ class SwapInfo:
     """struct swap_info_struct of a zram device: synchronous, non-rotational."""
 
     def __init__(self, pages: int) -> None:
-        # Slot 0 holds the swap header (mkswap); the rest are usable.
+        # Slot 0 holds the swap header (mkswap); the rest are usable.  array.array
+        # for scalar access, numpy views (fixed size, so kept) for vector work.
         self.max = pages
-        self.swap_map = np.zeros(pages, np.int16)  # swap count of each slot
-        self.cache = np.full(pages, -1, np.int32)  # swap cache: slot -> folio pfn
-        self.data = np.zeros(pages, np.int64)  # what the device holds per slot
-        self.zeromap = np.zeros(pages, np.bool_)  # swap_zeromap: written as zero-filled
-        self.shadow = np.zeros(pages, np.bool_)  # a workingset shadow entry is left
+        self.swap_map = array("h", bytes(2 * pages))  # swap count of each slot
+        self.cache = array("i", [-1]) * pages  # swap cache: slot -> folio pfn
+        self.data = array("q", bytes(8 * pages))  # what the device holds per slot
+        self.zeromap = array("b", bytes(pages))  # swap_zeromap: written as zero-filled
+        self.shadow = array("b", bytes(pages))  # a workingset shadow entry is left
+        self.swap_map_v = np.frombuffer(self.swap_map, np.int16)
+        self.cache_v = np.frombuffer(self.cache, np.int32)
+        self.data_v = np.frombuffer(self.data, np.int64)
+        self.zeromap_v = np.frombuffer(self.zeromap, np.int8)
+        self.shadow_v = np.frombuffer(self.shadow, np.int8)
         self.swap_map[0] = -1  # the header slot is never handed out
         self.inuse_pages = 0
         self.next = 1  # cluster allocator's next offset (model: first fit from here)
@@ -77,7 +85,7 @@ def folio_alloc_swap(m: Machine, folio: int) -> bool:
     m.mem.swap[folio] = off
     m.mem.flags[folio] |= PG_swapcache
     m.mem.refcount[folio] += nr
-    si.cache[off : off + nr] = np.arange(folio, folio + nr, dtype=np.int32)
+    si.cache_v[off : off + nr] = np.arange(folio, folio + nr, dtype=np.int32)
     return True
 
 
@@ -216,7 +224,7 @@ def folio_swapped(m: Machine, folio: int) -> bool:
     """folio_swapped(): does any swap PTE still refer to the folio's slots?"""
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
-    return bool((m.swap.swap_map[off : off + nr] > 0).any())
+    return any(c > 0 for c in m.swap.swap_map[off : off + nr])
 
 
 def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None:
@@ -224,8 +232,8 @@ def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None
     si = m.swap
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
-    si.cache[off : off + nr] = -1
-    si.shadow[off : off + nr] = shadow
+    si.cache_v[off : off + nr] = -1
+    si.shadow_v[off : off + nr] = shadow
     m.mem.swap[folio] = -1
     m.mem.flags[folio] &= ~PG_swapcache
     for o in range(off, off + nr):
@@ -266,7 +274,7 @@ def free_swap_and_cache_nr(m: Machine, offset: int, nr: int = 1) -> None:
 
 def is_folio_zero_filled(m: Machine, folio: int) -> bool:
     nr = folio_nr_pages(m, folio)
-    return not m.mem.data[folio : folio + nr].any()
+    return not any(m.mem.data[folio : folio + nr])
 
 
 def swap_writeout(m: Machine, folio: int) -> bool:
@@ -279,11 +287,11 @@ def swap_writeout(m: Machine, folio: int) -> bool:
     order = int(m.mem.order[folio])
     if is_folio_zero_filled(m, folio):
         # swap_zeromap_folio_set(): no I/O for zero-filled pages.
-        si.zeromap[off : off + nr] = True
+        si.zeromap_v[off : off + nr] = True
         m.count_vm_events("swpout_zero", nr)
         return True
-    si.zeromap[off : off + nr] = False
-    si.data[off : off + nr] = m.mem.data[folio : folio + nr]
+    si.zeromap_v[off : off + nr] = False
+    si.data_v[off : off + nr] = m.mem.data[folio : folio + nr]
     # __swap_writepage() -> swap_writepage_bdev_sync(): zram completes at once.
     m.count_vm_events("pswpout", nr)
     if order:
@@ -301,7 +309,7 @@ def swap_read_folio(m: Machine, folio: int, offset: int) -> None:
     nr = folio_nr_pages(m, folio)
     order = int(m.mem.order[folio])
     if si.zeromap[offset]:
-        m.mem.data[folio : folio + nr] = 0
+        m.mem.data[folio : folio + nr] = array("q", bytes(8 * nr))
         m.count_vm_events("swpin_zero", nr)
         return
     m.mem.data[folio : folio + nr] = si.data[offset : offset + nr]

@@ -33,8 +33,8 @@ def mapping_ptes(mm: Mm, start: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
         t = mm.pte_table(vpn)
         if t is not None:
             a, b = vpn & 511, (vpn & 511) + (end - vpn)
-            bits[vpn - start : end - start] = t.bits[a:b]
-            pfn[vpn - start : end - start] = t.pfn[a:b]
+            bits[vpn - start : end - start] = t.bits_v[a:b]
+            pfn[vpn - start : end - start] = t.pfn_v[a:b]
         vpn = end
     return bits, pfn
 
@@ -46,13 +46,13 @@ def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
     normal = (bits & PTE_PRESENT).astype(bool) & ~(bits & PTE_SPECIAL).astype(bool)
     pages = pfn[normal]
     pte_dirty = (bits[normal] & PTE_DIRTY).astype(bool)
-    fflags = mem.flags[pages]
+    fflags = mem.view("flags")[pages]
     anon = (fflags & PG_anon).astype(bool)
     folio_dirty = (fflags & PG_dirty).astype(bool)
     dirty = pte_dirty | folio_dirty
     lazyfree = anon & ~(fflags & PG_swapbacked).astype(bool) & ~dirty
-    mapcount = mem.mapcount[pages].astype(np.int64)
-    refcount = mem.refcount[pages]
+    mapcount = mem.view("mapcount")[pages].astype(np.int64)
+    refcount = mem.view("refcount")[pages]
     # smaps_account(): refcount 1 means private; otherwise by the page's mapcount.
     private = (refcount == 1) | (mapcount < 2)
     pss = (PAGE_SIZE << PSS_SHIFT) // np.maximum(mapcount, 1)
@@ -60,7 +60,7 @@ def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
     swap = (bits & PTE_SWAP).astype(bool)
     swap_pss = 0
     if swap.any():
-        counts = m.swap.swap_map[pfn[swap]].astype(np.int64)
+        counts = m.swap.swap_map_v[pfn[swap]].astype(np.int64)
         swap_pss = int(((PAGE_SIZE << PSS_SHIFT) // np.maximum(counts, 1)).sum())
     n = int(normal.sum())
     kb = PAGE_SIZE // 1024
@@ -118,5 +118,5 @@ def pagemap_bits(m: Machine, bits: np.ndarray, pfn: np.ndarray) -> tuple[np.ndar
     present = (bits & PTE_PRESENT).astype(bool)
     swap = (bits & PTE_SWAP).astype(bool)
     normal = present & ~(bits & PTE_SPECIAL).astype(bool)
-    exclusive = normal & (m.mem.mapcount[np.where(normal, pfn, 0)] == 1)
+    exclusive = normal & (m.mem.view("mapcount")[np.where(normal, pfn, 0)] == 1)
     return present, swap, exclusive

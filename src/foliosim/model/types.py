@@ -7,6 +7,7 @@ is named by the pfn of its head page.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,24 +65,41 @@ MM_ANONPAGES = 0
 MM_SWAPENTS = 1
 
 
+_MEMMAP_FIELDS = {
+    # name: (array typecode, numpy dtype, initial value)
+    "flags": ("q", np.int64, 0),
+    "refcount": ("i", np.int32, 0),
+    "mapcount": ("i", np.int32, 0),  # per page: PTE mappings of it (+ PMD on the head)
+    "order": ("b", np.int8, 0),
+    "data": ("q", np.int64, 0),  # content token; 0 is all zeroes
+    "swap": ("i", np.int32, -1),  # folio->swap while in swap cache
+    "anon_vma": ("i", np.int32, 0),  # folio->mapping (anon_vma id)
+    "index": ("q", np.int64, 0),  # folio->index (linear page index)
+}
+
+
 class Memmap:
-    """The array of struct page: one entry per pfn, grown on demand."""
+    """The array of struct page: one entry per pfn, grown on demand.
+
+    Fields are array.array (fast scalar access from Python); `view(name)` gives
+    a numpy view for vector work.  Views must not outlive a call: the arrays
+    cannot grow while a view exists.
+    """
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.flags = np.zeros(capacity, np.int64)
-        self.refcount = np.zeros(capacity, np.int32)
-        self.mapcount = np.zeros(capacity, np.int32)  # per page: PTE mappings of it
-        self.order = np.zeros(capacity, np.int8)
-        self.data = np.zeros(capacity, np.int64)  # content token; 0 is all zeroes
-        self.swap = np.full(capacity, -1, np.int32)  # folio->swap while in swap cache
-        self.anon_vma = np.zeros(capacity, np.int32)  # folio->mapping (anon_vma id)
-        self.index = np.zeros(capacity, np.int64)  # folio->index (linear page index)
+        for name, (code, _, init) in _MEMMAP_FIELDS.items():
+            setattr(self, name, array(code, [init]) * capacity)
+        self.flags: array
+        self.refcount: array
+        self.mapcount: array
+        self.order: array
+        self.data: array
+        self.swap: array
+        self.anon_vma: array
+        self.index: array
+        self.capacity = capacity
         self.nr = 1  # pfns handed out so far; pfn 0 is the zero page
         self.flags[ZERO_PFN] = PG_reserved | PG_zero
-
-    @property
-    def capacity(self) -> int:
-        return len(self.flags)
 
     def alloc(self, nr_pages: int) -> int:
         """First pfn of `nr_pages` fresh, zeroed struct pages (never reused)."""
@@ -89,33 +107,31 @@ class Memmap:
         first = self.nr
         self.nr += nr_pages
         if self.nr > self.capacity:
-            self._grow(max(self.nr, 2 * self.capacity))
+            grow = max(self.nr, 2 * self.capacity) - self.capacity
+            for name, (code, _, init) in _MEMMAP_FIELDS.items():
+                getattr(self, name).extend(array(code, [init]) * grow)
+            self.capacity += grow
         return first
 
-    def _grow(self, capacity: int) -> None:
-        for name in ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index"):
-            old = getattr(self, name)
-            new = np.zeros(capacity, old.dtype)
-            if name == "swap":
-                new[:] = -1
-            new[: len(old)] = old
-            setattr(self, name, new)
+    def view(self, name: str) -> np.ndarray:
+        """A numpy view of one field over every pfn handed out so far."""
+        return np.frombuffer(getattr(self, name), _MEMMAP_FIELDS[name][1])[: self.nr]
 
     def nbytes(self) -> int:
-        return sum(
-            getattr(self, n).nbytes
-            for n in ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index")
-        )
+        return sum(getattr(self, n).itemsize * self.capacity for n in _MEMMAP_FIELDS)
 
 
 class PageTable:
     """One PTE page: 512 entries of (bits, pfn or swap offset)."""
 
-    __slots__ = ("bits", "pfn")
+    __slots__ = ("bits", "bits_v", "pfn", "pfn_v")
 
     def __init__(self) -> None:
-        self.bits = np.zeros(PTRS_PER_PTE, np.uint8)
-        self.pfn = np.zeros(PTRS_PER_PTE, np.int32)
+        # array.array for scalar access, numpy views (fixed size, so kept) for vectors.
+        self.bits = array("B", bytes(PTRS_PER_PTE))
+        self.pfn = array("i", bytes(4 * PTRS_PER_PTE))
+        self.bits_v = np.frombuffer(self.bits, np.uint8)
+        self.pfn_v = np.frombuffer(self.pfn, np.int32)
 
 
 @dataclass(eq=False)

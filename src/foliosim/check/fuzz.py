@@ -104,12 +104,19 @@ def _value_kind(v: Any) -> str:
     return str(v)
 
 
-def difference_signature(d: Difference) -> str:
-    """The kind of a difference, with names, lines and pages left out: 'flags +dirty/-'."""
+def difference_signature(d: Difference) -> frozenset[str]:
+    """The kinds of a difference, names, lines and pages left out: {'flag dirty on b only'}.
+
+    A flags difference gives one kind per flag that only one side reports, so
+    that the same missing flag is recognised whatever other flags come with it.
+    """
     if d.field == "flags" and isinstance(d.a, list) and isinstance(d.b, list):
-        only_a = "+".join(sorted(set(d.a) - set(d.b))) or "-"
-        only_b = "+".join(sorted(set(d.b) - set(d.a))) or "-"
-        return f"flags {only_a}/{only_b}"
+        return frozenset({f"flag {f} on a only" for f in set(d.a) - set(d.b)}
+                         | {f"flag {f} on b only" for f in set(d.b) - set(d.a)})
+    return frozenset({_field_signature(d)})
+
+
+def _field_signature(d: Difference) -> str:
     if d.field in ("state", "exclusive", "soft_dirty", "order", "error", "data", "got",
                    "page", "mapping", "process", "event"):
         return f"{d.field} {_value_kind(d.a)}/{_value_kind(d.b)}"
@@ -197,7 +204,7 @@ class Judge:
             else:
                 explained.append((d, k))
         if unexplained:
-            sig = frozenset(difference_signature(d) for d in unexplained)
+            sig = frozenset().union(*(difference_signature(d) for d in unexplained))
             return Outcome(DIFFERS, scenario, obs, unexplained, explained, signature=sig)
         return Outcome(EXPLAINED if explained else SAME, scenario, obs, [], explained)
 

@@ -314,6 +314,14 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     return _with_text(cmd)
 
 
+@st.composite
+def _step(draw: st.DrawFn, s: GenState) -> bool:
+    # One command and whether another follows, in one span: deleting the span
+    # deletes the command and leaves every other choice where it was.
+    s.commands.append(draw(_command(s)))
+    return draw(st.integers(0, STOP_ODDS - 1)) != 0  # 0 ends: shrinks shorter
+
+
 def _with_text(cmd: ast.Command) -> ast.Command:
     # Commands are frozen: rebuild with the text the parser would keep.
     fields = {k: getattr(cmd, k) for k in cmd.__dataclass_fields__}
@@ -328,9 +336,7 @@ def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[a
     def _scenario(draw: st.DrawFn) -> ast.Scenario:
         s = GenState(mthp=mthp)
         while len(s.commands) < MAX_COMMANDS:
-            s.commands.append(draw(_command(s)))
-            # 0 ends the scenario: shrinking towards 0 shortens it.
-            if draw(st.integers(0, STOP_ODDS - 1)) == 0:
+            if not draw(_step(s)):
                 break
         return ast.Scenario(path=path, commands=tuple(s.commands))
 

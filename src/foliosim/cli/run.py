@@ -9,6 +9,7 @@ the first scenario starts.  Exit 0 when every expectation held (and, with
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -117,12 +118,70 @@ def _write_json(target: str, obs: dict[str, Any]) -> None:
         raise UsageError(f"foliosim run: --json {target}: {e.strerror or e}") from None
 
 
-def _tracer(console: Console, prefix: str = "") -> Callable[[int, str, str], None]:
-    def trace(line: int, func: str, message: str) -> None:
-        console.print(Text(f"{prefix}{line:>4} {func}: {message}"), highlight=False, soft_wrap=True)
-        console.file.flush()
+class _Tracer:
+    """Prints trace lines per scenario line, folding what differs only in one number.
 
-    return trace
+    Within one scenario line, the steps of each function with the same message
+    shape are printed together, runs of consecutive numbers as a range:
+    `lru_lazyfree: folio p0 A 0-30 now lazyfree`, so a 64-page scenario reads
+    like a kernel log rather than a page-by-page dump.
+    """
+
+    _NUM = re.compile(r"(\d+)")
+
+    def __init__(self, console: Console, prefix: str = "") -> None:
+        self.console = console
+        self.prefix = prefix
+        self.line: int | None = None
+        self.groups: dict[tuple[str, str], list[list[str]]] = {}
+
+    def __call__(self, line: int, func: str, message: str) -> None:
+        if line != self.line:
+            self.flush()
+            self.line = line
+        key = (func, self._NUM.sub("#", message))
+        self.groups.setdefault(key, []).append(self._NUM.split(message))
+
+    def flush(self) -> None:
+        for (func, _), messages in self.groups.items():
+            for text in _fold(messages):
+                self.console.print(
+                    Text(f"{self.prefix}{self.line:>4} {func}: {text}"),
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        self.console.file.flush()
+        self.groups = {}
+
+
+def _fold(messages: list[list[str]]) -> list[str]:
+    """Join messages (split around their numbers) whose numbers step by one in one place."""
+    out: list[str] = []
+    i = 0
+    while i < len(messages):
+        first = messages[i]
+        j, k = i, None
+        while j + 1 < len(messages):
+            cur, nxt = messages[j], messages[j + 1]
+            diff = [n for n in range(1, len(cur), 2) if cur[n] != nxt[n]]
+            if (
+                len(diff) != 1
+                or (k is not None and diff[0] != k)
+                or int(nxt[diff[0]]) != int(cur[diff[0]]) + 1
+            ):
+                break
+            k = diff[0]
+            j += 1
+        words = list(first)
+        if k is not None:
+            words[k] = f"{first[k]}-{messages[j][k]}"
+        out.append("".join(words))
+        i = j + 1
+    return out
+
+
+def _tracer(console: Console, prefix: str = "") -> _Tracer:
+    return _Tracer(console, prefix)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -170,6 +229,8 @@ def main(args: argparse.Namespace) -> int:
             if n:
                 console.print()
             obs = backends[name].run(scenario, trace=traces[name])
+            if traces[name] is not None:
+                traces[name].flush()
             observed[name] = obs
             if (i, name) in targets:
                 _write_json(targets[(i, name)], obs)

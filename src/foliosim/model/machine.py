@@ -114,5 +114,12 @@ class Machine:
                     return f"{mm.name} {mp.name} {index - mp.start}"
         return f"pfn {folio}"
 
+    def vpn_name(self, mm: Mm, vpn: int) -> str:
+        """How traces name a user page: 'p0 A 3'."""
+        for mp in mm.mappings.values():
+            if mp.start <= vpn < mp.start + mp.pages:
+                return f"{mm.name} {mp.name} {vpn - mp.start}"
+        return f"{mm.name} {vpn << 12:#x}"
+
     def is_anon(self, folio: int) -> bool:
         return bool(self.mem.flags[folio] & PG_anon)

@@ -99,7 +99,10 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
         t.bits[i] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG
         t.pfn[i] = ZERO_PFN
         if m.tracing:
-            m.trace("do_anonymous_page", f"read fault at {vmf.vpn:#x}: zero page mapped")
+            m.trace(
+                "do_anonymous_page",
+                f"read fault on {m.vpn_name(vma.mm, vmf.vpn)}: zero page mapped",
+            )
         return
     folio = m.folio_alloc(0)
     entry = PTE_PRESENT | PTE_YOUNG  # pte_sw_mkyoung(); hardware sets it on x86

@@ -27,10 +27,14 @@ names = st.text(NAME_ALPHABET, min_size=1, max_size=6) | st.text(
 )
 labels = names.filter(lambda s: s not in ("zero", "garbage"))
 # What an observe label may hold: no '#', no controls but tab, no blanks at the ends.
-observe_labels = st.text(
-    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="#") | st.just("\t"),
-    max_size=12,
-).map(lambda s: s.strip(" \t"))
+observe_labels = (
+    st.text(
+        st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="#") | st.just("\t"),
+        max_size=12,
+    )
+    .map(lambda s: s.strip(" \t"))
+    .filter(lambda s: not s.startswith(":"))
+)  # ':x' reads as a prefix
 page_counts = st.integers(1, 40) | st.sampled_from([255, 256, 512, 513, 262144])
 counters = st.text(string.ascii_lowercase + string.digits + "_", min_size=1, max_size=24)
 

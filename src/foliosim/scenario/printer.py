@@ -67,7 +67,8 @@ def command_text(cmd: ast.Command) -> str:
             return f"release {_name(cmd.ref, cmd)}"
         case ast.Observe():
             label = cmd.label
-            if label != label.strip(" \t") or _BAD_LABEL_RE.search(label):
+            # A label starting with ':' would read as a process prefix ('observe :').
+            if label != label.strip(" \t") or _BAD_LABEL_RE.search(label) or label[:1] == ":":
                 raise ValueError(f"line {cmd.line}: observe label {label!r} cannot be written")
             return f"observe {label}" if label else "observe"
         case ast.ExpectData():

@@ -93,6 +93,8 @@ class ModelBackend:
     ) -> dict[str, Any]:
         """Run every command; return the observation (final=False skips the final STATE)."""
         run = _Run(self.profile, trace, self.check)
+        # Size the memmap for every page the scenario maps once, so it rarely grows.
+        run.m.mem.reserve(64 + sum(c.pages for c in scenario.commands if isinstance(c, Mmap)))
         self.machine = run.m
         events: list[dict[str, Any]] = []
         for cmd in scenario.commands:

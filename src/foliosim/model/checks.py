@@ -141,8 +141,7 @@ def validate_swap(m: Machine) -> None:
             f"validate_swap: slot {o}: swap count {int(si.swap_map[o])}, but "
             f"{int(refs[o])} swap PTEs name it"
         )
-    for o in np.nonzero(si.cache_v >= 0)[0]:
-        f = int(si.cache[o])
+    for o, f in sorted(si.cache.items()):
         if not m.mem.flags[f] & PG_swapcache or int(m.mem.swap[f]) != int(o):
             raise InvariantError(
                 f"validate_swap: slot {int(o)} caches pfn {f}, whose folio->swap "
@@ -150,7 +149,9 @@ def validate_swap(m: Machine) -> None:
             )
         if not m.mem.flags[f] & PG_swapbacked:
             raise InvariantError(f"validate_swap: slot {int(o)}: cached folio not swapbacked")
-    inuse = int(((si.swap_map_v[1:] > 0) | (si.cache_v[1:] >= 0)).sum())
+    used = si.swap_map_v > 0
+    used[list(si.cache)] = True
+    inuse = int(used[1:].sum())
     if inuse != si.inuse_pages:
         raise InvariantError(
             f"validate_swap: inuse_pages {si.inuse_pages}, but {inuse} slots are used"

@@ -19,6 +19,19 @@ from foliosim.model.types import (
 )
 
 
+class SwapCache(dict):
+    """The swap cache (swap_address_space): slot -> folio pfn, -1 where none."""
+
+    def __missing__(self, offset: int) -> int:
+        return -1
+
+    def __setitem__(self, offset: int, folio: int) -> None:
+        if folio < 0:
+            self.pop(offset, None)
+        else:
+            super().__setitem__(offset, folio)
+
+
 class SwapInfo:
     """struct swap_info_struct of a zram device: synchronous, non-rotational."""
 
@@ -26,13 +39,12 @@ class SwapInfo:
         # Slot 0 holds the swap header (mkswap); the rest are usable.  array.array
         # for scalar access, numpy views (fixed size, so kept) for vector work.
         self.max = pages
-        self.swap_map = array("h", bytes(2 * pages))  # swap count of each slot
-        self.cache = array("i", [-1]) * pages  # swap cache: slot -> folio pfn
+        self.swap_map = array("b", bytes(pages))  # swap count of each slot
+        self.cache = SwapCache()
         self.data = array("q", bytes(8 * pages))  # what the device holds per slot
         self.zeromap = array("b", bytes(pages))  # swap_zeromap: written as zero-filled
         self.shadow = array("b", bytes(pages))  # a workingset shadow entry is left
-        self.swap_map_v = np.frombuffer(self.swap_map, np.int16)
-        self.cache_v = np.frombuffer(self.cache, np.int32)
+        self.swap_map_v = np.frombuffer(self.swap_map, np.int8)
         self.data_v = np.frombuffer(self.data, np.int64)
         self.zeromap_v = np.frombuffer(self.zeromap, np.int8)
         self.shadow_v = np.frombuffer(self.shadow, np.int8)
@@ -85,7 +97,8 @@ def folio_alloc_swap(m: Machine, folio: int) -> bool:
     m.mem.swap[folio] = off
     m.mem.flags[folio] |= PG_swapcache
     m.mem.refcount[folio] += nr
-    si.cache_v[off : off + nr] = np.arange(folio, folio + nr, dtype=np.int32)
+    for k in range(nr):
+        si.cache[off + k] = folio + k
     return True
 
 
@@ -232,8 +245,9 @@ def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None
     si = m.swap
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
-    si.cache_v[off : off + nr] = -1
-    si.shadow_v[off : off + nr] = shadow
+    for o in range(off, off + nr):
+        si.cache[o] = -1
+        si.shadow[o] = shadow
     m.mem.swap[folio] = -1
     m.mem.flags[folio] &= ~PG_swapcache
     for o in range(off, off + nr):

@@ -67,14 +67,14 @@ MM_SWAPENTS = 1
 
 _MEMMAP_FIELDS = {
     # name: (array typecode, numpy dtype, initial value)
-    "flags": ("q", np.int64, 0),
+    "flags": ("I", np.uint32, 0),
     "refcount": ("i", np.int32, 0),
     "mapcount": ("i", np.int32, 0),  # per page: PTE mappings of it (+ PMD on the head)
     "order": ("b", np.int8, 0),
     "data": ("q", np.int64, 0),  # content token; 0 is all zeroes
     "swap": ("i", np.int32, -1),  # folio->swap while in swap cache
     "anon_vma": ("i", np.int32, 0),  # folio->mapping (anon_vma id)
-    "index": ("q", np.int64, 0),  # folio->index (linear page index)
+    "index": ("i", np.int32, 0),  # folio->index (linear page index)
 }
 
 
@@ -107,11 +107,17 @@ class Memmap:
         first = self.nr
         self.nr += nr_pages
         if self.nr > self.capacity:
-            grow = max(self.nr, 2 * self.capacity) - self.capacity
-            for name, (code, _, init) in _MEMMAP_FIELDS.items():
-                getattr(self, name).extend(array(code, [init]) * grow)
-            self.capacity += grow
+            self.reserve(max(self.nr, self.capacity + self.capacity // 4))
         return first
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for `capacity` pfns (the backend sizes it from the scenario)."""
+        grow = capacity - self.capacity
+        if grow <= 0:
+            return
+        for name, (code, _, init) in _MEMMAP_FIELDS.items():
+            getattr(self, name).extend(array(code, [init]) * grow)
+        self.capacity = capacity
 
     def view(self, name: str) -> np.ndarray:
         """A numpy view of one field over every pfn handed out so far."""

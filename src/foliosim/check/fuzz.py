@@ -400,6 +400,7 @@ class Campaign:
             if r.first is None:
                 raise
             # Time ran out while shrinking: save what we have, then stop.
+            self._delete_lines(r)
             self._save(r)
             raise
         except Exception as e:
@@ -409,8 +410,50 @@ class Campaign:
             self._status = f"hypothesis: {type(e).__name__}"
         if r.first is None:
             return False
+        self._delete_lines(r)
         self._save(r)
         return True
+
+    def _hypothesis_budget(self) -> int:
+        # Two thirds of the shrink budget for Hypothesis's shrinker, the rest (at
+        # least) for deleting whole lines, which it is slow at.
+        return self.shrink_budget - self.shrink_budget // 3
+
+    def _delete_lines(self, r: _Round) -> None:
+        # Delta debugging over whole lines of the shrunk text (Zeller's ddmin,
+        # complements only): remove chunks of lines, halving the chunk size when
+        # none can go.  A candidate the parser refuses (a line that needs a
+        # removed one) costs no run.
+        assert r.last is not None
+        lines = r.last[0].splitlines(keepends=True)
+        parts = 2
+        while len(lines) > 1 and r.shrink_runs < self.shrink_budget:
+            chunk = -(-len(lines) // parts)
+            for start in range(0, len(lines), chunk):
+                candidate = "".join(lines[:start] + lines[start + chunk:])
+                outcome = self._cache.get(candidate)
+                if outcome is None:
+                    if r.shrink_runs >= self.shrink_budget:
+                        break
+                    try:
+                        _parse(candidate, "fuzz.scn")
+                    except ScenarioError:
+                        continue
+                    r.shrink_runs += 1
+                    self.stats.shrink_runs += 1
+                    outcome = self._outcome(candidate)
+                    self._status = (f"shrinking by lines: run {r.shrink_runs}/"
+                                    f"{self.shrink_budget}, {len(lines)} commands")
+                    self._tick()
+                if outcome.is_failure and outcome.signature & r.target:
+                    r.last = (candidate, outcome)
+                    lines = candidate.splitlines(keepends=True)
+                    parts = max(parts - 1, 2)
+                    break
+            else:
+                if chunk == 1:
+                    return
+                parts = min(parts * 2, len(lines))
 
     def _probe(self, scenario: Scenario, r: _Round) -> None:
         text = _render(scenario)
@@ -439,7 +482,7 @@ class Campaign:
         # Shrinking: every candidate must still fail in (part of) the same new way.
         outcome_or_none = self._cache.get(text)
         if outcome_or_none is None:
-            if r.shrink_runs >= self.shrink_budget:
+            if r.shrink_runs >= self._hypothesis_budget():
                 return  # out of budget: the shrinker keeps what it has
             r.shrink_runs += 1
             self.stats.shrink_runs += 1

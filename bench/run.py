@@ -607,6 +607,25 @@ def loadavg() -> str:
         return f.read().split()[0]
 
 
+def model_source() -> str:
+    """Where the model code came from: this checkout's commit, or the foliosim path."""
+    try:
+        import foliosim
+    except ImportError:
+        return "none"
+    src = Path(foliosim.__file__).resolve().parent.parent
+    repo_src = BENCH_DIR.parent / "src"
+    if src != repo_src.resolve():
+        return str(src)
+    done = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--", "src"],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return "this checkout" + (" with uncommitted changes in src/" if done.stdout.strip() else "")
+
+
 def git_commit() -> str:
     try:
         done = subprocess.run(
@@ -670,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = (
         f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}, "
-        f"commit {git_commit()}, {os.cpu_count()} CPUs, kernel workload on CPU {kernel_cpu()}, "
+        f"commit {git_commit()}, model code from {model_source()}, {os.cpu_count()} CPUs, kernel workload on CPU {kernel_cpu()}, "
         f"best of {args.repeat}, loadavg {load_before} before / {loadavg()} after"
     )
     print(header if not args.markdown else f"{header}\n")
@@ -691,4 +710,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. `| head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    sys.exit(code)

@@ -36,8 +36,14 @@ class FakeBackend:
 
 def _cold_campaign(tmp_path, **kw):
     backends = [("model", FakeBackend()), ("kernel", FakeBackend(cold_bug=True))]
-    return Campaign(backends, seed=kw.pop("seed", 5), count=kw.pop("count", 150),
-                    out_dir=tmp_path, found_by="foliosim fuzz --seed 5 (test)", **kw)
+    return Campaign(
+        backends,
+        seed=kw.pop("seed", 5),
+        count=kw.pop("count", 150),
+        out_dir=tmp_path,
+        found_by="foliosim fuzz --seed 5 (test)",
+        **kw,
+    )
 
 
 def _commands(path):
@@ -70,7 +76,10 @@ def test_later_scenarios_with_the_same_difference_are_counted_not_saved_again(tm
     assert len(stats.findings) == 1
     assert stats.findings[0].repeats == stats.differs - 1 > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "000.kernel.json", "000.model.json", "000.scn"]
+        "000.kernel.json",
+        "000.model.json",
+        "000.scn",
+    ]
 
 
 def test_findings_already_in_the_directory_are_kept(tmp_path):
@@ -95,8 +104,9 @@ def test_a_known_difference_is_counted_as_explained_with_its_reason(tmp_path):
 
 def test_an_exception_in_a_lone_backend_is_a_finding_shrunk_to_its_line(tmp_path):
     backend = FakeBackend(crash_on_poke=True)
-    stats = Campaign([("model", backend)], seed=5, count=150, out_dir=tmp_path,
-                     found_by="test").run()
+    stats = Campaign(
+        [("model", backend)], seed=5, count=150, out_dir=tmp_path, found_by="test"
+    ).run()
     assert stats.crashes > 0 and len(stats.findings) == 1
     f = stats.findings[0]
     cmds = _commands(f.path)
@@ -106,10 +116,17 @@ def test_an_exception_in_a_lone_backend_is_a_finding_shrunk_to_its_line(tmp_path
 
 
 def _fingerprint(stats):
-    return (stats.generated, stats.digest, stats.same, stats.differs, stats.crashes,
-            dict(stats.commands), dict(stats.advices), dict(stats.failed),
-            [(f.path.name, f.commands_before, f.commands_after, f.shrink_runs)
-             for f in stats.findings])
+    return (
+        stats.generated,
+        stats.digest,
+        stats.same,
+        stats.differs,
+        stats.crashes,
+        dict(stats.commands),
+        dict(stats.advices),
+        dict(stats.failed),
+        [(f.path.name, f.commands_before, f.commands_after, f.shrink_runs) for f in stats.findings],
+    )
 
 
 def test_a_campaign_with_findings_is_deterministic_for_its_seed(tmp_path):
@@ -126,8 +143,14 @@ def test_a_time_limited_campaign_stops_on_time():
     ticks = iter(range(10**6))
     backends = [("model", FakeBackend()), ("kernel", FakeBackend())]
     # A fake clock: one second per call, so the limit is reached after a few scenarios.
-    stats = Campaign(backends, seed=1, count=None, time_limit=20, out_dir="unused",
-                     clock=lambda: float(next(ticks))).run()
+    stats = Campaign(
+        backends,
+        seed=1,
+        count=None,
+        time_limit=20,
+        out_dir="unused",
+        clock=lambda: float(next(ticks)),
+    ).run()
     assert 0 < stats.generated < 20 and stats.differs == 0
 
 
@@ -140,12 +163,24 @@ def _model(check):
 
 
 def test_a_model_only_campaign_is_deterministic_for_its_seed(tmp_path):
-    runs = [Campaign([("model", _model(check=True))], seed=2024, count=40,
-                     out_dir=tmp_path / str(i), found_by="test").run() for i in range(2)]
+    runs = [
+        Campaign(
+            [("model", _model(check=True))],
+            seed=2024,
+            count=40,
+            out_dir=tmp_path / str(i),
+            found_by="test",
+        ).run()
+        for i in range(2)
+    ]
     assert runs[0].generated == 40
     assert _fingerprint(runs[0]) == _fingerprint(runs[1])
-    found = [sorted(p.read_text() for p in (tmp_path / str(i)).glob("*")) if
-             (tmp_path / str(i)).exists() else [] for i in range(2)]
+    found = [
+        sorted(p.read_text() for p in (tmp_path / str(i)).glob("*"))
+        if (tmp_path / str(i)).exists()
+        else []
+        for i in range(2)
+    ]
     assert found[0] == found[1]
 
 
@@ -165,8 +200,14 @@ def _kernel():
 
 def test_a_small_campaign_on_model_and_kernel_runs_and_accounts_for_every_scenario(tmp_path):
     kernel = _kernel()
-    stats = Campaign([("model", _model(check=False)), ("kernel", kernel)], seed=1, count=8,
-                     out_dir=tmp_path, found_by="test", shrink_budget=30).run()
+    stats = Campaign(
+        [("model", _model(check=False)), ("kernel", kernel)],
+        seed=1,
+        count=8,
+        out_dir=tmp_path,
+        found_by="test",
+        shrink_budget=30,
+    ).run()
     assert stats.generated == 8
     assert stats.same + stats.explained + stats.differs + stats.crashes + stats.invalid == 8
     assert stats.invalid == 0
@@ -187,8 +228,11 @@ def _fuzz(argv, monkeypatch, model=None):
 
 
 def test_cli_model_only_campaign_reports_seed_coverage_and_rate(tmp_path, monkeypatch, capsys):
-    rc = _fuzz(["--backends", "model", "--count", "40", "--seed", "9", "--out",
-                str(tmp_path)], monkeypatch, model=FakeBackend())
+    rc = _fuzz(
+        ["--backends", "model", "--count", "40", "--seed", "9", "--out", str(tmp_path)],
+        monkeypatch,
+        model=FakeBackend(),
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith("foliosim fuzz: seed 9, model (linux-6.18, checked), 40 scenarios")
@@ -198,8 +242,11 @@ def test_cli_model_only_campaign_reports_seed_coverage_and_rate(tmp_path, monkey
 
 
 def test_cli_exits_1_and_names_the_saved_finding(tmp_path, monkeypatch, capsys):
-    rc = _fuzz(["--backends", "model", "--count", "60", "--seed", "4", "--out",
-                str(tmp_path)], monkeypatch, model=FakeBackend(crash_on_poke=True))
+    rc = _fuzz(
+        ["--backends", "model", "--count", "60", "--seed", "4", "--out", str(tmp_path)],
+        monkeypatch,
+        model=FakeBackend(crash_on_poke=True),
+    )
     out = capsys.readouterr().out
     assert rc == 1
     assert f"{tmp_path}/000.scn: " in out and "model raised RuntimeError" in out
@@ -207,12 +254,15 @@ def test_cli_exits_1_and_names_the_saved_finding(tmp_path, monkeypatch, capsys):
     assert head == "# found by: foliosim fuzz --seed 4 --count 60 --backends model"
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["--count", "0"], "--count 0: must be at least 1"),
-    (["--count", "5", "--time", "3"], "not allowed with argument"),
-    (["--backends", "kernel"], "--backends kernel: expected one of"),
-    (["--time", "-1"], "--time -1: must be more than 0"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--count", "0"], "--count 0: must be at least 1"),
+        (["--count", "5", "--time", "3"], "not allowed with argument"),
+        (["--backends", "kernel"], "--backends kernel: expected one of"),
+        (["--time", "-1"], "--time -1: must be more than 0"),
+    ],
+)
 def test_cli_refuses_bad_options_in_one_line(argv, says, monkeypatch, capsys):
     rc = _fuzz(argv, monkeypatch, model=FakeBackend())
     err = capsys.readouterr().err
@@ -222,12 +272,18 @@ def test_cli_refuses_bad_options_in_one_line(argv, says, monkeypatch, capsys):
 
 def test_cli_refuses_without_the_kernel_backend_unless_model_only(tmp_path, monkeypatch, capsys):
     kb = pytest.importorskip("foliosim.kernel.backend")
-    monkeypatch.setattr(kb.KernelBackend, "unavailable_reason",
-                        staticmethod(lambda: "needs root; running as uid 1000"))
+    monkeypatch.setattr(
+        kb.KernelBackend,
+        "unavailable_reason",
+        staticmethod(lambda: "needs root; running as uid 1000"),
+    )
     rc = _fuzz(["--count", "3", "--out", str(tmp_path)], monkeypatch, model=FakeBackend())
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert "needs root" in err[0] and "--backends model" in err[0]
-    rc = _fuzz(["--count", "3", "--backends", "model", "--out", str(tmp_path)], monkeypatch,
-               model=FakeBackend())
+    rc = _fuzz(
+        ["--count", "3", "--backends", "model", "--out", str(tmp_path)],
+        monkeypatch,
+        model=FakeBackend(),
+    )
     assert rc == 0

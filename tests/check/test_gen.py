@@ -11,8 +11,9 @@ from foliosim.scenario import ast
 from foliosim.scenario.parser import parse_text
 from foliosim.scenario.printer import to_text
 
-_SETTINGS = settings(max_examples=300, database=None, deadline=None,
-                     suppress_health_check=list(HealthCheck))
+_SETTINGS = settings(
+    max_examples=300, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def _without_lines(s: ast.Scenario) -> list[tuple]:
@@ -57,8 +58,7 @@ def test_scenarios_stay_small_and_order_0_without_mthp(scenario):
 def _draw_many(mthp: bool, n: int) -> list[ast.Scenario]:
     drawn: list[ast.Scenario] = []
 
-    @settings(max_examples=n, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @seed(12345)
     @given(gen.scenarios(mthp=mthp))
     def collect(s):

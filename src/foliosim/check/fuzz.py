@@ -111,14 +111,27 @@ def difference_signature(d: Difference) -> frozenset[str]:
     that the same missing flag is recognised whatever other flags come with it.
     """
     if d.field == "flags" and isinstance(d.a, list) and isinstance(d.b, list):
-        return frozenset({f"flag {f} on a only" for f in set(d.a) - set(d.b)}
-                         | {f"flag {f} on b only" for f in set(d.b) - set(d.a)})
+        return frozenset(
+            {f"flag {f} on a only" for f in set(d.a) - set(d.b)}
+            | {f"flag {f} on b only" for f in set(d.b) - set(d.a)}
+        )
     return frozenset({_field_signature(d)})
 
 
 def _field_signature(d: Difference) -> str:
-    if d.field in ("state", "exclusive", "soft_dirty", "order", "error", "data", "got",
-                   "page", "mapping", "process", "event"):
+    if d.field in (
+        "state",
+        "exclusive",
+        "soft_dirty",
+        "order",
+        "error",
+        "data",
+        "got",
+        "page",
+        "mapping",
+        "process",
+        "event",
+    ):
         return f"{d.field} {_value_kind(d.a)}/{_value_kind(d.b)}"
     if d.field == "error item":
         return f"error {_value_kind(d.a)}/{_value_kind(d.b)}"
@@ -130,8 +143,9 @@ def _error_signature(where: str, e: BaseException) -> str:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     # Where it happened ("fuzz.scn:7:", "line 7:") is not what happened.
     first = re.sub(r"^(?:[\w./+-]+\.scn:)?(?:line\s+)?\d+(?::\d+)?:\s*", "", first)
-    # validate_* messages start with the function name: that names the invariant.
-    head = first.split(":", 1)[0] if re.match(r"\w+:", first) else first
+    # An invariant is named by its validate_* function, wherever the message puts it.
+    named = re.search(r"\b(validate_\w+)", first)
+    head = named.group(1) if named else first
     head = re.sub(r"\d+", "N", head)[:80]
     return f"{where} {type(e).__name__}: {head}"
 
@@ -178,14 +192,18 @@ class Judge:
             scenario = _parse(text, path)
         except ScenarioError as e:
             reason = re.sub(r"\d+", "N", e.reason)[:80]
-            return Outcome(INVALID, None, error=f"the parser refused it: {e}",
-                           signature=frozenset({f"invalid: {reason}"}))
+            return Outcome(
+                INVALID,
+                None,
+                error=f"the parser refused it: {e}",
+                signature=frozenset({f"invalid: {reason}"}),
+            )
         obs: dict[str, dict[str, Any]] = {}
         errors: list[tuple[str, BaseException]] = []
         for name, backend in self.backends:
             try:
                 obs[name] = backend.run(scenario)
-            except Exception as e:  # any exception is a finding, shrunk like a difference
+            except Exception as e:  # noqa: BLE001 - any exception is a finding
                 errors.append((name, e))
         if errors:
             msg = "\n".join(f"{n} raised {type(e).__name__}: {e}" for n, e in errors)
@@ -254,6 +272,7 @@ class Stats:
     crashes: int = 0
     invalid: int = 0
     shrink_runs: int = 0
+    shrink_seconds: float = 0.0  # of `elapsed`, spent shrinking and saving findings
     elapsed: float = 0.0
     rounds: int = 0
     interrupted: bool = False
@@ -272,8 +291,9 @@ class Stats:
 
     @property
     def rate(self) -> float:
-        """Generated scenarios per second of the campaign."""
-        return self.generated / self.elapsed if self.elapsed > 0 else 0.0
+        """Generated scenarios per second, shrinking time left out."""
+        running = self.elapsed - self.shrink_seconds
+        return self.generated / running if running > 0 else 0.0
 
 
 class _Failed(Exception):
@@ -300,6 +320,7 @@ class _Round:
     last: tuple[str, Outcome] | None = None
     shrink_runs: int = 0
     first_index: int = 0
+    shrink_start: float = 0.0
 
 
 def round_seed(campaign_seed: int, round_no: int) -> int:
@@ -412,6 +433,7 @@ class Campaign:
             return False
         self._delete_lines(r)
         self._save(r)
+        self.stats.shrink_seconds += self.clock() - r.shrink_start
         return True
 
     def _hypothesis_budget(self) -> int:
@@ -430,7 +452,7 @@ class Campaign:
         while len(lines) > 1 and r.shrink_runs < self.shrink_budget:
             chunk = -(-len(lines) // parts)
             for start in range(0, len(lines), chunk):
-                candidate = "".join(lines[:start] + lines[start + chunk:])
+                candidate = "".join(lines[:start] + lines[start + chunk :])
                 outcome = self._cache.get(candidate)
                 if outcome is None:
                     if r.shrink_runs >= self.shrink_budget:
@@ -442,8 +464,10 @@ class Campaign:
                     r.shrink_runs += 1
                     self.stats.shrink_runs += 1
                     outcome = self._outcome(candidate)
-                    self._status = (f"shrinking by lines: run {r.shrink_runs}/"
-                                    f"{self.shrink_budget}, {len(lines)} commands")
+                    self._status = (
+                        f"shrinking by lines: run {r.shrink_runs}/"
+                        f"{self.shrink_budget}, {len(lines)} commands"
+                    )
                     self._tick()
                 if outcome.is_failure and outcome.signature & r.target:
                     r.last = (candidate, outcome)
@@ -474,7 +498,10 @@ class Campaign:
                     r.target = outcome.signature - frozenset(self._seen)
                     r.first = r.last = (text, outcome)
                     r.first_index = self.stats.generated
-                    self._status = f"shrinking a {outcome.kind} from {len(scenario.commands)} commands"
+                    r.shrink_start = self.clock()
+                    self._status = (
+                        f"shrinking a {outcome.kind} from {len(scenario.commands)} commands"
+                    )
                     self._tick()
                     _fail()
             self._tick()
@@ -487,8 +514,9 @@ class Campaign:
             r.shrink_runs += 1
             self.stats.shrink_runs += 1
             outcome_or_none = self._outcome(text)
-            self._status = (f"shrinking: run {r.shrink_runs}/{self.shrink_budget}, "
-                            f"{_commands(r.last)} commands")
+            self._status = (
+                f"shrinking: run {r.shrink_runs}/{self.shrink_budget}, {_commands(r.last)} commands"
+            )
             self._tick()
         if outcome_or_none.is_failure and outcome_or_none.signature & r.target:
             r.last = (text, outcome_or_none)
@@ -549,14 +577,17 @@ class Campaign:
         final, reproduced, header = self._replay(text, outcome, str(path), r)
         if not reproduced:
             final = outcome
-            header.append("# note: this file, run again, did not fail the same way; the "
-                          "observations saved are those of the shrinking run (lines shifted "
-                          f"by {len(header) + 1})")
+            header.append(
+                "# note: this file, run again, did not fail the same way; the "
+                "observations saved are those of the shrinking run (lines shifted "
+                f"by {len(header) + 1})"
+            )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(h + "\n" for h in header) + text, encoding="utf-8")
         for name, obs in final.observations.items():
-            (self.out_dir / f"{stem}.{name}.json").write_text(observation.dumps(obs),
-                                                            encoding="utf-8")
+            (self.out_dir / f"{stem}.{name}.json").write_text(
+                observation.dumps(obs), encoding="utf-8"
+            )
         self._seen |= outcome.signature
         finding = Finding(
             number=number,
@@ -595,23 +626,35 @@ class Campaign:
     def _header(self, o: Outcome, r: _Round) -> list[str]:
         lines = [f"# found by: {self.found_by}"]
         before, after = _commands(r.first), _commands(r.last)
-        lines.append(f"# scenario {r.first_index} of the campaign, shrunk from {before} to "
-                     f"{after} commands in {r.shrink_runs} runs")
+        lines.append(
+            f"# scenario {r.first_index} of the campaign, shrunk from {before} to "
+            f"{after} commands in {r.shrink_runs} runs"
+        )
         if o.kind == DIFFERS:
             a, b = _names_of(o)
             total = len(o.unexplained) + len(o.explained)
-            lines.append(f"# {a} and {b} differ: {total} difference{'s' if total != 1 else ''}, "
-                         f"{len(o.unexplained)} unexplained, {len(o.explained)} explained")
+            lines.append(
+                f"# {a} and {b} differ: {total} difference{'s' if total != 1 else ''}, "
+                f"{len(o.unexplained)} unexplained, {len(o.explained)} explained"
+            )
             detail = [format_difference(d, a, b) for d in o.unexplained]
-            detail += [f"{format_difference(d, a, b)} (explained: {k.name})"
-                       for d, k in o.explained]
+            detail += [
+                f"{format_difference(d, a, b)} (explained: {k.name})" for d, k in o.explained
+            ]
         else:
-            lines.append("# " + ("the parser refused the generated text"
-                                 if o.kind == INVALID else "a backend raised an exception"))
+            lines.append(
+                "# "
+                + (
+                    "the parser refused the generated text"
+                    if o.kind == INVALID
+                    else "a backend raised an exception"
+                )
+            )
             detail = [p for p in str(o.error).splitlines() if p.strip()]
         if len(detail) > HEADER_DETAIL_MAX:
             detail = detail[: HEADER_DETAIL_MAX - 1] + [
-                f"... and {len(detail) - HEADER_DETAIL_MAX + 1} more"]
+                f"... and {len(detail) - HEADER_DETAIL_MAX + 1} more"
+            ]
         lines += ["#   " + _comment_safe(d) for d in detail]
         return lines
 
@@ -630,6 +673,13 @@ def _commands(pair: tuple[str, Outcome] | None) -> int:
 
 def _next_number(directory: Path) -> int:
     # Findings already in the directory are kept: number after the highest.
-    used = [int(p.stem.split(".")[0]) for p in directory.glob("[0-9][0-9][0-9]*.scn")
-            if p.stem.split(".")[0].isdigit()] if directory.is_dir() else []
+    used = (
+        [
+            int(p.stem.split(".")[0])
+            for p in directory.glob("[0-9][0-9][0-9]*.scn")
+            if p.stem.split(".")[0].isdigit()
+        ]
+        if directory.is_dir()
+        else []
+    )
     return max(used, default=-1) + 1

@@ -214,12 +214,17 @@ def _kind(draw: st.DrawFn, s: GenState) -> str:
     # before it.  A kind that is not valid here falls back to one that is; since
     # every mapping command falls back to `mmap` while nothing is mapped, the first
     # mapping comes early.
-    kind = _weighted(draw, [(k, w) for k, w in KIND_WEIGHTS
-                            if s.mthp or k not in ("mthp", "thp")])
+    kind = _weighted(draw, [(k, w) for k, w in KIND_WEIGHTS if s.mthp or k not in ("mthp", "thp")])
     mapped = bool(s.mapped())
     valid = {
-        "read": mapped, "write": mapped, "madvise": mapped, "munmap": mapped,
-        "mlock": mapped, "munlock": mapped, "gup": mapped, "poke": mapped,
+        "read": mapped,
+        "write": mapped,
+        "madvise": mapped,
+        "munmap": mapped,
+        "mlock": mapped,
+        "munlock": mapped,
+        "gup": mapped,
+        "poke": mapped,
         "mmap": s.mmaps_made < MAX_MMAPS,
         "fork": s.children_forked < MAX_CHILDREN,
         "exit": bool(s.children()),
@@ -255,8 +260,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             cmd = ast.Poke(line, proc, "", name=name, runs=runs, label=_draw_label(draw, line))
         elif kind == "madvise":
             advices = [(a, w) for a, w in ADVICE_WEIGHTS if s.mthp or a != "hugepage"]
-            cmd = ast.Madvise(line, proc, "", name=name, runs=runs,
-                              advice=_weighted(draw, advices))
+            cmd = ast.Madvise(line, proc, "", name=name, runs=runs, advice=_weighted(draw, advices))
         elif kind == "mlock":
             cmd = ast.Mlock(line, proc, "", name=name, runs=runs)
         elif kind == "munlock":
@@ -283,8 +287,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         if draw(st.integers(0, 3)) == 3:
             offset = draw(st.integers(1, SLOT_PAGES - pages))
         s.procs[proc][name] = pages
-        cmd = ast.Mmap(line, proc, "", name=name, pages=pages, droppable=droppable,
-                       offset=offset)
+        cmd = ast.Mmap(line, proc, "", name=name, pages=pages, droppable=droppable, offset=offset)
     elif kind == "swap":
         choices = [None, *SWAP_PAGES] if s.swap_pages is not None else list(SWAP_PAGES)
         pages_or_off = choices[draw(st.integers(0, len(choices) - 1))]
@@ -341,5 +344,3 @@ def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[a
         return ast.Scenario(path=path, commands=tuple(s.commands))
 
     return _scenario()
-
-

@@ -189,8 +189,8 @@ def print_summary(console: Console, stats: Stats, names: list[str]) -> None:
     head = "interrupted after" if stats.interrupted else "ran"
     c.print(
         f"{head} {stats.generated} scenarios in {stats.elapsed:.1f} s "
-        f"({stats.rate:.2f} scenarios/s; {stats.shrink_runs} more runs to shrink and "
-        f"replay findings)"
+        f"({stats.shrink_seconds:.1f} s of it shrinking findings: {stats.shrink_runs} more "
+        "runs)"
     )
     if pair:
         c.print(
@@ -238,7 +238,7 @@ def print_summary(console: Console, stats: Stats, names: list[str]) -> None:
             f"  madvise {advice}", str(stats.advices.get(advice, 0)), *("" for _ in names)
         )
     c.print(table)
-    c.print(f"scenarios per second: {stats.rate:.2f}")
+    c.print(f"scenarios per second: {stats.rate:.2f} (shrinking left out)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -335,7 +335,7 @@ class _Run:
 
     def do_mlock(self, mm: Mm, start: int, end: int, lock: bool) -> None:
         """do_mlock() / sys_munlock() -> mlock_fixup(), mm/mlock.c, Linux 6.18."""
-        from foliosim.model.gup import faultin_page_range
+        from foliosim.model.gup import populate_vma_page_range
 
         m = self.m
         if lock:
@@ -349,8 +349,9 @@ class _Run:
             s, e = max(start, vma.start), min(end, vma.end)
             mlock_vma_pages_range(m, vma_split_range(m, vma, s, e), s, e, newflags)
         if lock:
-            # __mm_populate(): fault in the range for writing (private writable VMAs).
-            faultin_page_range(m, mm, start, end, write=True)
+            # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+            for vma in vmas_in_range(mm, start, end):
+                populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
 
     def poke(self, mm: Mm, name: str, start: int, end: int, first: int, label: str) -> None:
         """process_vm_writev() from another process: pin, copy, unpin dirty."""

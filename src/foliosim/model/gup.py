@@ -12,6 +12,7 @@ from foliosim.model.types import (
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_WRITE,
+    VM_WRITE,
     ZERO_PFN,
     Mm,
     PG_dirty,
@@ -63,6 +64,16 @@ def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) ->
     """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE, mlock populate)."""
     for vpn in range(start, end):
         __get_user_pages(m, mm, vpn, write)
+
+
+def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
+    """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain."""
+    from foliosim.model.lru import lru_add_drain
+
+    write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs
+    for vpn in range(start, end):
+        __get_user_pages(m, vma.mm, vpn, write)
+    lru_add_drain(m)
 
 
 def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:

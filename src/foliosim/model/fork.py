@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foliosim.model.lru import folio_batch_move_lru, folio_get
+from foliosim.model.lru import folio_get, lru_add_drain
 from foliosim.model.machine import Machine
 from foliosim.model.memory import folio_add_lru_vma
 from foliosim.model.rmap import folio_add_new_anon_rmap, folio_try_dup_anon_rmap_pte
@@ -99,6 +99,10 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
         if vma.flags & VM_WIPEONFORK:
             # The child gets the VMA but neither anon_vma nor page tables: zeroes.
             continue
+        if vma.anon_vma is None:
+            # vma_needs_copy(): no anon_vma (only zero pages were ever mapped), so
+            # the child's faults will fill the page table; nothing is copied.
+            continue
         if vma.anon_vma is not None:
             # anon_vma_fork(): join every anon_vma of the parent, plus one of its own.
             for av in vma.chain:
@@ -110,8 +114,9 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
             new.anon_vma = own
         copy_pte_range(m, new, vma)
     m.mms[child_name] = child
-    # Contract: the new process's start leaves the lru_add batch empty.
-    folio_batch_move_lru(m, "lru_add")
+    # The contract says the new process's start empties lru_add; on the live
+    # kernel every batch of the CPU is empty after fork (docs/kernel-notes.md).
+    lru_add_drain(m)
     if m.tracing:
         m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")
     return child

@@ -22,6 +22,7 @@ THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 ZRAM = "zram0"
 ZRAM_DIR = Path("/sys/block") / ZRAM
 ZRAM_DEV = f"/dev/{ZRAM}"
+DAMON_DIR = Path("/sys/kernel/mm/damon/admin/kdamonds")
 
 # The contract's start: the THP defaults of this machine's kernel.
 START_THP = "madvise"
@@ -50,6 +51,14 @@ def mthp_enabled_files() -> dict[int, Path]:
         if (d / "enabled").exists():
             out[int(d.name[len("hugepages-"):-2])] = d / "enabled"
     return dict(sorted(out.items()))
+
+
+def kdamond_state_files() -> dict[str, Path]:
+    """kdamond index -> its sysfs `state` file (DAMON's sysfs interface, if any)."""
+    if not DAMON_DIR.is_dir():
+        return {}
+    return {d.name: d / "state" for d in sorted(DAMON_DIR.iterdir())
+            if d.name.isdigit() and (d / "state").exists()}
 
 
 def active_swaps() -> list[str]:
@@ -118,6 +127,7 @@ class Settings:
             "thp": _selected(THP_DIR / "enabled"),
             "mthp": {str(kb): _selected(p) for kb, p in mthp_enabled_files().items()},
             "zram_swap_ours": False,
+            "kdamonds": {k: p.read_text().strip() for k, p in kdamond_state_files().items()},
         }
         self._store(saved)
 
@@ -153,6 +163,13 @@ class Settings:
             _write(THP_DIR / "enabled", saved["thp"], trace)
         except OSError as e:
             errors.append(str(e))
+        states = kdamond_state_files()
+        for k, state in saved.get("kdamonds", {}).items():
+            if state == "on" and k in states and states[k].read_text().strip() != "on":
+                try:
+                    _write(states[k], "on", trace)
+                except OSError as e:
+                    errors.append(str(e))
         if errors:
             raise KernelBackendError(f"kernel backend: restoring settings: {errors[0]}")
         path.unlink()
@@ -167,7 +184,15 @@ class Settings:
     # -- changes ----------------------------------------------------------------------
 
     def set_start(self) -> None:
-        """The contract's start: thp madvise, mthp 2M inherit, every other size never."""
+        """The contract's start: thp madvise, mthp 2M inherit, every other size never.
+
+        Running DAMON kdamonds are paused too: a `pageout` scheme on physical
+        addresses clears PG_referenced on, and reclaims, folios of the scenario
+        at moments no scenario can predict (docs/kernel-backend.md).
+        """
+        for p in kdamond_state_files().values():
+            if p.read_text().strip() == "on":
+                _write(p, "off", self.trace)
         _write(THP_DIR / "enabled", START_THP, self.trace)
         for kb, p in mthp_enabled_files().items():
             _write(p, START_MTHP.get(kb, "never"), self.trace)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from foliosim.expect import expect_event
 from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.fork import dup_mmap
@@ -30,7 +28,7 @@ from foliosim.model.proc_page import kpagecount, stable_page_flags
 from foliosim.model.profile import get_profile
 from foliosim.model.swap import SwapInfo
 from foliosim.model.swapoff import swapoff
-from foliosim.model.task_mmu import mapping_ptes, pagemap_bits, smaps_of_mapping
+from foliosim.model.task_mmu import folio_heads, mapping_ptes, pagemap_bits, smaps_of_mapping
 from foliosim.model.types import (
     PTE_DIRTY,
     PTE_PRESENT,
@@ -38,6 +36,7 @@ from foliosim.model.types import (
     PTE_YOUNG,
     VM_LOCKED,
     Mm,
+    PG_zero,
 )
 from foliosim.observation import FORMAT, MTHP_STAT_KEYS, VMSTAT_KEYS, mthp_size_name
 from foliosim.scenario.ast import (
@@ -162,8 +161,10 @@ class _Run:
             raise InvariantError(f"no process {cmd.proc!r}")
         if isinstance(cmd, Thp):
             m.thp_enabled = cmd.mode
+            m.thp_orders_cache.clear()
         elif isinstance(cmd, Mthp):
             m.mthp_enabled[_order_of(cmd.size_kb)] = cmd.mode
+            m.thp_orders_cache.clear()
         elif isinstance(cmd, Swap):
             if m.swap is not None:
                 swapoff(m)
@@ -296,9 +297,16 @@ class _Run:
                 t = mm.pte_table(vpn)
             i = vpn & 511
             if t is None or not int(t.bits[i]) & PTE_WRITE:
-                vma = mm.find_vma(vpn)
-                handle_mm_fault(m, vma, vpn, write=True)
+                pmd = mm.pmds.get(vpn >> 9) if t is None else None
+                if pmd is None or not pmd[0] & PTE_WRITE:
+                    handle_mm_fault(m, mm.find_vma(vpn), vpn, write=True)
                 t = mm.pte_table(vpn)
+                if t is None:
+                    # A store through a huge PMD.
+                    pmd = mm.pmds[vpn >> 9]
+                    pmd[0] |= PTE_DIRTY | PTE_YOUNG
+                    m.mem.data[pmd[1] + i] = self.token(label, name, first + vpn - start)
+                    continue
             t.bits[i] |= PTE_DIRTY | PTE_YOUNG  # the MMU sets them on the store
             m.mem.data[int(t.pfn[i])] = self.token(label, name, first + vpn - start)
         if self.shadow is not None:
@@ -321,8 +329,15 @@ class _Run:
                 t = mm.pte_table(vpn)
                 i = vpn & 511
                 if t is None or not int(t.bits[i]) & PTE_PRESENT:
-                    handle_mm_fault(m, mm.find_vma(vpn), vpn, write=False)
+                    if t is not None or (vpn >> 9) not in mm.pmds:
+                        handle_mm_fault(m, mm.find_vma(vpn), vpn, write=False)
                     t = mm.pte_table(vpn)
+                    if t is None:
+                        # A load through a huge PMD.
+                        pmd = mm.pmds[vpn >> 9]
+                        pmd[0] |= PTE_YOUNG
+                        out.append(self.classify(int(m.mem.data[pmd[1] + i]), name, idx))
+                        continue
                 t.bits[i] |= PTE_YOUNG
                 out.append(self.classify(int(m.mem.data[int(t.pfn[i])]), name, idx))
         return out
@@ -394,7 +409,7 @@ class _Run:
         m = self.m
         bits, pfn = mapping_ptes(mm, start, nr)
         present, swap, exclusive = pagemap_bits(m, bits, pfn)
-        heads = _folio_heads(m, pfn)
+        heads = folio_heads(m, pfn)
         out = []
         none_page = {"state": "none", "exclusive": False, "soft_dirty": False}
         for k in range(nr):
@@ -407,8 +422,9 @@ class _Run:
                         "exclusive": bool(exclusive[k]),
                         "soft_dirty": False,
                         "flags": stable_page_flags(m, p, folio),
-                        "mapcount": kpagecount(m, p),
-                        "order": int(m.mem.order[folio]),
+                        "mapcount": kpagecount(m, p, folio),
+                        # The zero pages (huge one included) report order 0.
+                        "order": 0 if m.mem.flags[p] & PG_zero else int(m.mem.order[folio]),
                     }
                 )
             elif swap[k]:
@@ -416,17 +432,3 @@ class _Run:
             else:
                 out.append(dict(none_page))
         return out
-
-
-def _folio_heads(m: Machine, pfn: np.ndarray) -> np.ndarray:
-    """The head pfn of each page's folio (compound_head())."""
-    # Model: tails record no head; walk back to the nearest head page.
-    heads = pfn.copy()
-    from foliosim.model.types import PG_tail
-
-    for k in np.nonzero(m.mem.view("flags")[pfn] & PG_tail)[0]:
-        p = int(pfn[k])
-        while m.mem.flags[p] & PG_tail:
-            p -= 1
-        heads[k] = p
-    return heads

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from foliosim.model.errors import InvariantError
+from foliosim.model.lru import page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     MM_ANONPAGES,
@@ -22,6 +23,7 @@ from foliosim.model.types import (
     PG_lru,
     PG_swapbacked,
     PG_swapcache,
+    PG_zero,
 )
 
 
@@ -45,6 +47,17 @@ def validate_folio_mapcount(m: Machine) -> np.ndarray:
             f"validate_folio_mapcount: page pfn {p} ({m.folio_name(p)}): "
             f"mapcount {int(m.mem.mapcount[p])}, but {int(counts[p])} PTEs map it"
         )
+    pmds: dict[int, int] = {}
+    for mm in m.mms.values():
+        for _bits, pfn in mm.pmds.values():
+            if pfn != m.huge_zero_pfn:
+                pmds[pfn] = pmds.get(pfn, 0) + 1
+    if pmds != m.entire_mapcount:
+        raise InvariantError(
+            f"validate_folio_mapcount: entire mapcounts {m.entire_mapcount}, but PMDs map {pmds}"
+        )
+    for f, c in pmds.items():
+        counts[f] += c  # one reference per PMD, on the head
     return counts
 
 
@@ -67,8 +80,8 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
         expected[f] += 1
     for pages in m.gup_refs.values():
         for p in pages:
-            if p != ZERO_PFN:
-                expected[p] += 1  # Model: GUP refs land on the page's folio (order 0)
+            if not mem.flags[p] & PG_zero:
+                expected[page_folio(m, p)] += 1
     expected[ZERO_PFN] = mem.refcount[ZERO_PFN]
     bad = np.nonzero(expected != mem.view("refcount"))[0]
     if bad.size:
@@ -114,6 +127,9 @@ def validate_mm_counters(m: Machine) -> None:
                 ((t.bits_v & PTE_PRESENT) != 0).sum() - ((t.bits_v & PTE_SPECIAL) != 0).sum()
             )
             swap += int(((t.bits_v & PTE_SWAP) != 0).sum())
+        anon += 512 * sum(1 for _b, pfn in mm.pmds.values() if pfn != m.huge_zero_pfn)
+        if set(mm.pmds) & set(mm.pgtables):
+            raise InvariantError(f"validate_mm_counters: {mm.name}: a PMD is both huge and a table")
         if anon != mm.counters[MM_ANONPAGES] or swap != mm.counters[MM_SWAPENTS]:
             raise InvariantError(
                 f"validate_mm_counters: {mm.name}: MM_ANONPAGES {mm.counters[MM_ANONPAGES]} "

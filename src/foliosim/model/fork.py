@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from foliosim.model.lru import folio_get, lru_add_drain
+from foliosim.model.huge_memory import copy_huge_pmd
+from foliosim.model.lru import folio_get, lru_add_drain, page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.memory import folio_add_lru_vma
 from foliosim.model.rmap import folio_add_new_anon_rmap, folio_try_dup_anon_rmap_pte
@@ -37,8 +38,14 @@ def copy_present_page(m: Machine, dst: Vma, vpn: int, src_pfn: int) -> tuple[int
 
 
 def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
-    """copy_pte_range(), mm/memory.c, Linux 6.18: one PTE at a time (order-0 folios)."""
+    """copy_pmd_range() -> copy_pte_range(), mm/memory.c, Linux 6.18: one PTE at a time.
+
+    Model: a large folio's PTEs are copied one by one; without pins the
+    outcome equals copy_present_ptes()' batches.
+    """
     smm, dmm = src.mm, dst.mm
+    for idx in [k for k in smm.pmds if src.start <= k << 9 < src.end]:
+        copy_huge_pmd(m, dst, src, idx)
     for vpn in range(src.start, src.end):
         st = smm.pte_table(vpn)
         if st is None:
@@ -63,7 +70,7 @@ def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
             dt.bits[i] = bits & ~PTE_YOUNG
             dt.pfn[i] = pfn
             continue
-        folio = pfn
+        folio = page_folio(m, pfn)
         if not folio_try_dup_anon_rmap_pte(m, folio, pfn, src):
             new, nbits = copy_present_page(m, dst, vpn, pfn)
             dmm.counters[MM_ANONPAGES] += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model.errors import SyscallError
-from foliosim.model.lru import folio_mark_accessed, folio_put_refs
+from foliosim.model.lru import folio_mark_accessed, folio_put_refs, page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.memory import handle_mm_fault
 from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
@@ -16,7 +16,10 @@ from foliosim.model.types import (
     ZERO_PFN,
     Mm,
     PG_dirty,
+    PG_head,
     PG_referenced,
+    PG_tail,
+    PG_zero,
     Vma,
 )
 
@@ -31,22 +34,34 @@ def _vma_of(mm: Mm, vpn: int) -> Vma:
 def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) -> int:
     """follow_page_pte(), mm/gup.c, Linux 6.18: the mapped page, or -1 if a fault is needed."""
     t = vma.mm.pte_table(vpn)
-    if t is None:
-        return -1
     i = vpn & 511
-    bits = int(t.bits[i])
+    if t is None:
+        # follow_huge_pmd()
+        pmd = vma.mm.pmds.get(vpn >> 9)
+        if pmd is None:
+            return -1
+        bits, pfn = pmd[0], pmd[1] + i
+    else:
+        bits = int(t.bits[i])
+        pfn = int(t.pfn[i])
     if not bits & PTE_PRESENT:
         return -1
     if write and not bits & PTE_WRITE:
         return -1  # can_follow_write_pte(): break COW first
-    pfn = int(t.pfn[i])
     if bits & PTE_SPECIAL:
-        return ZERO_PFN
+        return pfn if t is None else ZERO_PFN
     if touch:
-        if write and not bits & PTE_DIRTY and not m.mem.flags[pfn] & PG_dirty:
-            m.mem.flags[pfn] |= PG_dirty  # folio_mark_dirty()
-        folio_mark_accessed(m, pfn)
+        folio = page_folio(m, pfn)
+        if write and not bits & PTE_DIRTY and not m.mem.flags[folio] & PG_dirty:
+            m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
+        folio_mark_accessed(m, folio)
     return pfn
+
+
+def _try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
+    """try_grab_folio(): refs on the page's folio; the zero pages are not counted."""
+    if not m.mem.flags[pfn] & PG_zero:
+        m.mem.refcount[page_folio(m, pfn)] += refs
 
 
 def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
@@ -86,13 +101,12 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
         if bits & PTE_PRESENT and not bits & PTE_SPECIAL:
             # gup_fast_pte_range(): grab, then mark referenced.
             pfn = int(t.pfn[vpn & 511])
-            m.mem.refcount[pfn] += 1
-            m.mem.flags[pfn] |= PG_referenced
+            _try_grab_folio(m, pfn, 1)
+            m.mem.flags[page_folio(m, pfn)] |= PG_referenced
         else:
             # Slow path with FOLL_TOUCH: read-fault it in, then follow.
             pfn = __get_user_pages(m, mm, vpn, write=False)
-            if pfn != ZERO_PFN:
-                m.mem.refcount[pfn] += 1
+            _try_grab_folio(m, pfn, 1)
         pages.append(pfn)
     return pages
 
@@ -100,7 +114,8 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
 def put_user_pages(m: Machine, pages: list[int]) -> None:
     """The pipe buffers are released: put_page() on each page."""
     for pfn in pages:
-        folio_put_refs(m, pfn, 1)
+        if not m.mem.flags[pfn] & PG_zero:
+            folio_put_refs(m, page_folio(m, pfn), 1)
 
 
 def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
@@ -109,7 +124,11 @@ def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]
     pages = []
     for vpn in range(start, end):
         pfn = __get_user_pages(m, mm, vpn, write=True)
-        m.mem.refcount[pfn] += GUP_PIN_COUNTING_BIAS  # try_grab_folio(FOLL_PIN), small folio
+        # try_grab_folio(FOLL_PIN): a small folio takes the pin bias; a large one
+        # takes one reference (and _pincount, which the model does not keep).
+        _try_grab_folio(
+            m, pfn, 1 if m.mem.flags[pfn] & (PG_head | PG_tail) else GUP_PIN_COUNTING_BIAS
+        )
         pages.append(pfn)
     return pages
 
@@ -117,6 +136,7 @@ def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]
 def unpin_user_pages_dirty_lock(m: Machine, pages: list[int]) -> None:
     """unpin_user_pages_dirty_lock(make_dirty=true), mm/gup.c, Linux 6.18."""
     for pfn in pages:
-        if not m.mem.flags[pfn] & PG_dirty:
-            m.mem.flags[pfn] |= PG_dirty  # folio_mark_dirty()
-        folio_put_refs(m, pfn, GUP_PIN_COUNTING_BIAS)
+        folio = page_folio(m, pfn)
+        if not m.mem.flags[folio] & PG_dirty:
+            m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
+        folio_put_refs(m, folio, 1 if m.mem.order[folio] else GUP_PIN_COUNTING_BIAS)

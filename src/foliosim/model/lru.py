@@ -13,9 +13,26 @@ from foliosim.model.types import (
     PG_referenced,
     PG_swapbacked,
     PG_swapcache,
+    PG_tail,
     PG_unevictable,
     PG_workingset,
 )
+
+
+def page_folio(m: Machine, pfn: int) -> int:
+    """page_folio(): the head pfn of the folio this page belongs to."""
+    flags = m.mem.flags
+    if not flags[pfn] & PG_tail:
+        return pfn
+    # A folio of order k starts at a multiple of 2^k (Memmap.alloc), and every
+    # page between its head and pfn is a tail: the first non-tail found by
+    # rounding down is the head.
+    k = 1
+    while True:
+        head = pfn & ~((1 << k) - 1)
+        if not flags[head] & PG_tail:
+            return head
+        k += 1
 
 
 def folio_nr_pages(m: Machine, folio: int) -> int:
@@ -97,7 +114,13 @@ def free_folio(m: Machine, folio: int) -> None:
         m.trace("__folio_put", f"folio {m.folio_name(folio)} freed")
     nr = folio_nr_pages(m, folio)
     if nr > 1:
-        m.count_mthp_stat(int(m.mem.order[folio]), "nr_anon", -1)
+        order = m.mem.order[folio]
+        if m.mem.flags[folio] & PG_anon:
+            m.count_mthp_stat(order, "nr_anon", -1)
+        # folio_unqueue_deferred_split()
+        if m.deferred_split.pop(folio, False):
+            m.count_mthp_stat(order, "nr_anon_partially_mapped", -1)
+        m.entire_mapcount.pop(folio, None)
     for page in range(folio, folio + nr):
         m.mem.flags[page] = 0
         m.mem.data[page] = 0

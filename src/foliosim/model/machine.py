@@ -12,7 +12,10 @@ from foliosim.model.types import (
     Mm,
     PG_anon,
     PG_head,
+    PG_large_rmappable,
+    PG_tail,
     PG_uptodate,
+    PG_zero,
 )
 
 Trace = Callable[[int, str, str], None]
@@ -65,8 +68,18 @@ class Machine:
         self.thp_enabled = "madvise"
         self.mthp_enabled: dict[int, str] = {o: "never" for o in range(2, 10)}
         self.mthp_enabled[9] = "inherit"
+        # thp_vma_allowable_orders() per VM_HUGEPAGE/VM_NOHUGEPAGE; cleared on a policy change.
+        self.thp_orders_cache: dict[int, tuple[int, ...]] = {}
         self.mms: dict[str, Mm] = {}
-        self.gup_refs: dict[str, list[int]] = {}  # REF -> pfns referenced (FOLL_GET)
+        self.gup_refs: dict[str, list[int]] = {}
+        # Large-folio state kept beside the memmap (struct folio fields of large
+        # folios only): _entire_mapcount (PMD mappings) and the deferred split
+        # queue with each queued folio's partially_mapped flag.
+        self.entire_mapcount: dict[int, int] = {}
+        self.deferred_split: dict[int, bool] = {}
+        self.huge_zero_pfn = (
+            -1
+        )  # the huge zero folio, allocated on first use  # REF -> pfns referenced (FOLL_GET)
         self._anon_vma_ids = 0
         self.anon_vmas: dict[int, AnonVma] = {}
         self.line = 0  # scenario line being executed, for traces and reports
@@ -101,8 +114,25 @@ class Machine:
         folio = mem.alloc(1 << order)
         mem.refcount[folio] = 1
         mem.order[folio] = order
-        mem.flags[folio] = PG_uptodate | (PG_head if order else 0)
+        if order:
+            # prep_compound_page() + folio_set_large_rmappable().
+            mem.flags[folio] = PG_uptodate | PG_head | PG_large_rmappable
+            for page in range(folio + 1, folio + (1 << order)):
+                mem.flags[page] = PG_tail
+        else:
+            mem.flags[folio] = PG_uptodate
         return folio
+
+    def mm_get_huge_zero_folio(self) -> int:
+        """The huge zero folio (mm_get_huge_zero_folio), allocated once."""
+        if self.huge_zero_pfn < 0:
+            mem = self.mem
+            hz = self.huge_zero_pfn = mem.alloc(512)
+            mem.order[hz] = 9
+            mem.flags[hz] = PG_zero | PG_head
+            for page in range(hz + 1, hz + 512):
+                mem.flags[page] = PG_zero | PG_tail
+        return self.huge_zero_pfn
 
     def folio_name(self, folio: int) -> str:
         """How traces name a folio: its scenario home, e.g. 'p0 A 3'."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from foliosim.model.errors import SyscallError
+from foliosim.model.huge_memory import madvise_free_huge_pmd, split_folio
 from foliosim.model.lru import (
     folio_deactivate,
+    folio_get,
     folio_mark_lazyfree,
     folio_nr_pages,
     folio_put,
@@ -12,11 +14,12 @@ from foliosim.model.lru import (
     folio_test_lru,
     folio_test_swapcache,
     lru_add_drain,
+    page_folio,
 )
 from foliosim.model.machine import Machine
-from foliosim.model.memory import zap_pte_range
+from foliosim.model.memory import folio_pte_batch, zap_pte_range
 from foliosim.model.mmap import vma_modify_flags, vmas_in_range
-from foliosim.model.rmap import folio_mapcount
+from foliosim.model.rmap import folio_mapcount, folio_maybe_mapped_shared
 from foliosim.model.swap import folio_free_swap, free_swap_and_cache_nr, read_swap_cache_async
 from foliosim.model.types import (
     MM_SWAPENTS,
@@ -57,18 +60,44 @@ def madvise_dontneed_free_valid_vma(vma: Vma) -> bool:
     return not vma.flags & VM_LOCKED
 
 
+def _large_folio_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
+    """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch()."""
+    folio = page_folio(m, page)
+    folio_nr = folio_nr_pages(m, folio)
+    if folio_nr == 1:
+        return folio, 1, 1
+    return folio, folio_pte_batch(t, i, page, folio, folio_nr, end_nr), folio_nr
+
+
+def _split_partial(m: Machine, folio: int) -> bool:
+    """A large folio only partly in the range: split it unless maybe shared; True if split."""
+    if folio_maybe_mapped_shared(m, folio):
+        if m.tracing:
+            m.trace("madvise", f"folio {m.folio_name(folio)} partly covered and shared: skipped")
+        return False
+    folio_get(m, folio)
+    ok = split_folio(m, folio)
+    folio_put(m, folio)
+    return ok
+
+
 def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """madvise_free_pte_range(), mm/madvise.c, Linux 6.18 (order-0 folios)."""
+    """madvise_free_pte_range(), mm/madvise.c, Linux 6.18."""
     mm = vma.mm
-    t = mm.pte_table(start)
+    idx = start >> 9
+    if idx in mm.pmds and (madvise_free_huge_pmd(m, vma, idx, start, end) or idx in mm.pmds):
+        return
+    t = mm.pgtables.get(idx)
     if t is None:
         return
     nr_swap = 0
     mem = m.mem
-    for vpn in range(start, end):
+    vpn = start
+    while vpn < end:
         i = vpn & 511
         bits = int(t.bits[i])
         if not bits:
+            vpn += 1
             continue
         if bits & PTE_SWAP:
             # The content is gone: drop the swap entry, the next access sees zeroes.
@@ -76,65 +105,116 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
             free_swap_and_cache_nr(m, int(t.pfn[i]), 1)
             t.bits[i] = 0
             t.pfn[i] = 0
+            vpn += 1
             continue
         if bits & PTE_SPECIAL:
+            vpn += 1
             continue  # the zero page
-        folio = int(t.pfn[i])
+        page = t.pfn[i]
+        folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+        if nr < folio_nr:
+            if _split_partial(m, folio):
+                continue  # look at the same address again: small folios now
+            vpn += nr
+            continue
         if folio_test_swapcache(m, folio) or folio_test_dirty(m, folio):
-            if folio_mapcount(m, folio) != folio_nr_pages(m, folio):
+            if folio_mapcount(m, folio) != folio_nr:
+                vpn += nr
                 continue  # shared: not ours to clean
             if folio_test_swapcache(m, folio) and not folio_free_swap(m, folio):
+                vpn += nr
                 continue
             mem.flags[folio] &= ~PG_dirty
-        if bits & (PTE_YOUNG | PTE_DIRTY):
-            t.bits[i] = bits & ~(PTE_YOUNG | PTE_DIRTY)  # clear_young_dirty_ptes()
+        # clear_young_dirty_ptes() over the batch
+        for j in range(i, i + nr):
+            if t.bits[j] & (PTE_YOUNG | PTE_DIRTY):
+                t.bits[j] &= ~(PTE_YOUNG | PTE_DIRTY)
         folio_mark_lazyfree(m, folio)
         if m.tracing:
             m.trace(
                 "madvise_free_pte_range",
                 f"folio {m.folio_name(folio)}: PTE cleaned, queued for lazyfree",
             )
+        vpn += nr
     if nr_swap:
         mm.counters[MM_SWAPENTS] += nr_swap
+
+
+def _cold_or_pageout_folio(m: Machine, folio: int, pageout: bool, folio_list: list[int]) -> None:
+    mem = m.mem
+    mem.flags[folio] &= ~PG_referenced
+    if mem.flags[folio] & PG_active:
+        mem.flags[folio] |= PG_workingset
+    if pageout:
+        if folio_isolate_lru(m, folio):
+            if mem.flags[folio] & PG_unevictable:
+                folio_putback_lru(m, folio)
+            else:
+                folio_list.append(folio)
+    else:
+        folio_deactivate(m, folio)
 
 
 def madvise_cold_or_pageout_pte_range(
     m: Machine, vma: Vma, start: int, end: int, pageout: bool
 ) -> None:
-    """madvise_cold_or_pageout_pte_range(), mm/madvise.c, Linux 6.18 (order-0 folios)."""
-    t = vma.mm.pte_table(start)
+    """madvise_cold_or_pageout_pte_range(), mm/madvise.c, Linux 6.18."""
+    mm = vma.mm
+    idx = start >> 9
+    folio_list: list[int] = []
+    pmd = mm.pmds.get(idx)
+    if pmd is not None:
+        folio = pmd[1]
+        if folio == m.huge_zero_pfn or folio_maybe_mapped_shared(m, folio):
+            return
+        if end - start != 512:
+            folio_get(m, folio)
+            ok = split_folio(m, folio)
+            folio_put(m, folio)
+            if not ok:
+                return
+        else:
+            if not pageout:
+                pmd[0] &= ~PTE_YOUNG
+            _cold_or_pageout_folio(m, folio, pageout, folio_list)
+            if pageout:
+                reclaim_pages(m, folio_list)
+            return
+    t = mm.pgtables.get(idx)
     if t is None:
         return
-    folio_list: list[int] = []
     mem = m.mem
-    for vpn in range(start, end):
+    vpn = start
+    while vpn < end:
         i = vpn & 511
         bits = int(t.bits[i])
         if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
+            vpn += 1
             continue
-        folio = int(t.pfn[i])
+        page = t.pfn[i]
+        folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+        if nr < folio_nr:
+            if _split_partial(m, folio):
+                continue
+            vpn += nr
+            continue
         # Do not interfere with other mappings of this folio and non-LRU folios.
-        if not folio_test_lru(m, folio) or folio_mapcount(m, folio) != folio_nr_pages(m, folio):
+        if not folio_test_lru(m, folio) or folio_mapcount(m, folio) != folio_nr:
             if m.tracing:
                 why = "not on an LRU" if not folio_test_lru(m, folio) else "mapped elsewhere too"
                 m.trace(
                     "madvise_cold_or_pageout_pte_range",
                     f"folio {m.folio_name(folio)} skipped: {why}",
                 )
+            vpn += nr
             continue
-        if not pageout and bits & PTE_YOUNG:
-            t.bits[i] = bits & ~PTE_YOUNG
-        mem.flags[folio] &= ~PG_referenced
-        if mem.flags[folio] & PG_active:
-            mem.flags[folio] |= PG_workingset
-        if pageout:
-            if folio_isolate_lru(m, folio):
-                if mem.flags[folio] & PG_unevictable:
-                    folio_putback_lru(m, folio)
-                else:
-                    folio_list.append(folio)
-        else:
-            folio_deactivate(m, folio)
+        if not pageout:
+            for j in range(i, i + nr):
+                if t.bits[j] & PTE_YOUNG:
+                    t.bits[j] &= ~PTE_YOUNG
+        _cold_or_pageout_folio(m, folio, pageout, folio_list)
+        vpn += nr
+    del mem
     if pageout:
         reclaim_pages(m, folio_list)
 

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from foliosim.model.huge_memory import (
+    __split_huge_pmd,
+    do_huge_pmd_anonymous_page,
+    do_huge_pmd_wp_page,
+    thp_vma_allowable_orders,
+    thp_vma_suitable_order,
+    zap_huge_pmd,
+)
 from foliosim.model.lru import (
     folio_add_lru,
     folio_get,
     folio_nr_pages,
     folio_put,
+    folio_put_refs,
     folio_test_lru,
     folio_test_swapcache,
     lru_add_drain,
+    page_folio,
 )
 from foliosim.model.machine import Machine
 from foliosim.model.mlock import mlock_new_folio
 from foliosim.model.rmap import (
+    anon_vma_prepare,
     folio_add_anon_rmap_ptes,
     folio_add_new_anon_rmap,
+    folio_mapcount,
     folio_mapped,
+    folio_maybe_mapped_shared,
     folio_move_anon_rmap,
     folio_remove_rmap_ptes,
 )
@@ -32,6 +45,7 @@ from foliosim.model.swap import (
     workingset_refault,
 )
 from foliosim.model.types import (
+    HPAGE_PMD_ORDER,
     MM_ANONPAGES,
     MM_SWAPENTS,
     PTE_DIRTY,
@@ -76,9 +90,29 @@ def folio_add_lru_vma(m: Machine, folio: int, vma: Vma) -> None:
 
 
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
-    """handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18 (PTE level)."""
+    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18."""
     m.count_vm_events("pgfault", 1)
-    t = vma.mm.pte_table(vpn, alloc=True)
+    mm = vma.mm
+    idx = vpn >> 9
+    t = mm.pgtables.get(idx)
+    if t is None:
+        pmd = mm.pmds.get(idx)
+        if pmd is None:
+            # pmd_none(): a PMD-sized THP if the policy and the VMA allow one here.
+            if HPAGE_PMD_ORDER in thp_vma_allowable_orders(m, vma) and thp_vma_suitable_order(
+                vma, vpn, HPAGE_PMD_ORDER
+            ):
+                anon_vma_prepare(m, vma)
+                if do_huge_pmd_anonymous_page(m, vma, vpn, write):
+                    return
+        elif write and not pmd[0] & PTE_WRITE:
+            if do_huge_pmd_wp_page(m, vma, vpn):
+                return
+            # The PMD was split: handle the fault on its PTE.
+        else:
+            pmd[0] |= PTE_YOUNG | (PTE_DIRTY if write else 0)  # huge_pmd_set_accessed()
+            return
+        t = mm.pte_table(vpn, alloc=True)
     vmf = VmFault(vma, vpn, write, t)
     bits = int(t.bits[vmf.i])
     if not bits:
@@ -89,6 +123,27 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
         do_wp_page(m, vmf)
     else:
         t.bits[vmf.i] = bits | PTE_YOUNG | (PTE_DIRTY if write else 0)
+
+
+def pte_range_none(t: PageTable, i: int, nr: int) -> bool:
+    """pte_range_none(): every one of nr PTEs from slot i is none."""
+    bits = t.bits
+    return not any(bits[j] for j in range(i, i + nr))
+
+
+def alloc_anon_folio(m: Machine, vmf: VmFault) -> int:
+    """alloc_anon_folio(), mm/memory.c, Linux 6.18: a zeroed folio of the highest usable order."""
+    vma, vpn = vmf.vma, vmf.vpn
+    for order in thp_vma_allowable_orders(m, vma):
+        if order >= HPAGE_PMD_ORDER or not thp_vma_suitable_order(vma, vpn, order):
+            continue
+        nr = 1 << order
+        # Every PTE of the aligned block must still be none (zero-page PTEs count).
+        if pte_range_none(vmf.t, vmf.i & ~(nr - 1), nr):
+            # Model: allocations never fail (no anon_fault_fallback).
+            m.count_mthp_stat(order, "anon_fault_alloc", 1)
+            return m.folio_alloc(order)
+    return m.folio_alloc(0)
 
 
 def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
@@ -104,10 +159,26 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
                 f"read fault on {m.vpn_name(vma.mm, vmf.vpn)}: zero page mapped",
             )
         return
-    folio = m.folio_alloc(0)
+    folio = alloc_anon_folio(m, vmf)
+    order = m.mem.order[folio]
     entry = PTE_PRESENT | PTE_YOUNG  # pte_sw_mkyoung(); hardware sets it on x86
     if vma.flags & VM_WRITE:
         entry |= PTE_WRITE | PTE_DIRTY
+    if order:
+        nr = 1 << order
+        i = vmf.i & ~(nr - 1)
+        m.mem.refcount[folio] += nr - 1  # one reference per PTE
+        vma.mm.counters[MM_ANONPAGES] += nr
+        folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1))
+        folio_add_lru_vma(m, folio, vma)
+        for k in range(nr):  # set_ptes()
+            t.bits[i + k] = entry
+            t.pfn[i + k] = folio + k
+        if m.tracing:
+            m.trace(
+                "do_anonymous_page", f"write fault: new order-{order} folio {m.folio_name(folio)}"
+            )
+        return
     vma.mm.counters[MM_ANONPAGES] += 1
     folio_add_new_anon_rmap(m, folio, vma, vmf.vpn)
     folio_add_lru_vma(m, folio, vma)
@@ -118,8 +189,17 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
-    """wp_can_reuse_anon_folio(), mm/memory.c, Linux 6.18 (small folios)."""
+    """wp_can_reuse_anon_folio(), mm/memory.c, Linux 6.18."""
     mem = m.mem
+    if mem.order[folio]:
+        # __wp_can_reuse_large_anon_folio() (CONFIG_MM_ID): every reference is a
+        # mapping, and only this mm maps it.
+        if folio_maybe_mapped_shared(m, folio):
+            return False
+        if folio_mapcount(m, folio) != mem.refcount[folio]:
+            return False
+        folio_move_anon_rmap(m, folio, vma)
+        return True
     if int(mem.refcount[folio]) > 3:
         return False
     if not folio_test_lru(m, folio):
@@ -160,7 +240,7 @@ def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
         what = "zero page" if old == ZERO_PFN else f"shared folio {m.folio_name(old)}"
         m.trace("wp_page_copy", f"write to {what}: copied to a new folio")
     if old != ZERO_PFN:
-        oldf = old  # order-0: page == folio
+        oldf = page_folio(m, old)
         folio_remove_rmap_ptes(m, oldf, old, 1)
         # free_swap_cache(): an unmapped swap-cache folio may leave the cache now.
         if folio_test_swapcache(m, oldf) and not folio_mapped(m, oldf):
@@ -176,7 +256,7 @@ def do_wp_page(m: Machine, vmf: VmFault) -> None:
         wp_page_copy(m, vmf, ZERO_PFN)
         return
     mem = m.mem
-    folio = pfn  # Model: order-0 folios only on this path
+    folio = page_folio(m, pfn)
     if mem.flags[folio] & PG_anon and (
         mem.flags[pfn] & PG_anon_exclusive or wp_can_reuse_anon_folio(m, folio, vmf.vma)
     ):
@@ -211,7 +291,12 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
             m.trace("do_swap_page", f"slot {offset}: swap cache hit")
     elif m.profile.has("swapin_bypass_swapcache") and __swap_count(m, offset) == 1:
         # SWP_SYNCHRONOUS_IO (zram) and one user: read around the swap cache.
-        folio = m.folio_alloc(0)
+        folio = alloc_swap_folio(m, vmf, offset)
+        nr = folio_nr_pages(m, folio)
+        if nr > 1:
+            # The folio covers the aligned block around the fault.
+            i = vmf.i & ~(nr - 1)
+            offset = int(t.pfn[i])
         mem.flags[folio] |= PG_swapbacked
         if m.swap.shadow[offset]:
             workingset_refault(m, folio)
@@ -229,13 +314,19 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         folio = swapcache = swap_vma_readahead(m, vma, vmf.vpn, offset)
         m.count_vm_events("pgmajfault", 1)
     exclusive = bool(orig & PTE_SWP_EXCLUSIVE)
+    page = folio
+    nr = 1
     if folio != swapcache:
         exclusive = True  # a fresh folio never exposed to the swap cache
-    swap_free_nr(m, offset, 1)
+        nr = folio_nr_pages(m, folio)
+    elif mem.order[folio]:
+        # Model: a large swap-cache folio maps only the faulting page.
+        page = folio + (offset - mem.swap[folio])
+    swap_free_nr(m, offset, nr)
     if should_try_to_free_swap(m, folio, vma, vmf.write):
         folio_free_swap(m, folio)
-    vma.mm.counters[MM_ANONPAGES] += 1
-    vma.mm.counters[MM_SWAPENTS] -= 1
+    vma.mm.counters[MM_ANONPAGES] += nr
+    vma.mm.counters[MM_SWAPENTS] -= nr
     pte = PTE_PRESENT | PTE_YOUNG | (orig & PTE_SOFT_DIRTY)
     write = vmf.write
     rmap_exclusive = exclusive or int(mem.refcount[folio]) == 1
@@ -244,40 +335,122 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         if write:
             pte |= PTE_DIRTY
             write = False
+    if nr > 1:
+        mem.refcount[folio] += nr - 1
+        folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1), exclusive=rmap_exclusive)
+        i = vmf.i & ~(nr - 1)
+        for k in range(nr):  # set_ptes()
+            t.bits[i + k] = pte
+            t.pfn[i + k] = folio + k
+        return
     if not mem.flags[folio] & PG_anon:
         folio_add_new_anon_rmap(m, folio, vma, vmf.vpn, exclusive=rmap_exclusive)
     else:
-        folio_add_anon_rmap_ptes(m, folio, folio, 1, vma, rmap_exclusive)
+        folio_add_anon_rmap_ptes(m, folio, page, 1, vma, rmap_exclusive)
     t.bits[i] = pte
-    t.pfn[i] = folio
+    t.pfn[i] = page
     if write:
         do_wp_page(m, vmf)
 
 
+def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:
+    """can_swapin_thp(), mm/memory.c, Linux 6.18: nr swap PTEs with consecutive offsets,
+    one zeromap state, none in the swap cache."""
+    si = m.swap
+    first = t.bits[i]
+    if not first & PTE_SWAP:
+        return False
+    off = t.pfn[i]
+    zero = si.zeromap[off]
+    for k in range(nr):
+        if not t.bits[i + k] & PTE_SWAP or t.pfn[i + k] != off + k:
+            return False
+        if si.zeromap[off + k] != zero or si.cache[off + k] >= 0:
+            return False
+    return True
+
+
+def alloc_swap_folio(m: Machine, vmf: VmFault, offset: int) -> int:
+    """alloc_swap_folio(), mm/memory.c, Linux 6.18: the largest order whose block is all swapped."""
+    vma, vpn = vmf.vma, vmf.vpn
+    for order in thp_vma_allowable_orders(m, vma):
+        if order >= HPAGE_PMD_ORDER or not thp_vma_suitable_order(vma, vpn, order):
+            continue
+        nr = 1 << order
+        # thp_swap_suitable_orders(): the swap offset is aligned as the address is.
+        if (offset & (nr - 1)) != (vpn & (nr - 1)):
+            continue
+        if can_swapin_thp(m, vmf.t, vmf.i & ~(nr - 1), nr):
+            # Model: allocations never fail (no swpin_fallback).
+            return m.folio_alloc(order)
+    return m.folio_alloc(0)
+
+
+def folio_pte_batch(t: PageTable, i: int, pfn: int, folio: int, folio_nr: int, max_nr: int) -> int:
+    """folio_pte_batch(): PTEs from slot i mapping consecutive pages of the folio.
+
+    mm/internal.h, Linux 6.18, without FPB flags: dirty, young, write and
+    soft-dirty differences do not end a batch; at most max_nr entries.
+    """
+    end = min(max_nr, folio + folio_nr - pfn)
+    bits, pfns = t.bits, t.pfn
+    nr = 1
+    while nr < end:
+        b = bits[i + nr]
+        if not b & PTE_PRESENT or b & PTE_SPECIAL or pfns[i + nr] != pfn + nr:
+            break
+        nr += 1
+    return nr
+
+
 def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """zap_pte_range(), mm/memory.c, Linux 6.18: clear PTEs of [start, end), free what they held."""
+    """zap_pmd_range() -> zap_pte_range(), mm/memory.c, Linux 6.18: clear [start, end), free what it held."""
     mm = vma.mm
-    to_free: list[int] = []
-    for vpn in range(start, end):
-        t = mm.pte_table(vpn)
+    to_free: list[tuple[int, int]] = []
+    vpn = start
+    while vpn < end:
+        next_pmd = min(end, (vpn | 511) + 1)
+        idx = vpn >> 9
+        if idx in mm.pmds:
+            if next_pmd - vpn == 512:
+                zap_huge_pmd(m, vma, idx)
+                vpn = next_pmd
+                continue
+            __split_huge_pmd(m, vma, idx)
+        t = mm.pgtables.get(idx)
         if t is None:
+            vpn = next_pmd
             continue
-        i = vpn & 511
-        bits = int(t.bits[i])
-        if not bits:
-            continue
-        if bits & PTE_SWAP:
-            free_swap_and_cache_nr(m, int(t.pfn[i]), 1)
-            mm.counters[MM_SWAPENTS] -= 1
-        elif not bits & PTE_SPECIAL:
-            folio = int(t.pfn[i])
-            mm.counters[MM_ANONPAGES] -= 1
-            folio_remove_rmap_ptes(m, folio, folio, 1)
-            to_free.append(folio)
-        t.bits[i] = 0
-        t.pfn[i] = 0
+        bits_a, pfn_a = t.bits, t.pfn
+        while vpn < next_pmd:
+            i = vpn & 511
+            bits = bits_a[i]
+            if not bits:
+                vpn += 1
+                continue
+            nr = 1
+            if bits & PTE_SWAP:
+                free_swap_and_cache_nr(m, pfn_a[i], 1)
+                mm.counters[MM_SWAPENTS] -= 1
+            elif not bits & PTE_SPECIAL:
+                page = pfn_a[i]
+                folio = page_folio(m, page)
+                if folio != page or m.mem.order[folio]:
+                    # zap_present_folio_ptes(): the whole run of this folio at once.
+                    nr = folio_pte_batch(
+                        t, i, page, folio, folio_nr_pages(m, folio), next_pmd - vpn
+                    )
+                    for k in range(1, nr):
+                        bits_a[i + k] = 0
+                        pfn_a[i + k] = 0
+                mm.counters[MM_ANONPAGES] -= nr
+                folio_remove_rmap_ptes(m, folio, page, nr)
+                to_free.append((folio, nr))
+            bits_a[i] = 0
+            pfn_a[i] = 0
+            vpn += nr
     # tlb_finish_mmu() -> free_pages_and_swap_cache(): drop unmapped folios' swap cache.
-    for folio in to_free:
+    for folio, nr in to_free:
         if folio_test_swapcache(m, folio) and not folio_mapped(m, folio):
             folio_free_swap(m, folio)
-        folio_put(m, folio)
+        folio_put_refs(m, folio, nr)

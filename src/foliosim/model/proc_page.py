@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
-    ZERO_PFN,
     PG_active,
     PG_anon,
     PG_anon_exclusive,
@@ -47,7 +46,11 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
     """stable_page_flags(), fs/proc/page.c, Linux 6.18, as contract names (sorted, no lru/idle)."""
     f = int(m.mem.flags[folio])
     order = int(m.mem.order[folio])
-    mapped = pfn != ZERO_PFN and any(m.mem.mapcount[folio : folio + (1 << order)])
+    mapped = (
+        bool(any(m.mem.mapcount[folio : folio + (1 << order)]) or m.entire_mapcount.get(folio))
+        if not f & PG_zero
+        else False
+    )
     key = (f & ~PG_lru, order, mapped, pfn == folio)
     names = _cache.get(key)
     if names is None:
@@ -61,7 +64,7 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
             out.append("anon_exclusive")
         if order:
             out.append("compound_head" if pfn == folio else "compound_tail")
-            if f & PG_large_rmappable:
+            if f & (PG_large_rmappable | PG_zero):  # the huge zero folio counts as thp
                 out.append("thp")
         if f & PG_zero:
             out = [n for n in out if n not in ("referenced", "active")]
@@ -69,8 +72,8 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
     return names
 
 
-def kpagecount(m: Machine, pfn: int) -> int:
-    """get_kpage_count(), fs/proc/page.c, Linux 6.18: the page's precise mapcount."""
-    if pfn == ZERO_PFN:
+def kpagecount(m: Machine, pfn: int, folio: int) -> int:
+    """get_kpage_count(), fs/proc/page.c, Linux 6.18: folio_precise_page_mapcount()."""
+    if m.mem.flags[pfn] & PG_zero:
         return 0
-    return int(m.mem.mapcount[pfn])
+    return int(m.mem.mapcount[pfn]) + m.entire_mapcount.get(folio, 0)

@@ -61,11 +61,45 @@ def anon_vma_prepare(m: Machine, vma: Vma) -> None:
 
 
 def folio_mapcount(m: Machine, folio: int) -> int:
-    """folio_mapcount(): page-table mappings of every page of the folio."""
+    """folio_mapcount(): page-table mappings of the folio (each PTE and each PMD counts one)."""
     order = m.mem.order[folio]
     if not order:
         return m.mem.mapcount[folio]
-    return sum(m.mem.mapcount[folio : folio + (1 << order)])
+    return sum(m.mem.mapcount[folio : folio + (1 << order)]) + m.entire_mapcount.get(folio, 0)
+
+
+def folio_precise_page_mapcount(m: Machine, folio: int, page: int) -> int:
+    """folio_precise_page_mapcount() (CONFIG_PAGE_MAPCOUNT): the page's PTEs plus the folio's PMDs."""
+    return m.mem.mapcount[page] + m.entire_mapcount.get(folio, 0)
+
+
+def folio_mms(m: Machine, folio: int) -> set[int]:
+    """The mms that map some page of the folio (what CONFIG_MM_ID's _mm_ids track)."""
+    mms: set[int] = set()
+    for vma, index in rmap_walk_anon(m, folio):
+        mm = vma.mm
+        if id(mm) in mms:
+            continue
+        pmd = mm.pmds.get(index >> 9)
+        if pmd is not None and pmd[1] == folio:
+            mms.add(id(mm))
+            continue
+        for vpn, _t, _i, _page in page_vma_mapped_walk(m, folio, vma, index):
+            mms.add(id(mm))
+            break
+    return mms
+
+
+def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
+    """folio_maybe_mapped_shared(), include/linux/mm.h, Linux 6.18 (CONFIG_MM_ID)."""
+    mapcount = folio_mapcount(m, folio)
+    if not m.mem.order[folio]:
+        return mapcount > 1
+    if mapcount <= 1:
+        return False
+    # Model: the MM-id slots are exact while at most two mms map the folio;
+    # the model asks the rmap which mms map it.
+    return len(folio_mms(m, folio)) > 1
 
 
 def folio_mapped(m: Machine, folio: int) -> bool:
@@ -79,9 +113,12 @@ def folio_maybe_dma_pinned(m: Machine, folio: int) -> bool:
 
 
 def folio_add_new_anon_rmap(
-    m: Machine, folio: int, vma: Vma, vpn: int, exclusive: bool = True
+    m: Machine, folio: int, vma: Vma, vpn: int, exclusive: bool = True, pmd: bool = False
 ) -> None:
-    """folio_add_new_anon_rmap(), mm/rmap.c, Linux 6.18 (RMAP_EXCLUSIVE unless told)."""
+    """folio_add_new_anon_rmap(), mm/rmap.c, Linux 6.18 (RMAP_EXCLUSIVE unless told).
+
+    pmd: RMAP_LEVEL_PMD, one entire mapping; PageAnonExclusive on the head only.
+    """
     mem = m.mem
     nr = folio_nr_pages(m, folio)
     anon_vma_prepare(m, vma)
@@ -92,10 +129,15 @@ def folio_add_new_anon_rmap(
     mem.flags[folio] |= flags
     mem.anon_vma[folio] = vma.anon_vma.id
     mem.index[folio] = vpn
-    for page in range(folio, folio + nr):
-        mem.mapcount[page] = 1
+    if pmd:
+        m.entire_mapcount[folio] = 1
         if exclusive:
-            mem.flags[page] |= PG_anon_exclusive
+            mem.flags[folio] |= PG_anon_exclusive
+    else:
+        for page in range(folio, folio + nr):
+            mem.mapcount[page] = 1
+            if exclusive:
+                mem.flags[page] |= PG_anon_exclusive
     if nr > 1:
         m.count_mthp_stat(int(mem.order[folio]), "nr_anon", 1)
 
@@ -112,10 +154,46 @@ def folio_add_anon_rmap_ptes(
 
 
 def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
-    """folio_remove_rmap_ptes(), mm/rmap.c, Linux 6.18."""
-    mapcount = m.mem.mapcount
+    """folio_remove_rmap_ptes(), mm/rmap.c, Linux 6.18 (CONFIG_PAGE_MAPCOUNT)."""
+    mem = m.mem
+    mapcount = mem.mapcount
+    if not mem.order[folio]:
+        mapcount[page] -= 1
+        return
+    last = 0
     for p in range(page, page + nr):
         mapcount[p] -= 1
+        last += not mapcount[p]
+    # Queue an anon large folio for deferred split when at least one page got
+    # unmapped and at least one is still PTE-mapped (_nr_pages_mapped; a PMD
+    # mapping keeps the ENTIRELY_MAPPED bias, so nothing is "newly unmapped").
+    if (
+        last
+        and not m.entire_mapcount.get(folio)
+        and mem.flags[folio] & PG_anon
+        and not m.deferred_split.get(folio)
+        and any(mapcount[folio : folio + (1 << mem.order[folio])])
+    ):
+        from foliosim.model.huge_memory import deferred_split_folio
+
+        deferred_split_folio(m, folio, partially_mapped=True)
+
+
+def folio_remove_rmap_pmd(m: Machine, folio: int) -> None:
+    """folio_remove_rmap_pmd(), mm/rmap.c, Linux 6.18."""
+    mem = m.mem
+    entire = m.entire_mapcount.get(folio, 0) - 1
+    if entire:
+        m.entire_mapcount[folio] = entire
+        return
+    m.entire_mapcount.pop(folio, None)
+    nr = folio_nr_pages(m, folio)
+    # Pages still mapped by PTEs stay mapped: partially mapped if some but not all.
+    still = sum(1 for p in range(folio, folio + nr) if mem.mapcount[p])
+    if 0 < still < nr and mem.flags[folio] & PG_anon and not m.deferred_split.get(folio):
+        from foliosim.model.huge_memory import deferred_split_folio
+
+        deferred_split_folio(m, folio, partially_mapped=True)
 
 
 def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> bool:
@@ -266,6 +344,20 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
     mm = vma.mm
     ret = True
     mem = m.mem
+    pmd = mm.pmds.get(index >> 9) if mem.order[folio] == 9 else None
+    if pmd is not None and pmd[1] == folio:
+        if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
+            return False  # PMD mapping: mlock_vma_folio() at once (model: stays mlocked)
+        from foliosim.model.huge_memory import split_huge_pmd_locked, unmap_huge_pmd_locked
+
+        if not mem.flags[folio] & PG_swapbacked and m.profile.has("lazyfree_pmd_discard"):
+            # Since Linux v6.11 ("mm/vmscan: avoid split lazyfree THP during
+            # shrink_folio_list") a lazyfree PMD is discarded whole; the live
+            # 6.18.44 build splits it instead (docs/kernel-notes.md).
+            return unmap_huge_pmd_locked(m, vma, folio)
+        if not flags & TTU.SPLIT_HUGE_PMD:
+            return False
+        split_huge_pmd_locked(m, vma, index >> 9)
     for vpn, t, i, page in list(page_vma_mapped_walk(m, folio, vma, index)):
         if not int(t.bits[i]) & PTE_PRESENT or int(t.pfn[i]) != page:
             continue  # cleared by an earlier batch of this walk

@@ -6,7 +6,7 @@ from array import array
 
 import numpy as np
 
-from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs
+from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs, page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PG_active,
@@ -130,7 +130,10 @@ def swap_cache_get_folio(m: Machine, offset: int, vma=None, vpn: int = 0) -> int
     A hit on a readahead folio counts as a hit in the VMA's readahead state.
     """
     folio = int(m.swap.cache[offset])
-    if folio < 0 or vma is None or m.mem.order[folio]:
+    if folio < 0:
+        return folio
+    folio = page_folio(m, folio)  # the cache names each slot's page
+    if vma is None or m.mem.order[folio]:
         return folio
     readahead = bool(m.mem.flags[folio] & PG_readahead)
     m.mem.flags[folio] &= ~PG_readahead
@@ -268,17 +271,24 @@ def folio_free_swap(m: Machine, folio: int) -> bool:
     return True
 
 
+def any_mapped(m: Machine, folio: int) -> bool:
+    mapcount = m.mem.mapcount
+    return any(mapcount[p] for p in range(folio, folio + folio_nr_pages(m, folio)))
+
+
 def free_swap_and_cache_nr(m: Machine, offset: int, nr: int = 1) -> None:
     """free_swap_and_cache_nr(), mm/swapfile.c, Linux 6.18: zap of swap PTEs."""
     si = m.swap
     for o in range(offset, offset + nr):
         si.swap_map[o] -= 1
         folio = int(si.cache[o])
+        if folio >= 0:
+            folio = page_folio(m, folio)
         # __try_to_reclaim_swap(TTRS_UNMAPPED | TTRS_FULL): the last user went away.
         if (
             si.swap_map[o] == 0
             and folio >= 0
-            and (not m.mem.mapcount[folio] or vm_swap_full(m))
+            and (not any_mapped(m, folio) or vm_swap_full(m))
             and not folio_swapped(m, folio)
         ):
             delete_from_swap_cache(m, folio)

@@ -16,6 +16,7 @@ from foliosim.model.types import (
     PG_anon,
     PG_dirty,
     PG_swapbacked,
+    PG_tail,
     Vma,
 )
 
@@ -24,19 +25,59 @@ PAGE_SIZE = 4096
 
 
 def mapping_ptes(mm: Mm, start: int, nr: int) -> tuple[np.ndarray, np.ndarray]:
-    """PTE bits and pfns of nr pages from vpn `start` (none where no page table)."""
+    """PTE bits and pfns of nr pages from vpn `start` (none where no page table).
+
+    A huge PMD shows as the 512 entries it stands for: its bits, pfns advancing.
+    """
     bits = np.zeros(nr, np.uint8)
     pfn = np.zeros(nr, np.int64)
     vpn = start
     while vpn < start + nr:
         end = min(start + nr, (vpn | 511) + 1)
         t = mm.pte_table(vpn)
+        a, b = vpn & 511, (vpn & 511) + (end - vpn)
         if t is not None:
-            a, b = vpn & 511, (vpn & 511) + (end - vpn)
             bits[vpn - start : end - start] = t.bits_v[a:b]
             pfn[vpn - start : end - start] = t.pfn_v[a:b]
+        elif mm.pmds:
+            pmd = mm.pmds.get(vpn >> 9)
+            if pmd is not None:
+                bits[vpn - start : end - start] = pmd[0]
+                pfn[vpn - start : end - start] = np.arange(pmd[1] + a, pmd[1] + b)
         vpn = end
     return bits, pfn
+
+
+def mapping_pmd_mapped(mm: Mm, start: int, nr: int) -> np.ndarray:
+    """Which of nr pages from vpn `start` are mapped by a huge PMD."""
+    mask = np.zeros(nr, bool)
+    for idx in mm.pmds:
+        s, e = max(start, idx << 9), min(start + nr, (idx + 1) << 9)
+        if s < e:
+            mask[s - start : e - start] = True
+    return mask
+
+
+def folio_heads(m: Machine, pfn: np.ndarray) -> np.ndarray:
+    """compound_head() of each pfn (folios are naturally aligned in pfn space)."""
+    flags = m.mem.view("flags")
+    heads = pfn.copy()
+    tail = (flags[heads] & PG_tail).astype(bool)
+    k = 1
+    while tail.any():
+        heads[tail] = pfn[tail] & ~((1 << k) - 1)
+        tail = (flags[heads] & PG_tail).astype(bool)
+        k += 1
+    return heads
+
+
+def precise_mapcounts(m: Machine, pages: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """folio_precise_page_mapcount() of each page: its PTEs plus its folio's PMDs."""
+    mapcount = m.mem.view("mapcount")[pages].astype(np.int64)
+    if m.entire_mapcount:
+        entire = m.entire_mapcount
+        mapcount += np.fromiter((entire.get(int(h), 0) for h in heads), np.int64, len(heads))
+    return mapcount
 
 
 def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
@@ -45,14 +86,19 @@ def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
     bits, pfn = mapping_ptes(vma.mm, vma.start, vma.end - vma.start)
     normal = (bits & PTE_PRESENT).astype(bool) & ~(bits & PTE_SPECIAL).astype(bool)
     pages = pfn[normal]
+    heads = folio_heads(m, pages)
     pte_dirty = (bits[normal] & PTE_DIRTY).astype(bool)
-    fflags = mem.view("flags")[pages]
+    fflags = mem.view("flags")[heads]
     anon = (fflags & PG_anon).astype(bool)
     folio_dirty = (fflags & PG_dirty).astype(bool)
     dirty = pte_dirty | folio_dirty
     lazyfree = anon & ~(fflags & PG_swapbacked).astype(bool) & ~dirty
-    mapcount = mem.view("mapcount")[pages].astype(np.int64)
-    refcount = mem.view("refcount")[pages]
+    mapcount = precise_mapcounts(m, pages, heads)
+    refcount = mem.view("refcount")[heads]
+    huge = 0
+    if vma.mm.pmds:
+        pmd_mapped = mapping_pmd_mapped(vma.mm, vma.start, vma.end - vma.start)[normal]
+        huge = int((pmd_mapped & anon).sum())
     # smaps_account(): refcount 1 means private; otherwise by the page's mapcount.
     private = (refcount == 1) | (mapcount < 2)
     pss = (PAGE_SIZE << PSS_SHIFT) // np.maximum(mapcount, 1)
@@ -75,7 +121,7 @@ def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
         "Private_Dirty": int((private & dirty).sum()) * kb,
         "Anonymous": int(anon.sum()) * kb,
         "LazyFree": int(lazyfree.sum()) * kb,
-        "AnonHugePages": 0,
+        "AnonHugePages": huge * kb,
         "Swap": int(swap.sum()) * kb,
         "SwapPss": (swap_pss >> PSS_SHIFT) // 1024,
         "Locked": ((total_pss >> PSS_SHIFT) // 1024) if locked else 0,
@@ -118,5 +164,6 @@ def pagemap_bits(m: Machine, bits: np.ndarray, pfn: np.ndarray) -> tuple[np.ndar
     present = (bits & PTE_PRESENT).astype(bool)
     swap = (bits & PTE_SWAP).astype(bool)
     normal = present & ~(bits & PTE_SPECIAL).astype(bool)
-    exclusive = normal & (m.mem.view("mapcount")[np.where(normal, pfn, 0)] == 1)
+    pages = np.where(normal, pfn, 0)
+    exclusive = normal & (precise_mapcounts(m, pages, folio_heads(m, pages)) == 1)
     return present, swap, exclusive

@@ -102,10 +102,14 @@ class Memmap:
         self.flags[ZERO_PFN] = PG_reserved | PG_zero
 
     def alloc(self, nr_pages: int) -> int:
-        """First pfn of `nr_pages` fresh, zeroed struct pages (never reused)."""
+        """First pfn of `nr_pages` fresh, zeroed struct pages (never reused).
+
+        A run of 2^order pages starts at a multiple of 2^order, as the buddy
+        allocator's do: page_folio() relies on it.
+        """
         # Model: pfns are not recycled; freed pages simply stay unreferenced.
-        first = self.nr
-        self.nr += nr_pages
+        first = self.nr + (-self.nr % nr_pages)
+        self.nr = first + nr_pages
         if self.nr > self.capacity:
             self.reserve(max(self.nr, self.capacity + self.capacity // 4))
         return first
@@ -182,6 +186,9 @@ class Mm:
     name: str
     vmas: list[Vma] = field(default_factory=list)  # sorted by start
     pgtables: dict[int, PageTable] = field(default_factory=dict)  # pmd index -> PTE page
+    # pmd index -> [bits, pfn] of a huge PMD (a PMD-mapped THP or the huge zero
+    # page); a pmd index is in at most one of pgtables and pmds (pmd_none: neither).
+    pmds: dict[int, list[int]] = field(default_factory=dict)
     counters: list[int] = field(default_factory=lambda: [0, 0])  # MM_ANONPAGES, MM_SWAPENTS
     mappings: dict[str, Mapping] = field(default_factory=dict)
     next_slot: int = 0

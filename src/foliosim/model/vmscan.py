@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from foliosim.model.huge_memory import split_folio_to_list
 from foliosim.model.lru import (
     folio_add_lru,
     folio_evictable,
@@ -19,7 +20,13 @@ from foliosim.model.lru import (
     free_folio,
 )
 from foliosim.model.machine import Machine
-from foliosim.model.rmap import TTU, folio_mapped, folio_maybe_dma_pinned, try_to_unmap
+from foliosim.model.rmap import (
+    TTU,
+    folio_mapcount,
+    folio_mapped,
+    folio_maybe_dma_pinned,
+    try_to_unmap,
+)
 from foliosim.model.swap import (
     delete_from_swap_cache,
     folio_alloc_swap,
@@ -27,7 +34,14 @@ from foliosim.model.swap import (
     swap_writeout,
     vm_swap_full,
 )
-from foliosim.model.types import PG_active, PG_dirty, PG_lru, PG_mlocked, PG_reclaim
+from foliosim.model.types import (
+    HPAGE_PMD_ORDER,
+    PG_active,
+    PG_dirty,
+    PG_lru,
+    PG_mlocked,
+    PG_reclaim,
+)
 
 
 class PageoutResult(Enum):
@@ -51,6 +65,13 @@ def folio_putback_lru(m: Machine, folio: int) -> None:
     """folio_putback_lru(), mm/vmscan.c, Linux 6.18: back through the lru_add batch."""
     folio_add_lru(m, folio)
     folio_put(m, folio)  # drop the isolation reference
+
+
+def can_split_folio(m: Machine, folio: int) -> bool:
+    """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
+    the mappings, the swap cache and the caller's."""
+    extra = folio_nr_pages(m, folio) if folio_test_swapcache(m, folio) else 0
+    return folio_mapcount(m, folio) == m.mem.refcount[folio] - extra - 1
 
 
 def is_page_cache_freeable(m: Machine, folio: int) -> bool:
@@ -88,7 +109,7 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
     ret: list[int] = []
     pgactivate = 0
     mem = m.mem
-    for folio in folio_list:
+    for folio in folio_list:  # split folios append their tails, which get their own pass
         nr_pages = folio_nr_pages(m, folio)
         activate = False
         keep = False
@@ -100,14 +121,44 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
             if folio_test_anon(m, folio) and was_swapbacked and not folio_test_swapcache(m, folio):
                 if folio_maybe_dma_pinned(m, folio):
                     keep = True
+                elif nr_pages > 1 and not can_split_folio(m, folio):
+                    activate = True
+                elif (
+                    nr_pages > 1
+                    and m.deferred_split.get(folio)
+                    and not split_folio_to_list(m, folio, folio_list)
+                ):
+                    # Partially mapped folios are split at once: the unmapped
+                    # pages are freed without I/O.
+                    activate = True
                 elif not folio_alloc_swap(m, folio):
-                    if m.tracing:
-                        m.trace("shrink_folio_list", f"folio {name}: no swap space, activated")
-                    activate = True  # activate_locked_split
+                    order = mem.order[folio]
+                    if not order:
+                        if m.tracing:
+                            m.trace("shrink_folio_list", f"folio {name}: no swap space, activated")
+                        activate = True  # activate_locked_split
+                    elif not split_folio_to_list(m, folio, folio_list):
+                        activate = True
+                    else:
+                        # Fall back to swapping the pages one by one.
+                        if order == HPAGE_PMD_ORDER:
+                            m.count_vm_events("thp_swpout_fallback", 1)
+                        m.count_mthp_stat(order, "swpout_fallback", 1)
+                        if not folio_alloc_swap(m, folio):
+                            activate = True  # activate_locked_split
+                        else:
+                            mem.flags[folio] |= PG_dirty
                 else:
                     mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
+                # A split folio's tails make their own pass through this loop.
+                nr_pages = folio_nr_pages(m, folio)
             if not keep and not activate and folio_mapped(m, folio):
-                try_to_unmap(m, folio, TTU.BATCH_FLUSH)
+                flags = TTU.BATCH_FLUSH
+                if mem.order[folio] == HPAGE_PMD_ORDER:
+                    flags |= TTU.SPLIT_HUGE_PMD
+                if nr_pages > 1:
+                    flags |= TTU.SYNC
+                try_to_unmap(m, folio, flags)
                 if folio_mapped(m, folio):
                     if m.tracing:
                         m.trace("shrink_folio_list", f"folio {name} still mapped: activated")

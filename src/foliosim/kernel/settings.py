@@ -127,7 +127,6 @@ class Settings:
             "thp": _selected(THP_DIR / "enabled"),
             "mthp": {str(kb): _selected(p) for kb, p in mthp_enabled_files().items()},
             "zram_swap_ours": False,
-            "kdamonds": {k: p.read_text().strip() for k, p in kdamond_state_files().items()},
         }
         self._store(saved)
 
@@ -190,8 +189,12 @@ class Settings:
         addresses clears PG_referenced on, and reclaims, folios of the scenario
         at moments no scenario can predict (docs/kernel-backend.md).
         """
-        for p in kdamond_state_files().values():
+        for k, p in kdamond_state_files().items():
             if p.read_text().strip() == "on":
+                # Note it in the state file first, whoever saved that file.
+                saved = json.loads(state_file().read_text())
+                saved.setdefault("kdamonds", {})[k] = "on"
+                self._store(saved)
                 _write(p, "off", self.trace)
         _write(THP_DIR / "enabled", START_THP, self.trace)
         for kb, p in mthp_enabled_files().items():

@@ -76,9 +76,12 @@ def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
 
 
 def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) -> None:
-    """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE, mlock populate)."""
+    """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE), then a drain."""
+    from foliosim.model.lru import lru_add_drain
+
     for vpn in range(start, end):
         __get_user_pages(m, mm, vpn, write)
+    lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
 
 
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:

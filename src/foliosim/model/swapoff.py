@@ -9,7 +9,12 @@ from __future__ import annotations
 from foliosim.model.lru import folio_get, folio_put
 from foliosim.model.machine import Machine
 from foliosim.model.rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
-from foliosim.model.swap import folio_free_swap, read_swap_cache_async, swap_free_nr
+from foliosim.model.swap import (
+    folio_free_swap,
+    swap_cache_get_folio,
+    swap_free_nr,
+    swap_vma_readahead,
+)
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
@@ -47,7 +52,14 @@ def swapoff(m: Machine) -> None:
                 t = mm.pte_table(vpn)
                 if t is None or not int(t.bits[vpn & 511]) & PTE_SWAP:
                     continue
-                folio = read_swap_cache_async(m, int(t.pfn[vpn & 511]))
+                offset = int(t.pfn[vpn & 511])
+                # unuse_pte_range(), 6.18: a plain swap-cache lookup (a readahead
+                # folio keeps PG_readahead), else swapin_readahead() around it.
+                folio = swap_cache_get_folio(m, offset)
+                if folio >= 0:
+                    folio_get(m, folio)
+                else:
+                    folio = swap_vma_readahead(m, vma, vpn, offset)
                 unuse_pte(m, vma, vpn, t, vpn & 511, folio)
                 folio_free_swap(m, folio)
                 folio_put(m, folio)

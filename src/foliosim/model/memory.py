@@ -22,7 +22,7 @@ from foliosim.model.lru import (
     page_folio,
 )
 from foliosim.model.machine import Machine
-from foliosim.model.mlock import mlock_new_folio
+from foliosim.model.mlock import mlock_new_folio, munlock_vma_folio
 from foliosim.model.rmap import (
     anon_vma_prepare,
     folio_add_anon_rmap_ptes,
@@ -242,6 +242,7 @@ def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
     if old != ZERO_PFN:
         oldf = page_folio(m, old)
         folio_remove_rmap_ptes(m, oldf, old, 1)
+        munlock_vma_folio(m, oldf, vma)
         # free_swap_cache(): an unmapped swap-cache folio may leave the cache now.
         if folio_test_swapcache(m, oldf) and not folio_mapped(m, oldf):
             folio_free_swap(m, oldf)
@@ -445,6 +446,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
                         pfn_a[i + k] = 0
                 mm.counters[MM_ANONPAGES] -= nr
                 folio_remove_rmap_ptes(m, folio, page, nr)
+                munlock_vma_folio(m, folio, vma)
                 to_free.append((folio, nr))
             bits_a[i] = 0
             pfn_a[i] = 0

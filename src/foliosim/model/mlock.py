@@ -107,6 +107,16 @@ def munlock_folio(m: Machine, folio: int) -> None:
     _mlock_batch_add(m, folio, MUNLOCK, force=not m.mem.flags[folio] & PG_unevictable)
 
 
+def munlock_vma_folio(m: Machine, folio: int, vma: Vma) -> None:
+    """munlock_vma_folio(), mm/internal.h, Linux 6.18: a mapping in a locked VMA went away.
+
+    Called where __folio_remove_rmap() calls it: the folio is munlocked (a
+    later mlock_folio() from another locked mapping would lock it again).
+    """
+    if vma.flags & VM_LOCKED:
+        munlock_folio(m, folio)
+
+
 def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: int) -> None:
     """mlock_vma_pages_range(), mm/mlock.c, Linux 6.18: set flags, then (un)mlock present folios."""
     from foliosim.model.lru import lru_add_drain

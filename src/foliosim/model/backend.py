@@ -28,7 +28,13 @@ from foliosim.model.proc_page import kpagecount, stable_page_flags
 from foliosim.model.profile import get_profile
 from foliosim.model.swap import SwapInfo
 from foliosim.model.swapoff import swapoff
-from foliosim.model.task_mmu import folio_heads, mapping_ptes, pagemap_bits, smaps_of_mapping
+from foliosim.model.task_mmu import (
+    folio_heads,
+    mapping_pmd_mapped,
+    mapping_ptes,
+    pagemap_bits,
+    smaps_of_mapping,
+)
 from foliosim.model.types import (
     PTE_DIRTY,
     PTE_PRESENT,
@@ -408,7 +414,8 @@ class _Run:
     def pages(self, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:
         m = self.m
         bits, pfn = mapping_ptes(mm, start, nr)
-        present, swap, exclusive = pagemap_bits(m, bits, pfn)
+        pmd_mapped = mapping_pmd_mapped(mm, start, nr) if mm.pmds else None
+        present, swap, exclusive = pagemap_bits(m, bits, pfn, pmd_mapped)
         heads = folio_heads(m, pfn)
         out = []
         none_page = {"state": "none", "exclusive": False, "soft_dirty": False}

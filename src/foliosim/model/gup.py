@@ -129,9 +129,12 @@ def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]
         pfn = __get_user_pages(m, mm, vpn, write=True)
         # try_grab_folio(FOLL_PIN): a small folio takes the pin bias; a large one
         # takes one reference (and _pincount, which the model does not keep).
-        _try_grab_folio(
-            m, pfn, 1 if m.mem.flags[pfn] & (PG_head | PG_tail) else GUP_PIN_COUNTING_BIAS
-        )
+        if m.mem.flags[pfn] & (PG_head | PG_tail):
+            folio = page_folio(m, pfn)
+            m.pincount[folio] = m.pincount.get(folio, 0) + 1
+            _try_grab_folio(m, pfn, 1)
+        else:
+            _try_grab_folio(m, pfn, GUP_PIN_COUNTING_BIAS)
         pages.append(pfn)
     return pages
 
@@ -142,4 +145,8 @@ def unpin_user_pages_dirty_lock(m: Machine, pages: list[int]) -> None:
         folio = page_folio(m, pfn)
         if not m.mem.flags[folio] & PG_dirty:
             m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
-        folio_put_refs(m, folio, 1 if m.mem.order[folio] else GUP_PIN_COUNTING_BIAS)
+        if m.mem.order[folio]:
+            m.pincount[folio] -= 1
+            folio_put_refs(m, folio, 1)
+        else:
+            folio_put_refs(m, folio, GUP_PIN_COUNTING_BIAS)

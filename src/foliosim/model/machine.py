@@ -76,6 +76,7 @@ class Machine:
         # folios only): _entire_mapcount (PMD mappings) and the deferred split
         # queue with each queued folio's partially_mapped flag.
         self.entire_mapcount: dict[int, int] = {}
+        self.pincount: dict[int, int] = {}  # _pincount of large folios (FOLL_PIN)
         self.deferred_split: dict[int, bool] = {}
         self.huge_zero_pfn = (
             -1

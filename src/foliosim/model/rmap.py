@@ -107,8 +107,9 @@ def folio_mapped(m: Machine, folio: int) -> bool:
 
 
 def folio_maybe_dma_pinned(m: Machine, folio: int) -> bool:
-    """folio_maybe_dma_pinned(), include/linux/mm.h: small folios by the pin bias."""
-    # Model: large folios have no _pincount yet; pins are only held inside `poke`.
+    """folio_maybe_dma_pinned(), include/linux/mm.h: small folios by the pin bias, large by _pincount."""
+    if m.mem.order[folio]:
+        return m.pincount.get(folio, 0) > 0
     return int(m.mem.refcount[folio]) >= GUP_PIN_COUNTING_BIAS
 
 

@@ -154,7 +154,9 @@ def smaps_of_mapping(m: Machine, mm: Mm, mp: Mapping) -> dict[str, int]:
     return total
 
 
-def pagemap_bits(m: Machine, bits: np.ndarray, pfn: np.ndarray) -> tuple[np.ndarray, ...]:
+def pagemap_bits(
+    m: Machine, bits: np.ndarray, pfn: np.ndarray, pmd_mapped: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """pte_to_pagemap_entry(), Linux 6.18: (present, swap, exclusive) per PTE.
 
     Exclusive is the page's precise mapcount == 1 (CONFIG_PAGE_MAPCOUNT), never
@@ -165,5 +167,10 @@ def pagemap_bits(m: Machine, bits: np.ndarray, pfn: np.ndarray) -> tuple[np.ndar
     swap = (bits & PTE_SWAP).astype(bool)
     normal = present & ~(bits & PTE_SPECIAL).astype(bool)
     pages = np.where(normal, pfn, 0)
-    exclusive = normal & (precise_mapcounts(m, pages, folio_heads(m, pages)) == 1)
+    heads = folio_heads(m, pages)
+    if pmd_mapped is not None:
+        # pagemap_pmd_range_thp() asks about pmd_page() -- the head -- for every
+        # page the PMD maps.
+        pages = np.where(pmd_mapped, heads, pages)
+    exclusive = normal & (precise_mapcounts(m, pages, heads) == 1)
     return present, swap, exclusive

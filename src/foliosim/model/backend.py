@@ -13,10 +13,10 @@ from foliosim.expect import expect_event
 from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.fork import dup_mmap
 from foliosim.model.gup import (
-    get_user_pages_fast,
     pin_user_pages_remote,
     put_user_pages,
     unpin_user_pages_dirty_lock,
+    vmsplice_to_pipe,
 )
 from foliosim.model.lru import lru_add_drain_all
 from foliosim.model.machine import Machine, Trace
@@ -245,7 +245,7 @@ class _Run:
             pages: list[int] = []
             m.gup_refs[cmd.ref] = pages
             for first, last in cmd.runs:
-                pages.extend(get_user_pages_fast(m, mm, mp.start + first, mp.start + last + 1))
+                pages.extend(vmsplice_to_pipe(m, mm, mp.start + first, mp.start + last + 1))
         elif isinstance(cmd, Release):
             put_user_pages(m, m.gup_refs.pop(cmd.ref))
         elif isinstance(cmd, Poke):

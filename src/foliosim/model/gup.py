@@ -94,22 +94,40 @@ def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     lru_add_drain(m)
 
 
+# iter_to_pipe(), fs/splice.c: iov_iter_get_pages2() takes at most 16 pages a call.
+VMSPLICE_PAGES_PER_CALL = 16
+
+
+def vmsplice_to_pipe(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
+    """vmsplice_to_pipe() -> iter_to_pipe(), fs/splice.c, Linux 6.18: GUP 16 pages at a time."""
+    pages: list[int] = []
+    for s in range(start, end, VMSPLICE_PAGES_PER_CALL):
+        pages.extend(get_user_pages_fast(m, mm, s, min(end, s + VMSPLICE_PAGES_PER_CALL)))
+    return pages
+
+
 def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
-    """get_user_pages_fast(FOLL_GET) as vmsplice() calls it, mm/gup.c, Linux 6.18."""
+    """get_user_pages_fast(FOLL_GET) -> gup_fast_fallback(), mm/gup.c, Linux 6.18.
+
+    GUP-fast takes pages in order until the first one it cannot (not present,
+    or the zero page); the slow path, with FOLL_TOUCH, does all the rest.
+    """
     pages = []
-    for vpn in range(start, end):
-        _vma_of(mm, vpn)
+    vpn = start
+    while vpn < end:  # gup_fast_pte_range()
         t = mm.pte_table(vpn)
         bits = int(t.bits[vpn & 511]) if t is not None else 0
-        if bits & PTE_PRESENT and not bits & PTE_SPECIAL:
-            # gup_fast_pte_range(): grab, then mark referenced.
-            pfn = int(t.pfn[vpn & 511])
-            _try_grab_folio(m, pfn, 1)
-            m.mem.flags[page_folio(m, pfn)] |= PG_referenced
-        else:
-            # Slow path with FOLL_TOUCH: read-fault it in, then follow.
-            pfn = __get_user_pages(m, mm, vpn, write=False)
-            _try_grab_folio(m, pfn, 1)
+        if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
+            break
+        pfn = int(t.pfn[vpn & 511])
+        _try_grab_folio(m, pfn, 1)
+        m.mem.flags[page_folio(m, pfn)] |= PG_referenced  # folio_set_referenced()
+        pages.append(pfn)
+        vpn += 1
+    for slow in range(vpn, end):  # __gup_longterm_locked(.. | FOLL_TOUCH)
+        _vma_of(mm, slow)
+        pfn = __get_user_pages(m, mm, slow, write=False)
+        _try_grab_folio(m, pfn, 1)
         pages.append(pfn)
     return pages
 

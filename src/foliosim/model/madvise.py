@@ -10,7 +10,6 @@ from foliosim.model.lru import (
     folio_mark_lazyfree,
     folio_nr_pages,
     folio_put,
-    folio_test_dirty,
     folio_test_lru,
     folio_test_swapcache,
     lru_add_drain,
@@ -34,7 +33,10 @@ from foliosim.model.types import (
     Mm,
     PG_active,
     PG_dirty,
+    PG_head,
     PG_referenced,
+    PG_swapcache,
+    PG_tail,
     PG_unevictable,
     PG_workingset,
     Vma,
@@ -58,6 +60,9 @@ def can_madv_lru_vma(vma: Vma) -> bool:
 def madvise_dontneed_free_valid_vma(vma: Vma) -> bool:
     """madvise_dontneed_free_valid_vma(), mm/madvise.c, Linux 6.18."""
     return not vma.flags & VM_LOCKED
+
+
+_PG_LARGE = PG_head | PG_tail
 
 
 def _large_folio_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
@@ -92,50 +97,54 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         return
     nr_swap = 0
     mem = m.mem
-    vpn = start
-    while vpn < end:
+    flags = mem.flags
+    bits_a, pfn_a = t.bits, t.pfn
+    skip = start  # the pages before it belong to a batch already handled
+    for vpn in range(start, end):
+        if vpn < skip:
+            continue
         i = vpn & 511
-        bits = int(t.bits[i])
+        bits = bits_a[i]
         if not bits:
-            vpn += 1
             continue
         if bits & PTE_SWAP:
             # The content is gone: drop the swap entry, the next access sees zeroes.
             nr_swap -= 1
-            free_swap_and_cache_nr(m, int(t.pfn[i]), 1)
-            t.bits[i] = 0
-            t.pfn[i] = 0
-            vpn += 1
+            free_swap_and_cache_nr(m, pfn_a[i], 1)
+            bits_a[i] = 0
+            pfn_a[i] = 0
             continue
         if bits & PTE_SPECIAL:
-            vpn += 1
             continue  # the zero page
-        page = t.pfn[i]
-        folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
-        if nr < folio_nr:
-            if _split_partial(m, folio):
-                continue  # look at the same address again: small folios now
-            vpn += nr
-            continue
-        if folio_test_swapcache(m, folio) or folio_test_dirty(m, folio):
-            if folio_mapcount(m, folio) != folio_nr:
-                vpn += nr
+        folio = pfn_a[i]
+        nr = 1
+        if flags[folio] & _PG_LARGE:
+            page = folio
+            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+            skip = vpn + nr
+            if nr < folio_nr:
+                if _split_partial(m, folio):
+                    # Look at the same address again: small folios now.
+                    mm.counters[MM_SWAPENTS] += nr_swap
+                    madvise_free_pte_range(m, vma, vpn, end)
+                    return
+                continue
+        if flags[folio] & (PG_swapcache | PG_dirty):
+            if folio_mapcount(m, folio) != folio_nr_pages(m, folio):
                 continue  # shared: not ours to clean
             if folio_test_swapcache(m, folio) and not folio_free_swap(m, folio):
-                vpn += nr
                 continue
-            mem.flags[folio] &= ~PG_dirty
+            flags[folio] &= ~PG_dirty
         # clear_young_dirty_ptes() over the batch
         for j in range(i, i + nr):
-            if t.bits[j] & (PTE_YOUNG | PTE_DIRTY):
-                t.bits[j] &= ~(PTE_YOUNG | PTE_DIRTY)
+            if bits_a[j] & (PTE_YOUNG | PTE_DIRTY):
+                bits_a[j] &= ~(PTE_YOUNG | PTE_DIRTY)
         folio_mark_lazyfree(m, folio)
         if m.tracing:
             m.trace(
                 "madvise_free_pte_range",
                 f"folio {m.folio_name(folio)}: PTE cleaned, queued for lazyfree",
             )
-        vpn += nr
     if nr_swap:
         mm.counters[MM_SWAPENTS] += nr_swap
 
@@ -192,7 +201,10 @@ def madvise_cold_or_pageout_pte_range(
             vpn += 1
             continue
         page = t.pfn[i]
-        folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+        if mem.flags[page] & (PG_head | PG_tail):
+            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+        else:
+            folio, nr, folio_nr = page, 1, 1
         if nr < folio_nr:
             if _split_partial(m, folio):
                 continue
@@ -214,7 +226,6 @@ def madvise_cold_or_pageout_pte_range(
                     t.bits[j] &= ~PTE_YOUNG
         _cold_or_pageout_folio(m, folio, pageout, folio_list)
         vpn += nr
-    del mem
     if pageout:
         reclaim_pages(m, folio_list)
 

@@ -56,7 +56,9 @@ from foliosim.model.types import (
     PTE_SWP_EXCLUSIVE,
     PTE_WRITE,
     PTE_YOUNG,
+    VM_HUGEPAGE,
     VM_LOCKED,
+    VM_NOHUGEPAGE,
     VM_WRITE,
     ZERO_PFN,
     PageTable,
@@ -66,6 +68,8 @@ from foliosim.model.types import (
     PG_swapbacked,
     Vma,
 )
+
+_VM_THP_FLAGS = VM_HUGEPAGE | VM_NOHUGEPAGE
 
 
 class VmFault:
@@ -159,8 +163,12 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
                 f"read fault on {m.vpn_name(vma.mm, vmf.vpn)}: zero page mapped",
             )
         return
-    folio = alloc_anon_folio(m, vmf)
-    order = m.mem.order[folio]
+    if m.thp_orders_cache.get(vma.flags & _VM_THP_FLAGS) == ():
+        folio = m.folio_alloc(0)  # no large order allowed here (the common case)
+        order = 0
+    else:
+        folio = alloc_anon_folio(m, vmf)
+        order = m.mem.order[folio]
     entry = PTE_PRESENT | PTE_YOUNG  # pte_sw_mkyoung(); hardware sets it on x86
     if vma.flags & VM_WRITE:
         entry |= PTE_WRITE | PTE_DIRTY

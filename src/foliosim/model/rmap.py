@@ -34,6 +34,7 @@ from foliosim.model.types import (
     PG_anon_exclusive,
     PG_dirty,
     PG_swapbacked,
+    PG_swapcache,
     Vma,
 )
 
@@ -170,6 +171,7 @@ def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
     # mapping keeps the ENTIRELY_MAPPED bias, so nothing is "newly unmapped").
     if (
         last
+        and not mem.flags[folio] & PG_swapcache  # deferred_split_folio() ignores them
         and not m.entire_mapcount.get(folio)
         and mem.flags[folio] & PG_anon
         and not m.deferred_split.get(folio)
@@ -340,6 +342,59 @@ def lazyfree_range(
     return True
 
 
+def _unmap_swapbacked_run(
+    m: Machine, vma: Vma, folio: int, vpn: int, t: PageTable, i: int, page: int
+) -> int:
+    """The swap-backed branch of try_to_unmap_one() for a run of a large folio's PTEs.
+
+    Model: Linux 6.18 converts one PTE per iteration (folio_unmap_pte_batch()
+    returns 1 for swap-backed folios); without a pin no iteration can fail, so
+    the run up to the VMA or page-table end is converted at once, with the
+    same result.  Returns the number of PTEs converted.
+    """
+    mem = m.mem
+    mm = vma.mm
+    end = min(vma.end, (vpn | 511) + 1, vpn + folio + folio_nr_pages(m, folio) - page) - vpn
+    bits, pfns = t.bits, t.pfn
+    nr = 1
+    while nr < end:
+        b = bits[i + nr]
+        if not b & PTE_PRESENT or b & PTE_SPECIAL or pfns[i + nr] != page + nr:
+            break
+        nr += 1
+    swap_map = m.swap.swap_map
+    offset = mem.swap[folio] + (page - folio)
+    flags = mem.flags
+    dirty = 0
+    for k in range(nr):
+        pteval = bits[i + k]
+        dirty |= pteval
+        p = page + k
+        swap_map[offset + k] += 1  # folio_dup_swap()
+        exclusive = flags[p] & PG_anon_exclusive
+        if exclusive:
+            flags[p] = flags[p] & ~PG_anon_exclusive  # folio_try_share_anon_rmap_pte()
+        bits[i + k] = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0) | (pteval & PTE_SOFT_DIRTY)
+        pfns[i + k] = offset + k
+    if dirty & PTE_DIRTY:
+        flags[folio] |= PG_dirty  # folio_mark_dirty()
+    mm.counters[MM_ANONPAGES] -= nr
+    mm.counters[MM_SWAPENTS] += nr
+    if m.tracing:
+        m.trace(
+            "try_to_unmap_one",
+            f"folio {m.folio_name(folio)} pages {page - folio}-{page - folio + nr - 1}"
+            f" -> swap slots {offset}-{offset + nr - 1}",
+        )
+    folio_remove_rmap_ptes(m, folio, page, nr)
+    if vma.flags & VM_LOCKED:
+        from foliosim.model.mlock import mlock_drain_local
+
+        mlock_drain_local(m)
+    folio_put_refs(m, folio, nr)
+    return nr
+
+
 def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -> bool:
     """try_to_unmap_one(), mm/rmap.c, Linux 6.18 (anonymous folios, PTE-mapped)."""
     mm = vma.mm
@@ -374,6 +429,16 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
                     f"folio {m.folio_name(folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
                 )
             return False
+        if (
+            mem.order[folio]
+            and mem.flags[folio] & PG_swapbacked
+            and folio_test_swapcache(m, folio)
+            and not folio_maybe_dma_pinned(m, folio)
+        ):
+            nr_pages = _unmap_swapbacked_run(m, vma, folio, vpn, t, i, page)
+            if nr_pages == folio_nr_pages(m, folio):
+                break  # walk_done
+            continue
         nr_pages = folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
         pteval = get_and_clear_ptes(t, i, nr_pages)
         if pteval & PTE_DIRTY:

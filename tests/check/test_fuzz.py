@@ -287,3 +287,22 @@ def test_cli_refuses_without_the_kernel_backend_unless_model_only(tmp_path, monk
         model=FakeBackend(),
     )
     assert rc == 0
+
+
+def test_a_fixed_seed_campaign_finds_no_unexplained_difference_between_model_and_kernel(
+    tmp_path,
+):
+    # The CI campaign: 60 scenarios of seed 13 (all 600 of that seed agreed on
+    # 2026-11-25). Any finding is saved under tmp_path and named in the failure.
+    kernel = _kernel()
+    stats = Campaign(
+        [("model", _model(check=True)), ("kernel", kernel)],
+        seed=13,
+        count=60,
+        out_dir=tmp_path,
+        found_by="foliosim fuzz --seed 13 --count 60 (CI)",
+        shrink_budget=60,
+    ).run()
+    assert stats.generated == 60
+    found = "\n".join(f.path.read_text() for f in stats.findings)
+    assert stats.unexplained == 0, f"model and kernel differ:\n{found}"

@@ -19,7 +19,6 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     PTE_SWAP,
     ZERO_PFN,
-    PG_anon,
     PG_lru,
     PG_swapbacked,
     PG_swapcache,
@@ -94,27 +93,21 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
 
 
 def validate_folio_lru(m: Machine) -> None:
-    """A live anon folio is on an LRU list or in exactly one per-CPU batch."""
+    """Between commands a live folio is on an LRU, or waits in lru_add (or mlock) to get there."""
     mem = m.mem
-    queued: dict[int, int] = {}
-    for batch in m.fbatches.values():
-        for f in batch:
-            queued[f] = queued.get(f, 0) + 1
-    for f, _ in m.mlock_fbatch:
-        queued[f] = queued.get(f, 0) + 1
-    live = np.nonzero(mem.view("refcount")[1:] > 0)[0] + 1
-    for f in live:
+    arriving = set(m.fbatches["lru_add"]) | {f for f, _ in m.mlock_fbatch}
+    for f in np.nonzero(mem.view("refcount")[1:] > 0)[0] + 1:
         f = int(f)
         on_lru = bool(mem.flags[f] & PG_lru)
-        q = queued.get(f, 0)
-        if mem.flags[f] & PG_anon and on_lru + q == 0 and False:
-            pass
-        if on_lru and q and not mem.flags[f] & PG_lru:
-            raise InvariantError(f"validate_folio_lru: folio pfn {f}: on an LRU and queued")
-        if q > 1:
+        if f in m.fbatches["lru_add"] and on_lru:
             raise InvariantError(
-                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): in {q} "
-                "per-CPU batches at once"
+                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): "
+                "PG_lru set while queued in lru_add"
+            )
+        if not on_lru and f not in arriving:
+            raise InvariantError(
+                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): "
+                "on no LRU and in no batch that puts it on one"
             )
 
 

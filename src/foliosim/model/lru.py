@@ -185,7 +185,11 @@ MOVE_FN = {
 
 
 def folio_batch_move_lru(m: Machine, batch: str) -> None:
-    """folio_batch_move_lru(), mm/swap.c, Linux 6.18: apply the move, set PG_lru, drop refs."""
+    """folio_batch_move_lru(), mm/swap.c, Linux 6.18: move, set PG_lru, drop the batch refs.
+
+    A folio that left its LRU meanwhile (isolated, or already moved) is
+    skipped by every move but lru_add.
+    """
     fbatch = m.fbatches[batch]
     if not fbatch:
         return
@@ -193,16 +197,22 @@ def folio_batch_move_lru(m: Machine, batch: str) -> None:
     move = MOVE_FN[batch]
     mem = m.mem
     for folio in fbatch:
+        if batch != "lru_add" and not folio_test_clear(m, folio, PG_lru):
+            continue
         move(m, folio)
         mem.flags[folio] |= PG_lru
     for folio in fbatch:
         folio_put(m, folio)
 
 
-def folio_batch_add_and_move(m: Machine, folio: int, batch: str, on_lru: bool) -> None:
-    """__folio_batch_add_and_move(), mm/swap.c, Linux 6.18."""
-    if on_lru and not folio_test_clear(m, folio, PG_lru):
-        return
+def folio_batch_add_and_move(m: Machine, folio: int, batch: str) -> None:
+    """folio_batch_add_and_move(), mm/swap.c, Linux 6.18.
+
+    Since Hugh Dickins' 2025 series ("mm: folio_may_be_lru_cached() unless
+    folio_test_large()" and the revert of the on_lru argument), queueing leaves
+    PG_lru alone: a queued folio is still on its LRU and may sit in several
+    batches; PG_lru is tested and cleared only when a batch is moved.
+    """
     folio_get(m, folio)
     fbatch = m.fbatches[batch]
     fbatch.append(folio)
@@ -213,35 +223,36 @@ def folio_batch_add_and_move(m: Machine, folio: int, batch: str, on_lru: bool) -
 
 def folio_add_lru(m: Machine, folio: int) -> None:
     """folio_add_lru(), mm/swap.c, Linux 6.18: queue a new or put-back folio on lru_add."""
-    folio_batch_add_and_move(m, folio, "lru_add", on_lru=False)
+    folio_batch_add_and_move(m, folio, "lru_add")
 
 
 def folio_mark_lazyfree(m: Machine, folio: int) -> None:
-    """folio_mark_lazyfree(), mm/swap.c, Linux 6.18: queue for lru_lazyfree."""
+    """folio_mark_lazyfree(), mm/swap.c, Linux 6.18: queue an LRU folio for lru_lazyfree."""
     f = int(m.mem.flags[folio])
     if (
         (f & PG_anon)
         and (f & PG_swapbacked)
+        and (f & PG_lru)
         and not (f & PG_swapcache)
         and not (f & PG_unevictable)
     ):
-        folio_batch_add_and_move(m, folio, "lru_lazyfree", on_lru=True)
+        folio_batch_add_and_move(m, folio, "lru_lazyfree")
 
 
 def folio_deactivate(m: Machine, folio: int) -> None:
-    """folio_deactivate(), mm/swap.c, Linux 6.18 (non-MGLRU): only active folios queue."""
+    """folio_deactivate(), mm/swap.c, Linux 6.18 (non-MGLRU): only active LRU folios queue."""
     f = int(m.mem.flags[folio])
-    if f & PG_unevictable or not f & PG_active:
+    if f & PG_unevictable or not f & PG_lru or not f & PG_active:
         return
-    folio_batch_add_and_move(m, folio, "lru_deactivate", on_lru=True)
+    folio_batch_add_and_move(m, folio, "lru_deactivate")
 
 
 def folio_activate(m: Machine, folio: int) -> None:
-    """folio_activate(), mm/swap.c, Linux 6.18."""
+    """folio_activate(), mm/swap.c, Linux 6.18: only inactive LRU folios queue."""
     f = int(m.mem.flags[folio])
-    if f & (PG_active | PG_unevictable):
+    if f & (PG_active | PG_unevictable) or not f & PG_lru:
         return
-    folio_batch_add_and_move(m, folio, "lru_activate", on_lru=True)
+    folio_batch_add_and_move(m, folio, "lru_activate")
 
 
 def __lru_cache_activate_folio(m: Machine, folio: int) -> None:

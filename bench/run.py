@@ -100,6 +100,8 @@ class Row:
 ROWS: tuple[Row, ...] = (
     Row("lazyfree", free=True),
     Row("swap-out", free=False, swap="512M"),
+    Row("lazyfree 64K", free=True, mthp=(("64K", "always"),), checks=(("64K/anon_fault_alloc", 4096),)),
+    Row("swap-out 64K", free=False, swap="512M", mthp=(("64K", "always"),), checks=(("64K/swpout", 4096),)),
 )
 
 

@@ -1,13 +1,17 @@
 """`foliosim explain FILE`: the model functions each scenario line went through.
 
-Runs the scenario on the model with a trace and lists, per scenario line, the
-distinct model functions entered, in first-entry order, so a difference
-against Linux leads back to the code that produced it.
+Runs the scenario on the model and lists, per scenario line, every model
+function entered (foliosim/model/*, watched with sys.setprofile), in
+first-entry order and indented by call depth, so a difference against Linux
+leads back to the code that produced it.  Kernel-named functions only:
+helpers whose names start with '_' and the backend's syscall layer are left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -47,14 +51,19 @@ def main(args: argparse.Namespace) -> int:
     def trace(line: int, func: str, message: str) -> None:
         steps.append((line, func, message))
 
-    obs: dict[str, Any] = backend.run(scenario, trace=trace)
+    calls = _CallRecorder(backend)
+    sys.setprofile(calls)
+    try:
+        obs: dict[str, Any] = backend.run(scenario, trace=trace)
+    finally:
+        sys.setprofile(None)
     console = Console(highlight=False, soft_wrap=True)
     title = Text().append("foliosim explain: ", style="bold")
     title.append(backend_title(obs), style="bold cyan")
     title.append(f"  scenario {scenario.name}")
     console.print(title)
 
-    funcs = functions_by_line(steps)
+    funcs = calls.by_line
     lines = [c.line for c in scenario.commands]
     known = set(lines)
     # Steps outside any command line (set-up, teardown) still lead somewhere.
@@ -67,11 +76,66 @@ def main(args: argparse.Namespace) -> int:
         )
         console.print(head)
         if line not in funcs:
-            console.print(Text("       (no model function traced)", style="dim"))
+            console.print(Text("       (no model function entered)", style="dim"))
             continue
-        console.print(Text("       " + ", ".join(funcs[line])))
+        for depth, name in funcs[line]:
+            console.print(Text("       " + "  " * depth + name))
         if args.messages:
             for step_line, func, message in steps:
                 if step_line == line:
                     console.print(Text(f"         {func}: {message}", style="dim"))
     return 1 if failed_expects(obs) else 0
+
+
+_MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
+# The syscall layer, state containers and the trace plumbing are not kernel steps.
+_SKIP_FILES = ("backend.py", "machine.py", "types.py", "checks.py")
+# Flag tests and refcount one-liners: entered everywhere, they would bury the path.
+_SKIP_NAMES = frozenset(
+    {
+        "folio_nr_pages",
+        "folio_get",
+        "folio_set",
+        "folio_clear",
+        "page_folio",
+        "pmd_ranges",
+        "folio_mapcount",
+        "folio_mapped",
+    }
+)
+
+
+class _CallRecorder:
+    """sys.setprofile hook: scenario line -> [(depth, function)] of model functions entered."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.by_line: dict[int, list[tuple[int, str]]] = {}
+        self.seen: dict[int, set[tuple[int, str]]] = {}
+        self.depth = 0
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if not code.co_filename.startswith(_MODEL_DIR) or code.co_filename.endswith(_SKIP_FILES):
+            return
+        if event == "return":
+            self.depth = max(0, self.depth - 1)
+            return
+        if event != "call":
+            return
+        self.depth += 1
+        name = code.co_name
+        machine = getattr(self.backend, "machine", None)
+        if (
+            machine is None
+            or name[0] in "_<"
+            and not name.startswith("__")
+            or name in _SKIP_NAMES
+            or name.startswith(("folio_test_", "__init__"))
+        ):
+            return
+        key = (self.depth - 1, name)
+        line = machine.line
+        if key not in self.seen.setdefault(line, set()):
+            self.seen[line].add(key)
+            self.by_line.setdefault(line, []).append(key)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 from foliosim.model.huge_memory import (
     __split_huge_pmd,
     do_huge_pmd_anonymous_page,
@@ -403,6 +405,15 @@ def folio_pte_batch(t: PageTable, i: int, pfn: int, folio: int, folio_nr: int, m
     """
     end = min(max_nr, folio + folio_nr - pfn)
     bits, pfns = t.bits, t.pfn
+    # Fast path: identical entries (the usual case) mapping consecutive pages.
+    first = bits[i]
+    if (
+        first & PTE_PRESENT
+        and not first & PTE_SPECIAL
+        and bits[i : i + end].count(first) == end
+        and pfns[i : i + end] == array("i", range(pfn, pfn + end))
+    ):
+        return end
     nr = 1
     while nr < end:
         b = bits[i + nr]

@@ -240,14 +240,25 @@ def rmap_walk_anon(m: Machine, folio: int):
 def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
     """The PTEs of this VMA that map pages of the folio: (table, slot, page) (page_vma_mapped_walk)."""
     nr = folio_nr_pages(m, folio)
+    pgtables = vma.mm.pgtables
+    if nr == 1:
+        t = pgtables.get(index >> 9)
+        if t is not None and vma.start <= index < vma.end:
+            i = index & 511
+            bits = t.bits[i]
+            if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == folio:
+                yield index, t, i, folio
+        return
+    t = None
     for vpn in range(max(index, vma.start), min(index + nr, vma.end)):
-        t = vma.mm.pte_table(vpn)
+        i = vpn & 511
+        if t is None or not i:
+            t = pgtables.get(vpn >> 9)
         if t is None:
             continue
-        i = vpn & 511
-        bits = int(t.bits[i])
+        bits = t.bits[i]
         page = folio + (vpn - index)
-        if bits & PTE_PRESENT and not bits & PTE_SPECIAL and int(t.pfn[i]) == page:
+        if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == page:
             yield vpn, t, i, page
 
 
@@ -267,15 +278,9 @@ def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTab
     # Large lazyfree folios: the PTE run mapping consecutive pages, bounded by the
     # VMA and the page table (ddd05742b45b, v6.16).
     max_nr = min(vma.end, (vpn | 511) + 1) - vpn
-    first = int(t.pfn[i])
-    end_pfn = folio + folio_nr_pages(m, folio)
-    nr = 1
-    while nr < max_nr and first + nr < end_pfn:
-        bits = int(t.bits[i + nr])
-        if not bits & PTE_PRESENT or bits & PTE_SPECIAL or int(t.pfn[i + nr]) != first + nr:
-            break
-        nr += 1
-    return nr
+    from foliosim.model.memory import folio_pte_batch
+
+    return folio_pte_batch(t, i, t.pfn[i], folio, folio_nr_pages(m, folio), max_nr)
 
 
 def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
@@ -414,7 +419,9 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
         if not flags & TTU.SPLIT_HUGE_PMD:
             return False
         split_huge_pmd_locked(m, vma, index >> 9)
-    for vpn, t, i, page in list(page_vma_mapped_walk(m, folio, vma, index)):
+    # The walk reads each PTE when it gets there: entries cleared by an earlier
+    # batch of this walk are skipped.
+    for vpn, t, i, page in page_vma_mapped_walk(m, folio, vma, index):
         if not int(t.bits[i]) & PTE_PRESENT or int(t.pfn[i]) != page:
             continue  # cleared by an earlier batch of this walk
         nr_pages = 1  # reset every iteration (CVE-2026-63950 fix)

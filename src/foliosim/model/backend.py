@@ -297,12 +297,14 @@ class _Run:
     def user_write(self, mm: Mm, name: str, start: int, end: int, first: int, label: str) -> None:
         """Stores from user space: a fault where the PTE does not allow it, then the store."""
         m = self.m
+        data = m.mem.data
+        base = self.token(label, name, first) - start  # + vpn: the page's token
         t = None
         for vpn in range(start, end):
             if t is None or not vpn & 511:
                 t = mm.pte_table(vpn)
             i = vpn & 511
-            if t is None or not int(t.bits[i]) & PTE_WRITE:
+            if t is None or not t.bits[i] & PTE_WRITE:
                 pmd = mm.pmds.get(vpn >> 9) if t is None else None
                 if pmd is None or not pmd[0] & PTE_WRITE:
                     handle_mm_fault(m, mm.find_vma(vpn), vpn, write=True)
@@ -311,10 +313,10 @@ class _Run:
                     # A store through a huge PMD.
                     pmd = mm.pmds[vpn >> 9]
                     pmd[0] |= PTE_DIRTY | PTE_YOUNG
-                    m.mem.data[pmd[1] + i] = self.token(label, name, first + vpn - start)
+                    data[pmd[1] + i] = base + vpn
                     continue
             t.bits[i] |= PTE_DIRTY | PTE_YOUNG  # the MMU sets them on the store
-            m.mem.data[int(t.pfn[i])] = self.token(label, name, first + vpn - start)
+            data[t.pfn[i]] = base + vpn
         if self.shadow is not None:
             self.shadow.write(
                 mm.name,

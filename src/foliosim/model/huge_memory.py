@@ -422,6 +422,13 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         if exclusive:
             mem.flags[page] |= PG_anon_exclusive
         mem.refcount[page] += 1
+        if vma.flags & VM_LOCKED:
+            # __folio_add_anon_rmap() -> mlock_vma_folio(): small folios mapped
+            # into a VM_LOCKED VMA are mlocked (large ones are left to reclaim).
+            from foliosim.model.mlock import mlock_drain_local, mlock_folio
+
+            mlock_folio(m, page)
+            mlock_drain_local(m)  # remove_migration_pte()
     # free_folio_and_swap_cache() of every new folio but the caller's.
     for page in range(folio + 1, folio + nr):
         if swapcache and not mem.mapcount[page]:

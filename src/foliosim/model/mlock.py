@@ -123,8 +123,13 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
 
     vma.flags = newflags
     lru_add_drain(m)
-    # mlock_pte_range(): every present normal page of the range.
+    # mlock_pte_range(): every present normal folio of the range.
+    from foliosim.model.lru import page_folio
+
+    skip = start
     for vpn in range(start, end):
+        if vpn < skip:
+            continue
         t = vma.mm.pte_table(vpn)
         if t is None:
             continue
@@ -132,7 +137,23 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
         bits = int(t.bits[i])
         if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
             continue
-        folio = int(t.pfn[i])
+        page = int(t.pfn[i])
+        folio = page_folio(m, page)
+        if m.mem.order[folio]:
+            # allow_mlock_munlock(): a large folio only when all of it lies in
+            # the range and is mapped there (folio_mlock_step() covers it).
+            nr = folio_nr_pages(m, folio)
+            first = vpn - (page - folio)
+            skip = first + nr
+            if first < start or first + nr > end:
+                continue
+            ft = vma.mm.pte_table(first)
+            if any(
+                not ft.bits[(first + k) & 511] & PTE_PRESENT
+                or ft.pfn[(first + k) & 511] != folio + k
+                for k in range(nr)
+            ):
+                continue
         if newflags & VM_LOCKED:
             mlock_folio(m, folio)
         else:

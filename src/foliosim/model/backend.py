@@ -351,10 +351,13 @@ class _Run:
         return out
 
     def madvise(self, mm: Mm, name: str, start: int, end: int, advice: str) -> None:
+        first = start - mm.mappings[name].start
+        if self.shadow is not None:
+            # A call that fails at a later VMA has already done the earlier ones.
+            self.shadow.may_drop(mm.name, name, first, first + end - start, advice)
         do_madvise(self.m, mm, start, end, advice)
         if self.shadow is not None:
-            mp = mm.mappings[name]
-            self.shadow.madvise(mm.name, name, start - mp.start, end - mp.start, advice)
+            self.shadow.madvise(mm.name, name, first, first + end - start, advice)
 
     def do_mlock(self, mm: Mm, start: int, end: int, lock: bool) -> None:
         """do_mlock() / sys_munlock() -> mlock_fixup(), mm/mlock.c, Linux 6.18."""

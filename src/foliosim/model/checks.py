@@ -193,6 +193,11 @@ class Shadow:
         sm.content[first:end] = tokens
         sm.may_lose[first:end] = sm.droppable
 
+    def may_drop(self, proc: str, name: str, first: int, end: int, advice: str) -> None:
+        """Before the call: what it may zero even if it fails part-way."""
+        if advice in ("free", "dontneed"):
+            self.procs[proc][name].may_lose[first:end] = True
+
     def madvise(self, proc: str, name: str, first: int, end: int, advice: str) -> None:
         sm = self.procs[proc][name]
         if advice == "free":

@@ -31,6 +31,10 @@ PROFILES = {
                 "swapin_bypass_swapcache",
                 # b1f202060afe (v6.12): split remaps zero-filled subpages to the zero page
                 "split_remap_zero_page",
+                # Deliberately absent: "lazyfree_pmd_discard" (Lance Yang, "mm/vmscan:
+                # avoid split lazyfree THP during shrink_folio_list", v6.11). The
+                # live 6.18.44 build splits a lazyfree PMD before deciding, in
+                # every run (thp-lazyfree-reclaim, thp-lazyfree-discard).
             }
         ),
     ),

@@ -72,10 +72,16 @@ class Row:
     mthp: tuple[tuple[str, str], ...] = ()  # (size, mode), scenario spelling
     size: str = "256M"
     checks: tuple[tuple[str, int], ...] = ()
+    target_ratio: float = 10.0  # model/kernel time the issue asks for
 
     @property
     def pages(self) -> int:
         return size_bytes(self.size) // PAGE_SIZE
+
+    @property
+    def simulated_pages(self) -> int:
+        """4K pages the model simulates: the mapping's, plus the swap device's slots."""
+        return self.pages + (size_bytes(self.swap) // PAGE_SIZE if self.swap else 0)
 
     def scenario_text(self) -> str:
         lines = [f"# bench {self.name}"]
@@ -100,8 +106,22 @@ class Row:
 ROWS: tuple[Row, ...] = (
     Row("lazyfree", free=True),
     Row("swap-out", free=False, swap="512M"),
-    Row("lazyfree 64K", free=True, mthp=(("64K", "always"),), checks=(("64K/anon_fault_alloc", 4096),)),
-    Row("swap-out 64K", free=False, swap="512M", mthp=(("64K", "always"),), checks=(("64K/swpout", 4096),)),
+    # The large-folio issue asks for 3x on 64K folios.
+    Row(
+        "lazyfree 64K",
+        free=True,
+        mthp=(("64K", "always"),),
+        checks=(("64K/anon_fault_alloc", 4096),),
+        target_ratio=3.0,
+    ),
+    Row(
+        "swap-out 64K",
+        free=False,
+        swap="512M",
+        mthp=(("64K", "always"),),
+        checks=(("64K/swpout", 4096),),
+        target_ratio=3.0,
+    ),
 )
 
 
@@ -562,7 +582,6 @@ def table_rows(
 
 # The issue's targets: model time within 10x of the kernel's on 4K pages, and at
 # most 64 bytes of model memory per simulated page.
-TARGET_RATIO = 10.0
 TARGET_BYTES_PER_PAGE = 64.0
 
 
@@ -577,13 +596,17 @@ def target_notes(rows: list[Row], kern: dict[str, Result], model: dict[str, Resu
         if k is not None and k.seconds and not k.error:
             best = min(x for x in (m.seconds, m.seconds_nofinal) if x is not None)
             ratio = best / k.seconds
-            verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-            parts.append(f"time {ratio:.1f}x (target <= {TARGET_RATIO:.0f}x): {verdict}")
+            verdict = "met" if ratio <= row.target_ratio else "NOT met"
+            parts.append(f"time {ratio:.1f}x (target <= {row.target_ratio:.0f}x): {verdict}")
         bpp = m.bytes_per_page_nofinal if m.bytes_per_page_nofinal is not None else m.bytes_per_page
         if bpp is not None:
-            verdict = "met" if bpp <= TARGET_BYTES_PER_PAGE else "NOT met"
+            # The swap device's slots are simulated 4K pages too.
+            per_sim = bpp * row.pages / row.simulated_pages
+            verdict = "met" if per_sim <= TARGET_BYTES_PER_PAGE else "NOT met"
             parts.append(
-                f"memory {bpp:.0f} B/page (target <= {TARGET_BYTES_PER_PAGE:.0f}): {verdict}"
+                f"memory {bpp:.0f} B per mapped page, {per_sim:.0f} B per simulated page"
+                f" ({row.simulated_pages} pages with the swap slots; target <= "
+                f"{TARGET_BYTES_PER_PAGE:.0f}): {verdict}"
             )
         if parts:
             out.append(f"target {row.name}: " + ", ".join(parts))

@@ -67,5 +67,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"no differences between {name_a} and {name_b}")
         return 0
     sys.stdout.write(format_differences(diffs, name_a, name_b))
-    print(f"{len(diffs)} differences between {name_a} and {name_b}")
+    print(f"{len(diffs)} difference{'' if len(diffs) == 1 else 's'} between {name_a} and {name_b}")
     return 1

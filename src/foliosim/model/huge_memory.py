@@ -5,9 +5,7 @@ from __future__ import annotations
 from foliosim.model.lru import (
     folio_add_lru,
     folio_mark_lazyfree,
-    folio_nr_pages,
     folio_put,
-    folio_put_refs,
     folio_test_swapcache,
     free_folio,
 )
@@ -447,8 +445,6 @@ __all__ = [
     "deferred_split_folio",
     "do_huge_pmd_anonymous_page",
     "do_huge_pmd_wp_page",
-    "folio_nr_pages",
-    "folio_put_refs",
     "madvise_free_huge_pmd",
     "split_folio",
     "split_folio_to_list",

@@ -306,3 +306,24 @@ def test_a_fixed_seed_campaign_finds_no_unexplained_difference_between_model_and
     assert stats.generated == 60
     found = "\n".join(f.path.read_text() for f in stats.findings)
     assert stats.unexplained == 0, f"model and kernel differ:\n{found}"
+
+
+def _diff_on(field):
+    return Difference(
+        line=None, op=None, proc=None, mapping=None, pages=None, field=field, a=0, b=-4
+    )
+
+
+def test_mthp_counters_of_a_size_enabled_for_every_process_are_explained_not_hidden():
+    from foliosim.check.fuzz import explain_difference
+    from foliosim.scenario.parser import parse_text
+
+    wide = parse_text("mthp 16K always\nmmap A 8\nwrite A all\n", "w.scn")
+    advised = parse_text("mthp 16K madvise\nmmap A 8\nmadvise A all hugepage\n", "a.scn")
+    inherit = parse_text("thp always\nmmap A 8\n", "i.scn")
+    known = explain_difference(_diff_on("mthp 16K nr_anon"), wide)
+    assert known is not None and "machine-wide" in known.reason
+    assert explain_difference(_diff_on("mthp 64K nr_anon"), wide) is None
+    assert explain_difference(_diff_on("mthp 16K nr_anon"), advised) is None
+    assert explain_difference(_diff_on("vmstat thp_fault_alloc"), inherit) is not None
+    assert explain_difference(_diff_on("vmstat pglazyfree"), inherit) is None

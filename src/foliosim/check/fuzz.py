@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from foliosim import observation
 from foliosim.check import gen
 from foliosim.check.diff import MISSING, Difference, diff_observations, format_difference
-from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Madvise, Scenario
+from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Madvise, Mthp, Scenario, Thp
 from foliosim.scenario.errors import ScenarioError
 
 DEFAULT_SHRINK_BUDGET = 300
@@ -53,9 +53,45 @@ class KnownDifference:
     applies: Callable[[Difference, Scenario], bool]
 
 
-# Each entry is also in the table of docs/fuzzing.md.  Empty: no kernel quirk has
-# turned up yet that the model cannot see.
-KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = ()
+def _machine_wide_sizes(scenario: Scenario) -> set[str]:
+    """mTHP sizes ('16K'..'2M') that the scenario ever enables for every process."""
+    top = "madvise"
+    per: dict[str, str] = {"2M": "inherit"}
+    wide: set[str] = set()
+    for c in scenario.commands:
+        if isinstance(c, Thp):
+            top = c.mode
+        elif isinstance(c, Mthp):
+            per[observation.mthp_size_name(c.size_kb)] = c.mode
+        else:
+            continue
+        wide |= {
+            size
+            for size, mode in per.items()
+            if mode == "always" or (mode == "inherit" and top == "always")
+        }
+    return wide
+
+
+def _is_machine_wide_thp_counter(d: Difference, scenario: Scenario) -> bool:
+    parts = d.field.split()
+    wide = _machine_wide_sizes(scenario)
+    if len(parts) == 3 and parts[0] == "mthp":
+        return parts[1] in wide
+    return parts[:1] == ["vmstat"] and parts[1].startswith("thp_") and "2M" in wide
+
+
+# Each entry is also in the table of docs/fuzzing.md.
+KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
+    KnownDifference(
+        "machine-wide mTHP counters",
+        "with a size set to `always` (or `inherit` under `thp always`) every process on the "
+        "machine faults and frees folios of that size, and the per-size stats and thp_* "
+        "vmstat counters are machine-wide: other processes' activity is counted too, so "
+        "those counters cannot be compared (pages, flags and smaps still are)",
+        _is_machine_wide_thp_counter,
+    ),
+)
 
 
 def explain_difference(

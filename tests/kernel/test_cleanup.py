@@ -17,8 +17,10 @@ import pytest
 from kernel_helpers import run_text
 
 from foliosim.kernel.settings import (
+    KHUGEPAGED_SLEEP,
     THP_DIR,
     RunLock,
+    kdamond_state_files,
     Settings,
     active_swaps,
     mthp_enabled_files,
@@ -57,12 +59,19 @@ def _settings() -> dict:
         "mthp": {kb: p.read_text() for kb, p in mthp_enabled_files().items()},
         "swaps": active_swaps(),
         "zram_disksize": Path("/sys/block/zram0/disksize").read_text(),
+        "khugepaged_sleep": KHUGEPAGED_SLEEP.read_text(),
+        "kdamonds": {k: p.read_text() for k, p in kdamond_state_files().items()},
     }
 
 
 def start_paused_run() -> tuple[subprocess.Popen, list[int]]:
-    proc = subprocess.Popen([sys.executable, "-c", PAUSING], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSING],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pids: list[int] = []
     deadline = time.monotonic() + 150  # the run may first wait for the lock (up to 120 s)
     assert proc.stdout is not None
@@ -111,6 +120,8 @@ class TestSettingsAreRestored:
         during = _settings()  # the paused run holds the lock
         assert "/dev/zram0" in during["swaps"]
         assert "[always]" in during["mthp"][64]
+        assert during["khugepaged_sleep"].strip() == "3600000"  # paused for the run
+        assert all(state.strip() == "off" for state in during["kdamonds"].values())
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGTERM
@@ -164,15 +175,21 @@ def test_non_root_run_is_refused_in_one_line_without_traceback():
         scn = Path(d) / "x.scn"
         scn.write_text("mthp 64K always\nmmap A 1\nwrite A 0\n")
         scn.chmod(0o644)
-        proc = subprocess.run([sys.executable, "-c", NONROOT, str(scn)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", NONROOT, str(scn)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         for p in Path(d).iterdir():
             p.unlink()
         os.rmdir(d)
     out = proc.stdout.splitlines()
     assert out[0].startswith("REASON needs root"), proc.stdout
-    assert out[1] == "REFUSED kernel backend: " + out[0][len("REASON "):]
+    assert out[1] == "REFUSED kernel backend: " + out[0][len("REASON ") :]
     assert "RAN" not in proc.stdout
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -23,6 +23,8 @@ ZRAM = "zram0"
 ZRAM_DIR = Path("/sys/block") / ZRAM
 ZRAM_DEV = f"/dev/{ZRAM}"
 DAMON_DIR = Path("/sys/kernel/mm/damon/admin/kdamonds")
+KHUGEPAGED_SLEEP = THP_DIR / "khugepaged" / "scan_sleep_millisecs"
+KHUGEPAGED_PAUSED_MS = "3600000"  # an hour: no scan falls inside a run
 
 # The contract's start: the THP defaults of this machine's kernel.
 START_THP = "madvise"
@@ -49,7 +51,7 @@ def mthp_enabled_files() -> dict[int, Path]:
     for d in THP_DIR.glob("hugepages-*kB"):
         # hugepages-8kB on 6.18 is shmem-only: it has no anonymous `enabled` file.
         if (d / "enabled").exists():
-            out[int(d.name[len("hugepages-"):-2])] = d / "enabled"
+            out[int(d.name[len("hugepages-") : -2])] = d / "enabled"
     return dict(sorted(out.items()))
 
 
@@ -57,8 +59,11 @@ def kdamond_state_files() -> dict[str, Path]:
     """kdamond index -> its sysfs `state` file (DAMON's sysfs interface, if any)."""
     if not DAMON_DIR.is_dir():
         return {}
-    return {d.name: d / "state" for d in sorted(DAMON_DIR.iterdir())
-            if d.name.isdigit() and (d / "state").exists()}
+    return {
+        d.name: d / "state"
+        for d in sorted(DAMON_DIR.iterdir())
+        if d.name.isdigit() and (d / "state").exists()
+    }
 
 
 def active_swaps() -> list[str]:
@@ -102,7 +107,8 @@ class RunLock:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
                     raise KernelBackendError(
-                        f"kernel backend: another run holds {RUN_DIR / 'lock'}") from None
+                        f"kernel backend: another run holds {RUN_DIR / 'lock'}"
+                    ) from None
                 time.sleep(0.05)
 
     def __exit__(self, *exc: object) -> None:
@@ -162,6 +168,11 @@ class Settings:
             _write(THP_DIR / "enabled", saved["thp"], trace)
         except OSError as e:
             errors.append(str(e))
+        if "khugepaged_sleep" in saved:
+            try:
+                _write(KHUGEPAGED_SLEEP, saved["khugepaged_sleep"], trace)
+            except OSError as e:
+                errors.append(str(e))
         states = kdamond_state_files()
         for k, state in saved.get("kdamonds", {}).items():
             if state == "on" and k in states and states[k].read_text().strip() != "on":
@@ -189,6 +200,14 @@ class Settings:
         addresses clears PG_referenced on, and reclaims, folios of the scenario
         at moments no scenario can predict (docs/kernel-backend.md).
         """
+        if KHUGEPAGED_SLEEP.exists():
+            # khugepaged may collapse a scenario's VM_HUGEPAGE range into a THP at
+            # any scan; push its next scan past the end of the run.
+            saved = json.loads(state_file().read_text())
+            if "khugepaged_sleep" not in saved:
+                saved["khugepaged_sleep"] = KHUGEPAGED_SLEEP.read_text().strip()
+                self._store(saved)
+            _write(KHUGEPAGED_SLEEP, KHUGEPAGED_PAUSED_MS, self.trace)
         for k, p in kdamond_state_files().items():
             if p.read_text().strip() == "on":
                 # Note it in the state file first, whoever saved that file.

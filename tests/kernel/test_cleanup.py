@@ -20,9 +20,9 @@ from foliosim.kernel.settings import (
     KHUGEPAGED_SLEEP,
     THP_DIR,
     RunLock,
-    kdamond_state_files,
     Settings,
     active_swaps,
+    kdamond_state_files,
     mthp_enabled_files,
     state_file,
 )

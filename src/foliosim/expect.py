@@ -43,8 +43,14 @@ def expect_event(
         ok = got == cmd.value
     else:
         raise TypeError(f"not an expect command: {cmd!r}")
-    return {"line": cmd.line, "proc": cmd.proc, "op": "expect", "text": cmd.text, "ok": ok,
-            "got": got}
+    return {
+        "line": cmd.line,
+        "proc": cmd.proc,
+        "op": "expect",
+        "text": cmd.text,
+        "ok": ok,
+        "got": got,
+    }
 
 
 def _mapping(state: dict[str, Any], proc: str, name: str) -> dict[str, Any] | None:

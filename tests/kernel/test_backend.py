@@ -27,8 +27,10 @@ class TestObservationShape:
         assert len(mapping["pages"]) == 4
 
     def test_same_scenario_gives_the_same_observation_twice(self):
-        text = ("mmap A 8\nmmap B 1\nwrite A all as x\nmadvise A 0-3 free\nobserve batched\n"
-                "madvise B 0 cold\nfork p1\np1: write A 5 as y\nobserve forked\n")
+        text = (
+            "mmap A 8\nmmap B 1\nwrite A all as x\nmadvise A 0-3 free\nobserve batched\n"
+            "madvise B 0 cold\nfork p1\np1: write A 5 as y\nobserve forked\n"
+        )
         first = dumps(run_text(text))
         assert dumps(run_text(text)) == first
 
@@ -72,17 +74,21 @@ class TestPages:
 
 class TestReclaim:
     def test_lazyfree_then_pageout_discards_four_pages(self):
-        obs = run_text("mmap A 4\nwrite A all as old\nmadvise A all free\n"
-                       "madvise A all pageout\nexpect vmstat pglazyfreed 4\n"
-                       "expect A all none\nexpect A all data zero\n")
+        obs = run_text(
+            "mmap A 4\nwrite A all as old\nmadvise A all free\n"
+            "madvise A all pageout\nexpect vmstat pglazyfreed 4\n"
+            "expect A all none\nexpect A all data zero\n"
+        )
         assert obs["final"]["vmstat"]["pglazyfreed"] == 4
         assert [e["ok"] for e in events(obs, "expect")] == [True, True, True]
 
     def test_madv_free_waits_in_the_lazyfree_batch_until_a_drain(self):
         # Batches are empty at start, so 4 folios stay in lru_lazyfree: still swapbacked and
         # not yet counted; MADV_COLD on another mapping drains them.
-        obs = run_text("mmap A 4\nmmap B 1\nwrite A all\nmadvise A all free\nobserve before\n"
-                       "madvise B 0 cold\nobserve after\n")
+        obs = run_text(
+            "mmap A 4\nmmap B 1\nwrite A all\nmadvise A all free\nobserve before\n"
+            "madvise B 0 cold\nobserve after\n"
+        )
         before, after = (e["state"] for e in events(obs, "observe"))
         a_before = before["procs"]["p0"]["maps"]["A"]
         a_after = after["procs"]["p0"]["maps"]["A"]
@@ -93,8 +99,10 @@ class TestReclaim:
         assert a_after["smaps"]["LazyFree"] == 16
 
     def test_swap_and_pageout_give_pswpout_and_swap_entries(self):
-        obs = run_text("swap 64M\nmmap A 4\nwrite A all as old\nmadvise A all pageout\n"
-                       "observe out\nread A all\n")
+        obs = run_text(
+            "swap 64M\nmmap A 4\nwrite A all as old\nmadvise A all pageout\n"
+            "observe out\nread A all\n"
+        )
         out = events(obs, "observe")[0]["state"]
         assert out["vmstat"]["pswpout"] == 4
         assert [p["state"] for p in out["procs"]["p0"]["maps"]["A"]["pages"]] == ["swap"] * 4
@@ -109,8 +117,10 @@ class TestReclaim:
 
 class TestProcesses:
     def test_fork_shares_pages_until_the_child_writes(self):
-        obs = run_text("mmap A 2\nwrite A all as old\nfork p1\np1: write A 0 as kid\n"
-                       "p1: read A all\nread A all\n")
+        obs = run_text(
+            "mmap A 2\nwrite A all as old\nfork p1\np1: write A 0 as kid\n"
+            "p1: read A all\nread A all\n"
+        )
         r1, r0 = events(obs, "read")
         assert (r1["proc"], r1["data"]) == ("p1", ["kid", "old"])
         assert (r0["proc"], r0["data"]) == ("p0", ["old", "old"])
@@ -130,8 +140,10 @@ class TestProcesses:
         # vmsplice takes plain references (FOLL_GET, not FOLL_PIN): reclaim still replaces the
         # PTEs with swap entries, but pageout() will not write a folio with extra references,
         # so only the two unreferenced pages count in pswpout; the others stay in swapcache.
-        obs = run_text("swap 64M\nmmap A 4\nwrite A all as w\ngup A 1-2 as R\n"
-                       "madvise A all pageout\nobserve held\nrelease R\nread A all\n")
+        obs = run_text(
+            "swap 64M\nmmap A 4\nwrite A all as w\ngup A 1-2 as R\n"
+            "madvise A all pageout\nobserve held\nrelease R\nread A all\n"
+        )
         held = events(obs, "observe")[0]["state"]
         assert [p["state"] for p in held["procs"]["p0"]["maps"]["A"]["pages"]] == ["swap"] * 4
         assert held["vmstat"]["pswpout"] == 2
@@ -148,11 +160,11 @@ class TestProcesses:
 class TestErrors:
     def test_failed_syscall_becomes_an_error_event_and_the_run_goes_on(self):
         # MADV_FREE on an mlocked VMA is EINVAL; the failing run stops the rest of the line.
-        obs = run_text("mmap A 4\nwrite A all\nmlock A 0\nmadvise A 0,2-3 free\n"
-                       "madvise A 2-3 free\n")
+        obs = run_text(
+            "mmap A 4\nwrite A all\nmlock A 0\nmadvise A 0,2-3 free\nmadvise A 2-3 free\n"
+        )
         errs = [e for e in obs["events"] if "error" in e]
-        assert errs == [{"line": 4, "proc": "p0", "op": "madvise", "map": "A",
-                         "error": "EINVAL"}]
+        assert errs == [{"line": 4, "proc": "p0", "op": "madvise", "map": "A", "error": "EINVAL"}]
         assert "Locked" in obs["final"]["procs"]["p0"]["maps"]["A"]["smaps"]
         assert obs["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["Locked"] == 4
         assert obs["final"]["vmstat"]["pglazyfree"] == 0  # 2-3 wait in the batch

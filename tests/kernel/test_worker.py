@@ -74,8 +74,9 @@ class TestWorkerIsQuiet:
         try:
             worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
             before = faults(helper.pid)
-            helper.call(OP_POKE, pid=worker.pid, addr=ADDR, length=4, index0=0, label="p",
-                        mapname="A")
+            helper.call(
+                OP_POKE, pid=worker.pid, addr=ADDR, length=4, index0=0, label="p", mapname="A"
+            )
             assert faults(helper.pid)[0] - before[0] == 4
             assert worker.read(ADDR, 4, 0, "A") == ["p"] * 4
         finally:
@@ -94,8 +95,9 @@ class TestContentTokens:
     def test_reply_of_a_long_read_spans_several_messages(self, worker):
         n = 1300
         worker.call(OP_MMAP, addr=ADDR, length=n * 4096)
-        worker.call(OP_WRITE, addr=ADDR + 1000 * 4096, length=1, index0=1000, label="m",
-                    mapname="A")
+        worker.call(
+            OP_WRITE, addr=ADDR + 1000 * 4096, length=1, index0=1000, label="m", mapname="A"
+        )
         data = worker.read(ADDR, n, 0, "A")
         assert len(data) == n and data[1000] == "m" and data.count("zero") == n - 1
 

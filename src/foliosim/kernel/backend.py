@@ -132,15 +132,24 @@ PR_GET_THP_DISABLE = 42
 
 def _prctl(option: int, arg: int = 0) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
-    return int(libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                          ctypes.c_ulong(0)))
+    return int(
+        libc.prctl(
+            option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        )
+    )
 
 
 def _droppable_supported() -> bool:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     p = libc.mmap(None, PAGE_SIZE, PROT_READ_WRITE, MAP_DROPPABLE | MAP_ANONYMOUS, -1, 0)
     if p is None or p == ctypes.c_void_p(-1).value:
@@ -169,14 +178,19 @@ class KernelBackend:
         if platform.system() != "Linux":
             return f"needs Linux, this is {platform.system()}"
         if os.geteuid() != 0:
-            return ("needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
-                    "THP and swap settings); running as uid " + str(os.geteuid()))
+            return (
+                "needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
+                "THP and swap settings); running as uid " + str(os.geteuid())
+            )
         if not os.path.exists("/proc/kpageflags") or not os.path.exists("/proc/kpagecount"):
             return "this kernel has no /proc/kpageflags or /proc/kpagecount"
         if not (procfs.THP_DIR / "enabled").exists():
             return "this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
-        missing = [kb for kb in MTHP_SIZES_KB
-                   if not (procfs.THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()]
+        missing = [
+            kb
+            for kb in MTHP_SIZES_KB
+            if not (procfs.THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()
+        ]
         if missing:
             return f"this kernel has no mTHP sysfs for {missing[0]}kB"
         if _cpus() is None:
@@ -193,14 +207,18 @@ class KernelBackend:
         cmds = scenario.commands
         if any(isinstance(c, Mmap) and c.droppable for c in cmds) and not _droppable_supported():
             line = next(c.line for c in cmds if isinstance(c, Mmap) and c.droppable)
-            return (f"{scenario.path}:{line}:1: kernel backend: this kernel has no "
-                    "MAP_DROPPABLE (Linux 6.11+)")
+            return (
+                f"{scenario.path}:{line}:1: kernel backend: this kernel has no "
+                "MAP_DROPPABLE (Linux 6.11+)"
+            )
         needs_swap = any(isinstance(c, Swap) and c.pages is not None for c in cmds)
         has_swap = ZRAM_DIR.is_dir() and all(shutil.which(t) for t in ("mkswap", "swapon"))
         if needs_swap and not has_swap:
             line = next(c.line for c in cmds if isinstance(c, Swap))
-            return (f"{scenario.path}:{line}:1: kernel backend: swap needs /sys/block/zram0, "
-                    "mkswap and swapon")
+            return (
+                f"{scenario.path}:{line}:1: kernel backend: swap needs /sys/block/zram0, "
+                "mkswap and swapon"
+            )
         return None
 
     # -- running ------------------------------------------------------------------------
@@ -218,10 +236,12 @@ class KernelBackend:
             if foreign:
                 raise KernelBackendError(
                     f"kernel backend: swap is active on this machine ({foreign[0]}); the "
-                    "contract starts with no swap, so swapoff it first")
+                    "contract starts with no swap, so swapoff it first"
+                )
             if ZRAM_DIR.is_dir() and (ZRAM_DIR / "disksize").read_text().strip() != "0":
                 raise KernelBackendError(
-                    f"kernel backend: {ZRAM_DEV} is in use (disksize set); reset it first")
+                    f"kernel backend: {ZRAM_DEV} is in use (disksize set); reset it first"
+                )
             try:
                 return self._run_locked(scenario)
             except OSError as e:
@@ -280,8 +300,8 @@ class KernelBackend:
         except _Interrupted as e:
             interrupted = e.signum
             raise KernelBackendError(
-                f"kernel backend: interrupted by {signal.Signals(e.signum).name}; "
-                "settings restored") from None
+                f"kernel backend: interrupted by {signal.Signals(e.signum).name}; settings restored"
+            ) from None
         finally:
             cleaning[0] = True
             self._cleanup()
@@ -339,34 +359,74 @@ class KernelBackend:
             return self._mmap(proc, cmd)
         if isinstance(cmd, Munmap):
             m = proc.maps[cmd.name]
-            err = self._call(w, "munmap", f"munmap({m.addr:#x}, {m.pages * PAGE_SIZE})",
-                             OP_MUNMAP, addr=m.addr, length=m.pages * PAGE_SIZE)
+            err = self._call(
+                w,
+                "munmap",
+                f"munmap({m.addr:#x}, {m.pages * PAGE_SIZE})",
+                OP_MUNMAP,
+                addr=m.addr,
+                length=m.pages * PAGE_SIZE,
+            )
             if err:
                 return [self._error(cmd, "munmap", cmd.name, err)]
             del proc.maps[cmd.name]
             return []
         if isinstance(cmd, Write):
             m = proc.maps[cmd.name]
-            return self._per_run(cmd, "write", m, cmd.runs, lambda a, first, n: self._call(
-                w, "write", f"store {cmd.label!r} to {n} pages at {a:#x}", OP_WRITE, addr=a,
-                length=n, index0=first, label=cmd.label, mapname=m.name))
+            return self._per_run(
+                cmd,
+                "write",
+                m,
+                cmd.runs,
+                lambda a, first, n: self._call(
+                    w,
+                    "write",
+                    f"store {cmd.label!r} to {n} pages at {a:#x}",
+                    OP_WRITE,
+                    addr=a,
+                    length=n,
+                    index0=first,
+                    label=cmd.label,
+                    mapname=m.name,
+                ),
+            )
         if isinstance(cmd, Read):
             data, err = self._read(proc, cmd.name, cmd.runs)
             if err:
                 return [self._error(cmd, "read", cmd.name, err)]
-            return [{"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name,
-                     "data": data}]
+            return [
+                {"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name, "data": data}
+            ]
         if isinstance(cmd, Madvise):
             m = proc.maps[cmd.name]
             adv = MADV[cmd.advice]
-            return self._per_run(cmd, "madvise", m, cmd.runs, lambda a, first, n: self._call(
-                w, "madvise", f"madvise({a:#x}, {n * PAGE_SIZE}, {cmd.advice.upper()})",
-                OP_MADVISE, arg=adv, addr=a, length=n * PAGE_SIZE))
+            return self._per_run(
+                cmd,
+                "madvise",
+                m,
+                cmd.runs,
+                lambda a, first, n: self._call(
+                    w,
+                    "madvise",
+                    f"madvise({a:#x}, {n * PAGE_SIZE}, {cmd.advice.upper()})",
+                    OP_MADVISE,
+                    arg=adv,
+                    addr=a,
+                    length=n * PAGE_SIZE,
+                ),
+            )
         if isinstance(cmd, (Mlock, Munlock)):
             m = proc.maps[cmd.name]
             op, nm = (OP_MLOCK, "mlock") if isinstance(cmd, Mlock) else (OP_MUNLOCK, "munlock")
-            return self._per_run(cmd, nm, m, cmd.runs, lambda a, first, n: self._call(
-                w, nm, f"{nm}({a:#x}, {n * PAGE_SIZE})", op, addr=a, length=n * PAGE_SIZE))
+            return self._per_run(
+                cmd,
+                nm,
+                m,
+                cmd.runs,
+                lambda a, first, n: self._call(
+                    w, nm, f"{nm}({a:#x}, {n * PAGE_SIZE})", op, addr=a, length=n * PAGE_SIZE
+                ),
+            )
         if isinstance(cmd, Fork):
             return self._fork(proc, cmd)
         if isinstance(cmd, Exit):
@@ -383,14 +443,34 @@ class KernelBackend:
             m = proc.maps[cmd.name]
             helper = self.helper
             assert helper is not None
-            return self._per_run(cmd, "poke", m, cmd.runs, lambda a, first, n: self._call(
-                helper, "process_vm_writev",
-                f"helper process_vm_writev(pid {w.pid}, {a:#x}, {n} pages of {cmd.label!r})",
-                OP_POKE, pid=w.pid, addr=a, length=n, index0=first, label=cmd.label,
-                mapname=m.name))
+            return self._per_run(
+                cmd,
+                "poke",
+                m,
+                cmd.runs,
+                lambda a, first, n: self._call(
+                    helper,
+                    "process_vm_writev",
+                    f"helper process_vm_writev(pid {w.pid}, {a:#x}, {n} pages of {cmd.label!r})",
+                    OP_POKE,
+                    pid=w.pid,
+                    addr=a,
+                    length=n,
+                    index0=first,
+                    label=cmd.label,
+                    mapname=m.name,
+                ),
+            )
         if isinstance(cmd, Observe):
-            return [{"line": cmd.line, "proc": cmd.proc, "op": "observe", "label": cmd.label,
-                     "state": self._state()}]
+            return [
+                {
+                    "line": cmd.line,
+                    "proc": cmd.proc,
+                    "op": "observe",
+                    "label": cmd.label,
+                    "state": self._state(),
+                }
+            ]
         if isinstance(cmd, ExpectData):
             data, err = self._read(proc, cmd.name, cmd.runs)
             return [expect_event(cmd, {}, {}, None if err else data)]
@@ -400,13 +480,11 @@ class KernelBackend:
             return [expect_event(cmd, {}, self._vmstat_all())]
         raise KernelBackendError(f"{cmd.line}:1: kernel backend: cannot run {cmd.text!r}")
 
-    def _setting(self, cmd: Command, op: str, change: Callable[[], None]
-                 ) -> list[dict[str, Any]]:
+    def _setting(self, cmd: Command, op: str, change: Callable[[], None]) -> list[dict[str, Any]]:
         try:
             change()
         except OSError as e:
-            return [{"line": cmd.line, "proc": cmd.proc, "op": op,
-                     "error": _errno_name(e.errno)}]
+            return [{"line": cmd.line, "proc": cmd.proc, "op": op, "error": _errno_name(e.errno)}]
         return []
 
     def _call(self, w: Worker, func: str, what: str, op: int, **kw: Any) -> str | None:
@@ -418,8 +496,14 @@ class KernelBackend:
         self._t(func, f"{what} = 0")
         return None
 
-    def _per_run(self, cmd: Command, op: str, m: Mapping, runs: Runs,
-                 call: Callable[[int, int, int], str | None]) -> list[dict[str, Any]]:
+    def _per_run(
+        self,
+        cmd: Command,
+        op: str,
+        m: Mapping,
+        runs: Runs,
+        call: Callable[[int, int, int], str | None],
+    ) -> list[dict[str, Any]]:
         # One syscall per contiguous run, in order; the first failure ends the line.
         for first, last in runs:
             err = call(m.addr + first * PAGE_SIZE, first, last - first + 1)
@@ -440,10 +524,15 @@ class KernelBackend:
         self.next_slot = slot + slot_len + SLOT_ALIGN  # then at least 2M unmapped
         addr = slot + cmd.offset * PAGE_SIZE
         flags = "MAP_DROPPABLE|MAP_ANONYMOUS" if cmd.droppable else "MAP_PRIVATE|MAP_ANONYMOUS"
-        err = self._call(proc.worker, "mmap",
-                         f"mmap({addr:#x}, {cmd.pages * PAGE_SIZE}, {flags}|MAP_FIXED_NOREPLACE)",
-                         OP_MMAP, arg=int(cmd.droppable), addr=addr,
-                         length=cmd.pages * PAGE_SIZE)
+        err = self._call(
+            proc.worker,
+            "mmap",
+            f"mmap({addr:#x}, {cmd.pages * PAGE_SIZE}, {flags}|MAP_FIXED_NOREPLACE)",
+            OP_MMAP,
+            arg=int(cmd.droppable),
+            addr=addr,
+            length=cmd.pages * PAGE_SIZE,
+        )
         proc.maps[cmd.name] = Mapping(cmd.name, addr, cmd.pages, mapped=err is None)
         return [self._error(cmd, "mmap", cmd.name, err)] if err else []
 
@@ -473,10 +562,13 @@ class KernelBackend:
             n = child.call(OP_DRAIN_LRU_ADD)
         except WorkerError as e:
             raise KernelBackendError(
-                f"{cmd.line}:1: kernel backend: could not drain lru_add after fork: "
-                f"{e.errno_name}") from None
-        self._t("fork", f"{cmd.proc} fork() = {child.pid} ({cmd.child}); lru_add drained "
-                f"after {n} ballast faults")
+                f"{cmd.line}:1: kernel backend: could not drain lru_add after fork: {e.errno_name}"
+            ) from None
+        self._t(
+            "fork",
+            f"{cmd.proc} fork() = {child.pid} ({cmd.child}); lru_add drained "
+            f"after {n} ballast faults",
+        )
         return []
 
     def _gup(self, proc: Proc, cmd: Gup) -> list[dict[str, Any]]:
@@ -487,9 +579,20 @@ class KernelBackend:
         err = self._call(w, "pipe", f"pipe2() + F_SETPIPE_SZ {size}", OP_GUP_BEGIN, length=size)
         if err:
             return [self._error(cmd, "gup", cmd.name, err)]
-        events = self._per_run(cmd, "gup", m, cmd.runs, lambda a, first, n: self._call(
-            w, "vmsplice", f"vmsplice(pipe, {a:#x}, {n * PAGE_SIZE})", OP_GUP_SPLICE, addr=a,
-            length=n * PAGE_SIZE))
+        events = self._per_run(
+            cmd,
+            "gup",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w,
+                "vmsplice",
+                f"vmsplice(pipe, {a:#x}, {n * PAGE_SIZE})",
+                OP_GUP_SPLICE,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
         self.refs[cmd.ref] = w.gup_end()
         self._t("gup", f"pipe read end of {cmd.ref} held by the runner (SCM_RIGHTS)")
         return events
@@ -526,12 +629,14 @@ class KernelBackend:
         }
         pfns = procfs.PfnReader()
         try:
-            procs = {name: {"maps": self._proc_maps(p, pfns)} for name, p in self.procs.items()
-                     if only is None or name == only}
+            procs = {
+                name: {"maps": self._proc_maps(p, pfns)}
+                for name, p in self.procs.items()
+                if only is None or name == only
+            }
         finally:
             pfns.close()
-        return {"vmstat": {k: vm[k] for k in VMSTAT_KEYS if k in vm}, "mthp": mthp,
-                "procs": procs}
+        return {"vmstat": {k: vm[k] for k in VMSTAT_KEYS if k in vm}, "mthp": mthp, "procs": procs}
 
     def _proc_maps(self, proc: Proc, pfns: procfs.PfnReader) -> dict[str, Any]:
         pid = proc.worker.pid
@@ -544,15 +649,20 @@ class KernelBackend:
         for m in live:
             entries = procfs.read_pagemap(pid, m.addr, m.pages)
             self._t("read", f"/proc/{pid}/pagemap {m.addr:#x} {m.pages} pages")
-            out[m.name] = {"smaps": procfs.smaps_for_range(vmas, m.addr, m.end),
-                           "pages": [_page(e, pfns) for e in entries]}
+            out[m.name] = {
+                "smaps": procfs.smaps_for_range(vmas, m.addr, m.end),
+                "pages": [_page(e, pfns) for e in entries],
+            }
         return out
 
 
 def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:
     page: dict[str, Any] = {
-        "state": "present" if entry & procfs.PM_PRESENT else
-                 "swap" if entry & procfs.PM_SWAP else "none",
+        "state": "present"
+        if entry & procfs.PM_PRESENT
+        else "swap"
+        if entry & procfs.PM_SWAP
+        else "none",
         "exclusive": bool(entry & procfs.PM_EXCLUSIVE),
         "soft_dirty": bool(entry & procfs.PM_SOFT_DIRTY),
     }
@@ -570,4 +680,3 @@ def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:
 
 def _errno_name(err: int | None) -> str:
     return errno.errorcode.get(err or 0, f"E{err}")
-

@@ -42,7 +42,7 @@ def mthp_stat_dirs() -> dict[int, Path]:
     """size in kB -> hugepages-<N>kB directory, for the sizes this kernel has."""
     out = {}
     for d in THP_DIR.glob("hugepages-*kB"):
-        out[int(d.name[len("hugepages-"):-2])] = d
+        out[int(d.name[len("hugepages-") : -2])] = d
     return dict(sorted(out.items()))
 
 
@@ -77,8 +77,9 @@ def read_smaps(pid: int) -> list[tuple[int, int, dict[str, int]]]:
     return vmas
 
 
-def smaps_for_range(vmas: list[tuple[int, int, dict[str, int]]], start: int, end: int
-                    ) -> dict[str, int]:
+def smaps_for_range(
+    vmas: list[tuple[int, int, dict[str, int]]], start: int, end: int
+) -> dict[str, int]:
     """The contract's smaps dict of one mapping: every SMAPS_KEYS field summed over its VMAs."""
     total = dict.fromkeys(SMAPS_KEYS, 0)
     for s, e, fields in vmas:

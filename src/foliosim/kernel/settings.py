@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 from foliosim.kernel.errors import KernelBackendError
 
@@ -95,7 +96,7 @@ class RunLock:
         self.timeout = timeout
         self.fd = -1
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> Self:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(RUN_DIR / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         deadline = time.monotonic() + self.timeout

@@ -88,13 +88,23 @@ class Worker:
             raise KernelBackendError("kernel backend: a worker died unexpectedly")
         return REP.unpack(data)
 
-    def _send(self, op: int, arg: int = 0, addr: int = 0, length: int = 0, index0: int = 0,
-              pid: int = 0, label: str = "", mapname: str = "", fds: list[int] | None = None
-              ) -> None:
+    def _send(
+        self,
+        op: int,
+        arg: int = 0,
+        addr: int = 0,
+        length: int = 0,
+        index0: int = 0,
+        pid: int = 0,
+        label: str = "",
+        mapname: str = "",
+        fds: list[int] | None = None,
+    ) -> None:
         msg = REQ.pack(op, arg, addr, length, index0, pid, label.encode(), mapname.encode())
         if fds:
-            self.sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                       array.array("i", fds))])
+            self.sock.sendmsg(
+                [msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+            )
         else:
             self.sock.send(msg)
 

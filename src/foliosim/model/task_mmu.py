@@ -19,6 +19,7 @@ from foliosim.model.types import (
     PG_tail,
     Vma,
 )
+from foliosim.observation import SMAPS_KEYS
 
 PSS_SHIFT = 12
 PAGE_SIZE = 4096
@@ -130,23 +131,7 @@ def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
 
 def smaps_of_mapping(m: Machine, mm: Mm, mp: Mapping) -> dict[str, int]:
     """The contract's smaps: each field summed over the mapping's VMAs."""
-    total = dict.fromkeys(
-        (
-            "AnonHugePages",
-            "Anonymous",
-            "LazyFree",
-            "Locked",
-            "Private_Clean",
-            "Private_Dirty",
-            "Pss",
-            "Rss",
-            "Shared_Clean",
-            "Shared_Dirty",
-            "Swap",
-            "SwapPss",
-        ),
-        0,
-    )
+    total = dict.fromkeys(SMAPS_KEYS, 0)
     for vma in mm.vmas:
         if vma.start < mp.start + mp.pages and mp.start < vma.end:
             for k, v in show_smap(m, vma).items():

@@ -391,13 +391,19 @@ def _unmap_swapbacked_run(
             f"folio {m.folio_name(folio)} pages {page - folio}-{page - folio + nr - 1}"
             f" -> swap slots {offset}-{offset + nr - 1}",
         )
+    _discard(m, vma, folio, page, nr)
+    return nr
+
+
+# The `discard:` label of try_to_unmap_one(): drop the rmap and the references
+# of the nr_pages just unmapped (and the mlock batch in a VM_LOCKED VMA).
+def _discard(m: Machine, vma: Vma, folio: int, page: int, nr: int) -> None:
     folio_remove_rmap_ptes(m, folio, page, nr)
     if vma.flags & VM_LOCKED:
         from foliosim.model.mlock import mlock_drain_local
 
         mlock_drain_local(m)
     folio_put_refs(m, folio, nr)
-    return nr
 
 
 def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -> bool:
@@ -486,13 +492,7 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
                         f"folio {m.folio_name(folio)} page {page - folio}"
                         f" -> swap slot {offset}{' exclusive' if anon_exclusive else ''}",
                     )
-        # discard:
-        folio_remove_rmap_ptes(m, folio, page, nr_pages)
-        if vma.flags & VM_LOCKED:
-            from foliosim.model.mlock import mlock_drain_local
-
-            mlock_drain_local(m)
-        folio_put_refs(m, folio, nr_pages)
+        _discard(m, vma, folio, page, nr_pages)
         if nr_pages == folio_nr_pages(m, folio):
             break  # walk_done
     return ret

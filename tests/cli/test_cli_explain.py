@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-from foliosim.cli.explain import functions_by_line
-
-
-def test_functions_are_distinct_per_line_in_first_entry_order():
-    steps = [(3, "b", ""), (3, "a", ""), (3, "b", ""), (4, "a", ""), (3, "c", "")]
-    assert functions_by_line(steps) == {3: ["b", "a", "c"], 4: ["a"]}
-
 
 def _section(out: str, line_head: str) -> list[str]:
     lines = out.splitlines()

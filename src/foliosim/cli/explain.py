@@ -32,16 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def functions_by_line(steps: list[tuple[int, str, str]]) -> dict[int, list[str]]:
-    """Scenario line -> the distinct functions traced on it, in first-entry order."""
-    out: dict[int, list[str]] = {}
-    for line, func, _ in steps:
-        funcs = out.setdefault(line, [])
-        if func not in funcs:
-            funcs.append(func)
-    return out
-
-
 def main(args: argparse.Namespace) -> int:
     """Print the per-line function lists; 1 if an expectation failed, as `run` does."""
     scenario = read_scenario(args.file)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("foliosim.cli.run", "run scenarios on the model, the live kernel, or both"),
     "diff": ("foliosim.cli.diff", "compare two observation JSON files field by field"),
     "fuzz": ("foliosim.cli.fuzz", "search for scenarios on which model and kernel differ"),
+    "equiv": ("foliosim.cli.equiv", "search for scenarios on which two model profiles differ"),
     "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
 }
 

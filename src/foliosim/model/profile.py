@@ -41,6 +41,16 @@ PROFILES = {
 }
 
 
+# A variant for `foliosim equiv`: 6.18 with one reclaim fix reverted, to show what
+# a functional change in the lazyfree branch looks like (not a release of Linux).
+PROFILES["linux-6.18-revert-faeb2831b517"] = Profile(
+    "linux-6.18-revert-faeb2831b517",
+    # Before faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
+    # try_to_unmap_one") (v6.15), an extra reference also set PG_swapbacked.
+    PROFILES["linux-6.18"].features - {"lazyfree_ref_no_swapbacked"},
+)
+
+
 def get_profile(name: str) -> Profile:
     """The profile called `name`; KeyError lists the known ones."""
     try:

@@ -304,8 +304,18 @@ def test_a_fixed_seed_campaign_finds_no_unexplained_difference_between_model_and
         shrink_budget=60,
     ).run()
     assert stats.generated == 60
-    found = "\n".join(f.path.read_text() for f in stats.findings)
-    assert stats.unexplained == 0, f"model and kernel differ:\n{found}"
+    assert stats.crashes == 0 and stats.invalid == 0
+    # A model bug differs again when its saved scenario is replayed; a difference
+    # that does not reproduce came from the shared machine (its counters are
+    # machine-wide) and is printed, not failed on.
+    real = [f for f in stats.findings if f.reproduced]
+    noise = [f for f in stats.findings if not f.reproduced]
+    if noise:
+        print(
+            "differences that did not reproduce:\n" + "\n".join(f.path.read_text() for f in noise)
+        )
+    found = "\n".join(f.path.read_text() for f in real)
+    assert not real, f"model and kernel differ:\n{found}"
 
 
 def _diff_on(field):

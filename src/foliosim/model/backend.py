@@ -185,14 +185,16 @@ class _Run:
             do_munmap(m, mm, cmd.name)
             if self.shadow is not None:
                 self.shadow.munmap(mm.name, cmd.name)
-        elif isinstance(cmd, Write):
+        elif isinstance(cmd, (Write, Poke)):
+            # A store from this process, or one through GUP from another (poke).
+            store = self.user_write if isinstance(cmd, Write) else self.poke
             return self.per_run(
                 cmd,
-                "write",
+                "write" if isinstance(cmd, Write) else "poke",
                 mm,
                 cmd.name,
                 cmd.runs,
-                lambda s, e, first: self.user_write(mm, cmd.name, s, e, first, cmd.label),
+                lambda s, e, first: store(mm, cmd.name, s, e, first, cmd.label),
             )
         elif isinstance(cmd, Read):
             return [
@@ -248,15 +250,6 @@ class _Run:
                 pages.extend(vmsplice_to_pipe(m, mm, mp.start + first, mp.start + last + 1))
         elif isinstance(cmd, Release):
             put_user_pages(m, m.gup_refs.pop(cmd.ref))
-        elif isinstance(cmd, Poke):
-            return self.per_run(
-                cmd,
-                "poke",
-                mm,
-                cmd.name,
-                cmd.runs,
-                lambda s, e, first: self.poke(mm, cmd.name, s, e, first, cmd.label),
-            )
         elif isinstance(cmd, Observe):
             return [
                 {
@@ -317,14 +310,7 @@ class _Run:
                     continue
             t.bits[i] |= PTE_DIRTY | PTE_YOUNG  # the MMU sets them on the store
             data[t.pfn[i]] = base + vpn
-        if self.shadow is not None:
-            self.shadow.write(
-                mm.name,
-                name,
-                first,
-                first + end - start,
-                [self.token(label, name, first + k) for k in range(end - start)],
-            )
+        self._shadow_store(mm, name, first, end - start, label)
 
     def user_read(self, mm: Mm, name: str, runs: Runs) -> list[str]:
         """Loads from user space: a read fault where nothing is mapped."""
@@ -386,14 +372,13 @@ class _Run:
         for k, pfn in enumerate(pages):
             m.mem.data[pfn] = self.token(label, name, first + k)
         unpin_user_pages_dirty_lock(m, pages)
+        self._shadow_store(mm, name, first, end - start, label)
+
+    def _shadow_store(self, mm: Mm, name: str, first: int, nr: int, label: str) -> None:
+        # What user space stored, for validate_no_data_loss() under --check.
         if self.shadow is not None:
-            self.shadow.write(
-                mm.name,
-                name,
-                first,
-                first + end - start,
-                [self.token(label, name, first + k) for k in range(end - start)],
-            )
+            tokens = [self.token(label, name, first + k) for k in range(nr)]
+            self.shadow.write(mm.name, name, first, first + nr, tokens)
 
     # -- observation ----------------------------------------------------------------
     def state(self, only: str | None = None) -> dict[str, Any]:

@@ -38,14 +38,6 @@ def read_vmstat() -> dict[str, int]:
     return out
 
 
-def mthp_stat_dirs() -> dict[int, Path]:
-    """size in kB -> hugepages-<N>kB directory, for the sizes this kernel has."""
-    out = {}
-    for d in THP_DIR.glob("hugepages-*kB"):
-        out[int(d.name[len("hugepages-") : -2])] = d
-    return dict(sorted(out.items()))
-
-
 def read_mthp_stats(sizes_kb: tuple[int, ...]) -> dict[int, dict[str, int]]:
     """size kB -> {file: value} for every stats/ file except shmem_*."""
     out: dict[int, dict[str, int]] = {}

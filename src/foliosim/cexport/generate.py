@@ -499,7 +499,8 @@ class _Generator:
             f"#define FS_NLABEL {len(self.labels)}",
             f"#define FS_NREF {len(self.refs)}",
             f"#define FS_NFORK {sum(isinstance(c, Fork) for c in self.sc.commands)}",
-            f"#define FS_MAX_READ {self.max_read}",
+            # Reads, and the page lists of expect lines: the longest mapping bounds both.
+            f"#define FS_MAX_READ {max([self.max_read, *(m.pages for m in maps)])}",
             f"#define FS_ASSERT {ASSERT_MODES.index(self.mode) + 1 if self.mode else 0}",
             f"#define FS_NCHECKS {self.checks}",
             f"#define FS_NLINES {lines_max}",

@@ -178,8 +178,17 @@ class _Generator:
     def label(self, label: str) -> str:
         return f"L_{self.labels.index(label)}"
 
-    def refuse(self, cmd: Command, reason: str) -> None:
-        raise ScenarioError(self.sc.path, cmd.line, 1, f"export-c: {reason}")
+    def refuse(self, cmd: Command, reason: str, word: int = 0) -> None:
+        # The column of the command's `word`th word in the source line, when we have it.
+        col, pos = 1, 0
+        if self.source is not None:
+            raw = self.source.split("\n")[cmd.line - 1]
+            for i, w in enumerate(cmd.text.split()[: word + 1]):
+                at = raw.find(w, pos)
+                if at < 0:
+                    break
+                col, pos = at + 1, at + len(w)
+        raise ScenarioError(self.sc.path, cmd.line, col, f"export-c: {reason}")
 
     # -- one line -----------------------------------------------------------------
 
@@ -211,7 +220,12 @@ class _Generator:
             slot = self.next_slot
             self.next_slot = slot + -(-span // SLOT_ALIGN) * SLOT_ALIGN + SLOT_ALIGN
             if self.next_slot > SLOT_LIMIT:
-                self.refuse(cmd, "the mappings so far do not fit below 0x7f0000000000")
+                self.refuse(
+                    cmd,
+                    f"mapping {cmd.name!r} does not fit: the 2M slots of the mappings so far "
+                    f"end above {SLOT_LIMIT:#x} (x86-64 has 47 bits of user address space)",
+                    word=2 if cmd.text.split()[0] == "mmap" else 3,  # SIZE
+                )
             m = _MapObj(
                 cmd.name,
                 _ident("M_", cmd.name, self.idents),
@@ -380,7 +394,8 @@ class _Generator:
             self.check(f"fs_ck_vmstat({w}, {c_string(_nonzero(vm))}, {c_string(_kv(vm))});")
         )
         names = [mthp_size_name(kb) for kb in MTHP_SIZES_KB]
-        for size, stats in sorted(state.get("mthp", {}).items()):
+        mthp = state.get("mthp", {})
+        for size, stats in sorted(mthp.items(), key=lambda kv: names.index(kv[0])):
             s = names.index(size)
             out.append(
                 self.check(

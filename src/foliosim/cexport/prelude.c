@@ -1360,7 +1360,9 @@ FS_FN void fs_run_poke(int line, int p, int m)
 }
 
 /* The per-page values of a read as the contract's comma-joined words; NULL if it failed. */
-static char fs_data[(FS_MAX_READ + 1) * 80];
+#define FS_WORDS_SIZE ((FS_MAX_READ + 1) * 80)
+/* Orchestrator buffers, allocated after the scenario processes exist (they never see them). */
+static char *fs_data, *fs_got, *fs_copybuf;
 
 FS_FN const char *fs_run_read(int line, int p, int m, int as_event)
 {
@@ -1380,15 +1382,14 @@ FS_FN const char *fs_run_read(int line, int p, int m, int as_event)
 	fs_data[0] = 0;
 	for (int64_t i = 0; i < r.n; i++) {
 		const char *w = codes[i] == 0 ? "zero" : codes[i] == 1 ? "garbage" : fs_label[codes[i] - 2];
-		n += snprintf(fs_data + n, sizeof(fs_data) - n, "%s%s", i ? "," : "", w);
+		n += snprintf(fs_data + n, FS_WORDS_SIZE - n, "%s%s", i ? "," : "", w);
 	}
 	if (as_event) {
-		char copy[sizeof(fs_data)];
 		fs_js_open("{");
 		fs_js_key("data", 0);
 		fs_js_open("[");
-		memcpy(copy, fs_data, n + 1);
-		for (char *w = n ? strtok(copy, ",") : NULL; w; w = strtok(NULL, ","))
+		memcpy(fs_copybuf, fs_data, n + 1);
+		for (char *w = n ? strtok(fs_copybuf, ",") : NULL; w; w = strtok(NULL, ","))
 			fs_js_plain_str(w);
 		fs_js_close("]");
 		fs_js_key("line", 0);
@@ -1589,7 +1590,6 @@ FS_FN void fs_observe(int line, int p, const char *label_json)
 
 /* -- expect lines: the same rule as foliosim.expect.expect_event -- */
 
-static char fs_got[(FS_MAX_READ + 1) * 80];
 static int fs_got_ok;
 
 /* got: a list of words (data or page states), a number, or null. */
@@ -1607,10 +1607,9 @@ static void fs_expect_event(int line, int p, const char *text_json, int kind)
 		fs_js_value();
 		fs_js_s(fs_got);
 	} else {
-		char copy[sizeof(fs_got)];
 		fs_js_open("[");
-		fs_copy(copy, sizeof(copy), fs_got);
-		for (char *w = copy[0] ? strtok(copy, ",") : NULL; w; w = strtok(NULL, ","))
+		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
+		for (char *w = fs_copybuf[0] ? strtok(fs_copybuf, ",") : NULL; w; w = strtok(NULL, ","))
 			fs_js_plain_str(w);
 		fs_js_close("]");
 	}
@@ -1626,7 +1625,7 @@ static void fs_expect_event(int line, int p, const char *text_json, int kind)
 	fs_js_str(text_json);
 	fs_js_close("}");
 	if (kind == FS_GOT_NULL)
-		snprintf(fs_got, sizeof(fs_got), "null");
+		fs_copy(fs_got, FS_WORDS_SIZE, "null");
 }
 
 static int fs_all_words(const char *list, const char *want)
@@ -1652,7 +1651,7 @@ FS_FN void fs_expect_data(int line, int p, int m, const char *want, const char *
 		fs_expect_event(line, p, text_json, FS_GOT_NULL);
 		return;
 	}
-	fs_copy(fs_got, sizeof(fs_got), data);
+	fs_copy(fs_got, FS_WORDS_SIZE, data);
 	fs_got_ok = fs_all_words(fs_got, want);
 	fs_expect_event(line, p, text_json, FS_GOT_LIST);
 }
@@ -1671,7 +1670,7 @@ FS_FN void fs_expect_state(int line, int p, int m, const char *want, const int64
 	fs_got[0] = 0;
 	for (int r = 0; runs[r] >= 0; r += 2)
 		for (int64_t i = runs[r]; i <= runs[r + 1]; i++)
-			n += snprintf(fs_got + n, sizeof(fs_got) - n, "%s%s", n ? "," : "",
+			n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s%s", n ? "," : "",
 				      fs_state_names[fs_st.maps[p][m].pages[i].state]);
 	fs_got_ok = fs_all_words(fs_got, want);
 	fs_expect_event(line, p, text_json, FS_GOT_LIST);
@@ -1685,7 +1684,7 @@ FS_FN void fs_expect_smaps(int line, int p, int m, int key, int64_t kb, const ch
 		fs_expect_event(line, p, text_json, FS_GOT_NULL);
 		return;
 	}
-	snprintf(fs_got, sizeof(fs_got), "%lld", (long long)fs_st.maps[p][m].smaps[key]);
+	snprintf(fs_got, FS_WORDS_SIZE, "%lld", (long long)fs_st.maps[p][m].smaps[key]);
 	fs_got_ok = fs_st.maps[p][m].smaps[key] == kb;
 	fs_expect_event(line, p, text_json, FS_GOT_INT);
 }
@@ -1700,7 +1699,7 @@ FS_FN void fs_expect_vmstat(int line, int p, const char *counter, int64_t value,
 		fs_expect_event(line, p, text_json, FS_GOT_NULL);
 		return;
 	}
-	snprintf(fs_got, sizeof(fs_got), "%lld", (long long)v);
+	snprintf(fs_got, FS_WORDS_SIZE, "%lld", (long long)v);
 	fs_got_ok = v == value;
 	fs_expect_event(line, p, text_json, FS_GOT_INT);
 }
@@ -2092,8 +2091,14 @@ FS_FN void fs_start(int argc, char **argv, void (*p0_main)(void), void (*helper_
 #endif
 	if (FS_ASSERT)
 		printf("TAP version 13\n1..%d\n", FS_NCHECKS);
+	fflush(stdout);		/* before any fork: nothing buffered is written twice */
 	fs_spawn(FS_NPROC, helper_main);
 	fs_spawn(0, p0_main);
+	fs_data = malloc(FS_WORDS_SIZE);
+	fs_got = malloc(FS_WORDS_SIZE);
+	fs_copybuf = malloc(FS_WORDS_SIZE);
+	if (!fs_data || !fs_got || !fs_copybuf)
+		fs_die("out of memory");
 	/* The contract's start: the scenario CPU's per-CPU folio batches empty. */
 	fs_send(0, 0, FS_GO_LINE, 0);
 	fs_recv(0, 0);

@@ -162,3 +162,28 @@ def test_without_root_a_scenario_that_needs_it_says_so_in_one_line_and_skips() -
         shutil.rmtree(where)
     assert proc.returncode == 4
     assert proc.stdout == "1..0 # SKIP needs root: swap on zram0 (swapon, /sys/block/zram0)\n"
+
+
+FORK_AFTER_FREE = """mmap A 16K
+write A all as a
+madvise A all free
+fork p1
+expect A smaps LazyFree 0
+expect vmstat pglazyfree 0
+madvise A 0 cold
+expect A smaps LazyFree 16
+expect vmstat pglazyfree 4
+"""
+
+
+def test_fork_itself_drains_no_lazyfree_batch() -> None:
+    # The C program of issue 8: four pages written, MADV_FREE, fork(): the folios are
+    # still in the per-CPU lazyfree batch, LazyFree 0, until something drains it
+    # (here lru_add_drain() at the start of MADV_COLD).  The harness's own fork steps
+    # (COW broken by plain stores, lru_add pushed out by ballast faults) drain nothing.
+    scenario = parse_text(FORK_AFTER_FREE, "fork-after-free.scn")
+    for _ in range(TRIES):
+        obs = CBackend().run(scenario)
+        if all(e["ok"] for e in obs["events"]):
+            return
+    pytest.fail(f"{[(e['line'], e['got']) for e in obs['events'] if not e['ok']]}")

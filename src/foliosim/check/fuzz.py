@@ -121,6 +121,8 @@ class Outcome:
     explained: list[tuple[Difference, KnownDifference]] = field(default_factory=list)
     error: str = ""  # crash: "model raised InvariantError: ..."; invalid: the parser's error
     signature: frozenset[str] = frozenset()
+    # With three backends: the pair whose differences `unexplained` and `explained` are.
+    pair: tuple[str, str] | None = None
 
     @property
     def is_failure(self) -> bool:
@@ -213,8 +215,8 @@ class Judge:
         backends: Sequence[tuple[str, Any]],
         known: Sequence[KnownDifference] = KNOWN_DIFFERENCES,
     ) -> None:
-        if not 1 <= len(backends) <= 2:
-            raise ValueError("a campaign compares two backends or checks one")
+        if not 1 <= len(backends) <= 3:
+            raise ValueError("a campaign compares two or three backends, or checks one")
         self.backends = list(backends)
         self.known = list(known)
 
@@ -247,19 +249,33 @@ class Judge:
             return Outcome(CRASH, scenario, obs, error=msg, signature=sig)
         if len(self.backends) == 1:
             return Outcome(SAME, scenario, obs)
-        a, b = self.names
-        diffs = diff_observations(obs[a], obs[b], scenario)
+        # Every pair, in order (model-kernel, model-c, kernel-c with three); the first
+        # pair that differs unexplained is the outcome's.
+        names = self.names
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        first: tuple[str, str] | None = None
         explained: list[tuple[Difference, KnownDifference]] = []
         unexplained: list[Difference] = []
-        for d in diffs:
-            k = explain_difference(d, scenario, self.known)
-            if k is None:
-                unexplained.append(d)
-            else:
-                explained.append((d, k))
+        sig: frozenset[str] = frozenset()
+        for a, b in pairs:
+            pair_unexplained: list[Difference] = []
+            for d in diff_observations(obs[a], obs[b], scenario):
+                k = explain_difference(d, scenario, self.known)
+                if k is None:
+                    pair_unexplained.append(d)
+                elif first is None:
+                    explained.append((d, k))
+            if pair_unexplained:
+                tag = "" if len(pairs) == 1 else f"{a}/{b}: "
+                sig |= frozenset(
+                    tag + s for d in pair_unexplained for s in difference_signature(d)
+                )
+                if first is None:
+                    first, unexplained = (a, b), pair_unexplained
         if unexplained:
-            sig = frozenset().union(*(difference_signature(d) for d in unexplained))
-            return Outcome(DIFFERS, scenario, obs, unexplained, explained, signature=sig)
+            return Outcome(
+                DIFFERS, scenario, obs, unexplained, explained, signature=sig, pair=first
+            )
         return Outcome(EXPLAINED if explained else SAME, scenario, obs, [], explained)
 
 
@@ -292,6 +308,8 @@ class Finding:
 
 
 def _names_of(o: Outcome) -> tuple[str, str]:
+    if o.pair is not None:
+        return o.pair
     names = list(o.observations)
     return (names[0], names[1]) if len(names) == 2 else ("a", "b")
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from foliosim.cexport.generate import export_c
+from foliosim.cexport.generate import CProgram
 from foliosim.kernel.errors import KernelBackendError
 from foliosim.scenario.ast import Scenario
 
@@ -79,10 +79,12 @@ def compile_c(source: str, name: str = "scenario", extra: tuple[str, ...] = ()) 
     return out
 
 
-class CBackend:
+class CBackend(CProgram):
     """Runs scenarios as exported C programs on the live kernel; the same JSON as the others.
 
     Counterpart of the kernel backend (a second harness); the kernel is Linux as booted.
+    Its cmd_<keyword> handlers (CProgram's) emit each line's code; run() compiles and
+    runs the program and returns the observation it prints.
     """
 
     name = "c"
@@ -108,7 +110,7 @@ class CBackend:
         reason = self.unavailable_reason()
         if reason:
             raise KernelBackendError(f"c backend: {reason}")
-        binary = compile_c(export_c(scenario), scenario.name)
+        binary = compile_c(self.program(scenario), scenario.name)
         argv = [str(binary), *(["--trace"] if trace is not None else [])]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         for line in proc.stderr.splitlines():

@@ -52,7 +52,6 @@ from foliosim.scenario.ast import (
     Thp,
     Write,
     runs_count,
-    runs_pages,
 )
 from foliosim.scenario.errors import ScenarioError
 
@@ -136,8 +135,14 @@ class _Proc:
     code: list[str] = field(default_factory=list)
 
 
-class _Generator:
-    def __init__(
+class CProgram:
+    """Writes the C program of a scenario: one cmd_<keyword> handler per command emits
+    that line's code (the handlers of foliosim.dispatch, run by `program()`)."""
+
+    def __init__(self) -> None:
+        self.reset(Scenario("none.scn"), None, None, None)
+
+    def reset(
         self, scenario: Scenario, source: str | None, assert_mode: str | None, model: Any
     ) -> None:
         self.sc = scenario
@@ -203,131 +208,196 @@ class _Generator:
             out += [f"r = {c};"] if i == 0 and not guarded else ["if (!r)", f"\tr = {c};"]
         return out
 
-    def command(self, cmd: Command) -> None:
-        p = self.proc(cmd.proc)
+    def line(self, cmd: Command, mine: list[str], orch: list[str]) -> list[dict[str, Any]]:
+        """Emit one scenario line: `mine` into the process that performs it, `orch` into
+        the orchestrator's script, each under the line as a comment.  The EVENTs are the
+        program's to report when it runs, so none here."""
         head = f"\t/* {cmd.line}: {_comment(cmd.text)} */"
-        L, P = cmd.line, p.ident
-        mine: list[str] = []  # code in the process that performs the line
-        orch: list[str] = []  # code in the orchestrator
-        if isinstance(cmd, Thp):
-            orch = [f'fs_thp({L}, {P}, "{cmd.mode}");']
-        elif isinstance(cmd, Mthp):
-            orch = [f'fs_mthp({L}, {P}, {cmd.size_kb}, "{cmd.mode}");']
-        elif isinstance(cmd, Swap):
-            orch = [f"fs_swap({L}, {cmd.pages or 0});"]
-        elif isinstance(cmd, Mmap):
-            span = (cmd.offset + cmd.pages) * PAGE_SIZE
-            slot = self.next_slot
-            self.next_slot = slot + -(-span // SLOT_ALIGN) * SLOT_ALIGN + SLOT_ALIGN
-            if self.next_slot > SLOT_LIMIT:
-                self.refuse(
-                    cmd,
-                    f"mapping {cmd.name!r} does not fit: the 2M slots of the mappings so far "
-                    f"end above {SLOT_LIMIT:#x} (x86-64 has 47 bits of user address space)",
-                    word=2 if cmd.text.split()[0] == "mmap" else 3,  # SIZE
-                )
-            m = _MapObj(
-                cmd.name,
-                _ident("M_", cmd.name, self.idents),
-                slot + cmd.offset * PAGE_SIZE,
-                cmd.pages,
-                cmd.droppable,
-            )
-            self.maps.append(m)
-            p.maps[cmd.name] = len(self.maps) - 1
-            mine = [f"fs_turn({L});", f"fs_reply({L}, fs_mmap({m.ident}), 0);"]
-            orch = [f'fs_run({L}, {P}, "mmap", {m.ident});']
-        elif isinstance(cmd, Munmap):
-            m = self.map_of(cmd, cmd.name)
-            mine = [f"fs_turn({L});", f"fs_reply({L}, fs_munmap({m.ident}), 0);"]
-            orch = [f'fs_run({L}, {P}, "munmap", {m.ident});']
-            del p.maps[cmd.name]
-        elif isinstance(cmd, (Write, Madvise, Mlock, Munlock, Gup)):
-            m = self.map_of(cmd, cmd.name)
-            if isinstance(cmd, Write):
-                op, call = "write", f"fs_write({m.ident}, {{first}}, {{last}}, {self.label(cmd.label)})"
-            elif isinstance(cmd, Madvise):
-                adv = MADV_NAMES[cmd.advice]
-                op, call = "madvise", f"fs_madvise({m.ident}, {{first}}, {{last}}, {adv})"
-            elif isinstance(cmd, Mlock):
-                op, call = "mlock", f"fs_mlock({m.ident}, {{first}}, {{last}})"
-            elif isinstance(cmd, Munlock):
-                op, call = "munlock", f"fs_munlock({m.ident}, {{first}}, {{last}})"
-            else:
-                ref = _ident("R_", cmd.ref, self.idents)
-                npages = runs_count(cmd.runs)
-                self.refs[cmd.ref] = (ref, 1 << max(16, (npages * PAGE_SIZE - 1).bit_length()))
-                op, call = "gup", f"fs_vmsplice({ref}, {m.ident}, {{first}}, {{last}})"
-            if isinstance(cmd, Gup):
-                # The ref's pipe was made at the start; if that failed, so does this line.
-                body = [f"r = fs_gup_err[{self.refs[cmd.ref][0]}];"]
-                body += self.per_run(call, cmd.runs, guarded=True)
-            else:
-                body = self.per_run(call, cmd.runs)
-            mine = [f"fs_turn({L});", *body, f"fs_reply({L}, r, 0);"]
-            orch = [f'fs_run({L}, {P}, "{op}", {m.ident});']
-        elif isinstance(cmd, (Read, ExpectData)):
-            m = self.map_of(cmd, cmd.name)
-            self.max_read = max(self.max_read, runs_count(cmd.runs))
-            body = self.per_run(f"fs_read({m.ident}, {{first}}, {{last}})", cmd.runs)
-            mine = [f"fs_turn({L});", *body, f"fs_reply_read({L}, r);"]
-            if isinstance(cmd, Read):
-                orch = [f"fs_run_read({L}, {P}, {m.ident}, 1);"]
-            else:
-                orch = [
-                    f"fs_expect_data({L}, {P}, {m.ident}, {c_string(cmd.value)}, "
-                    f"{c_json(cmd.text)});"
-                ]
-        elif isinstance(cmd, Fork):
-            child = self.proc(cmd.child)
-            child.maps = dict(p.maps)
-            mine = [f"fs_turn({L});", f"fs_fork({L}, {child.ident}, fs_proc_{child.ident});"]
-            orch = [f"fs_run_fork({L}, {P}, {child.ident});"]
-        elif isinstance(cmd, Exit):
-            mine = [f"fs_turn({L});", f"fs_exit({L});"]
-            orch = [f"fs_run_exit({L}, {P});"]
-        elif isinstance(cmd, Release):
-            ref = self.refs[cmd.ref][0]
-            orch = [f"fs_release({L}, {ref});"]
-        elif isinstance(cmd, Poke):
-            m = self.map_of(cmd, cmd.name)
-            body = self.per_run(
-                f"fs_poke(pid, {m.ident}, {{first}}, {{last}}, {self.label(cmd.label)})", cmd.runs
-            )
-            self.helper.append(head)
-            self.emit(
-                self.helper,
-                [f"pid = (pid_t)fs_turn({L});", *body, f"fs_reply({L}, r, 0);"],
-            )
-            orch = [f"fs_run_poke({L}, {P}, {m.ident});"]
-        elif isinstance(cmd, Observe):
-            orch = [f"fs_observe({L}, {P}, {c_json(cmd.label)});"]
-        elif isinstance(cmd, ExpectState):
-            m = self.map_of(cmd, cmd.name)
-            runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
-            orch = [
-                f'fs_expect_state({L}, {P}, {m.ident}, "{cmd.state}", '
-                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
-            ]
-        elif isinstance(cmd, ExpectSmaps):
-            m = self.map_of(cmd, cmd.name)
-            key = sorted(SMAPS_KEYS).index(cmd.field)
-            orch = [
-                f"fs_expect_smaps({L}, {P}, {m.ident}, {key} /* {cmd.field} */, {cmd.kb}, "
-                f"{c_json(cmd.text)});"
-            ]
-        elif isinstance(cmd, ExpectVmstat):
-            orch = [
-                f"fs_expect_vmstat({L}, {P}, {c_string(cmd.counter)}, {cmd.value}, "
-                f"{c_json(cmd.text)});"
-            ]
-        else:
-            self.refuse(cmd, f"cannot express {cmd.text!r} in C")
         if mine:
+            p = self.procs[cmd.proc]
             p.code.append(head)
             self.emit(p.code, mine)
         self.script.append(head)
         self.emit(self.script, orch + self.line_checks(cmd))
+        return []
+
+    def P(self, cmd: Command) -> str:
+        return self.procs[cmd.proc].ident
+
+    # -- one handler per command (the dispatch of foliosim.dispatch) --------------
+
+    def cmd_thp(self, cmd: Thp) -> list[dict[str, Any]]:
+        return self.line(cmd, [], [f'fs_thp({cmd.line}, {self.P(cmd)}, "{cmd.mode}");'])
+
+    def cmd_mthp(self, cmd: Mthp) -> list[dict[str, Any]]:
+        call = f'fs_mthp({cmd.line}, {self.P(cmd)}, {cmd.size_kb}, "{cmd.mode}");'
+        return self.line(cmd, [], [call])
+
+    def cmd_swap(self, cmd: Swap) -> list[dict[str, Any]]:
+        return self.line(cmd, [], [f"fs_swap({cmd.line}, {cmd.pages or 0});"])
+
+    def cmd_mmap(self, cmd: Mmap) -> list[dict[str, Any]]:
+        span = (cmd.offset + cmd.pages) * PAGE_SIZE
+        slot = self.next_slot
+        self.next_slot = slot + -(-span // SLOT_ALIGN) * SLOT_ALIGN + SLOT_ALIGN
+        if self.next_slot > SLOT_LIMIT:
+            self.refuse(
+                cmd,
+                f"mapping {cmd.name!r} does not fit: the 2M slots of the mappings so far "
+                f"end above {SLOT_LIMIT:#x} (x86-64 has 47 bits of user address space)",
+                word=2 if cmd.text.split()[0] == "mmap" else 3,  # SIZE
+            )
+        m = _MapObj(
+            cmd.name,
+            _ident("M_", cmd.name, self.idents),
+            slot + cmd.offset * PAGE_SIZE,
+            cmd.pages,
+            cmd.droppable,
+        )
+        self.maps.append(m)
+        self.procs[cmd.proc].maps[cmd.name] = len(self.maps) - 1
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_mmap({m.ident}), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "mmap", {m.ident});'],
+        )
+
+    def cmd_munmap(self, cmd: Munmap) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        del self.procs[cmd.proc].maps[cmd.name]
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_munmap({m.ident}), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "munmap", {m.ident});'],
+        )
+
+    def syscall_line(
+        self, cmd: Command, op: str, m: _MapObj, body: list[str]
+    ) -> list[dict[str, Any]]:
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", *body, f"fs_reply({L}, r, 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "{op}", {m.ident});'],
+        )
+
+    def cmd_write(self, cmd: Write) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        call = f"fs_write({m.ident}, {{first}}, {{last}}, {self.label(cmd.label)})"
+        return self.syscall_line(cmd, "write", m, self.per_run(call, cmd.runs))
+
+    def cmd_madvise(self, cmd: Madvise) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        call = f"fs_madvise({m.ident}, {{first}}, {{last}}, {MADV_NAMES[cmd.advice]})"
+        return self.syscall_line(cmd, "madvise", m, self.per_run(call, cmd.runs))
+
+    def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        call = f"fs_mlock({m.ident}, {{first}}, {{last}})"
+        return self.syscall_line(cmd, "mlock", m, self.per_run(call, cmd.runs))
+
+    def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        call = f"fs_munlock({m.ident}, {{first}}, {{last}})"
+        return self.syscall_line(cmd, "munlock", m, self.per_run(call, cmd.runs))
+
+    def cmd_gup(self, cmd: Gup) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        ref = _ident("R_", cmd.ref, self.idents)
+        npages = runs_count(cmd.runs)
+        self.refs[cmd.ref] = (ref, 1 << max(16, (npages * PAGE_SIZE - 1).bit_length()))
+        call = f"fs_vmsplice({ref}, {m.ident}, {{first}}, {{last}})"
+        # The ref's pipe was made at the start; if that failed, so does this line.
+        body = [f"r = fs_gup_err[{ref}];", *self.per_run(call, cmd.runs, guarded=True)]
+        return self.syscall_line(cmd, "gup", m, body)
+
+    def read_code(self, cmd: Read | ExpectData) -> list[str]:
+        m = self.map_of(cmd, cmd.name)
+        self.max_read = max(self.max_read, runs_count(cmd.runs))
+        body = self.per_run(f"fs_read({m.ident}, {{first}}, {{last}})", cmd.runs)
+        return [f"fs_turn({cmd.line});", *body, f"fs_reply_read({cmd.line}, r);"]
+
+    def cmd_read(self, cmd: Read) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        orch = [f"fs_run_read({cmd.line}, {self.P(cmd)}, {m.ident}, 1);"]
+        return self.line(cmd, self.read_code(cmd), orch)
+
+    def cmd_expect_data(self, cmd: ExpectData) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        orch = [
+            (
+                f"fs_expect_data({cmd.line}, {self.P(cmd)}, {m.ident}, {c_string(cmd.value)}, "
+                f"{c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, self.read_code(cmd), orch)
+
+    def cmd_fork(self, cmd: Fork) -> list[dict[str, Any]]:
+        child = self.proc(cmd.child)
+        child.maps = dict(self.procs[cmd.proc].maps)
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_fork({L}, {child.ident}, fs_proc_{child.ident});"],
+            [f"fs_run_fork({L}, {self.P(cmd)}, {child.ident});"],
+        )
+
+    def cmd_exit(self, cmd: Exit) -> list[dict[str, Any]]:
+        L = cmd.line
+        return self.line(
+            cmd, [f"fs_turn({L});", f"fs_exit({L});"], [f"fs_run_exit({L}, {self.P(cmd)});"]
+        )
+
+    def cmd_release(self, cmd: Release) -> list[dict[str, Any]]:
+        return self.line(cmd, [], [f"fs_release({cmd.line}, {self.refs[cmd.ref][0]});"])
+
+    def cmd_poke(self, cmd: Poke) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        L = cmd.line
+        call = f"fs_poke(pid, {m.ident}, {{first}}, {{last}}, {self.label(cmd.label)})"
+        # The helper performs it: its own function, its own copy of the line's comment.
+        self.helper.append(f"\t/* {L}: {_comment(cmd.text)} */")
+        self.emit(
+            self.helper,
+            [f"pid = (pid_t)fs_turn({L});", *self.per_run(call, cmd.runs), f"fs_reply({L}, r, 0);"],
+        )
+        return self.line(cmd, [], [f"fs_run_poke({L}, {self.P(cmd)}, {m.ident});"])
+
+    def cmd_observe(self, cmd: Observe) -> list[dict[str, Any]]:
+        return self.line(cmd, [], [f"fs_observe({cmd.line}, {self.P(cmd)}, {c_json(cmd.label)});"])
+
+    def cmd_expect_state(self, cmd: ExpectState) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        orch = [
+            (
+                f'fs_expect_state({cmd.line}, {self.P(cmd)}, {m.ident}, "{cmd.state}", '
+                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
+    def cmd_expect_smaps(self, cmd: ExpectSmaps) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        key = sorted(SMAPS_KEYS).index(cmd.field)
+        orch = [
+            (
+                f"fs_expect_smaps({cmd.line}, {self.P(cmd)}, {m.ident}, {key} /* {cmd.field} */, "
+                f"{cmd.kb}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
+    def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[dict[str, Any]]:
+        orch = [
+            (
+                f"fs_expect_vmstat({cmd.line}, {self.P(cmd)}, {c_string(cmd.counter)}, "
+                f"{cmd.value}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
 
     # -- checks -------------------------------------------------------------------
 
@@ -390,9 +460,7 @@ class _Generator:
         )
         out.append(self.check(f"fs_ck_procs({w}, {c_string(shape)});"))
         vm = state.get("vmstat", {})
-        out.append(
-            self.check(f"fs_ck_vmstat({w}, {c_string(_nonzero(vm))}, {c_string(_kv(vm))});")
-        )
+        out.append(self.check(f"fs_ck_vmstat({w}, {c_string(_nonzero(vm))}, {c_string(_kv(vm))});"))
         names = [mthp_size_name(kb) for kb in MTHP_SIZES_KB]
         mthp = state.get("mthp", {})
         for size, stats in sorted(mthp.items(), key=lambda kv: names.index(kv[0])):
@@ -455,12 +523,20 @@ class _Generator:
             return "needs root: page flags and pfns (/proc/kpageflags, /proc/PID/pagemap)"
         return ""
 
-    def generate(self) -> str:
+    def program(
+        self,
+        scenario: Scenario,
+        source: str | None = None,
+        assert_mode: str | None = None,
+        model: Any = None,
+    ) -> str:
+        """The C file of `scenario` (see export_c)."""
+        self.reset(scenario, source, assert_mode, model)
         self.proc("p0")
         for cmd in self.sc.commands:
             if cmd.proc not in self.procs:
                 self.refuse(cmd, f"no process {cmd.proc!r} at this line")
-            self.command(cmd)
+            _execute(self, cmd)
         if len(self.proc_order) > MAX_PROCS:
             fork = next(c for c in self.sc.commands if isinstance(c, Fork))
             self.refuse(fork, f"more than {MAX_PROCS} processes")
@@ -554,9 +630,7 @@ class _Generator:
                 extra=True,
             )
         )
-        t.append(
-            _array("const char *const", "fs_map_bare", [c_string(m.name) for m in maps], True)
-        )
+        t.append(_array("const char *const", "fs_map_bare", [c_string(m.name) for m in maps], True))
         order = sorted(range(len(maps)), key=lambda i: maps[i].name)
         t.append(_array("const int", "fs_map_by_name", [str(i) for i in order], True))
         if self.labels:
@@ -565,15 +639,21 @@ class _Generator:
         if self.refs:
             t.append(f"enum {{ {', '.join(r for r, _ in self.refs.values())} }};")
         t.append(
-            _array("const uint64_t", "fs_ref_pipe_size", [str(s) for _, s in self.refs.values()], True)
+            _array(
+                "const uint64_t", "fs_ref_pipe_size", [str(s) for _, s in self.refs.values()], True
+            )
         )
         t.append(_array("const int", "fs_mthp_kb", [str(kb) for kb in MTHP_SIZES_KB]))
         t.append(_array("const char *const", "fs_mthp_name", [c_string(n) for n in mthp_names]))
         t.append(_array("const char *const", "fs_mthp_bare", [c_string(n) for n in mthp_names]))
         by_name = sorted(range(len(mthp_names)), key=lambda i: mthp_names[i])
         t.append(_array("const int", "fs_mthp_by_name", [str(i) for i in by_name]))
-        t.append(_array("const char *const", "fs_smaps_key", [c_string(k) for k in sorted(SMAPS_KEYS)]))
-        t.append(_array("const char *const", "fs_vm_key", [c_string(k) for k in sorted(VMSTAT_KEYS)]))
+        t.append(
+            _array("const char *const", "fs_smaps_key", [c_string(k) for k in sorted(SMAPS_KEYS)])
+        )
+        t.append(
+            _array("const char *const", "fs_vm_key", [c_string(k) for k in sorted(VMSTAT_KEYS)])
+        )
         t.append(
             "struct fs_kpf { int bit; const char *name; int never, not_on_zero; };\n"
             + _array(
@@ -600,7 +680,9 @@ class _Generator:
             out.append("\tint r FS_UNUSED = 0;")
             out.append("")
             if p.index == 0:
-                out.append("\t/* the contract's start: every per-CPU folio batch of this CPU empty */")
+                out.append(
+                    "\t/* the contract's start: every per-CPU folio batch of this CPU empty */"
+                )
                 out.append("\tfs_turn(0);")
                 out.append("\tfs_reply(0, fs_drain_batches(), 0);")
             out += p.code
@@ -627,12 +709,27 @@ class _Generator:
         return "\n".join(out) + "\n"
 
 
+def _handler_name(cls: type[Command]) -> str:
+    # ExpectData -> cmd_expect_data: the naming of foliosim.dispatch.
+    return "cmd_" + re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+def _execute(gen: CProgram, cmd: Command) -> list[dict[str, Any]]:
+    handler = getattr(gen, _handler_name(type(cmd)), None)
+    if handler is None:
+        raise ScenarioError(gen.sc.path, cmd.line, 1, f"export-c: cannot express {cmd.text!r}")
+    result: list[dict[str, Any]] = handler(cmd)
+    return result
+
+
 def _array(ctype: str, name: str, items: list[str], extra: bool = False) -> str:
     # extra: sized one more than needed, so that a scenario without any is still valid C.
     size = f"[{len(items) + 1}]" if extra else f"[{len(items)}]"
     body = ",\n\t".join(items)
-    return f"static {ctype} {name}{size} FS_UNUSED = {{\n\t{body}\n}};" if items else (
-        f"static {ctype} {name}{size} FS_UNUSED;"
+    return (
+        f"static {ctype} {name}{size} FS_UNUSED = {{\n\t{body}\n}};"
+        if items
+        else (f"static {ctype} {name}{size} FS_UNUSED;")
     )
 
 
@@ -660,4 +757,4 @@ def export_c(
         raise ValueError(f"assert mode {assert_mode!r}: expected one of {', '.join(ASSERT_MODES)}")
     if assert_mode == "model" and model_observation is None:
         raise ValueError("--assert model needs the model's observation")
-    return _Generator(scenario, source, assert_mode, model_observation).generate()
+    return CProgram().program(scenario, source, assert_mode, model_observation)

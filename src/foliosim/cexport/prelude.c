@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,8 +109,8 @@ struct fs_reply_msg { int32_t line; int32_t err; int64_t val; int64_t n; };
  * Index FS_NPROC is the poke helper.  All are made before the first process starts. */
 static int fs_ctl[FS_NPROC + 1][2], fs_res[FS_NPROC + 1][2];
 /* One pipe per gup reference; the orchestrator holds the read ends and drains them. */
-static int fs_gup[FS_NREF + 1][2];
-static int fs_gup_err[FS_NREF + 1];
+static int fs_gup[FS_NREF + 1][2] FS_UNUSED;
+static int fs_gup_err[FS_NREF + 1] FS_UNUSED;
 
 /* ------------------------------------------------------------------------ */
 /* Scenario-process side.  Once started, a process touches only the         */
@@ -517,7 +518,6 @@ static const char *fs_json_path;
 
 FS_FN void fs_trace(int line, const char *func, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-#include <stdarg.h>
 FS_FN void fs_trace(int line, const char *func, const char *fmt, ...)
 {
 	va_list ap;
@@ -1493,15 +1493,6 @@ FS_FN void fs_release(int line, int ref)
 	close(fs_gup[ref][1]);
 	fs_gup[ref][0] = fs_gup[ref][1] = -1;
 	fs_trace(line, "release", "drained %ld pages, closed", drained / (long)FS_PAGE);
-}
-
-/* A gup reference whose pipe could not be made fails at its line, as on any harness. */
-FS_FN int fs_gup_ready(int line, int p, int ref, int m)
-{
-	if (!fs_gup_err[ref])
-		return 1;
-	fs_error_event(line, p, "gup", m, fs_errname(fs_gup_err[ref]));
-	return 0;
 }
 
 FS_FN void fs_setting(int line, int p, const char *op, const char *path, const char *value)

@@ -267,9 +267,7 @@ class Judge:
                     explained.append((d, k))
             if pair_unexplained:
                 tag = "" if len(pairs) == 1 else f"{a}/{b}: "
-                sig |= frozenset(
-                    tag + s for d in pair_unexplained for s in difference_signature(d)
-                )
+                sig |= frozenset(tag + s for d in pair_unexplained for s in difference_signature(d))
                 if first is None:
                     first, unexplained = (a, b), pair_unexplained
         if unexplained:

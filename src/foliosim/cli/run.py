@@ -30,7 +30,6 @@ from foliosim.cli.report import failed_expects, print_report
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.errors import ScenarioError
 
-
 # `c`: the scenario exported as a C program (foliosim.cexport), a second kernel harness.
 BACKEND_CHOICES = ("model", "kernel", "both", "c", "model,c", "kernel,c", "model,kernel,c")
 

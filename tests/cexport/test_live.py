@@ -117,14 +117,9 @@ def test_the_json_goes_to_the_file_given_and_the_tap_to_stdout(tmp_path: Path) -
     assert [e["ok"] for e in obs["events"]] == [True, True, True, False]
 
 
-def _settings() -> dict[str, str]:
-    out = {}
-    for p in [THP_DIR / "enabled", *sorted(THP_DIR.glob("hugepages-*kB/enabled"))]:
-        out[str(p)] = p.read_text().strip()
-    sleep = THP_DIR / "khugepaged" / "scan_sleep_millisecs"
-    if sleep.exists():
-        out[str(sleep)] = sleep.read_text().strip()
-    return out
+def _selected(path: Path) -> str:
+    text = path.read_text()
+    return next((w.strip("[]") for w in text.split() if w.startswith("[")), text.strip())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
@@ -135,7 +130,6 @@ def test_a_signal_mid_run_restores_every_setting(sig: signal.Signals) -> None:
         "madvise A 0 cold\n" * 4000
     )
     binary = compile_c(export_c(parse_text(text, "sig.scn"), text), "sig")
-    before = _settings()
     proc = subprocess.Popen(
         [str(binary), "--trace"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -143,13 +137,22 @@ def test_a_signal_mid_run_restores_every_setting(sig: signal.Signals) -> None:
     for line in proc.stderr:
         if "\tswapon\t" in line:
             break
+    # What the program found before changing anything (it holds the machine's run lock,
+    # so no other run changes the settings meanwhile), in the kernel backend's format.
+    saved = json.loads((RUN_DIR / "saved-settings.json").read_text())
+    assert saved["zram_swap_ours"] is True
     assert "/dev/zram0" in active_swaps()
+    assert _selected(THP_DIR / "enabled") == "always"
     proc.send_signal(sig)
     proc.stderr.close()
     assert proc.wait(timeout=60) == -sig
     assert "/dev/zram0" not in active_swaps()
-    assert (Path("/sys/block/zram0/disksize").read_text().strip()) == "0"
-    assert _settings() == before
+    assert Path("/sys/block/zram0/disksize").read_text().strip() == "0"
+    assert _selected(THP_DIR / "enabled") == saved["thp"]
+    for kb, mode in saved["mthp"].items():
+        assert _selected(THP_DIR / f"hugepages-{kb}kB" / "enabled") == mode
+    sleep = THP_DIR / "khugepaged" / "scan_sleep_millisecs"
+    assert sleep.read_text().strip() == saved["khugepaged_sleep"]
     assert not (RUN_DIR / "saved-settings.json").exists()
 
 

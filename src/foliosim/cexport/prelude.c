@@ -101,7 +101,7 @@ FS_FN void fs_copy(char *dst, size_t size, const char *src)
 }
 
 /* What the orchestrator asks of a scenario process; what the process answers. */
-enum { FS_GO_LINE, FS_GO_SETTLE, FS_GO_BALLAST, FS_GO_ON };
+enum { FS_GO_LINE, FS_GO_SETTLE };
 struct fs_turn_msg { int32_t line; int32_t op; int64_t arg; };
 struct fs_reply_msg { int32_t line; int32_t err; int64_t val; int64_t n; };
 
@@ -124,6 +124,7 @@ static uint64_t fs_codes_n;
 static uint64_t fs_own_start[512], fs_own_end[512];
 static int fs_n_own;
 static char *fs_scratch, *fs_ballast;
+static int fs_kpageflags = -1;	/* opened at the start: the pfn space is not per-mm */
 static uint64_t fs_ballast_next;
 static char fs_maps_text[1 << 17];
 static sigjmp_buf fs_fault_jmp;
@@ -441,6 +442,7 @@ FS_FN void fs_proc_start(int self, int cpu)
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (fs_scratch == MAP_FAILED || fs_ballast == MAP_FAILED)
 		_exit(72);
+	fs_kpageflags = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	madvise(fs_scratch, FS_PAGE, MADV_NOHUGEPAGE);
 	madvise(fs_ballast, FS_BALLAST_PER_FORK * (FS_NFORK + 1) * FS_PAGE, MADV_NOHUGEPAGE);
 	fs_reply(0, 0, getpid());
@@ -465,28 +467,48 @@ static void fs_break_cow(void)
 		}
 }
 
-/* `fork CHILD` in this process: the child runs `child_main`, which never returns. */
+/* Whether the page at `addr` of this process is on an LRU list (PG_lru). */
+static int fs_own_page_is_lru(int pagemap, const char *addr)
+{
+	uint64_t e = 0, flags = 0;
+
+	if (pread(pagemap, &e, 8, (uint64_t)(uintptr_t)addr / FS_PAGE * 8) != 8 || !(e >> 63 & 1)
+	    || pread(fs_kpageflags, &flags, 8, (e & ((1ULL << 55) - 1)) * 8) != 8)
+		return 0;
+	return flags >> FS_KPF_LRU & 1;
+}
+
+/* `fork CHILD` in this process: the child runs `child_main`, which never returns.
+ * The child first breaks COW on its own memory, then faults fresh ballast pages one at
+ * a time until the last one is on the LRU: the lru_add batch filled and moved, alone,
+ * and no other batch was drained (the contract).  It does this itself, without a round
+ * trip to the orchestrator per page, to keep the window for other processes on this
+ * CPU short.  The parent breaks COW afterwards: its writes then reuse its folios (the
+ * child has its copies), so lru_add stays empty. */
 FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 {
 	pid_t pid = fork();
-	struct fs_turn_msg t;
 
 	if (pid < 0) {
 		fs_reply(line, errno, 0);
 		return;
 	}
 	if (pid == 0) {
+		int pagemap, i;
+
 		fs_self = child;
 		fs_turn_op(line);		/* FS_GO_SETTLE */
 		fs_break_cow();
-		fs_reply(line, 0, getpid());
-		/* Fault fresh ballast pages one at a time until the orchestrator sees the
-		 * last one on the LRU: the lru_add batch drained, and no other batch did. */
-		while ((t = fs_turn_op(line)).op == FS_GO_BALLAST) {
+		/* A pagemap fd is bound to the mm it was opened on: this is a new one. */
+		pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		for (i = 0; i < FS_BALLAST_PER_FORK; i++) {
 			char *b = fs_ballast + fs_ballast_next++ * FS_PAGE;
 			*(volatile char *)b = 1;
-			fs_reply(line, 0, (int64_t)(uintptr_t)b);
+			if (fs_own_page_is_lru(pagemap, b))
+				break;
 		}
+		close(pagemap);
+		fs_reply(line, i < FS_BALLAST_PER_FORK ? 0 : ENOSPC, i + 1);
 		child_main();
 		_exit(0);
 	}
@@ -1406,25 +1428,6 @@ FS_FN const char *fs_run_read(int line, int p, int m, int as_event)
 	return fs_data;
 }
 
-static int fs_page_is_lru(pid_t pid, uint64_t addr)
-{
-	char path[64];
-	uint64_t e = 0, flags = 0;
-	int fd, kpf;
-
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	kpf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || kpf < 0)
-		fs_die("fork: cannot see PG_lru (%s, /proc/kpageflags): %s", path, strerror(errno));
-	if (pread(fd, &e, 8, addr / FS_PAGE * 8) != 8 || !(e >> 63 & 1)
-	    || pread(kpf, &flags, 8, (e & ((1ULL << 55) - 1)) * 8) != 8)
-		flags = 0;
-	close(fd);
-	close(kpf);
-	return flags >> FS_KPF_LRU & 1;
-}
-
 /* `fork CHILD` by process p: the child exists, both sides have broken COW on their own
  * memory, and the lru_add batch is empty (the contract); no other batch was drained. */
 FS_FN void fs_run_fork(int line, int p, int child)
@@ -1442,20 +1445,15 @@ FS_FN void fs_run_fork(int line, int p, int child)
 	fs_alive[child] = 1;
 	memcpy(fs_live[child], fs_live[p], sizeof(fs_live[p]));
 	fs_send(child, line, FS_GO_SETTLE, 0);
-	fs_recv(child, line);
+	r = fs_recv(child, line);
+	if (r.err)
+		fs_die("line %d: lru_add did not drain after %d ballast faults (no root for "
+		       "/proc/kpageflags?)", line, (int)r.val);
+	i = (int)r.val;
 	fs_send(p, line, FS_GO_SETTLE, 0);
 	fs_recv(p, line);
-	for (i = 0; i < FS_BALLAST_PER_FORK; i++) {
-		fs_send(child, line, FS_GO_BALLAST, 0);
-		r = fs_recv(child, line);
-		if (fs_page_is_lru(fs_pid[child], (uint64_t)r.val))
-			break;
-	}
-	if (i == FS_BALLAST_PER_FORK)
-		fs_die("line %d: lru_add did not drain after %d ballast faults", line, i);
-	fs_send(child, line, FS_GO_ON, 0);
 	fs_trace(line, "fork", "%s fork() = %d (%s); lru_add drained after %d ballast faults",
-		 fs_proc_bare[p], (int)fs_pid[child], fs_proc_bare[child], i + 1);
+		 fs_proc_bare[p], (int)fs_pid[child], fs_proc_bare[child], i);
 }
 
 /* `exit`: the process's mm is gone once its pidfd turns readable (after exit_mm()). */

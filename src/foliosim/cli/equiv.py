@@ -19,6 +19,12 @@ from foliosim.cli.common import UsageError, model_backend
 from foliosim.cli.fuzz import print_summary
 
 
+EXIT_STATUSES = {
+    0: "the two profiles agreed on every scenario tried",
+    1: "they differ on some scenario, or one broke an invariant",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `foliosim equiv`."""
     parser.add_argument("profile_a", metavar="PROFILE_A", help="e.g. linux-6.18")

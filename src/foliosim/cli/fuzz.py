@@ -1,8 +1,8 @@
 """`foliosim fuzz`: random valid scenarios on the model and the live kernel, compared.
 
 Differences are shrunk to minimal scenarios and saved as NNN.scn with both
-observations (see foliosim.check.fuzz and docs/fuzzing.md).  Exit 0 when no
-unexplained difference (nor crash) turned up, 1 otherwise, 2 on refused options.
+observations (see foliosim.check.fuzz and docs/fuzzing.md).  Exit statuses:
+EXIT_STATUSES and foliosim.cli.main.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ from foliosim.cli.common import DEFAULT_PROFILE, UsageError, kernel_backend, mod
 from foliosim.scenario.ast import ADVICES
 
 BACKEND_CHOICES = ("model,kernel", "kernel,model", "model")
+
+
+EXIT_STATUSES = {
+    0: "no unexplained difference and no crash turned up",
+    1: "a finding: an unexplained difference, a backend raised (an InvariantError of the checked model included), or the parser refused a generated scenario",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

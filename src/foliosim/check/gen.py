@@ -8,6 +8,9 @@ live-kernel run: at most 4 mmaps of at most 64 pages, 2 forked children and
 stay at the machine's defaults and no `madvise hugepage` is drawn (a mapping
 of at most 64 pages never holds an aligned 2M range anyway).
 
+Each command's `text` is its line as foliosim.scenario.printer writes it
+(labels spelled out, sizes in K/M), the text the parser keeps for that line.
+
 Every choice is drawn so that Hypothesis shrinks it towards a simpler
 scenario: each command is one span (deleting it keeps the others aligned),
 kinds shrink towards `observe`, ranges towards a single page, sizes towards
@@ -16,11 +19,12 @@ one page, labels towards the default.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from foliosim.scenario import ast
+from foliosim.scenario import ast, printer
 
 MAX_COMMANDS = 25
 MAX_MMAPS = 4
@@ -95,70 +99,6 @@ class GenState:
 
     def children(self) -> list[str]:
         return [p for p in self.procs if p != "p0"]
-
-
-def size_text(pages: int) -> str:
-    """A page count as a SIZE word: 64K, 1M (whole units only)."""
-    kb = pages * ast.PAGE_SIZE // 1024
-    return f"{kb // 1024}M" if kb % 1024 == 0 else f"{kb}K"
-
-
-def runs_text(runs: ast.Runs) -> str:
-    """Runs as a RANGE word: 0-3,8,10-11."""
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def command_text(cmd: ast.Command) -> str:
-    """The scenario line of `cmd`, with its process prefix, as the parser keeps it in `text`."""
-    prefix = "" if cmd.proc == "p0" else f"{cmd.proc}: "
-    return prefix + _body_text(cmd)
-
-
-def _body_text(cmd: ast.Command) -> str:
-    if isinstance(cmd, ast.Mthp):
-        kb = cmd.size_kb
-        return f"mthp {kb // 1024}M {cmd.mode}" if kb >= 1024 else f"mthp {kb}K {cmd.mode}"
-    if isinstance(cmd, ast.Thp):
-        return f"thp {cmd.mode}"
-    if isinstance(cmd, ast.Swap):
-        return "swap off" if cmd.pages is None else f"swap {size_text(cmd.pages)}"
-    if isinstance(cmd, ast.Mmap):
-        words = ["mmap", cmd.name, str(cmd.pages)]
-        if cmd.droppable:
-            words.append("droppable")
-        if cmd.offset:
-            words += ["offset", str(cmd.offset)]
-        return " ".join(words)
-    if isinstance(cmd, ast.Munmap):
-        return f"munmap {cmd.name}"
-    if isinstance(cmd, (ast.Write, ast.Poke)):
-        op = "write" if isinstance(cmd, ast.Write) else "poke"
-        text = f"{op} {cmd.name} {runs_text(cmd.runs)}"
-        return text if cmd.label == f"w{cmd.line}" else f"{text} as {cmd.label}"
-    if isinstance(cmd, ast.Read):
-        return f"read {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Madvise):
-        return f"madvise {cmd.name} {runs_text(cmd.runs)} {cmd.advice}"
-    if isinstance(cmd, ast.Mlock):
-        return f"mlock {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Munlock):
-        return f"munlock {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Fork):
-        return f"fork {cmd.child}"
-    if isinstance(cmd, ast.Exit):
-        return "exit"
-    if isinstance(cmd, ast.Gup):
-        return f"gup {cmd.name} {runs_text(cmd.runs)} as {cmd.ref}"
-    if isinstance(cmd, ast.Release):
-        return f"release {cmd.ref}"
-    if isinstance(cmd, ast.Observe):
-        return f"observe {cmd.label}".rstrip()
-    raise TypeError(f"the generator does not write {type(cmd).__name__} lines")
-
-
-def scenario_text(scenario: ast.Scenario) -> str:
-    """The scenario as text, one command a line (no comments)."""
-    return "".join(c.text + "\n" for c in scenario.commands)
 
 
 def command_kind(cmd: ast.Command) -> str:
@@ -326,10 +266,9 @@ def _step(draw: st.DrawFn, s: GenState) -> bool:
 
 
 def _with_text(cmd: ast.Command) -> ast.Command:
-    # Commands are frozen: rebuild with the text the parser would keep.
-    fields = {k: getattr(cmd, k) for k in cmd.__dataclass_fields__}
-    fields["text"] = command_text(cmd)
-    return type(cmd)(**fields)
+    # Commands are frozen: rebuild with the line the printer writes, which is
+    # the text the parser keeps.
+    return dataclasses.replace(cmd, text=printer.line_text(cmd))
 
 
 def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[ast.Scenario]:

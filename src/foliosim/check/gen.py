@@ -20,11 +20,15 @@ one page, labels towards the default.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
 from foliosim.scenario import ast, printer
+
+T = TypeVar("T")
 
 MAX_COMMANDS = 25
 MAX_MMAPS = 4
@@ -120,7 +124,7 @@ def _weighted(draw: st.DrawFn, choices: list[tuple[str, int]]) -> str:
     raise AssertionError("unreachable")
 
 
-def _pick(draw: st.DrawFn, items: list[str] | list[tuple[str, str]]) -> object:
+def _pick(draw: st.DrawFn, items: Sequence[T]) -> T:
     return items[draw(st.integers(0, len(items) - 1))]
 
 
@@ -189,7 +193,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     line = s.line
     cmd: ast.Command
     if kind in ("read", "write", "madvise", "mlock", "munlock", "gup", "poke", "munmap"):
-        proc, name = _pick(draw, s.mapped())  # type: ignore[misc]
+        proc, name = _pick(draw, s.mapped())
         pages = s.procs[proc][name]
         runs = draw(page_runs(pages)) if kind != "munmap" else ((0, pages - 1),)
         if kind == "read":
@@ -214,11 +218,11 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             del s.procs[proc][name]
             cmd = ast.Munmap(line, proc, "", name=name)
     elif kind == "observe":
-        proc = str(_pick(draw, list(s.procs)))
+        proc = _pick(draw, list(s.procs))
         label = OBSERVE_LABELS[draw(st.integers(0, len(OBSERVE_LABELS) - 1))]
         cmd = ast.Observe(line, proc, "", label=label)
     elif kind == "mmap":
-        proc = str(_pick(draw, list(s.procs)))
+        proc = _pick(draw, list(s.procs))
         name = MAP_NAMES[s.mmaps_made]
         s.mmaps_made += 1
         pages = draw(st.integers(1, MAX_PAGES))
@@ -234,13 +238,13 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         s.swap_pages = pages_or_off
         cmd = ast.Swap(line, "p0", "", pages=pages_or_off)
     elif kind == "fork":
-        parent = str(_pick(draw, list(s.procs)))
+        parent = _pick(draw, list(s.procs))
         s.children_forked += 1
         child = f"p{s.children_forked}"
         s.procs[child] = dict(s.procs[parent])
         cmd = ast.Fork(line, parent, "", child=child)
     elif kind == "exit":
-        proc = str(_pick(draw, s.children()))
+        proc = _pick(draw, s.children())
         del s.procs[proc]
         cmd = ast.Exit(line, proc, "")
     elif kind == "release":

@@ -233,8 +233,8 @@ def print_summary(
     table = Table(title="coverage (generated scenarios)", title_justify="left")
     table.add_column("command")
     table.add_column("lines", justify="right")
-    for n in names:
-        table.add_column(f"failed ({n})", justify="right")
+    for name in names:
+        table.add_column(f"failed ({name})", justify="right")
     failed_by_op: dict[str, dict[str, int]] = {}
     for (backend, op), k in stats.failed.items():
         failed_by_op.setdefault(op, {})[backend] = k

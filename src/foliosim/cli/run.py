@@ -231,9 +231,10 @@ def main(args: argparse.Namespace) -> int:
         for n, name in enumerate(names):
             if n:
                 console.print()
-            obs = backends[name].run(scenario, trace=traces[name])
-            if traces[name] is not None:
-                traces[name].flush()
+            tracer = traces[name]
+            obs = backends[name].run(scenario, trace=tracer)
+            if tracer is not None:
+                tracer.flush()
             observed[name] = obs
             if (i, name) in targets:
                 _write_json(targets[(i, name)], obs)

@@ -1,6 +1,6 @@
 """The exported C programs on this machine's Linux: the second kernel harness against the first.
 
-Live tests (root, two CPUs, gcc, zram), skipped as a class otherwise (conftest.py).
+Live tests (marker `kernel`: root, two CPUs, gcc; tests/conftest.py skips them otherwise).
 vmstat and mTHP counters are machine-wide and other processes may run on the
 scenario's CPU (filling and draining its per-CPU batches): on this shared machine
 both harnesses show such noise now and then (docs/export-c.md), so a difference
@@ -30,7 +30,7 @@ from foliosim.scenario.parser import parse_file, parse_text
 LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.scn"))
 TRIES = 3
 
-pytestmark = pytest.mark.usefixtures("live_kernel")
+pytestmark = pytest.mark.kernel
 
 
 def _differences(scenario: Any) -> list[str]:

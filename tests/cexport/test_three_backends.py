@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from foliosim.check.fuzz import DIFFERS, SAME, Judge, _names_of
+from foliosim.check.judge import DIFFERS, SAME, Judge
 from foliosim.model.backend import ModelBackend
 
 TEXT = "mmap A 16K\nwrite A all as a\nmadvise A all free\nmadvise A all pageout\n"
@@ -29,7 +29,7 @@ def test_the_outcome_names_the_first_pair_that_differs() -> None:
     judge = Judge([("model", ModelBackend()), ("kernel", ModelBackend()), ("c", _Bent())])
     o = judge.judge(TEXT, "t.scn")
     assert o.kind == DIFFERS
-    assert _names_of(o) == ("model", "c")
+    assert o.side_names() == ("model", "c")
     assert [d.field for d in o.unexplained] == ["smaps Rss"]
     # kernel/c differs the same way: its signature is there too, under its own pair.
     assert any(s.startswith("kernel/c: ") for s in o.signature)

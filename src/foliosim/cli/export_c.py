@@ -3,8 +3,9 @@
 It performs the scenario on the live kernel with one real process per scenario
 process and prints the observation JSON; with `--assert scenario` its expect
 lines, with `--assert model` the model's predicted observation, become TAP
-checks (kselftest style).  Exit 0 written, 2 refused input, 3 a generator bug.
-See docs/export-c.md.
+checks (kselftest style).  Exit statuses: EXIT_STATUSES and foliosim.cli.main
+(3: a generator bug, the file did not compile with --check-compile).  See
+docs/export-c.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import sys
 from pathlib import Path
 
 from foliosim.cli.common import DEFAULT_PROFILE, UsageError, model_backend, read_scenario, read_text
+
+EXIT_STATUSES = {
+    0: "the C file was written (and compiled warning-free, with --check-compile)",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from foliosim.model import lru, memory
 from foliosim.model.errors import SyscallError
-from foliosim.model.lru import folio_mark_accessed, folio_put_refs, page_folio
 from foliosim.model.machine import Machine
-from foliosim.model.memory import handle_mm_fault
-from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
+from foliosim.model.mm import GUP_PIN_COUNTING_BIAS, folio_put_refs
+from foliosim.model.page_flags import page_folio
 from foliosim.model.types import (
     PTE_DIRTY,
     PTE_PRESENT,
@@ -54,7 +54,7 @@ def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) ->
         folio = page_folio(m, pfn)
         if write and not bits & PTE_DIRTY and not m.mem.flags[folio] & PG_dirty:
             m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
-        folio_mark_accessed(m, folio)
+        lru.folio_mark_accessed(m, folio)
     return pfn
 
 
@@ -71,27 +71,25 @@ def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
         page = follow_page_pte(m, vma, vpn, write, touch=True)
         if page >= 0:
             return page
-        handle_mm_fault(m, vma, vpn, write)  # faultin_page()
+        memory.handle_mm_fault(m, vma, vpn, write)  # faultin_page()
     raise AssertionError("fault did not map the page")
 
 
 def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) -> None:
     """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE), then a drain."""
-    from foliosim.model.lru import lru_add_drain
 
     for vpn in range(start, end):
         __get_user_pages(m, mm, vpn, write)
-    lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
+    lru.lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
 
 
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain."""
-    from foliosim.model.lru import lru_add_drain
 
     write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs
     for vpn in range(start, end):
         __get_user_pages(m, vma.mm, vpn, write)
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
 
 
 # iter_to_pipe(), fs/splice.c: iov_iter_get_pages2() takes at most 16 pages a call.

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from foliosim.model.lru import (
+from foliosim.model import lru
+from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
+from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
+from foliosim.model.page_flags import (
     folio_clear,
-    folio_get,
-    folio_nr_pages,
-    folio_put,
     folio_set,
     folio_test_clear,
     folio_test_large,
+    page_folio,
 )
-from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.types import (
     PTE_PRESENT,
     PTE_SPECIAL,
@@ -23,6 +23,7 @@ from foliosim.model.types import (
     PG_unevictable,
     Vma,
 )
+from foliosim.model.vmstat import count_vm_events
 
 MLOCK, MLOCK_NEW, MUNLOCK = 0, 1, 2
 
@@ -33,14 +34,14 @@ def __mlock_folio(m: Machine, folio: int) -> None:
     if not m.mem.flags[folio] & PG_unevictable and m.mem.flags[folio] & PG_mlocked:
         folio_clear(m, folio, PG_active)
         folio_set(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_lru)
 
 
 def __mlock_new_folio(m: Machine, folio: int) -> None:
     if m.mem.flags[folio] & PG_mlocked:
         folio_set(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_lru)
 
 
@@ -50,12 +51,12 @@ def __munlock_folio(m: Machine, folio: int) -> None:
     # Model: mlock_count is 1 (one locked mapping): this munlock is the last.
     if folio_test_clear(m, folio, PG_mlocked):
         if isolated or not m.mem.flags[folio] & PG_unevictable:
-            m.count_vm_events("unevictable_pgs_munlocked", nr)
+            count_vm_events(m, "unevictable_pgs_munlocked", nr)
         else:
-            m.count_vm_events("unevictable_pgs_stranded", nr)
+            count_vm_events(m, "unevictable_pgs_stranded", nr)
     if isolated and m.mem.flags[folio] & PG_unevictable:
         folio_clear(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_rescued", nr)
+        count_vm_events(m, "unevictable_pgs_rescued", nr)
     if isolated:
         folio_set(m, folio, PG_lru)
 
@@ -90,7 +91,7 @@ def _mlock_batch_add(m: Machine, folio: int, op: int, force: bool = False) -> No
 def mlock_folio(m: Machine, folio: int) -> None:
     """mlock_folio(), mm/mlock.c, Linux 6.18."""
     if not m.mem.flags[folio] & PG_mlocked:  # folio_test_set_mlocked()
-        m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_mlocked", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_mlocked)
     _mlock_batch_add(m, folio, MLOCK)
 
@@ -98,7 +99,7 @@ def mlock_folio(m: Machine, folio: int) -> None:
 def mlock_new_folio(m: Machine, folio: int) -> None:
     """mlock_new_folio(), mm/mlock.c, Linux 6.18: a new folio faulted into a VM_LOCKED VMA."""
     folio_set(m, folio, PG_mlocked)
-    m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+    count_vm_events(m, "unevictable_pgs_mlocked", folio_nr_pages(m, folio))
     _mlock_batch_add(m, folio, MLOCK_NEW)
 
 
@@ -119,12 +120,10 @@ def munlock_vma_folio(m: Machine, folio: int, vma: Vma) -> None:
 
 def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: int) -> None:
     """mlock_vma_pages_range(), mm/mlock.c, Linux 6.18: set flags, then (un)mlock present folios."""
-    from foliosim.model.lru import lru_add_drain
 
     vma.flags = newflags
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
     # mlock_pte_range(): every present normal folio of the range.
-    from foliosim.model.lru import page_folio
 
     skip = start
     for vpn in range(start, end):
@@ -158,7 +157,7 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
             mlock_folio(m, folio)
         else:
             munlock_folio(m, folio)
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
 
 
 def vma_is_mlockable(vma: Vma) -> bool:

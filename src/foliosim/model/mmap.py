@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from foliosim.model import memory
 from foliosim.model.machine import Machine
-from foliosim.model.memory import zap_pte_range
 from foliosim.model.types import (
     PTRS_PER_PTE,
     VM_DROPPABLE,
@@ -105,7 +105,7 @@ def do_munmap(m: Machine, mm: Mm, name: str) -> None:
     # No lru_add_drain() here: folios still queued (e.g. for lazyfree) are moved
     # and counted at the next drain (munmap-lazyfree, fuzz seed 1).
     for vma in vmas_in_range(mm, mp.start, mp.start + mp.pages):
-        zap_pte_range(m, vma, vma.start, vma.end)
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)
     free_pgtables(mm)
 
@@ -116,7 +116,7 @@ def exit_mmap(m: Machine, mm: Mm) -> None:
     # MADV_FREE'd folio still queued when its process exits is not counted
     # (docs/kernel-notes.md, "exit does not drain"): the model follows the kernel.
     for vma in list(mm.vmas):
-        zap_pte_range(m, vma, vma.start, vma.end)
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)
     mm.pgtables.clear()
     mm.mappings.clear()

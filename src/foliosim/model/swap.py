@@ -6,9 +6,13 @@ from array import array
 
 import numpy as np
 
-from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs, page_folio
+from foliosim.model import lru, page_alloc
 from foliosim.model.machine import Machine
+from foliosim.model.mm import folio_nr_pages, folio_put_refs
+from foliosim.model.page_flags import page_folio
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
+    PTE_SWAP,
     PG_active,
     PG_dirty,
     PG_readahead,
@@ -17,6 +21,7 @@ from foliosim.model.types import (
     PG_workingset,
     PG_writeback,
 )
+from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
 
 class SwapCache(dict):
@@ -218,7 +223,6 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
 
     The target comes back with a reference for the caller.
     """
-    from foliosim.model.types import PTE_SWAP
 
     win, start, end = swap_vma_ra_win(vma, vpn)
     if win > 1:
@@ -231,7 +235,7 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
             folio = read_swap_cache_async(m, o)
             if allocated and addr != vpn:
                 m.mem.flags[folio] |= PG_readahead
-                m.count_vm_events("swap_ra", 1)
+                count_vm_events(m, "swap_ra", 1)
             folio_put_refs(m, folio, 1)
     return read_swap_cache_async(m, offset)
 
@@ -312,18 +316,18 @@ def swap_writeout(m: Machine, folio: int) -> bool:
     if is_folio_zero_filled(m, folio):
         # swap_zeromap_folio_set(): no I/O for zero-filled pages.
         si.zeromap_v[off : off + nr] = True
-        m.count_vm_events("swpout_zero", nr)
+        count_vm_events(m, "swpout_zero", nr)
         return True
     si.zeromap_v[off : off + nr] = False
     si.data_v[off : off + nr] = m.mem.data[folio : folio + nr]
     # __swap_writepage() -> swap_writepage_bdev_sync(): zram completes at once.
-    m.count_vm_events("pswpout", nr)
+    count_vm_events(m, "pswpout", nr)
     if order:
-        m.count_mthp_stat(order, "swpout")
+        count_mthp_stat(m, order, "swpout")
         if order == 9:
-            m.count_vm_events("thp_swpout", 1)
+            count_vm_events(m, "thp_swpout", 1)
     if m.tracing:
-        m.trace("swap_writeout", f"folio {m.folio_name(folio)} written to slot {off}")
+        m.trace("swap_writeout", f"folio {folio_name(m, folio)} written to slot {off}")
     return True
 
 
@@ -334,12 +338,12 @@ def swap_read_folio(m: Machine, folio: int, offset: int) -> None:
     order = int(m.mem.order[folio])
     if si.zeromap[offset]:
         m.mem.data[folio : folio + nr] = array("q", bytes(8 * nr))
-        m.count_vm_events("swpin_zero", nr)
+        count_vm_events(m, "swpin_zero", nr)
         return
     m.mem.data[folio : folio + nr] = si.data[offset : offset + nr]
-    m.count_vm_events("pswpin", nr)
+    count_vm_events(m, "pswpin", nr)
     if order:
-        m.count_mthp_stat(order, "swpin")
+        count_mthp_stat(m, order, "swpin")
 
 
 def workingset_refault(m: Machine, folio: int) -> None:
@@ -358,7 +362,7 @@ def read_swap_cache_async(m: Machine, offset: int) -> int:
         m.mem.refcount[folio] += 1
         return folio
     si = m.swap
-    folio = m.folio_alloc(0)  # one reference: the caller's
+    folio = page_alloc.folio_alloc(m, 0)  # one reference: the caller's
     m.mem.flags[folio] |= PG_swapbacked
     # add_to_swap_cache()
     m.mem.swap[folio] = offset
@@ -368,7 +372,7 @@ def read_swap_cache_async(m: Machine, offset: int) -> int:
     if si.shadow[offset]:
         workingset_refault(m, folio)
         si.shadow[offset] = False
-    folio_add_lru(m, folio)
+    lru.folio_add_lru(m, folio)
     swap_read_folio(m, folio, offset)
     if m.tracing:
         m.trace("read_swap_cache_async", f"slot {offset} read into the swap cache")

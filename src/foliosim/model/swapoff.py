@@ -6,15 +6,9 @@ below those modules.
 
 from __future__ import annotations
 
-from foliosim.model.lru import folio_get, folio_put
+from foliosim.model import rmap, swap
 from foliosim.model.machine import Machine
-from foliosim.model.rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
-from foliosim.model.swap import (
-    folio_free_swap,
-    swap_cache_get_folio,
-    swap_free_nr,
-    swap_vma_readahead,
-)
+from foliosim.model.mm import folio_get, folio_put
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
@@ -35,13 +29,13 @@ def unuse_pte(m: Machine, vma, vpn: int, t, i: int, folio: int) -> None:
     vma.mm.counters[MM_ANONPAGES] += 1
     folio_get(m, folio)
     if not m.mem.flags[folio] & PG_anon:
-        folio_add_new_anon_rmap(m, folio, vma, vpn, exclusive=exclusive)
+        rmap.folio_add_new_anon_rmap(m, folio, vma, vpn, exclusive=exclusive)
     else:
-        folio_add_anon_rmap_ptes(m, folio, folio, 1, vma, exclusive)
+        rmap.folio_add_anon_rmap_ptes(m, folio, folio, 1, vma, exclusive)
     # vm_page_prot of a private mapping is read-only: a later write takes a COW fault.
     t.bits[i] = PTE_PRESENT | (old & PTE_SOFT_DIRTY)
     t.pfn[i] = folio
-    swap_free_nr(m, offset)
+    swap.swap_free_nr(m, offset)
 
 
 def swapoff(m: Machine) -> None:
@@ -55,16 +49,16 @@ def swapoff(m: Machine) -> None:
                 offset = int(t.pfn[vpn & 511])
                 # unuse_pte_range(), 6.18: a plain swap-cache lookup (a readahead
                 # folio keeps PG_readahead), else swapin_readahead() around it.
-                folio = swap_cache_get_folio(m, offset)
+                folio = swap.swap_cache_get_folio(m, offset)
                 if folio >= 0:
                     folio_get(m, folio)
                 else:
-                    folio = swap_vma_readahead(m, vma, vpn, offset)
+                    folio = swap.swap_vma_readahead(m, vma, vpn, offset)
                 unuse_pte(m, vma, vpn, t, vpn & 511, folio)
-                folio_free_swap(m, folio)
+                swap.folio_free_swap(m, folio)
                 folio_put(m, folio)
     si = m.swap
     for offset in range(1, si.max):
         folio = int(si.cache[offset])
         if folio >= 0:
-            folio_free_swap(m, folio)
+            swap.folio_free_swap(m, folio)

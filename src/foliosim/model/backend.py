@@ -12,12 +12,7 @@ from typing import Any
 from foliosim.expect import expect_event
 from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.fork import dup_mmap
-from foliosim.model.gup import (
-    pin_user_pages_remote,
-    put_user_pages,
-    unpin_user_pages_dirty_lock,
-    vmsplice_to_pipe,
-)
+from foliosim.model.gup import pin_user_pages_remote, put_user_pages, unpin_user_pages_dirty_lock
 from foliosim.model.lru import lru_add_drain_all
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.madvise import do_madvise
@@ -32,8 +27,8 @@ from foliosim.model.mmap import (
 )
 from foliosim.model.proc_page import kpagecount, stable_page_flags
 from foliosim.model.profile import get_profile
-from foliosim.model.swap import SwapInfo
-from foliosim.model.swapoff import swapoff
+from foliosim.model.splice import vmsplice_to_pipe
+from foliosim.model.swap import SwapInfo, swapoff
 from foliosim.model.task_mmu import (
     folio_heads,
     mapping_pmd_mapped,

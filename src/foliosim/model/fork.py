@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foliosim.model import huge_memory, lru, memory, page_alloc, rmap, swap
+from foliosim.model import huge_memory, lru, page_alloc, rmap, swap
 from foliosim.model.machine import Machine
 from foliosim.model.mm import folio_get
 from foliosim.model.page_flags import page_folio
@@ -31,7 +31,7 @@ def copy_present_page(m: Machine, dst: Vma, vpn: int, src_pfn: int) -> tuple[int
     new = page_alloc.folio_alloc(m, 0)
     m.mem.data[new] = m.mem.data[src_pfn]
     rmap.folio_add_new_anon_rmap(m, new, dst, vpn)
-    memory.folio_add_lru_vma(m, new, dst)
+    lru.folio_add_lru_vma(m, new, dst)
     return new, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_WRITE
 
 

@@ -92,18 +92,6 @@ def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     lru.lru_add_drain(m)
 
 
-# iter_to_pipe(), fs/splice.c: iov_iter_get_pages2() takes at most 16 pages a call.
-VMSPLICE_PAGES_PER_CALL = 16
-
-
-def vmsplice_to_pipe(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
-    """vmsplice_to_pipe() -> iter_to_pipe(), fs/splice.c, Linux 6.18: GUP 16 pages at a time."""
-    pages: list[int] = []
-    for s in range(start, end, VMSPLICE_PAGES_PER_CALL):
-        pages.extend(get_user_pages_fast(m, mm, s, min(end, s + VMSPLICE_PAGES_PER_CALL)))
-    return pages
-
-
 def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
     """get_user_pages_fast(FOLL_GET) -> gup_fast_fallback(), mm/gup.c, Linux 6.18.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from foliosim.model import lru, mlock, page_alloc, rmap, swap
 from foliosim.model.machine import Machine
-from foliosim.model.mm import __folio_put, folio_mapcount, folio_put
+from foliosim.model.mm import __folio_put, folio_mapcount, folio_nr_pages, folio_put
 from foliosim.model.page_flags import folio_test_swapcache
 from foliosim.model.trace import folio_name
 from foliosim.model.types import (
@@ -376,7 +376,7 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         count_mthp_stat(m, order, "nr_anon_partially_mapped", -1)
     m.entire_mapcount.pop(folio, None)
     inherit = mem.flags[folio] & _SPLIT_INHERIT
-    swap = mem.swap[folio]
+    entry = mem.swap[folio]  # folio->swap
     anon_vma = mem.anon_vma[folio]
     index = mem.index[folio]
     caller_refs = mem.refcount[folio]  # the caller's (and the swap cache's, below)
@@ -388,7 +388,7 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         mem.index[page] = index + k
         refs = 1 if swapcache else 0
         if swapcache:
-            mem.swap[page] = swap + k
+            mem.swap[page] = entry + k
         if k == 0:
             refs = caller_refs - ((nr - 1) if swapcache else 0)
         elif folio_list is not None:
@@ -421,7 +421,6 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         if vma.flags & VM_LOCKED:
             # __folio_add_anon_rmap() -> mlock_vma_folio(): small folios mapped
             # into a VM_LOCKED VMA are mlocked (large ones are left to reclaim).
-
             mlock.mlock_folio(m, page)
             mlock.mlock_drain_local(m)  # remove_migration_pte()
     # free_folio_and_swap_cache() of every new folio but the caller's.
@@ -433,6 +432,13 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
     if m.tracing:
         m.trace("__folio_split", f"folio {name} (order {order}) split to order 0")
     return True
+
+
+def can_split_folio(m: Machine, folio: int) -> bool:
+    """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
+    the mappings, the swap cache and the caller's."""
+    extra = folio_nr_pages(m, folio) if folio_test_swapcache(m, folio) else 0
+    return folio_mapcount(m, folio) == m.mem.refcount[folio] - extra - 1
 
 
 __all__ = [

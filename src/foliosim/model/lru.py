@@ -9,6 +9,7 @@ from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import folio_clear, folio_set, folio_test_clear, folio_test_large
 from foliosim.model.trace import folio_name
 from foliosim.model.types import (
+    VM_LOCKED,
     PG_active,
     PG_anon,
     PG_lru,
@@ -17,6 +18,7 @@ from foliosim.model.types import (
     PG_swapcache,
     PG_unevictable,
     PG_workingset,
+    Vma,
 )
 from foliosim.model.vmstat import count_vm_events
 
@@ -184,3 +186,11 @@ def lru_add_drain(m: Machine) -> None:
 def lru_add_drain_all(m: Machine) -> None:
     """lru_add_drain_all(): every CPU's batches; the model has one CPU."""
     lru_add_drain(m)
+
+
+def folio_add_lru_vma(m: Machine, folio: int, vma: Vma) -> None:
+    """folio_add_lru_vma(), mm/swap.c, Linux 6.18: mlocked VMAs go via the mlock batch."""
+    if vma.flags & VM_LOCKED:
+        mlock.mlock_new_folio(m, folio)
+    else:
+        folio_add_lru(m, folio)

@@ -227,15 +227,6 @@ def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
         madvise_free_pte_range(m, vma, s, e)
 
 
-def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """zap_page_range_single_batched(), mm/memory.c, Linux 6.18 (MADV_DONTNEED).
-
-    No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a
-    pending lazyfree batch alone (fuzz seed 11).
-    """
-    memory.zap_pte_range(m, vma, start, end)
-
-
 def madvise_willneed(m: Machine, vma: Vma, start: int, end: int) -> None:
     """madvise_willneed() on anonymous memory: swapin_walk_pmd_entry(), mm/madvise.c, Linux 6.18."""
     for vpn in range(start, end):
@@ -257,7 +248,7 @@ def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str
         if advice == "free":
             madvise_free_single_vma(m, vma, start, end)
         else:
-            zap_page_range_single(m, vma, start, end)
+            memory.zap_page_range_single(m, vma, start, end)
     elif advice in ("cold", "pageout"):
         if not can_madv_lru_vma(vma):
             raise SyscallError("EINVAL")

@@ -10,7 +10,6 @@ from foliosim.model.machine import Machine
 from foliosim.model.mm import (
     __folio_put,
     folio_get,
-    folio_mapcount,
     folio_mapped,
     folio_maybe_dma_pinned,
     folio_nr_pages,
@@ -65,13 +64,6 @@ def folio_putback_lru(m: Machine, folio: int) -> None:
     folio_put(m, folio)  # drop the isolation reference
 
 
-def can_split_folio(m: Machine, folio: int) -> bool:
-    """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
-    the mappings, the swap cache and the caller's."""
-    extra = folio_nr_pages(m, folio) if folio_test_swapcache(m, folio) else 0
-    return folio_mapcount(m, folio) == m.mem.refcount[folio] - extra - 1
-
-
 def is_page_cache_freeable(m: Machine, folio: int) -> bool:
     """is_page_cache_freeable(): only the isolation and the swap cache hold references."""
     return int(m.mem.refcount[folio]) - folio_nr_pages(m, folio) == 1
@@ -119,7 +111,7 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
             if folio_test_anon(m, folio) and was_swapbacked and not folio_test_swapcache(m, folio):
                 if folio_maybe_dma_pinned(m, folio):
                     keep = True
-                elif nr_pages > 1 and not can_split_folio(m, folio):
+                elif nr_pages > 1 and not huge_memory.can_split_folio(m, folio):
                     activate = True
                 elif (
                     nr_pages > 1

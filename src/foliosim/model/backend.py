@@ -12,7 +12,7 @@ from typing import Any
 from foliosim.expect import expect_event
 from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.fork import dup_mmap
-from foliosim.model.gup import pin_user_pages_remote, put_user_pages, unpin_user_pages_dirty_lock
+from foliosim.model.gup import pin_user_pages_remote, unpin_user_pages_dirty_lock
 from foliosim.model.lru import lru_add_drain_all
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.madvise import do_madvise
@@ -25,15 +25,16 @@ from foliosim.model.mmap import (
     vma_split_range,
     vmas_in_range,
 )
-from foliosim.model.proc_page import kpagecount, stable_page_flags
+from foliosim.model.pipe import free_pipe_info
+from foliosim.model.proc_page import get_kpage_count, stable_page_flags
 from foliosim.model.profile import get_profile
 from foliosim.model.splice import vmsplice_to_pipe
-from foliosim.model.swap import SwapInfo, swapoff
+from foliosim.model.swap import SwapInfo, try_to_unuse
 from foliosim.model.task_mmu import (
     folio_heads,
     mapping_pmd_mapped,
     mapping_ptes,
-    pagemap_bits,
+    pte_to_pagemap_entry,
     smaps_of_mapping,
 )
 from foliosim.model.types import (
@@ -175,7 +176,7 @@ class _Run:
             m.thp_orders_cache.clear()
         elif isinstance(cmd, Swap):
             if m.swap is not None:
-                swapoff(m)
+                try_to_unuse(m)
                 m.swap = None
             if cmd.pages is not None:
                 m.swap = SwapInfo(cmd.pages)
@@ -251,7 +252,7 @@ class _Run:
             for first, last in cmd.runs:
                 pages.extend(vmsplice_to_pipe(m, mm, mp.start + first, mp.start + last + 1))
         elif isinstance(cmd, Release):
-            put_user_pages(m, m.gup_refs.pop(cmd.ref))
+            free_pipe_info(m, m.gup_refs.pop(cmd.ref))
         elif isinstance(cmd, Observe):
             return [
                 {
@@ -407,7 +408,7 @@ class _Run:
         m = self.m
         bits, pfn = mapping_ptes(mm, start, nr)
         pmd_mapped = mapping_pmd_mapped(mm, start, nr) if mm.pmds else None
-        present, swap, exclusive = pagemap_bits(m, bits, pfn, pmd_mapped)
+        present, swap, exclusive = pte_to_pagemap_entry(m, bits, pfn, pmd_mapped)
         heads = folio_heads(m, pfn)
         out = []
         none_page = {"state": "none", "exclusive": False, "soft_dirty": False}
@@ -421,7 +422,7 @@ class _Run:
                         "exclusive": bool(exclusive[k]),
                         "soft_dirty": False,
                         "flags": stable_page_flags(m, p, folio),
-                        "mapcount": kpagecount(m, p, folio),
+                        "mapcount": get_kpage_count(m, p, folio),
                         # The zero pages (huge one included) report order 0.
                         "order": 0 if m.mem.flags[p] & PG_zero else int(m.mem.order[folio]),
                     }

@@ -58,7 +58,7 @@ def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) ->
     return pfn
 
 
-def _try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
+def try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
     """try_grab_folio(): refs on the page's folio; the zero pages are not counted."""
     if not m.mem.flags[pfn] & PG_zero:
         m.mem.refcount[page_folio(m, pfn)] += refs
@@ -106,23 +106,16 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
         if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
             break
         pfn = int(t.pfn[vpn & 511])
-        _try_grab_folio(m, pfn, 1)
+        try_grab_folio(m, pfn, 1)
         m.mem.flags[page_folio(m, pfn)] |= PG_referenced  # folio_set_referenced()
         pages.append(pfn)
         vpn += 1
     for slow in range(vpn, end):  # __gup_longterm_locked(.. | FOLL_TOUCH)
         _vma_of(mm, slow)
         pfn = __get_user_pages(m, mm, slow, write=False)
-        _try_grab_folio(m, pfn, 1)
+        try_grab_folio(m, pfn, 1)
         pages.append(pfn)
     return pages
-
-
-def put_user_pages(m: Machine, pages: list[int]) -> None:
-    """The pipe buffers are released: put_page() on each page."""
-    for pfn in pages:
-        if not m.mem.flags[pfn] & PG_zero:
-            folio_put_refs(m, page_folio(m, pfn), 1)
 
 
 def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
@@ -136,9 +129,9 @@ def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]
         if m.mem.flags[pfn] & (PG_head | PG_tail):
             folio = page_folio(m, pfn)
             m.pincount[folio] = m.pincount.get(folio, 0) + 1
-            _try_grab_folio(m, pfn, 1)
+            try_grab_folio(m, pfn, 1)
         else:
-            _try_grab_folio(m, pfn, GUP_PIN_COUNTING_BIAS)
+            try_grab_folio(m, pfn, GUP_PIN_COUNTING_BIAS)
         pages.append(pfn)
     return pages
 

@@ -127,7 +127,7 @@ def mm_get_huge_zero_folio(m: Machine) -> int:
 # --- PMD faults ----------------------------------------------------------------------
 
 
-def map_anon_folio_pmd(m: Machine, vma: Vma, idx: int, folio: int) -> None:
+def map_anon_folio_pmd_pf(m: Machine, vma: Vma, idx: int, folio: int) -> None:
     """map_anon_folio_pmd_pf(), mm/huge_memory.c, Linux 6.18: a new THP mapped by one PMD."""
 
     bits = PTE_PRESENT | PTE_YOUNG
@@ -155,7 +155,7 @@ def do_huge_pmd_anonymous_page(m: Machine, vma: Vma, vpn: int, write: bool) -> b
             m.trace("do_huge_pmd_anonymous_page", "read fault: huge zero page mapped")
         return True
     folio = page_alloc.folio_alloc(m, HPAGE_PMD_ORDER)
-    map_anon_folio_pmd(m, vma, idx, folio)
+    map_anon_folio_pmd_pf(m, vma, idx, folio)
     if m.tracing:
         m.trace(
             "do_huge_pmd_anonymous_page", f"write fault: new PMD-mapped THP {folio_name(m, folio)}"
@@ -173,7 +173,7 @@ def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int) -> bool:
         # do_huge_zero_wp_pmd(): a write to the huge zero page gets a whole new THP.
         del mm.pmds[idx]
         folio = page_alloc.folio_alloc(m, HPAGE_PMD_ORDER)
-        map_anon_folio_pmd(m, vma, idx, folio)
+        map_anon_folio_pmd_pf(m, vma, idx, folio)
         if m.tracing:
             m.trace("do_huge_zero_wp_pmd", f"huge zero page replaced by THP {folio_name(m, folio)}")
         return True

@@ -53,7 +53,7 @@ def madvise_dontneed_free_valid_vma(vma: Vma) -> bool:
 _PG_LARGE = PG_head | PG_tail
 
 
-def _large_folio_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
+def madvise_folio_pte_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
     """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch()."""
     folio = page_folio(m, page)
     folio_nr = folio_nr_pages(m, folio)
@@ -110,7 +110,7 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         nr = 1
         if flags[folio] & _PG_LARGE:
             page = folio
-            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+            folio, nr, folio_nr = madvise_folio_pte_batch(m, t, i, page, end - vpn)
             skip = vpn + nr
             if nr < folio_nr:
                 if _split_partial(m, folio):
@@ -192,7 +192,7 @@ def madvise_cold_or_pageout_pte_range(
             continue
         page = t.pfn[i]
         if mem.flags[page] & (PG_head | PG_tail):
-            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+            folio, nr, folio_nr = madvise_folio_pte_batch(m, t, i, page, end - vpn)
         else:
             folio, nr, folio_nr = page, 1, 1
         if nr < folio_nr:
@@ -248,7 +248,7 @@ def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str
         if advice == "free":
             madvise_free_single_vma(m, vma, start, end)
         else:
-            memory.zap_page_range_single(m, vma, start, end)
+            memory.zap_page_range_single_batched(m, vma, start, end)
     elif advice in ("cold", "pageout"):
         if not can_madv_lru_vma(vma):
             raise SyscallError("EINVAL")

@@ -413,7 +413,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         folio_put_refs(m, folio, nr)
 
 
-def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
+def zap_page_range_single_batched(m: Machine, vma: Vma, start: int, end: int) -> None:
     """zap_page_range_single_batched(), mm/c, Linux 6.18 (MADV_DONTNEED).
 
     No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a

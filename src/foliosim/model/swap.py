@@ -148,7 +148,7 @@ def swap_cache_get_folio(m: Machine, offset: int, vma=None, vpn: int = 0) -> int
         return folio
     readahead = bool(m.mem.flags[folio] & PG_readahead)
     m.mem.flags[folio] &= ~PG_readahead
-    ra_val = get_swap_ra_val(vma)
+    ra_val = GET_SWAP_RA_VAL(vma)
     win, hits = SWAP_RA_WIN(ra_val), SWAP_RA_HITS(ra_val)
     if readahead:
         hits = min(hits + 1, SWAP_RA_HITS_MAX)
@@ -182,7 +182,7 @@ def SWAP_RA_VAL(vpn: int, win: int, hits: int) -> int:
     )
 
 
-def get_swap_ra_val(vma) -> int:
+def GET_SWAP_RA_VAL(vma) -> int:
     """GET_SWAP_RA_VAL(): "initial readahead hits is 4 to start up with a small window"."""
     return vma.swap_readahead_info or 4
 
@@ -207,7 +207,7 @@ def __swapin_nr_pages(
 def swap_vma_ra_win(vma, vpn: int) -> tuple[int, int, int]:
     """swap_vma_ra_win(), mm/swap_state.c, Linux 6.18: (win, start, end) in page numbers."""
     max_win = 1 << min(PAGE_CLUSTER, SWAP_RA_ORDER_CEILING)
-    ra_val = get_swap_ra_val(vma)
+    ra_val = GET_SWAP_RA_VAL(vma)
     prev = SWAP_RA_ADDR(ra_val)
     win = __swapin_nr_pages(prev, vpn, SWAP_RA_HITS(ra_val), max_win, SWAP_RA_WIN(ra_val))
     vma.swap_readahead_info = SWAP_RA_VAL(vpn, win, 0)
@@ -403,7 +403,7 @@ def unuse_pte(m: Machine, vma, vpn: int, t, i: int, folio: int) -> None:
     swap_free_nr(m, offset)
 
 
-def swapoff(m: Machine) -> None:
+def try_to_unuse(m: Machine) -> None:
     """try_to_unuse(): bring every swapped page back, then the device is gone."""
     for mm in list(m.mms.values()):
         for vma in list(mm.vmas):

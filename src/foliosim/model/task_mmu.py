@@ -139,7 +139,7 @@ def smaps_of_mapping(m: Machine, mm: Mm, mp: Mapping) -> dict[str, int]:
     return total
 
 
-def pagemap_bits(
+def pte_to_pagemap_entry(
     m: Machine, bits: np.ndarray, pfn: np.ndarray, pmd_mapped: np.ndarray | None = None
 ) -> tuple[np.ndarray, ...]:
     """pte_to_pagemap_entry(), Linux 6.18: (present, swap, exclusive) per PTE.

@@ -75,11 +75,6 @@ def anon_vma_prepare(m: Machine, vma: Vma) -> None:
         av.vmas.append(vma)
 
 
-def folio_precise_page_mapcount(m: Machine, folio: int, page: int) -> int:
-    """folio_precise_page_mapcount() (CONFIG_PAGE_MAPCOUNT): the page's PTEs plus the folio's PMDs."""
-    return m.mem.mapcount[page] + m.entire_mapcount.get(folio, 0)
-
-
 def folio_mms(m: Machine, folio: int) -> set[int]:
     """The mms that map some page of the folio (what CONFIG_MM_ID's _mm_ids track)."""
     mms: set[int] = set()
@@ -337,6 +332,23 @@ def lazyfree_range(
     return True
 
 
+# The swap-backed branch of try_to_unmap_one() for one PTE already read as pteval:
+# folio_dup_swap() (swap_duplicate()), share the page, write the swap PTE.  False
+# if the page is exclusive and maybe pinned: the slot reference is dropped again
+# and the caller restores the PTE.
+def _set_swap_pte(
+    m: Machine, folio: int, page: int, t: PageTable, i: int, pteval: int, offset: int
+) -> bool:
+    swap.swap_duplicate(m, offset)
+    exclusive = bool(m.mem.flags[page] & PG_anon_exclusive)
+    if exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
+        swap.swap_free_nr(m, offset)
+        return False
+    t.bits[i] = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0) | (pteval & PTE_SOFT_DIRTY)
+    t.pfn[i] = offset
+    return True
+
+
 def _unmap_swapbacked_run(
     m: Machine, vma: Vma, folio: int, vpn: int, t: PageTable, i: int, page: int
 ) -> int:
@@ -357,22 +369,15 @@ def _unmap_swapbacked_run(
         if not b & PTE_PRESENT or b & PTE_SPECIAL or pfns[i + nr] != page + nr:
             break
         nr += 1
-    swap_map = m.swap.swap_map
     offset = mem.swap[folio] + (page - folio)
-    flags = mem.flags
     dirty = 0
     for k in range(nr):
         pteval = bits[i + k]
         dirty |= pteval
-        p = page + k
-        swap_map[offset + k] += 1  # folio_dup_swap()
-        exclusive = flags[p] & PG_anon_exclusive
-        if exclusive:
-            flags[p] = flags[p] & ~PG_anon_exclusive  # folio_try_share_anon_rmap_pte()
-        bits[i + k] = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0) | (pteval & PTE_SOFT_DIRTY)
-        pfns[i + k] = offset + k
+        # Not maybe pinned (the caller checked): sharing cannot fail.
+        _set_swap_pte(m, folio, page + k, t, i + k, pteval, offset + k)
     if dirty & PTE_DIRTY:
-        flags[folio] |= PG_dirty  # folio_mark_dirty()
+        mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
     mm.counters[MM_ANONPAGES] -= nr
     mm.counters[MM_SWAPENTS] += nr
     if m.tracing:
@@ -397,7 +402,6 @@ def _discard(m: Machine, vma: Vma, folio: int, page: int, nr: int) -> None:
 def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -> bool:
     """try_to_unmap_one(), mm/rmap.c, Linux 6.18 (anonymous folios, PTE-mapped)."""
     mm = vma.mm
-    ret = True
     mem = m.mem
     pmd = mm.pmds.get(index >> 9) if mem.order[folio] == 9 else None
     if pmd is not None and pmd[1] == folio:
@@ -453,9 +457,7 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
                     return False  # walk_abort
             else:
                 offset = int(mem.swap[folio]) + (page - folio)
-                swap.swap_duplicate(m, offset)
-                if anon_exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
-                    swap.swap_free_nr(m, offset)
+                if not _set_swap_pte(m, folio, page, t, i, pteval, offset):
                     set_ptes(t, i, pteval, page, nr_pages)
                     if m.tracing:
                         m.trace(
@@ -465,10 +467,6 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
                     return False
                 mm.counters[MM_ANONPAGES] -= 1
                 mm.counters[MM_SWAPENTS] += 1
-                swp = PTE_SWAP | (PTE_SWP_EXCLUSIVE if anon_exclusive else 0)
-                swp |= pteval & PTE_SOFT_DIRTY
-                t.bits[i] = swp
-                t.pfn[i] = offset
                 if m.tracing:
                     m.trace(
                         "try_to_unmap_one",
@@ -478,7 +476,7 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
         _discard(m, vma, folio, page, nr_pages)
         if nr_pages == folio_nr_pages(m, folio):
             break  # walk_done
-    return ret
+    return True
 
 
 __all__ = [

@@ -45,7 +45,7 @@ class PageoutResult(Enum):
     """pageout_t, mm/vmscan.c."""
 
     PAGE_KEEP = 0
-    PAGE_ACTIVATE = 1
+    PAGE_ACTIVATE = 1  # never for a swap-cache folio on zram: writeout cannot fail
     PAGE_SUCCESS = 2
     PAGE_CLEAN = 3
 
@@ -94,8 +94,12 @@ def __remove_mapping(m: Machine, folio: int) -> bool:
     return True
 
 
-def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool) -> list[int]:
-    """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept."""
+def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
+    """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept.
+
+    Model: only reclaim_pages() calls it, with ignore_references=true, so
+    folio_check_references() is never asked and the argument is left out.
+    """
     ret: list[int] = []
     pgactivate = 0
     mem = m.mem
@@ -167,11 +171,11 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
                     activate = True
                 else:
                     res = pageout(m, folio)
-                    if res is PageoutResult.PAGE_KEEP:
-                        keep = True
-                    elif res is PageoutResult.PAGE_ACTIVATE:
-                        activate = True
-                    elif res is PageoutResult.PAGE_SUCCESS and folio_test_dirty(m, folio):
+                    # PAGE_KEEP, or written but redirtied meanwhile (PAGE_SUCCESS
+                    # still dirty); pageout() never returns PAGE_ACTIVATE here.
+                    if res is PageoutResult.PAGE_KEEP or (
+                        res is PageoutResult.PAGE_SUCCESS and folio_test_dirty(m, folio)
+                    ):
                         keep = True
             if not keep and not activate:
                 if folio_test_lazyfree(m, folio):
@@ -206,7 +210,7 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
 
 def reclaim_folio_list(m: Machine, folio_list: list[int]) -> None:
     """reclaim_folio_list(), mm/vmscan.c, Linux 6.18: shrink, then put back what is left."""
-    for folio in shrink_folio_list(m, folio_list, ignore_references=True):
+    for folio in shrink_folio_list(m, folio_list):
         folio_putback_lru(m, folio)
 
 

@@ -24,6 +24,7 @@ from foliosim.model.types import (
 )
 
 
+# find_vma() for GUP: a page outside every VMA fails the call with EFAULT.
 def _vma_of(mm: Mm, vpn: int) -> Vma:
     vma = mm.find_vma(vpn)
     if vma is None:
@@ -59,13 +60,13 @@ def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) ->
 
 
 def try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
-    """try_grab_folio(): refs on the page's folio; the zero pages are not counted."""
+    """try_grab_folio(), mm/gup.c, Linux 6.18: refs on the page's folio; the zero pages are not counted."""
     if not m.mem.flags[pfn] & PG_zero:
         m.mem.refcount[page_folio(m, pfn)] += refs
 
 
 def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
-    """One page of __get_user_pages() with FOLL_TOUCH: fault until it can be followed."""
+    """One page of __get_user_pages(), mm/gup.c, Linux 6.18, with FOLL_TOUCH: fault until it can be followed."""
     vma = _vma_of(mm, vpn)
     for _ in range(3):
         page = follow_page_pte(m, vma, vpn, write, touch=True)

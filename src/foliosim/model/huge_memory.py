@@ -62,7 +62,7 @@ _SPLIT_INHERIT = (
 
 
 def thp_vma_allowable_orders(m: Machine, vma: Vma) -> tuple[int, ...]:
-    """__thp_vma_allowable_orders(), mm/huge_memory.c, Linux 6.18: anon orders the policy allows, highest first."""
+    """thp_vma_allowable_orders() -> __thp_vma_allowable_orders(), mm/huge_memory.c, Linux 6.18: anon orders the policy allows, highest first."""
     key = vma.flags & (VM_HUGEPAGE | VM_NOHUGEPAGE)
     orders = m.thp_orders_cache.get(key)
     if orders is None:
@@ -83,7 +83,7 @@ def thp_vma_allowable_orders(m: Machine, vma: Vma) -> tuple[int, ...]:
 
 
 def thp_vma_suitable_order(vma: Vma, vpn: int, order: int) -> bool:
-    """thp_vma_suitable_order(): the naturally aligned block around vpn lies inside the VMA."""
+    """thp_vma_suitable_order(), include/linux/huge_mm.h, Linux 6.18: the naturally aligned block around vpn lies inside the VMA."""
     start = vpn & ~((1 << order) - 1)
     return vma.start <= start and start + (1 << order) <= vma.end
 
@@ -261,7 +261,7 @@ def copy_huge_pmd(m: Machine, dst: Vma, src: Vma, idx: int) -> None:
 
 
 def unmap_huge_pmd_locked(m: Machine, vma: Vma, folio: int) -> bool:
-    """unmap_huge_pmd_locked() -> __discard_anon_folio_pmd_locked(), mm/huge_memory.c: True if discarded."""
+    """unmap_huge_pmd_locked() -> __discard_anon_folio_pmd_locked(), mm/huge_memory.c, Linux 6.18: True if discarded."""
     mm = vma.mm
     mem = m.mem
     idx = int(mem.index[folio]) >> 9
@@ -309,12 +309,12 @@ def madvise_free_huge_pmd(m: Machine, vma: Vma, idx: int, start: int, end: int) 
 
 
 def split_folio(m: Machine, folio: int) -> bool:
-    """split_folio(): split to order 0; the caller holds a reference. True on success."""
+    """split_folio(), include/linux/huge_mm.h, Linux 6.18: split to order 0; the caller holds a reference. True on success."""
     return split_folio_to_list(m, folio, None)
 
 
 def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) -> bool:
-    """__folio_split() to order 0, mm/huge_memory.c, Linux 6.18.
+    """split_folio_to_list() -> __folio_split() to order 0, mm/huge_memory.c, Linux 6.18.
 
     Every mapping is first replaced by a migration entry (try_to_migrate), the
     folio is cut into order-0 folios that inherit its flags, then the entries

@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 def folio_evictable(m: Machine, folio: int) -> bool:
     """Whether reclaim may evict the folio: not mlocked (anon folios have no mapping flag).
-
     folio_evictable(), mm/internal.h, Linux 6.18.
     """
     return not m.mem.flags[folio] & PG_mlocked
@@ -21,7 +20,6 @@ def folio_evictable(m: Machine, folio: int) -> bool:
 
 def folio_pte_batch(t: PageTable, i: int, pfn: int, folio: int, folio_nr: int, max_nr: int) -> int:
     """The number of PTEs from slot i mapping consecutive pages of the folio.
-
     folio_pte_batch(), mm/internal.h, Linux 6.18, without FPB flags: dirty,
     young, write and soft-dirty differences do not end a batch; at most max_nr entries.
     """

@@ -151,7 +151,7 @@ def folio_activate(m: Machine, folio: int) -> None:
 
 
 def __lru_cache_activate_folio(m: Machine, folio: int) -> None:
-    """__lru_cache_activate_folio(): mark active a folio still queued in lru_add."""
+    """__lru_cache_activate_folio(), mm/swap.c, Linux 6.18: mark active a folio still queued in lru_add."""
     if folio in m.fbatches["lru_add"]:
         folio_set(m, folio, PG_active)
 
@@ -184,7 +184,7 @@ def lru_add_drain(m: Machine) -> None:
 
 
 def lru_add_drain_all(m: Machine) -> None:
-    """lru_add_drain_all(): every CPU's batches; the model has one CPU."""
+    """lru_add_drain_all(), mm/swap.c, Linux 6.18: every CPU's batches; the model has one CPU."""
     lru_add_drain(m)
 
 

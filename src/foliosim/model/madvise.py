@@ -33,7 +33,10 @@ from foliosim.model.types import (
 
 
 def pmd_ranges(start: int, end: int):
-    """[start, end) cut at page-table (2M) boundaries, as walk_page_range visits them."""
+    """[start, end) cut at page-table (2M) boundaries, as walk_page_range() visits them.
+
+    walk_page_range() -> walk_pmd_range(), mm/pagewalk.c, Linux 6.18.
+    """
     while start < end:
         nxt = min(end, (start | 511) + 1)
         yield start, nxt
@@ -41,7 +44,7 @@ def pmd_ranges(start: int, end: int):
 
 
 def can_madv_lru_vma(vma: Vma) -> bool:
-    """can_madv_lru_vma(): COLD/PAGEOUT refuse locked VMAs."""
+    """can_madv_lru_vma(), mm/madvise.c, Linux 6.18: COLD/PAGEOUT refuse locked VMAs."""
     return not vma.flags & VM_LOCKED
 
 
@@ -54,7 +57,7 @@ _PG_LARGE = PG_head | PG_tail
 
 
 def madvise_folio_pte_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
-    """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch()."""
+    """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch(), mm/madvise.c, Linux 6.18."""
     folio = page_folio(m, page)
     folio_nr = folio_nr_pages(m, folio)
     if folio_nr == 1:
@@ -139,6 +142,9 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         mm.counters[MM_SWAPENTS] += nr_swap
 
 
+# The per-folio tail of madvise_cold_or_pageout_pte_range(), mm/madvise.c: clear
+# referenced (an active folio keeps PG_workingset), then deactivate (COLD) or
+# isolate for reclaim_pages() (PAGEOUT).
 def _cold_or_pageout_folio(m: Machine, folio: int, pageout: bool, folio_list: list[int]) -> None:
     mem = m.mem
     mem.flags[folio] &= ~PG_referenced

@@ -1,4 +1,4 @@
-"""Anonymous page faults, copy-on-write, swap-in and zap: mm/c."""
+"""Anonymous page faults, copy-on-write, swap-in and zap: mm/memory.c."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class VmFault:
 
 
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
-    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/c, Linux 6.18."""
+    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18."""
     count_vm_events(m, "pgfault", 1)
     mm = vma.mm
     idx = vpn >> 9
@@ -94,13 +94,13 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
 
 
 def pte_range_none(t: PageTable, i: int, nr: int) -> bool:
-    """pte_range_none(): every one of nr PTEs from slot i is none."""
+    """pte_range_none(), mm/memory.c, Linux 6.18: every one of nr PTEs from slot i is none."""
     bits = t.bits
     return not any(bits[j] for j in range(i, i + nr))
 
 
 def alloc_anon_folio(m: Machine, vmf: VmFault) -> int:
-    """alloc_anon_folio(), mm/c, Linux 6.18: a zeroed folio of the highest usable order."""
+    """alloc_anon_folio(), mm/memory.c, Linux 6.18: a zeroed folio of the highest usable order."""
     vma, vpn = vmf.vma, vmf.vpn
     for order in huge_memory.thp_vma_allowable_orders(m, vma):
         if order >= HPAGE_PMD_ORDER or not huge_memory.thp_vma_suitable_order(vma, vpn, order):
@@ -115,7 +115,7 @@ def alloc_anon_folio(m: Machine, vmf: VmFault) -> int:
 
 
 def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
-    """do_anonymous_page(), mm/c, Linux 6.18 (order-0 allocation)."""
+    """do_anonymous_page(), mm/memory.c, Linux 6.18 (order-0 allocation)."""
     vma, t, i = vmf.vma, vmf.t, vmf.i
     if not vmf.write:
         # The shared zero page, read-only; the retried load sets young.
@@ -161,7 +161,7 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
-    """wp_can_reuse_anon_folio(), mm/c, Linux 6.18."""
+    """wp_can_reuse_anon_folio(), mm/memory.c, Linux 6.18."""
     mem = m.mem
     if mem.order[folio]:
         # __wp_can_reuse_large_anon_folio() (CONFIG_MM_ID): every reference is a
@@ -188,14 +188,14 @@ def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
 
 
 def wp_page_reuse(m: Machine, vmf: VmFault) -> None:
-    """wp_page_reuse(), mm/c, Linux 6.18."""
+    """wp_page_reuse(), mm/memory.c, Linux 6.18."""
     t, i = vmf.t, vmf.i
     t.bits[i] = int(t.bits[i]) | PTE_YOUNG | PTE_DIRTY | PTE_WRITE
     count_vm_events(m, "pgreuse", 1)
 
 
 def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
-    """wp_page_copy(), mm/c, Linux 6.18: a new exclusive order-0 copy."""
+    """wp_page_copy(), mm/memory.c, Linux 6.18: a new exclusive order-0 copy."""
     vma, t, i = vmf.vma, vmf.t, vmf.i
     new = page_alloc.folio_alloc(m, 0)
     if old == ZERO_PFN:
@@ -222,7 +222,7 @@ def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
 
 
 def do_wp_page(m: Machine, vmf: VmFault) -> None:
-    """do_wp_page(), mm/c, Linux 6.18: reuse an exclusive page, else copy."""
+    """do_wp_page(), mm/memory.c, Linux 6.18: reuse an exclusive page, else copy."""
     t, i = vmf.t, vmf.i
     pfn = int(t.pfn[i])
     if int(t.bits[i]) & PTE_SPECIAL:
@@ -242,7 +242,7 @@ def do_wp_page(m: Machine, vmf: VmFault) -> None:
 
 
 def should_try_to_free_swap(m: Machine, folio: int, vma: Vma, write: bool) -> bool:
-    """should_try_to_free_swap(), mm/c, Linux 6.18."""
+    """should_try_to_free_swap(), mm/memory.c, Linux 6.18."""
     if not folio_test_swapcache(m, folio):
         return False
     if swap.vm_swap_full(m) or vma.flags & VM_LOCKED or m.mem.flags[folio] & PG_mlocked:
@@ -251,7 +251,7 @@ def should_try_to_free_swap(m: Machine, folio: int, vma: Vma, write: bool) -> bo
 
 
 def do_swap_page(m: Machine, vmf: VmFault) -> None:
-    """do_swap_page(), mm/c, Linux 6.18 (order-0 swap-in)."""
+    """do_swap_page(), mm/memory.c, Linux 6.18 (order-0 swap-in)."""
     vma, t, i = vmf.vma, vmf.t, vmf.i
     orig = int(t.bits[i])
     offset = int(t.pfn[i])
@@ -327,7 +327,7 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
 
 
 def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:
-    """can_swapin_thp(), mm/c, Linux 6.18: nr swap PTEs with consecutive offsets,
+    """can_swapin_thp(), mm/memory.c, Linux 6.18: nr swap PTEs with consecutive offsets,
     one zeromap state, none in the swap cache."""
     si = m.swap
     first = t.bits[i]
@@ -344,7 +344,7 @@ def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:
 
 
 def alloc_swap_folio(m: Machine, vmf: VmFault, offset: int) -> int:
-    """alloc_swap_folio(), mm/c, Linux 6.18: the largest order whose block is all swapped."""
+    """alloc_swap_folio(), mm/memory.c, Linux 6.18: the largest order whose block is all swapped."""
     vma, vpn = vmf.vma, vmf.vpn
     for order in huge_memory.thp_vma_allowable_orders(m, vma):
         if order >= HPAGE_PMD_ORDER or not huge_memory.thp_vma_suitable_order(vma, vpn, order):
@@ -360,7 +360,7 @@ def alloc_swap_folio(m: Machine, vmf: VmFault, offset: int) -> int:
 
 
 def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """zap_pmd_range() -> zap_pte_range(), mm/c, Linux 6.18: clear [start, end), free what it held."""
+    """zap_pmd_range() -> zap_pte_range(), mm/memory.c, Linux 6.18: clear [start, end), free what it held."""
     mm = vma.mm
     to_free: list[tuple[int, int]] = []
     vpn = start
@@ -414,7 +414,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
 
 
 def zap_page_range_single_batched(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """zap_page_range_single_batched(), mm/c, Linux 6.18 (MADV_DONTNEED).
+    """zap_page_range_single_batched(), mm/memory.c, Linux 6.18 (MADV_DONTNEED).
 
     No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a
     pending lazyfree batch alone (fuzz seed 11).

@@ -29,6 +29,7 @@ MLOCK, MLOCK_NEW, MUNLOCK = 0, 1, 2
 
 
 def __mlock_folio(m: Machine, folio: int) -> None:
+    """__mlock_folio(), mm/mlock.c, Linux 6.18: the mlock batch moves a folio to the unevictable LRU."""
     if not folio_test_clear(m, folio, PG_lru):
         return  # nothing more we can do while it's off the LRU
     if not m.mem.flags[folio] & PG_unevictable and m.mem.flags[folio] & PG_mlocked:
@@ -39,6 +40,7 @@ def __mlock_folio(m: Machine, folio: int) -> None:
 
 
 def __mlock_new_folio(m: Machine, folio: int) -> None:
+    """__mlock_new_folio(), mm/mlock.c, Linux 6.18: a new folio starts mlocked and unevictable."""
     if m.mem.flags[folio] & PG_mlocked:
         folio_set(m, folio, PG_unevictable)
         count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
@@ -46,6 +48,7 @@ def __mlock_new_folio(m: Machine, folio: int) -> None:
 
 
 def __munlock_folio(m: Machine, folio: int) -> None:
+    """__munlock_folio(), mm/mlock.c, Linux 6.18: the batch takes back one mlock of the folio."""
     nr = folio_nr_pages(m, folio)
     isolated = folio_test_clear(m, folio, PG_lru)
     # Model: mlock_count is 1 (one locked mapping): this munlock is the last.
@@ -81,6 +84,8 @@ def mlock_drain_local(m: Machine) -> None:
         mlock_folio_batch(m)
 
 
+# mlock_folio_batch's add: take a reference, queue (folio, op), drain when full,
+# for a large folio, or when forced (folio_batch_add() + mlock_folio_batch(), mm/mlock.c).
 def _mlock_batch_add(m: Machine, folio: int, op: int, force: bool = False) -> None:
     folio_get(m, folio)
     m.mlock_fbatch.append((folio, op))
@@ -161,5 +166,5 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
 
 
 def vma_is_mlockable(vma: Vma) -> bool:
-    """Whether mlock_fixup() may set VM_LOCKED: not on VM_DROPPABLE VMAs (Linux 6.11+)."""
+    """Whether mlock_fixup(), mm/mlock.c, Linux 6.18, may set VM_LOCKED: not on VM_DROPPABLE VMAs (6.11+)."""
     return not vma.flags & VM_DROPPABLE

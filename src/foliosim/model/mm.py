@@ -21,7 +21,6 @@ GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h
 
 def folio_nr_pages(m: Machine, folio: int) -> int:
     """The number of pages in the folio.
-
     folio_nr_pages(), include/linux/mm.h, Linux 6.18.
     """
     return 1 << m.mem.order[folio]
@@ -29,7 +28,6 @@ def folio_nr_pages(m: Machine, folio: int) -> int:
 
 def folio_get(m: Machine, folio: int) -> None:
     """Take a reference.
-
     folio_get(), include/linux/mm.h, Linux 6.18.
     """
     # Model: the shared zero page is never counted (its PTEs are special).
@@ -39,7 +37,6 @@ def folio_get(m: Machine, folio: int) -> None:
 
 def folio_put_refs(m: Machine, folio: int, nr: int = 1) -> None:
     """Drop nr references; the last one frees the folio.
-
     folio_put_refs(), include/linux/mm.h, Linux 6.18.
     """
     if folio == ZERO_PFN:
@@ -50,7 +47,6 @@ def folio_put_refs(m: Machine, folio: int, nr: int = 1) -> None:
 
 def folio_put(m: Machine, folio: int) -> None:
     """Drop a reference; the last one frees the folio.
-
     folio_put(), include/linux/mm.h, Linux 6.18.
     """
     folio_put_refs(m, folio, 1)
@@ -60,7 +56,6 @@ def folio_put(m: Machine, folio: int) -> None:
 # caller, so that this bottom layer imports nothing above it.
 def __folio_put(m: Machine, folio: int) -> None:
     """The last reference is gone: off the deferred split queue, back to the buddy allocator.
-
     __folio_put(), mm/swap.c, Linux 6.18.
     """
     if m.tracing:
@@ -82,7 +77,6 @@ def __folio_put(m: Machine, folio: int) -> None:
 
 def folio_mapcount(m: Machine, folio: int) -> int:
     """Page-table mappings of the folio: each PTE and each PMD counts one.
-
     folio_mapcount(), include/linux/mm.h, Linux 6.18 (CONFIG_PAGE_MAPCOUNT).
     """
     order = m.mem.order[folio]
@@ -93,7 +87,6 @@ def folio_mapcount(m: Machine, folio: int) -> int:
 
 def folio_mapped(m: Machine, folio: int) -> bool:
     """Whether any page table maps the folio.
-
     folio_mapped(), include/linux/mm.h, Linux 6.18.
     """
     return folio_mapcount(m, folio) > 0
@@ -101,7 +94,6 @@ def folio_mapped(m: Machine, folio: int) -> bool:
 
 def folio_maybe_dma_pinned(m: Machine, folio: int) -> bool:
     """Whether the folio may be pinned: small folios by the pin bias, large by _pincount.
-
     folio_maybe_dma_pinned(), include/linux/mm.h, Linux 6.18.
     """
     if m.mem.order[folio]:

@@ -12,7 +12,6 @@ if TYPE_CHECKING:
 
 def folio_alloc(m: Machine, order: int) -> int:
     """A new zeroed folio of `order` with one reference.
-
     folio_alloc() -> __folio_alloc() -> prep_new_page(), mm/page_alloc.c, Linux 6.18.
     """
     # Model: memory comes zeroed, as vma_alloc_zeroed_movable_folio() gives it to

@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 def page_folio(m: Machine, pfn: int) -> int:
     """The head pfn of the folio this page belongs to.
-
     page_folio() -> _compound_head(), include/linux/page-flags.h, Linux 6.18.
     """
     flags = m.mem.flags
@@ -34,7 +33,6 @@ def page_folio(m: Machine, pfn: int) -> int:
 
 def folio_test_large(m: Machine, folio: int) -> bool:
     """Whether the folio has more than one page.
-
     folio_test_large(), include/linux/page-flags.h, Linux 6.18.
     """
     return m.mem.order[folio] > 0
@@ -71,7 +69,6 @@ def folio_test_anon(m: Machine, folio: int) -> bool:
 
 def folio_set(m: Machine, folio: int, flag: int) -> None:
     """Set a flag: the folio_set_<flag>() that FOLIO_FLAG() generates.
-
     include/linux/page-flags.h, Linux 6.18; the flag is an argument here.
     """
     m.mem.flags[folio] |= flag
@@ -79,7 +76,6 @@ def folio_set(m: Machine, folio: int, flag: int) -> None:
 
 def folio_clear(m: Machine, folio: int, flag: int) -> None:
     """Clear a flag: the folio_clear_<flag>() that FOLIO_FLAG() generates.
-
     include/linux/page-flags.h, Linux 6.18; the flag is an argument here.
     """
     m.mem.flags[folio] &= ~flag
@@ -87,7 +83,6 @@ def folio_clear(m: Machine, folio: int, flag: int) -> None:
 
 def folio_test_clear(m: Machine, folio: int, flag: int) -> bool:
     """Clear a flag, return whether it was set: folio_test_clear_<flag>().
-
     TESTCLEARFLAG(), include/linux/page-flags.h, Linux 6.18; the flag is an argument here.
     """
     old = int(m.mem.flags[folio])

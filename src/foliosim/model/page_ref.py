@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 
 def folio_ref_count(m: Machine, folio: int) -> int:
     """The folio's reference count.
-
     folio_ref_count(), include/linux/page_ref.h, Linux 6.18.
     """
     return int(m.mem.refcount[folio])
@@ -21,7 +20,6 @@ def folio_ref_count(m: Machine, folio: int) -> int:
 
 def folio_ref_add(m: Machine, folio: int, nr: int) -> None:
     """Take nr references.
-
     folio_ref_add(), include/linux/page_ref.h, Linux 6.18.
     """
     m.mem.refcount[folio] += nr
@@ -29,7 +27,6 @@ def folio_ref_add(m: Machine, folio: int, nr: int) -> None:
 
 def folio_ref_sub_and_test(m: Machine, folio: int, nr: int) -> bool:
     """Drop nr references; True if none is left.
-
     folio_ref_sub_and_test(), include/linux/page_ref.h, Linux 6.18.
     """
     m.mem.refcount[folio] -= nr

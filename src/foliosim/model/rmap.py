@@ -67,7 +67,7 @@ def anon_vma_alloc(m: Machine) -> AnonVma:
 
 
 def anon_vma_prepare(m: Machine, vma: Vma) -> None:
-    """anon_vma_prepare(): give the VMA an anon_vma on its first anonymous fault."""
+    """anon_vma_prepare(), mm/rmap.c, Linux 6.18: give the VMA an anon_vma on its first anonymous fault."""
     if vma.anon_vma is None:
         av = anon_vma_alloc(m)
         vma.anon_vma = av
@@ -76,7 +76,11 @@ def anon_vma_prepare(m: Machine, vma: Vma) -> None:
 
 
 def folio_mms(m: Machine, folio: int) -> set[int]:
-    """The mms that map some page of the folio (what CONFIG_MM_ID's _mm_ids track)."""
+    """The mms that map some page of the folio.
+
+    Model: what the _mm_ids of struct folio track (CONFIG_MM_ID, include/linux/mm_types.h,
+    Linux 6.18), found by the rmap walk.
+    """
     mms: set[int] = set()
     for vma, index in rmap_walk_anon(m, folio):
         mm = vma.mm
@@ -186,7 +190,7 @@ def folio_remove_rmap_pmd(m: Machine, folio: int) -> None:
 
 
 def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> bool:
-    """__folio_try_dup_anon_rmap() for one PTE at fork; False: must copy (maybe pinned)."""
+    """folio_try_dup_anon_rmap_pte() -> __folio_try_dup_anon_rmap(), include/linux/rmap.h, Linux 6.18: False: must copy (maybe pinned)."""
     mem = m.mem
     if mem.flags[page] & PG_anon_exclusive:
         # folio_needs_cow_for_dma(): a pinned exclusive page is copied for the child.
@@ -198,7 +202,7 @@ def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> 
 
 
 def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
-    """folio_try_share_anon_rmap_pte(): clear PageAnonExclusive unless maybe pinned."""
+    """folio_try_share_anon_rmap_pte(), include/linux/rmap.h, Linux 6.18: clear PageAnonExclusive unless maybe pinned."""
     if folio_maybe_dma_pinned(m, folio):
         return False
     m.mem.flags[page] &= ~PG_anon_exclusive
@@ -206,13 +210,16 @@ def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
 
 
 def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
-    """folio_move_anon_rmap(): the folio now belongs to this VMA's anon_vma only."""
+    """folio_move_anon_rmap(), mm/rmap.c, Linux 6.18: the folio now belongs to this VMA's anon_vma only."""
     anon_vma_prepare(m, vma)
     m.mem.anon_vma[folio] = vma.anon_vma.id
 
 
 def rmap_walk_anon(m: Machine, folio: int):
-    """The (vma, vpn) pairs that may map the folio (rmap_walk_anon, anon_vma tree order)."""
+    """The (vma, vpn) pairs that may map the folio, in anon_vma tree order.
+
+    rmap_walk_anon(), mm/rmap.c, Linux 6.18.
+    """
     av = m.anon_vmas.get(int(m.mem.anon_vma[folio]))
     if av is None:
         return
@@ -224,7 +231,10 @@ def rmap_walk_anon(m: Machine, folio: int):
 
 
 def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
-    """The PTEs of this VMA that map pages of the folio: (table, slot, page) (page_vma_mapped_walk)."""
+    """The PTEs of this VMA that map pages of the folio: (vpn, table, slot, page).
+
+    page_vma_mapped_walk(), mm/page_vma_mapped.c, Linux 6.18.
+    """
     nr = folio_nr_pages(m, folio)
     pgtables = vma.mm.pgtables
     if nr == 1:
@@ -269,7 +279,7 @@ def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTab
 
 
 def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
-    """get_and_clear_ptes(): clear nr PTEs, return the first with young/dirty OR-ed in."""
+    """get_and_clear_ptes(), include/linux/pgtable.h, Linux 6.18: clear nr PTEs, return the first with young/dirty OR-ed in."""
     bits = int(t.bits[i])
     for j in range(i + 1, i + nr):
         bits |= int(t.bits[j]) & (PTE_DIRTY | PTE_YOUNG)
@@ -278,7 +288,7 @@ def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
 
 
 def set_ptes(t: PageTable, i: int, bits: int, pfn: int, nr: int) -> None:
-    """set_ptes(): nr PTEs from one value, the pfn advancing by one per entry."""
+    """set_ptes(), include/linux/pgtable.h, Linux 6.18: nr PTEs from one value, the pfn advancing by one per entry."""
     t.bits_v[i : i + nr] = bits
     t.pfn_v[i : i + nr] = np.arange(pfn, pfn + nr)
 
@@ -287,6 +297,7 @@ def lazyfree_range(
     m: Machine, vma: Vma, folio: int, t: PageTable, i: int, pteval: int, pfn: int, nr_pages: int
 ) -> bool:
     """Decide a lazyfree folio whose nr_pages PTEs were just cleared: True if discarded.
+    The lazyfree branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18.
 
     The lazyfree branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18, written as
     the seed review asked (lazyfree_range() returning bool).  False: the PTEs

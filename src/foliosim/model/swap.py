@@ -72,12 +72,13 @@ class SwapInfo:
 
 
 def vm_swap_full(m: Machine) -> bool:
-    """vm_swap_full(): more than half of swap is in use."""
+    """vm_swap_full(), include/linux/swap.h, Linux 6.18: more than half of swap is in use."""
     si = m.swap
     return si is not None and (si.pages - si.inuse_pages) * 2 < si.pages
 
 
 def __swap_count(m: Machine, offset: int) -> int:
+    """__swap_count(), mm/swapfile.c, Linux 6.18: the slot's swap count."""
     return int(m.swap.swap_map[offset])
 
 
@@ -113,6 +114,8 @@ def folio_alloc_swap(m: Machine, folio: int) -> bool:
     return True
 
 
+# A slot with no swap count and no swap-cache folio is free again (swap_entries_free(),
+# mm/swapfile.c): off inuse_pages, its zeromap bit and shadow entry cleared.
 def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
     si = m.swap
     if si.swap_map[offset] == 0 and si.cache[offset] < 0:
@@ -122,7 +125,7 @@ def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
 
 
 def swap_duplicate(m: Machine, offset: int) -> bool:
-    """swap_duplicate() / folio_dup_swap(): one more swap PTE refers to the slot."""
+    """swap_duplicate(), mm/swapfile.c, Linux 6.18: one more swap PTE refers to the slot."""
     m.swap.swap_map[offset] += 1
     return True
 
@@ -165,25 +168,29 @@ PAGE_CLUSTER = 3  # /proc/sys/vm/page-cluster default
 
 
 def SWAP_RA_HITS(v: int) -> int:
+    """SWAP_RA_HITS(), mm/swap_state.c, Linux 6.18."""
     return v & SWAP_RA_HITS_MASK
 
 
 def SWAP_RA_WIN(v: int) -> int:
+    """SWAP_RA_WIN(), mm/swap_state.c, Linux 6.18."""
     return (v >> SWAP_RA_WIN_SHIFT) & SWAP_RA_HITS_MASK
 
 
 def SWAP_RA_ADDR(v: int) -> int:
+    """SWAP_RA_ADDR(), mm/swap_state.c, Linux 6.18 (a page number here)."""
     return v >> 12
 
 
 def SWAP_RA_VAL(vpn: int, win: int, hits: int) -> int:
+    """SWAP_RA_VAL(), mm/swap_state.c, Linux 6.18."""
     return (
         (vpn << 12) | ((win & SWAP_RA_HITS_MASK) << SWAP_RA_WIN_SHIFT) | (hits & SWAP_RA_HITS_MASK)
     )
 
 
 def GET_SWAP_RA_VAL(vma) -> int:
-    """GET_SWAP_RA_VAL(): "initial readahead hits is 4 to start up with a small window"."""
+    """GET_SWAP_RA_VAL(), mm/swap_state.c, Linux 6.18: "initial readahead hits is 4 to start up with a small window"."""
     return vma.swap_readahead_info or 4
 
 
@@ -247,14 +254,14 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
 
 
 def folio_swapped(m: Machine, folio: int) -> bool:
-    """folio_swapped(): does any swap PTE still refer to the folio's slots?"""
+    """folio_swapped(), mm/swapfile.c, Linux 6.18: does any swap PTE still refer to the folio's slots?"""
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
     return any(c > 0 for c in m.swap.swap_map[off : off + nr])
 
 
 def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None:
-    """delete_from_swap_cache() / __delete_from_swap_cache(): drop the cache's references."""
+    """delete_from_swap_cache() -> __delete_from_swap_cache(), mm/swap_state.c, Linux 6.18: drop the cache's references."""
     si = m.swap
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
@@ -282,6 +289,7 @@ def folio_free_swap(m: Machine, folio: int) -> bool:
 
 
 def any_mapped(m: Machine, folio: int) -> bool:
+    """Whether a PTE maps any page of the folio (the folio_mapped() test of __try_to_reclaim_swap(), mm/swapfile.c, Linux 6.18)."""
     mapcount = m.mem.mapcount
     return any(mapcount[p] for p in range(folio, folio + folio_nr_pages(m, folio)))
 
@@ -307,6 +315,7 @@ def free_swap_and_cache_nr(m: Machine, offset: int, nr: int = 1) -> None:
 
 
 def is_folio_zero_filled(m: Machine, folio: int) -> bool:
+    """is_folio_zero_filled(), mm/page_io.c, Linux 6.18: every page of the folio holds zeroes."""
     nr = folio_nr_pages(m, folio)
     return not any(m.mem.data[folio : folio + nr])
 
@@ -404,7 +413,7 @@ def unuse_pte(m: Machine, vma, vpn: int, t, i: int, folio: int) -> None:
 
 
 def try_to_unuse(m: Machine) -> None:
-    """try_to_unuse(): bring every swapped page back, then the device is gone."""
+    """try_to_unuse(), mm/swapfile.c, Linux 6.18: bring every swapped page back, then the device is gone."""
     for mm in list(m.mms.values()):
         for vma in list(mm.vmas):
             for vpn in range(vma.start, vma.end):

@@ -37,7 +37,8 @@ from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
 
 def folio_test_lazyfree(m: Machine, folio: int) -> bool:
-    """folio_test_lazyfree(): anon and not swap-backed (MADV_FREE'd or droppable)."""
+    """Whether the folio is lazyfree: anon and not swap-backed (MADV_FREE'd or droppable)."""
+    # The test shrink_folio_list(), mm/vmscan.c, Linux 6.18, spells out.
     return (int(m.mem.flags[folio]) & (PG_anon | PG_swapbacked)) == PG_anon
 
 
@@ -65,7 +66,7 @@ def folio_putback_lru(m: Machine, folio: int) -> None:
 
 
 def is_page_cache_freeable(m: Machine, folio: int) -> bool:
-    """is_page_cache_freeable(): only the isolation and the swap cache hold references."""
+    """is_page_cache_freeable(), mm/vmscan.c, Linux 6.18: only the isolation and the swap cache hold references."""
     return int(m.mem.refcount[folio]) - folio_nr_pages(m, folio) == 1
 
 

@@ -39,7 +39,6 @@ MODELLED_VMSTAT = (
 
 def count_vm_events(m: Machine, item: str, delta: int) -> None:
     """Bump a /proc/vmstat event counter.
-
     count_vm_events(), include/linux/vmstat.h, Linux 6.18.
     """
     m.vmstat[item] += delta
@@ -47,7 +46,6 @@ def count_vm_events(m: Machine, item: str, delta: int) -> None:
 
 def count_mthp_stat(m: Machine, order: int, item: str, delta: int = 1) -> None:
     """Bump hugepages-<size>/stats/<item> for a large order.
-
     count_mthp_stat() / mod_mthp_stat(), include/linux/huge_mm.h, Linux 6.18.
     """
     m.mthp_stats[order][item] += delta
@@ -55,7 +53,6 @@ def count_mthp_stat(m: Machine, order: int, item: str, delta: int = 1) -> None:
 
 def vmstat_all(m: Machine) -> dict[str, int]:
     """Every modelled /proc/vmstat event, as deltas since the start.
-
     What vmstat_show(), mm/vmstat.c, Linux 6.18, prints for them.
     """
     return {k: int(m.vmstat.get(k, 0)) for k in MODELLED_VMSTAT}

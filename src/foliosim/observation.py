@@ -11,6 +11,10 @@ from typing import Any, Protocol
 
 from foliosim.scenario.ast import MTHP_SIZES_KB, Scenario
 
+# The /proc/PID/smaps fields of STATE: defined in the scenario layer (the parser checks
+# `expect NAME smaps FIELD` against them, and must not import this module).
+from foliosim.scenario.ast import SMAPS_KEYS as SMAPS_KEYS
+
 FORMAT = "foliosim.observation/1"
 
 # /proc/vmstat counters reported in STATE["vmstat"], as deltas since the start.
@@ -27,22 +31,6 @@ VMSTAT_KEYS = (
     "thp_split_pmd",
     "thp_swpout",
     "thp_swpout_fallback",
-)
-
-# /proc/PID/smaps fields reported per mapping, in kB, summed over its VMAs.
-SMAPS_KEYS = (
-    "AnonHugePages",
-    "Anonymous",
-    "LazyFree",
-    "Locked",
-    "Private_Clean",
-    "Private_Dirty",
-    "Pss",
-    "Rss",
-    "Shared_Clean",
-    "Shared_Dirty",
-    "Swap",
-    "SwapPss",
 )
 
 # Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on this

@@ -440,7 +440,20 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
     return True
 
 
+def enabled_store(m: Machine, mode: str) -> None:
+    """enabled_store(), mm/huge_memory.c, Linux 6.18: write transparent_hugepage/enabled."""
+    m.thp_enabled = mode
+    m.thp_orders_cache.clear()
+
+
+def thpsize_enabled_store(m: Machine, order: int, mode: str) -> None:
+    """thpsize_enabled_store(), mm/huge_memory.c, Linux 6.18: hugepages-<N>kB/enabled."""
+    m.mthp_enabled[order] = mode
+    m.thp_orders_cache.clear()
+
+
 __all__ = [
+    "enabled_store",
     "copy_huge_pmd",
     "deferred_split_folio",
     "do_huge_pmd_anonymous_page",
@@ -450,5 +463,6 @@ __all__ = [
     "split_folio_to_list",
     "split_huge_pmd_locked",
     "thp_vma_allowable_orders",
+    "thpsize_enabled_store",
     "zap_huge_pmd",
 ]

@@ -10,6 +10,7 @@ from foliosim.model.lru import (
     folio_set,
     folio_test_clear,
     folio_test_large,
+    lru_add_drain_all,
 )
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.types import (
@@ -21,6 +22,7 @@ from foliosim.model.types import (
     PG_lru,
     PG_mlocked,
     PG_unevictable,
+    Mm,
     Vma,
 )
 
@@ -164,3 +166,36 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
 def vma_is_mlockable(vma: Vma) -> bool:
     """Whether mlock_fixup() may set VM_LOCKED: not on VM_DROPPABLE VMAs (Linux 6.11+)."""
     return not vma.flags & VM_DROPPABLE
+
+
+def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
+    """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
+    # Local: mmap imports memory, which imports this module.
+    from foliosim.model.mmap import vma_split_range, vmas_in_range
+
+    for vma in vmas_in_range(mm, start, end):
+        if not vma_is_mlockable(vma):
+            continue  # mlock_fixup(): VM_DROPPABLE never gets VM_LOCKED
+        newflags = (vma.flags & ~VM_LOCKED) | flags
+        if newflags == vma.flags:
+            continue
+        s, e = max(start, vma.start), min(end, vma.end)
+        mlock_vma_pages_range(m, vma_split_range(m, vma, s, e), s, e, newflags)
+
+
+def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """do_mlock(), mm/mlock.c, Linux 6.18: the mlock(2) entry point; lock, then populate."""
+    # Local: gup and mmap import memory, which imports this module.
+    from foliosim.model.gup import populate_vma_page_range
+    from foliosim.model.mmap import vmas_in_range
+
+    lru_add_drain_all(m)  # flush the folio batches of every CPU
+    apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
+    # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+    for vma in vmas_in_range(mm, start, end):
+        populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+
+
+def sys_munlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """SYSCALL_DEFINE2(munlock), mm/mlock.c, Linux 6.18: the munlock(2) entry point."""
+    apply_vma_lock_flags(m, mm, start, end, 0)

@@ -10,6 +10,7 @@ from foliosim.model.lru import folio_get, folio_put
 from foliosim.model.machine import Machine
 from foliosim.model.rmap import folio_add_anon_rmap_ptes, folio_add_new_anon_rmap
 from foliosim.model.swap import (
+    SwapInfo,
     folio_free_swap,
     swap_cache_get_folio,
     swap_free_nr,
@@ -68,3 +69,14 @@ def swapoff(m: Machine) -> None:
         folio = int(si.cache[offset])
         if folio >= 0:
             folio_free_swap(m, folio)
+
+
+def sys_swapon(m: Machine, pages: int) -> None:
+    """SYSCALL_DEFINE2(swapon), mm/swapfile.c, Linux 6.18: a swap device of `pages` slots."""
+    m.swap = SwapInfo(pages)
+
+
+def sys_swapoff(m: Machine) -> None:
+    """SYSCALL_DEFINE1(swapoff), mm/swapfile.c, Linux 6.18: try_to_unuse(), then it is gone."""
+    swapoff(m)
+    m.swap = None

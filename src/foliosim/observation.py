@@ -7,9 +7,9 @@ backend computes them.  See docs/scenario-format.md.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any
 
-from foliosim.scenario.ast import MTHP_SIZES_KB, Scenario
+from foliosim.scenario.ast import MTHP_SIZES_KB
 
 # The /proc/PID/smaps fields of STATE: defined in the scenario layer (the parser checks
 # `expect NAME smaps FIELD` against them, and must not import this module).
@@ -123,12 +123,3 @@ def dumps(obs: dict[str, Any]) -> str:
     """The canonical text of an observation: keys sorted, page lists one item a line."""
     return json.dumps(obs, sort_keys=True, indent=1) + "\n"
 
-
-class Backend(Protocol):
-    """What `foliosim run` needs of a backend."""
-
-    name: str
-
-    def run(self, scenario: Scenario, trace: Any = None) -> dict[str, Any]:
-        """Run the scenario and return the observation object of the contract."""
-        ...

@@ -78,8 +78,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 _MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
-# The syscall layer, state containers and the trace plumbing are not kernel steps.
-_SKIP_FILES = ("backend.py", "machine.py", "types.py", "checks.py")
+# The backend, the user program, STATE reading, state containers and the trace
+# plumbing are not kernel steps.
+_SKIP_FILES = ("backend.py", "machine.py", "types.py", "checks.py", "user.py", "observe.py")
 # Flag tests and refcount one-liners: entered everywhere, they would bury the path.
 _SKIP_NAMES = frozenset(
     {

@@ -9,11 +9,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from foliosim.scenario.ast import MTHP_SIZES_KB
+# SMAPS_KEYS, the /proc/PID/smaps fields of STATE, is defined in the scenario layer
+# (the parser checks `expect NAME smaps FIELD` against it and must not import this
+# module); it is re-exported here with the rest of the schema.
+from foliosim.scenario.ast import MTHP_SIZES_KB, SMAPS_KEYS
 
-# The /proc/PID/smaps fields of STATE: defined in the scenario layer (the parser checks
-# `expect NAME smaps FIELD` against them, and must not import this module).
-from foliosim.scenario.ast import SMAPS_KEYS as SMAPS_KEYS
+__all__ = [
+    "FORMAT",
+    "KPF_BITS",
+    "KPF_NAMES",
+    "KPF_NEVER_REPORTED",
+    "KPF_NOT_ON_ZERO_PAGE",
+    "MTHP_SIZE_NAMES",
+    "MTHP_STAT_KEYS",
+    "SMAPS_KEYS",
+    "VMSTAT_KEYS",
+    "dumps",
+    "kpageflags_names",
+    "mthp_size_name",
+]
 
 FORMAT = "foliosim.observation/1"
 
@@ -122,4 +136,3 @@ def kpageflags_names(bits: int) -> list[str]:
 def dumps(obs: dict[str, Any]) -> str:
     """The canonical text of an observation: keys sorted, page lists one item a line."""
     return json.dumps(obs, sort_keys=True, indent=1) + "\n"
-

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foliosim.backend import Trace, error_event, execute
+from foliosim.dispatch import Trace, error_event, execute
 from foliosim.expect import expect_event
 from foliosim.kernel import procfs
 from foliosim.kernel.build import worker_binary
@@ -90,7 +90,6 @@ PROT_READ_WRITE = 0x3
 SLOT_ALIGN = 2 << 20
 # Far from the heap, the libraries and the stack of a 47-bit address space.
 SLOT_BASE = 0x200000000000
-
 
 
 @dataclass
@@ -347,7 +346,7 @@ class KernelBackend:
 
     # -- commands -----------------------------------------------------------------------
 
-    # One handler per scenario command (foliosim.backend.execute() picks it), each the
+    # One handler per scenario command (foliosim.dispatch.execute() picks it), each the
     # system calls the worker makes for it.
 
     def _worker(self, cmd: Command) -> Worker:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from foliosim.backend import Event, error_event, execute
+from foliosim.dispatch import Event, error_event, execute
 from foliosim.expect import expect_event
 from foliosim.model.checks import Shadow, validate_all
 from foliosim.model.errors import InvariantError, SyscallError
@@ -254,7 +254,13 @@ class ModelBackend:
     def cmd_observe(self, cmd: Observe) -> list[Event]:
         state = read_state(self.m)
         return [
-            {"line": cmd.line, "proc": cmd.proc, "op": "observe", "label": cmd.label, "state": state}
+            {
+                "line": cmd.line,
+                "proc": cmd.proc,
+                "op": "observe",
+                "label": cmd.label,
+                "state": state,
+            }
         ]
 
     def cmd_expect_data(self, cmd: ExpectData) -> list[Event]:

@@ -453,11 +453,11 @@ def thpsize_enabled_store(m: Machine, order: int, mode: str) -> None:
 
 
 __all__ = [
-    "enabled_store",
     "copy_huge_pmd",
     "deferred_split_folio",
     "do_huge_pmd_anonymous_page",
     "do_huge_pmd_wp_page",
+    "enabled_store",
     "madvise_free_huge_pmd",
     "split_folio",
     "split_folio_to_list",

@@ -18,11 +18,11 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     VM_DROPPABLE,
     VM_LOCKED,
+    Mm,
     PG_active,
     PG_lru,
     PG_mlocked,
     PG_unevictable,
-    Mm,
     Vma,
 )
 

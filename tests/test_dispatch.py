@@ -1,4 +1,4 @@
-"""foliosim.backend: one dispatch, and every backend handles every command of the language."""
+"""foliosim.dispatch: one dispatch, and every backend handles every command of the language."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import typing
 import pytest
 
 import foliosim
-from foliosim.backend import COMMANDS, HANDLERS, Backend, execute, handler_name
+from foliosim.dispatch import COMMANDS, HANDLERS, Backend, execute, handler_name
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario import ast
 from foliosim.scenario.parser import parse_text
@@ -64,7 +64,7 @@ def test_handler_names_follow_the_command_classes():
 @pytest.mark.parametrize("cls", COMMANDS, ids=lambda c: c.__name__)
 def test_the_protocol_declares_the_handler_of_each_command(cls):
     handler = getattr(Backend, HANDLERS[cls], None)
-    assert handler is not None, f"foliosim.backend.Backend has no {HANDLERS[cls]}()"
+    assert handler is not None, f"foliosim.dispatch.Backend has no {HANDLERS[cls]}()"
     hints = typing.get_type_hints(handler)
     assert hints["cmd"] is cls
 

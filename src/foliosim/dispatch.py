@@ -9,7 +9,7 @@ Each returns the EVENTs the command produced (an error, a read, an observe, an
 expect), usually none.  `execute(backend, cmd)` calls the handler for `cmd`; a
 backend's `run()` loops over the commands, calling it between its own set-up and
 teardown.  A new command class needs a handler in every backend:
-tests/test_backend.py fails until each has one.
+tests/test_dispatch.py fails until each has one.
 """
 
 from __future__ import annotations

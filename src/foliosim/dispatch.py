@@ -8,8 +8,10 @@ named the same way): `cmd_mmap(cmd: Mmap)`, `cmd_expect_data(cmd: ExpectData)`, 
 Each returns the EVENTs the command produced (an error, a read, an observe, an
 expect), usually none.  `execute(backend, cmd)` calls the handler for `cmd`; a
 backend's `run()` loops over the commands, calling it between its own set-up and
-teardown.  A new command class needs a handler in every backend:
-tests/test_dispatch.py fails until each has one.
+teardown.  A backend that translates the scenario first (a generated C program)
+uses the same handlers to emit each command's code, and returns the EVENTs its
+program reports from run().  A new command class needs a handler in every backend:
+tests/test_dispatch.py (which finds every class named *Backend) fails until each has one.
 """
 
 from __future__ import annotations

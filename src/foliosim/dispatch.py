@@ -8,10 +8,14 @@ named the same way): `cmd_mmap(cmd: Mmap)`, `cmd_expect_data(cmd: ExpectData)`, 
 Each returns the EVENTs the command produced (an error, a read, an observe, an
 expect), usually none.  `execute(backend, cmd)` calls the handler for `cmd`; a
 backend's `run()` loops over the commands, calling it between its own set-up and
-teardown.  A backend that translates the scenario first (a generated C program)
-uses the same handlers to emit each command's code, and returns the EVENTs its
-program reports from run().  A new command class needs a handler in every backend:
-tests/test_dispatch.py (which finds every class named *Backend) fails until each has one.
+teardown.
+
+A backend that translates the scenario first (a generated C program) gives the
+methods that emit each command's code the same names, calls them through
+handler_of(), returns the EVENTs its program reports from run(), and names the
+class holding those methods in a `translator` class attribute.  A new command
+class needs a handler in every backend: tests/test_dispatch.py (which finds every
+class named *Backend, or its `translator`) fails until each has one.
 """
 
 from __future__ import annotations
@@ -42,13 +46,19 @@ def handler_name(cls: type[ast.Command]) -> str:
 HANDLERS: dict[type[ast.Command], str] = {cls: handler_name(cls) for cls in COMMANDS}
 
 
-def execute(backend: Backend, cmd: ast.Command) -> list[Event]:
-    """Run one scenario command on `backend` (its cmd_* handler); return its EVENTs."""
+def handler_of(obj: object, cmd: ast.Command) -> Callable[..., Any]:
+    """The cmd_* method of `obj` for `cmd`: a backend's, or a translator's (the C export)."""
     name = HANDLERS.get(type(cmd))
     if name is None:
         raise TypeError(f"not a scenario command: {cmd!r}")
-    handler: Callable[[ast.Command], list[Event]] = getattr(backend, name)
-    return handler(cmd)
+    handler: Callable[..., Any] = getattr(obj, name)
+    return handler
+
+
+def execute(backend: Backend, cmd: ast.Command) -> list[Event]:
+    """Run one scenario command on `backend` (its cmd_* handler); return its EVENTs."""
+    events: list[Event] = handler_of(backend, cmd)(cmd)
+    return events
 
 
 class Backend(Protocol):

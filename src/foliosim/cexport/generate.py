@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from foliosim.dispatch import HANDLERS
 from foliosim.observation import (
     KPF_BITS,
     KPF_NAMES,
@@ -536,7 +537,8 @@ class CProgram:
         for cmd in self.sc.commands:
             if cmd.proc not in self.procs:
                 self.refuse(cmd, f"no process {cmd.proc!r} at this line")
-            _execute(self, cmd)
+            # The shared dispatch's table: command class -> cmd_<keyword> handler.
+            getattr(self, HANDLERS[type(cmd)])(cmd)
         if len(self.proc_order) > MAX_PROCS:
             fork = next(c for c in self.sc.commands if isinstance(c, Fork))
             self.refuse(fork, f"more than {MAX_PROCS} processes")
@@ -707,19 +709,6 @@ class CProgram:
         out += self.script
         out.append("}")
         return "\n".join(out) + "\n"
-
-
-def _handler_name(cls: type[Command]) -> str:
-    # ExpectData -> cmd_expect_data: the naming of foliosim.dispatch.
-    return "cmd_" + re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
-
-
-def _execute(gen: CProgram, cmd: Command) -> list[dict[str, Any]]:
-    handler = getattr(gen, _handler_name(type(cmd)), None)
-    if handler is None:
-        raise ScenarioError(gen.sc.path, cmd.line, 1, f"export-c: cannot express {cmd.text!r}")
-    result: list[dict[str, Any]] = handler(cmd)
-    return result
 
 
 def _array(ctype: str, name: str, items: list[str], extra: bool = False) -> str:

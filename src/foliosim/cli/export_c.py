@@ -3,9 +3,8 @@
 It performs the scenario on the live kernel with one real process per scenario
 process and prints the observation JSON; with `--assert scenario` its expect
 lines, with `--assert model` the model's predicted observation, become TAP
-checks (kselftest style).  Exit statuses: EXIT_STATUSES and foliosim.cli.main
-(3: a generator bug, the file did not compile with --check-compile).  See
-docs/export-c.md.
+checks (kselftest style).  Exit statuses: EXIT_STATUSES and foliosim.cli.main.
+See docs/export-c.md.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from foliosim.cli.common import DEFAULT_PROFILE, UsageError, model_backend, read
 
 EXIT_STATUSES = {
     0: "the C file was written (and compiled warning-free, with --check-compile)",
+    1: "with --check-compile: it does not compile, a generator bug (the compiler's first "
+    "error on stderr); the file is not written",
 }
 
 
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
             compile_c(text, scenario.name)
         except GeneratorBug as e:
             sys.stderr.write(f"{e}\n")
-            return 3
+            return 1
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

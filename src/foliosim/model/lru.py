@@ -88,6 +88,11 @@ def folio_test_clear(m: Machine, folio: int, flag: int) -> bool:
     return bool(old & flag)
 
 
+def folio_ref_count(m: Machine, folio: int) -> int:
+    """folio_ref_count(), include/linux/page_ref.h: atomic_read(&folio->_refcount)."""
+    return int(m.mem.refcount[folio])
+
+
 def folio_get(m: Machine, folio: int, nr: int = 1) -> None:
     """folio_get() / folio_ref_add()."""
     if folio != ZERO_PFN:

@@ -10,11 +10,13 @@ from foliosim.model.lru import (
     folio_get,
     folio_nr_pages,
     folio_put_refs,
+    folio_ref_count,
     folio_test_dirty,
     folio_test_large,
     folio_test_swapbacked,
     folio_test_swapcache,
 )
+from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.machine import Machine
 from foliosim.model.swap import swap_duplicate
 from foliosim.model.types import (
@@ -309,10 +311,12 @@ def lazyfree_range(
     """
     mm = vma.mm
     # smp_mb(): clear PTE; barrier; read refcount -- pairs with GUP-fast's
-    # inc refcount; barrier; read PTE.  `foliosim race` explores the orders.
-    ref_count = int(m.mem.refcount[folio])
+    # inc refcount; barrier; read PTE.  `foliosim race` checks the orders.
+    smp_mb()
+    ref_count = folio_ref_count(m, folio)
     map_count = folio_mapcount(m, folio)
     # smp_rmb(): order the refcount read before the PG_dirty read (__remove_mapping).
+    smp_rmb()
     if folio_test_dirty(m, folio) and not vma.flags & VM_DROPPABLE:
         # Redirtied either through the page table or a previously taken GUP reference.
         set_ptes(t, i, pteval, pfn, nr_pages)

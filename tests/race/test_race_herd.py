@@ -84,3 +84,18 @@ def test_sc_exploration_agrees_with_herd7s_sc_model(herd7):
         for test in build_tests(without=without)[0]:
             o = judge(test, "sc", herd7)  # raises EnginesDisagree otherwise
             assert o.engine == "foliosim sc + herd7 sc.cat" and o.herd.positive == 0
+
+
+@pytest.mark.parametrize("without", list(EXPECTED), ids=lambda w: "+".join(w) or "both")
+def test_lkmm_verdicts_are_the_same_with_the_generic_plain_pte_clear(herd7, without):
+    # include/linux/pgtable.h's generic ptep_get_and_clear(): ptep_get() then
+    # pte_clear(), two plain accesses instead of xchg_relaxed().
+    from foliosim.race import litmus
+
+    for test in build_tests(without=without)[0]:
+        text = litmus.to_c(test).replace("pteval = xchg_relaxed(pte, 0);",
+                                         "pteval = READ_ONCE(*pte); WRITE_ONCE(*pte, 0);")
+        assert "WRITE_ONCE(*pte, 0);" in text
+        assert (run_herd(herd7, "lkmm", text).positive == 0) == (
+            judge(test, "lkmm", herd7).safe)
+    assert check(("lkmm",), without, herd=herd7).verdict("lkmm") == EXPECTED[without]["lkmm"]

@@ -128,8 +128,11 @@ def table(reports, models) -> str:
             for m in models:
                 o = next(o for o in r.outcomes if o.model == m and o.test.name == test)
                 unit = "SC interleavings" if o.engine.startswith("foliosim") else "candidates"
+                also = ""
+                if o.engine.startswith("foliosim") and o.herd is not None:
+                    also = f" (herd7 sc.cat: {o.herd.candidates} candidates)"
                 cells.append(f"{'safe' if o.safe else 'UNSAFE'}: {o.executions} {unit}, "
-                             f"{o.seconds * 1000:.0f} ms")
+                             f"{o.seconds * 1000:.0f} ms{also}")
             rows.append(f"| {_config_name(r.without)} | {test} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -5,7 +5,8 @@ cache ~/.cache/foliosim/herd7-<sha256 prefix of the vendored tarball>/ that
 `ensure_herd7(build=True)` fills with the vendored build script, or `herd7`
 on PATH (`opam install herdtools7`).  The vendored material (tarball, build
 script, LKMM files) is looked up in $FOLIOSIM_VENDOR, then in `vendor/` and
-`shared/vendor/` beside every parent directory of this checkout.
+`shared/vendor/` beside every parent directory of this checkout, then in
+/work/shared/vendor.
 
 `python -m foliosim.race.herd` sets herd7 up (building it if it must) and
 prints where it is.
@@ -47,10 +48,12 @@ def vendor_dir() -> Path | None:
     if env:
         return Path(env) if (Path(env) / "lkmm").is_dir() else None
     here = Path(__file__).resolve()
-    for parent in here.parents:
-        for candidate in (parent / "vendor", parent / "shared" / "vendor"):
-            if (candidate / "lkmm" / "linux-kernel.cat").is_file():
-                return candidate
+    candidates = [c for p in here.parents for c in (p / "vendor", p / "shared" / "vendor")]
+    # The project's machine keeps it in /work/shared/vendor, wherever the checkout is.
+    candidates.append(Path("/work/shared/vendor"))
+    for candidate in candidates:
+        if (candidate / "lkmm" / "linux-kernel.cat").is_file():
+            return candidate
     return None
 
 

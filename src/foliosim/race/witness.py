@@ -80,9 +80,11 @@ def story(test: Test, state: dict[str, int]) -> list[str]:
                 v = regs.get(s.reg, 0)
                 final = state.get(s.loc)
                 note = ""
+                who = " and ".join(_writers(runs, regs_of, s.loc, tid))
                 if final is not None and final != v:
-                    who = " and ".join(_writers(runs, regs_of, s.loc, tid)) or "another CPU's write"
-                    note = f" -- does not see {who} (final value {_value(s.loc, final)})"
+                    note = f" -- does not see {who or 'another CPU'} (final value {_value(s.loc, final)})"
+                elif who and v != test.init.get(s.loc):
+                    note = f" -- sees {who}"
                 say(tid, f"{s.func}() reads {_NAMES.get(s.loc, s.loc)} = {_value(s.loc, v)}{note}")
             elif isinstance(s, Xchg):
                 v = regs.get(s.reg, 0)

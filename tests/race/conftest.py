@@ -17,7 +17,9 @@ from foliosim.race.herd import Herd, HerdUnavailable, can_build, ensure_herd7
 
 def pytest_configure(config: pytest.Config) -> None:
     # Harmless if pyproject.toml registers it too.
-    config.addinivalue_line("markers", "herd7: needs herd7 (built from the vendored source as root)")
+    config.addinivalue_line(
+        "markers", "herd7: needs herd7 (built from the vendored source as root)"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,12 +16,15 @@ def test_sc_alone_runs_without_herd7_and_is_safe(capsys):
     assert "sc       safe" in out and "interleavings" in out
 
 
-@pytest.mark.parametrize("argv,reason", [
-    (["race", "--without", "smp_wmb"], "invalid choice: 'smp_wmb'"),
-    (["race", "--model", "power"], "invalid choice: 'power'"),
-    (["race", "--model", "lkmm", "--graph", "out.svg"], "must end in .png"),
-    (["race", "--table", "--without", "smp_mb"], "--table runs its own configurations"),
-])
+@pytest.mark.parametrize(
+    "argv,reason",
+    [
+        (["race", "--without", "smp_wmb"], "invalid choice: 'smp_wmb'"),
+        (["race", "--model", "power"], "invalid choice: 'power'"),
+        (["race", "--model", "lkmm", "--graph", "out.svg"], "must end in .png"),
+        (["race", "--table", "--without", "smp_mb"], "--table runs its own configurations"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, reason):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -33,22 +36,41 @@ def test_without_smp_mb_exits_1_and_tells_the_witness(herd7, capsys):
     assert main(["race", "--model", "lkmm", "--without", "smp_mb"]) == 1
     out = capsys.readouterr().out
     assert "lkmm     unsafe" in out and "witness: lazyfree-gup-fast under lkmm" in out
-    assert "1. CPU 0 (reclaim): get_and_clear_ptes() exchanges the PTE: 1 (present) -> 0 (none)" in out
+    assert (
+        "1. CPU 0 (reclaim): get_and_clear_ptes() exchanges the PTE: 1 (present) -> 0 (none)" in out
+    )
 
 
 @pytest.mark.herd7
 def test_json_and_litmus_dir(herd7, capsys, tmp_path):
-    assert main(["race", "--model", "x86-tso", "--model", "armv8", "--without", "smp_rmb",
-                 "--json", "--litmus", str(tmp_path)]) == 1
+    assert (
+        main(
+            [
+                "race",
+                "--model",
+                "x86-tso",
+                "--model",
+                "armv8",
+                "--without",
+                "smp_rmb",
+                "--json",
+                "--litmus",
+                str(tmp_path),
+            ]
+        )
+        == 1
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdicts"] == {"x86-tso": "safe", "armv8": "unsafe"}
     assert doc["without"] == ["smp_rmb"] and doc["reclaim_paths"] == 3
     assert all(t["executions"] > 0 for t in doc["tests"])
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.litmus"))
-    assert files == ["armv8/lazyfree-gup-fast+without-smp_rmb.litmus",
-                     "armv8/lazyfree-gup-put+without-smp_rmb.litmus",
-                     "x86-tso/lazyfree-gup-fast+without-smp_rmb.litmus",
-                     "x86-tso/lazyfree-gup-put+without-smp_rmb.litmus"]
+    assert files == [
+        "armv8/lazyfree-gup-fast+without-smp_rmb.litmus",
+        "armv8/lazyfree-gup-put+without-smp_rmb.litmus",
+        "x86-tso/lazyfree-gup-fast+without-smp_rmb.litmus",
+        "x86-tso/lazyfree-gup-put+without-smp_rmb.litmus",
+    ]
     put = (tmp_path / "armv8/lazyfree-gup-put+without-smp_rmb.litmus").read_text()
     assert "Expected verdict under armv8: unsafe" in put and put.startswith("AArch64 ")
 

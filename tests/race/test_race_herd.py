@@ -41,8 +41,9 @@ def test_vendored_lkmm_litmus_test_gets_its_expected_observation(herd7, path):
 CELLS = [(w, m, v) for w, row in EXPECTED.items() for m, v in row.items()]
 
 
-@pytest.mark.parametrize("without,model,verdict", CELLS,
-                         ids=[f"{'+'.join(w) or 'both'}-{m}" for w, m, _ in CELLS])
+@pytest.mark.parametrize(
+    "without,model,verdict", CELLS, ids=[f"{'+'.join(w) or 'both'}-{m}" for w, m, _ in CELLS]
+)
 def test_issue_table_cell(herd7, without, model, verdict):
     report = check((model,), without, herd=herd7)
     assert report.verdict(model) == verdict, [o.as_json() for o in report.outcomes]
@@ -58,8 +59,14 @@ def test_without_smp_mb_the_witness_is_store_buffering(herd7):
     mp = next(o for o in report.outcomes if o.test.name == "lazyfree-gup-put")
     assert not sb.safe and mp.safe
     text = "\n".join(sb.witness)
-    assert "folio_ref_count() reads folio->_refcount = 2 -- does not see CPU 1's folio_try_get()" in text
-    assert "ptep_get() reads the PTE = 1 (present) -- does not see CPU 0's get_and_clear_ptes()" in text
+    assert (
+        "folio_ref_count() reads folio->_refcount = 2 -- does not see CPU 1's folio_try_get()"
+        in text
+    )
+    assert (
+        "ptep_get() reads the PTE = 1 (present) -- does not see CPU 0's get_and_clear_ptes()"
+        in text
+    )
 
 
 def test_without_smp_rmb_the_witness_is_message_passing(herd7):
@@ -69,11 +76,15 @@ def test_without_smp_rmb_the_witness_is_message_passing(herd7):
     assert sb.safe and not mp.safe
     text = "\n".join(mp.witness)
     assert "folio_ref_count() reads folio->_refcount = 2" in text
-    assert "folio_test_dirty() reads PG_dirty = 0 (clear) -- does not see CPU 1's folio_mark_dirty()" in text
+    assert (
+        "folio_test_dirty() reads PG_dirty = 0 (clear) -- does not see CPU 1's folio_mark_dirty()"
+        in text
+    )
 
 
-@pytest.mark.parametrize("model,verdict", [("sc", "safe"), ("lkmm", "unsafe"),
-                                           ("x86-tso", "safe"), ("armv8", "unsafe")])
+@pytest.mark.parametrize(
+    "model,verdict", [("sc", "safe"), ("lkmm", "unsafe"), ("x86-tso", "safe"), ("armv8", "unsafe")]
+)
 def test_a_relaxed_gup_fast_increment(herd7, model, verdict):
     # x86 has no relaxed atomics: LOCK CMPXCHG orders fully whatever the C says.
     assert check((model,), ("gup-fast-ordering",), herd=herd7).verdict(model) == verdict
@@ -93,9 +104,9 @@ def test_lkmm_verdicts_are_the_same_with_the_generic_plain_pte_clear(herd7, with
     from foliosim.race import litmus
 
     for test in build_tests(without=without)[0]:
-        text = litmus.to_c(test).replace("pteval = xchg_relaxed(pte, 0);",
-                                         "pteval = READ_ONCE(*pte); WRITE_ONCE(*pte, 0);")
+        text = litmus.to_c(test).replace(
+            "pteval = xchg_relaxed(pte, 0);", "pteval = READ_ONCE(*pte); WRITE_ONCE(*pte, 0);"
+        )
         assert "WRITE_ONCE(*pte, 0);" in text
-        assert (run_herd(herd7, "lkmm", text).positive == 0) == (
-            judge(test, "lkmm", herd7).safe)
+        assert (run_herd(herd7, "lkmm", text).positive == 0) == (judge(test, "lkmm", herd7).safe)
     assert check(("lkmm",), without, herd=herd7).verdict("lkmm") == EXPECTED[without]["lkmm"]

@@ -8,7 +8,7 @@ import pytest
 
 from foliosim.model import rmap
 from foliosim.model.lru import folio_get
-from foliosim.model.types import PG_dirty, PTE_PRESENT
+from foliosim.model.types import PTE_PRESENT, PG_dirty
 from foliosim.race.ir import AddUnless, Fence, If, Let, Read, Write, Xchg, eval_expr
 from foliosim.race.record import RecordError, lazyfree_setup, record_reclaim
 
@@ -24,10 +24,18 @@ def _accesses(body):
 
 def test_reclaim_thread_follows_the_kernel_order_clear_mb_refcount_mapcount_rmb_dirty():
     thread, setup, paths = record_reclaim()
-    kinds = [(type(s).__name__, getattr(s, "loc", getattr(s, "kind", None)))
-             for s in _accesses(thread.body)]
-    assert kinds == [("Xchg", "pte"), ("Fence", "mb"), ("Read", "refcount"),
-                     ("Read", "mapcount"), ("Fence", "rmb"), ("Read", "pg_dirty")]
+    kinds = [
+        (type(s).__name__, getattr(s, "loc", getattr(s, "kind", None)))
+        for s in _accesses(thread.body)
+    ]
+    assert kinds == [
+        ("Xchg", "pte"),
+        ("Fence", "mb"),
+        ("Read", "refcount"),
+        ("Read", "mapcount"),
+        ("Fence", "rmb"),
+        ("Read", "pg_dirty"),
+    ]
     assert paths == 3  # dirty -> keep; extra reference -> keep; else discard
     assert (setup.refcount, setup.mapcount, setup.dirty) == (2, 1, 0)
 
@@ -63,8 +71,12 @@ def test_recorded_decision_agrees_with_the_model_run_on_the_same_values(dirty, e
         m.mem.flags[folio] |= PG_dirty
     if extra:
         folio_get(m, folio)
-    regs = {"ref_count": int(m.mem.refcount[folio]), "map_count": setup.mapcount,
-            "dirty": dirty, "pteval": 1}
+    regs = {
+        "ref_count": int(m.mem.refcount[folio]),
+        "map_count": setup.mapcount,
+        "dirty": dirty,
+        "pteval": 1,
+    }
     rmap.try_to_unmap_one(m, folio, setup.vma, setup.vpn, rmap.TTU.BATCH_FLUSH)
     t = setup.vma.mm.pte_table(setup.vpn)
     model_discarded = not int(t.bits[setup.vpn & 511]) & PTE_PRESENT
@@ -102,8 +114,10 @@ def test_a_variant_that_converts_a_shared_value_to_int_is_refused():
 
 
 def test_recording_leaves_the_model_functions_as_they_were():
-    before = {n: getattr(rmap, n) for n in ("get_and_clear_ptes", "set_ptes", "smp_mb",
-                                             "folio_ref_count", "folio_test_dirty")}
+    before = {
+        n: getattr(rmap, n)
+        for n in ("get_and_clear_ptes", "set_ptes", "smp_mb", "folio_ref_count", "folio_test_dirty")
+    }
     record_reclaim(without=("smp_mb",))
     assert {n: getattr(rmap, n) for n in before} == before
 

@@ -49,10 +49,21 @@ def test_c_litmus_has_the_lkmm_primitives_in_the_model_order():
     tests, _ = build_tests()
     text = litmus.to_c(tests[0], "lkmm", "safe")
     p0 = text.split("P0(")[1].split("P1(")[0]
-    order = [p0.index(x) for x in ("xchg_relaxed(pte, 0)", "smp_mb()", "READ_ONCE(*refcount)",
-                                   "READ_ONCE(*mapcount)", "smp_rmb()", "READ_ONCE(*pg_dirty)")]
+    order = [
+        p0.index(x)
+        for x in (
+            "xchg_relaxed(pte, 0)",
+            "smp_mb()",
+            "READ_ONCE(*refcount)",
+            "READ_ONCE(*mapcount)",
+            "smp_rmb()",
+            "READ_ONCE(*pg_dirty)",
+        )
+    ]
     assert order == sorted(order)
-    assert "atomic_add_unless(refcount, 1, 0)" in text and "Expected verdict under lkmm: safe" in text
+    assert (
+        "atomic_add_unless(refcount, 1, 0)" in text and "Expected verdict under lkmm: safe" in text
+    )
     assert "exists ((0:discarded=1 /\\ 1:gup_uses=1))" in text
 
 

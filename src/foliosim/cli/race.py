@@ -25,21 +25,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from foliosim.race.check import WITHOUT
     from foliosim.race.runner import MODELS
 
-    parser.add_argument("--model", action="append", choices=MODELS, metavar="MODEL",
-                        help=f"memory model: {' | '.join(MODELS)} (repeatable; default all)")
-    parser.add_argument("--without", action="append", default=[], choices=WITHOUT,
-                        metavar="BARRIER",
-                        help=f"drop one ordering: {' | '.join(WITHOUT)} (repeatable)")
-    parser.add_argument("--profile", default=DEFAULT_PROFILE,
-                        help=f"model profile the reclaim side is recorded from (default {DEFAULT_PROFILE})")
-    parser.add_argument("--litmus", metavar="DIR", help="write every generated litmus test into DIR")
+    parser.add_argument(
+        "--model",
+        action="append",
+        choices=MODELS,
+        metavar="MODEL",
+        help=f"memory model: {' | '.join(MODELS)} (repeatable; default all)",
+    )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=WITHOUT,
+        metavar="BARRIER",
+        help=f"drop one ordering: {' | '.join(WITHOUT)} (repeatable)",
+    )
+    parser.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"model profile the reclaim side is recorded from (default {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--litmus", metavar="DIR", help="write every generated litmus test into DIR"
+    )
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    parser.add_argument("--graph", metavar="FILE.png",
-                        help="render herd7's graph of the first unsafe execution (needs graphviz)")
-    parser.add_argument("--table", action="store_true",
-                        help="print the README table: both barriers, --without smp_mb, "
-                        "--without smp_rmb, under every model; exit 0 when every cell is "
-                        "the expected one")
+    parser.add_argument(
+        "--graph",
+        metavar="FILE.png",
+        help="render herd7's graph of the first unsafe execution (needs graphviz)",
+    )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print the README table: both barriers, --without smp_mb, "
+        "--without smp_rmb, under every model; exit 0 when every cell is "
+        "the expected one",
+    )
 
 
 def _herd(models: tuple[str, ...]):
@@ -64,11 +85,17 @@ def main(args: argparse.Namespace) -> int:
         if not args.graph.endswith(".png"):
             raise UsageError(f"foliosim race: --graph {args.graph}: the file must end in .png")
         if shutil.which("dot") is None:
-            raise UsageError("foliosim race: --graph needs graphviz's `dot` (apt-get install graphviz)")
+            raise UsageError(
+                "foliosim race: --graph needs graphviz's `dot` (apt-get install graphviz)"
+            )
         if models == ("sc",):
-            raise UsageError("foliosim race: --graph draws herd7's graph: add --model lkmm, x86-tso or armv8")
+            raise UsageError(
+                "foliosim race: --graph draws herd7's graph: add --model lkmm, x86-tso or armv8"
+            )
     if args.table and (without or args.model):
-        raise UsageError("foliosim race: --table runs its own configurations; drop --model/--without")
+        raise UsageError(
+            "foliosim race: --table runs its own configurations; drop --model/--without"
+        )
     herd = _herd(models)
     configs = list(EXPECTED) if args.table else [without]
     with tempfile.TemporaryDirectory(prefix="foliosim-race-") as tmp:
@@ -91,7 +118,9 @@ def main(args: argparse.Namespace) -> int:
     else:
         _print(reports[0], models, herd)
     if args.table:  # 0 when every cell is the issue's
-        return 0 if all(r.verdict(m) == EXPECTED[r.without][m] for r in reports for m in models) else 1
+        return (
+            0 if all(r.verdict(m) == EXPECTED[r.without][m] for r in reports for m in models) else 1
+        )
     return 0 if reports[0].safe else 1
 
 
@@ -99,8 +128,11 @@ def _graph(reports, png: Path) -> None:
     for report in reports:
         for o in report.outcomes:
             if not o.safe and o.herd is not None and o.herd.dot is not None:
-                out = subprocess.run(["dot", "-Tpng", "-o", str(png), str(o.herd.dot)],
-                                     capture_output=True, check=False)
+                out = subprocess.run(
+                    ["dot", "-Tpng", "-o", str(png), str(o.herd.dot)],
+                    capture_output=True,
+                    check=False,
+                )
                 if out.returncode != 0:
                     err = out.stderr.decode(errors="replace").strip()
                     raise UsageError(f"foliosim race: dot failed: {err}")
@@ -120,8 +152,11 @@ def table(reports, models) -> str:
     for r in reports:
         name = "both barriers (linux-6.18)" if not r.without else f"`{_config_name(r.without)}`"
         rows.append(f"| {name} | " + " | ".join(r.verdict(m) for m in models) + " |")
-    rows += ["", "| configuration | test | " + " | ".join(models) + " |",
-             "|" + "---|" * (len(models) + 2)]
+    rows += [
+        "",
+        "| configuration | test | " + " | ".join(models) + " |",
+        "|" + "---|" * (len(models) + 2),
+    ]
     for r in reports:
         for test in dict.fromkeys(o.test.name for o in r.outcomes):
             cells = []
@@ -131,8 +166,10 @@ def table(reports, models) -> str:
                 also = ""
                 if o.engine.startswith("foliosim") and o.herd is not None:
                     also = f" (herd7 sc.cat: {o.herd.candidates} candidates)"
-                cells.append(f"{'safe' if o.safe else 'UNSAFE'}: {o.executions} {unit}, "
-                             f"{o.seconds * 1000:.0f} ms{also}")
+                cells.append(
+                    f"{'safe' if o.safe else 'UNSAFE'}: {o.executions} {unit}, "
+                    f"{o.seconds * 1000:.0f} ms{also}"
+                )
             rows.append(f"| {_config_name(r.without)} | {test} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -144,8 +181,10 @@ def _print(report, models, herd) -> None:
     console = Console(highlight=False, soft_wrap=True)
     title = Text("foliosim race: ", style="bold")
     title.append(f"model (profile {report.profile})", style="bold cyan")
-    title.append(f"  {_config_name(report.without)}; reclaim recorded from try_to_unmap_one() "
-                 f"({report.paths} paths of the lazyfree decision)")
+    title.append(
+        f"  {_config_name(report.without)}; reclaim recorded from try_to_unmap_one() "
+        f"({report.paths} paths of the lazyfree decision)"
+    )
     console.print(title)
     if herd is not None:
         console.print(Text(f"herd7 {herd.version} ({herd.binary})", style="dim"))
@@ -155,8 +194,10 @@ def _print(report, models, herd) -> None:
         line.append(verdict, style="green" if verdict == "safe" else "bold red")
         for o in (o for o in report.outcomes if o.model == m):
             unit = "interleavings" if o.engine.startswith("foliosim") else "candidate executions"
-            line.append(f"   {o.test.name}: {'safe' if o.safe else 'unsafe'} "
-                        f"({o.engine}, {o.executions} {unit}, {o.seconds * 1000:.0f} ms)")
+            line.append(
+                f"   {o.test.name}: {'safe' if o.safe else 'unsafe'} "
+                f"({o.engine}, {o.executions} {unit}, {o.seconds * 1000:.0f} ms)"
+            )
         console.print(line)
     for o in report.outcomes:
         if o.witness:

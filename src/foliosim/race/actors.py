@@ -42,22 +42,42 @@ def gup_fast(relaxed: bool = False) -> Thread:
     """GUP-fast on the folio's PTE: gup_fast_pte_range(), mm/gup.c, Linux 6.18."""
     order = "relaxed" if relaxed else "mb"
     body = (
-        Read("pte_seen", "pte", "READ_ONCE", "ptep_get_lockless", "ptep_get_lockless(): read the PTE"),
+        Read(
+            "pte_seen", "pte", "READ_ONCE", "ptep_get_lockless", "ptep_get_lockless(): read the PTE"
+        ),
         If(
             Reg("pte_seen"),
             (
-                AddUnless("took", "refcount", 1, 0, order, "folio_try_get",
-                          "try_grab_folio_fast() -> folio_try_get(): "
-                          "atomic_add_unless(&folio->_refcount, 1, 0)"),
+                AddUnless(
+                    "took",
+                    "refcount",
+                    1,
+                    0,
+                    order,
+                    "folio_try_get",
+                    "try_grab_folio_fast() -> folio_try_get(): "
+                    "atomic_add_unless(&folio->_refcount, 1, 0)",
+                ),
                 If(
                     Reg("took"),
                     (
-                        Read("pte_again", "pte", "READ_ONCE", "ptep_get",
-                             "ptep_get(): re-read the PTE"),
+                        Read(
+                            "pte_again",
+                            "pte",
+                            "READ_ONCE",
+                            "ptep_get",
+                            "ptep_get(): re-read the PTE",
+                        ),
                         If(
                             Op("!=", (Reg("pte_again"), Reg("pte_seen"))),
-                            (DecAndTest("put", "refcount", "gup_put_folio",
-                                        "gup_put_folio(): the PTE changed, back off"),),
+                            (
+                                DecAndTest(
+                                    "put",
+                                    "refcount",
+                                    "gup_put_folio",
+                                    "gup_put_folio(): the PTE changed, back off",
+                                ),
+                            ),
                             (Let("gup_uses", 1, "GUP-fast returns the page to its caller"),),
                         ),
                     ),
@@ -72,19 +92,30 @@ def gup_put() -> Thread:
     """A GUP user that holds a reference: write, folio_mark_dirty(), folio_put()."""
     body = (
         Write("data", 1, "WRITE_ONCE", "memcpy", "the write through the GUP reference"),
-        Write("pg_dirty", 1, "WRITE_ONCE", "folio_mark_dirty",
-              "folio_mark_dirty(): set PG_dirty (no ordering of its own)"),
-        DecAndTest("put", "refcount", "folio_put",
-                   "folio_put(): atomic_dec_and_test(&folio->_refcount)"),
+        Write(
+            "pg_dirty",
+            1,
+            "WRITE_ONCE",
+            "folio_mark_dirty",
+            "folio_mark_dirty(): set PG_dirty (no ordering of its own)",
+        ),
+        DecAndTest(
+            "put", "refcount", "folio_put", "folio_put(): atomic_dec_and_test(&folio->_refcount)"
+        ),
     )
-    return Thread("GUP user", "a get_user_pages() reference: write, folio_mark_dirty(), folio_put()",
-                  body)
+    return Thread(
+        "GUP user", "a get_user_pages() reference: write, folio_mark_dirty(), folio_put()", body
+    )
 
 
 def tests(reclaim: Thread, setup: Setup, without: tuple[str, ...] = ()) -> list[Test]:
     """The two tests: reclaim against GUP-fast, and against a GUP user dropping its reference."""
-    init = {"pte": 1, "refcount": setup.refcount, "mapcount": setup.mapcount,
-            "pg_dirty": setup.dirty}
+    init = {
+        "pte": 1,
+        "refcount": setup.refcount,
+        "mapcount": setup.mapcount,
+        "pg_dirty": setup.dirty,
+    }
     relaxed = "gup-fast-ordering" in without
     sb = Test(
         name="lazyfree-gup-fast",

@@ -102,8 +102,11 @@ class Report:
         }
 
 
-def build_tests(profile: str = "linux-6.18", without: tuple[str, ...] = (),
-                functions: dict[str, Callable[..., Any]] | None = None) -> tuple[list[Test], int]:
+def build_tests(
+    profile: str = "linux-6.18",
+    without: tuple[str, ...] = (),
+    functions: dict[str, Callable[..., Any]] | None = None,
+) -> tuple[list[Test], int]:
     """The configuration's tests, reclaim recorded from the model, and the decision's path count."""
     barriers = tuple(w for w in without if w in BARRIERS)
     reclaim, setup, paths = record_reclaim(profile, barriers, functions)
@@ -112,7 +115,9 @@ def build_tests(profile: str = "linux-6.18", without: tuple[str, ...] = (),
 
 def _state_of(test: Test, model: str, herd_state: dict[str, str]) -> dict[str, int]:
     # herd7's register names back to the test's.
-    back = {f"{t}:{name}": f"{t}:{reg}" for (t, reg), name in litmus.register_names(test, model).items()}
+    back = {
+        f"{t}:{name}": f"{t}:{reg}" for (t, reg), name in litmus.register_names(test, model).items()
+    }
     out: dict[str, int] = {}
     for key, value in herd_state.items():
         key = key.strip("[]")
@@ -144,8 +149,18 @@ def judge(test: Test, model: str, herd: Herd | None, dot_dir: Path | None = None
                     f"{'safe' if result.positive == 0 else 'unsafe'}"
                 )
         witness = None if native.safe else story(test, native.final)
-        return Outcome(test, model, native.safe, "foliosim sc" + (" + herd7 sc.cat" if result else ""),
-                       native.interleavings, seconds, text, witness, result, native)
+        return Outcome(
+            test,
+            model,
+            native.safe,
+            "foliosim sc" + (" + herd7 sc.cat" if result else ""),
+            native.interleavings,
+            seconds,
+            text,
+            witness,
+            result,
+            native,
+        )
     if herd is None:
         raise ValueError(f"model {model} needs herd7")
     result = run_herd(herd, model, text, dot_dir)
@@ -160,9 +175,14 @@ def judge(test: Test, model: str, herd: Herd | None, dot_dir: Path | None = None
     return Outcome(test, model, safe, "herd7", size, result.wall_seconds, text, witness, result)
 
 
-def check(models: tuple[str, ...] = MODELS, without: tuple[str, ...] = (),
-          profile: str = "linux-6.18", herd: Herd | None = None, dot_dir: Path | None = None,
-          functions: dict[str, Callable[..., Any]] | None = None) -> Report:
+def check(
+    models: tuple[str, ...] = MODELS,
+    without: tuple[str, ...] = (),
+    profile: str = "linux-6.18",
+    herd: Herd | None = None,
+    dot_dir: Path | None = None,
+    functions: dict[str, Callable[..., Any]] | None = None,
+) -> Report:
     """Every model's verdict on the configuration `without` (barriers / orderings dropped)."""
     tests, paths = build_tests(profile, without, functions)
     report = Report(profile, tuple(without), paths)
@@ -182,5 +202,14 @@ def litmus_files(report: Report) -> dict[str, str]:
     return files
 
 
-__all__ = ["EXPECTED", "MODELS", "WITHOUT", "Report", "build_tests", "check", "judge",
-           "litmus_files", "registers"]
+__all__ = [
+    "EXPECTED",
+    "MODELS",
+    "WITHOUT",
+    "Report",
+    "build_tests",
+    "check",
+    "judge",
+    "litmus_files",
+    "registers",
+]

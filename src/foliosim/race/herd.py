@@ -179,7 +179,9 @@ def ensure_herd7(build: bool = False) -> Herd:
         return found
     if build:
         return build_herd7()
-    raise HerdUnavailable(can_build() or "herd7 is not installed; run `python -m foliosim.race.herd`")
+    raise HerdUnavailable(
+        can_build() or "herd7 is not installed; run `python -m foliosim.race.herd`"
+    )
 
 
 def main() -> int:

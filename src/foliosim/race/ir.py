@@ -12,7 +12,6 @@ foliosim.race.sc explores it under sequential consistency.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Op:
     args: tuple[Expr, ...]
 
 
-Expr = Union[Reg, Op, int]
+Expr = Reg | Op | int
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ class If:
     why: str = ""
 
 
-Stmt = Union[Read, Write, Xchg, AddUnless, DecAndTest, Fence, Let, If]
+Stmt = Read | Write | Xchg | AddUnless | DecAndTest | Fence | Let | If
 ACCESSES = (Read, Write, Xchg, AddUnless, DecAndTest)
 
 

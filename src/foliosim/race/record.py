@@ -50,7 +50,7 @@ class RecordError(Exception):
 class Sym:
     """A value the model's code read from shared memory: arithmetic and comparisons stay symbolic."""
 
-    __slots__ = ("expr", "_rec")
+    __slots__ = ("_rec", "expr")
 
     def __init__(self, expr: Expr, rec: _Recorder) -> None:
         self.expr = expr
@@ -69,10 +69,10 @@ class Sym:
     def __radd__(self, other: Any) -> Sym:
         return Sym(Op("+", (self._wrap(other), self.expr)), self._rec)
 
-    def __eq__(self, other: Any) -> Sym:  # type: ignore[override]
+    def __eq__(self, other: object) -> Sym:  # type: ignore[override]
         return Sym(Op("==", (self.expr, self._wrap(other))), self._rec)
 
-    def __ne__(self, other: Any) -> Sym:  # type: ignore[override]
+    def __ne__(self, other: object) -> Sym:  # type: ignore[override]
         return Sym(Op("!=", (self.expr, self._wrap(other))), self._rec)
 
     __hash__ = object.__hash__
@@ -136,35 +136,66 @@ def _recording_functions(rec: _Recorder, real: dict[str, Callable[..., Any]], dr
         value = _PteVal(real["get_and_clear_ptes"](t, i, nr))
         value.reg = rec.reg("pteval")
         rec.items.append(
-            Xchg(value.reg, "pte", 0, "arch", "get_and_clear_ptes",
-                 "ptep_get_and_clear(): clear the PTE, keep its old value")
+            Xchg(
+                value.reg,
+                "pte",
+                0,
+                "arch",
+                "get_and_clear_ptes",
+                "ptep_get_and_clear(): clear the PTE, keep its old value",
+            )
         )
         return value
 
     def set_ptes(t: Any, i: int, bits: int, pfn: int, nr: int) -> None:
         real["set_ptes"](t, i, bits, pfn, nr)
         value: Expr = Reg(bits.reg) if isinstance(bits, _PteVal) else 1
-        rec.items.append(Write("pte", value, "WRITE_ONCE", "set_ptes",
-                               "set_ptes(): restore the PTE, the folio is kept"))
+        rec.items.append(
+            Write(
+                "pte",
+                value,
+                "WRITE_ONCE",
+                "set_ptes",
+                "set_ptes(): restore the PTE, the folio is kept",
+            )
+        )
 
     def folio_ref_count(m: Any, folio: int) -> Sym:
-        return rec.read("ref_count", "refcount", "atomic_read", "folio_ref_count",
-                        "folio_ref_count(): atomic_read(&folio->_refcount)")
+        return rec.read(
+            "ref_count",
+            "refcount",
+            "atomic_read",
+            "folio_ref_count",
+            "folio_ref_count(): atomic_read(&folio->_refcount)",
+        )
 
     def folio_mapcount(m: Any, folio: int) -> Sym:
-        return rec.read("map_count", "mapcount", "atomic_read", "folio_mapcount",
-                        "folio_mapcount(): atomic_read(&folio->_mapcount) + 1")
+        return rec.read(
+            "map_count",
+            "mapcount",
+            "atomic_read",
+            "folio_mapcount",
+            "folio_mapcount(): atomic_read(&folio->_mapcount) + 1",
+        )
 
     def folio_test_dirty(m: Any, folio: int) -> Sym:
-        return rec.read("dirty", "pg_dirty", "test_bit", "folio_test_dirty",
-                        "folio_test_dirty(): test_bit(PG_dirty, &folio->flags)")
+        return rec.read(
+            "dirty",
+            "pg_dirty",
+            "test_bit",
+            "folio_test_dirty",
+            "folio_test_dirty(): test_bit(PG_dirty, &folio->flags)",
+        )
 
     def fence(kind: str, name: str) -> Callable[[], None]:
         def barrier() -> None:
             if name not in drop:
-                what = {"smp_mb": "order the PTE clear before the refcount read (pairs with GUP-fast)",
-                        "smp_rmb": "order the refcount read before the PG_dirty read (__remove_mapping)"}
+                what = {
+                    "smp_mb": "order the PTE clear before the refcount read (pairs with GUP-fast)",
+                    "smp_rmb": "order the refcount read before the PG_dirty read (__remove_mapping)",
+                }
                 rec.items.append(Fence(kind, name, what[name]))
+
         barrier.__name__ = name
         return barrier
 
@@ -234,11 +265,14 @@ def lazyfree_setup(profile: str = "linux-6.18") -> Setup:
     backend = ModelBackend(profile=profile)
     backend.run(parse_text(SCENARIO, "<foliosim race>"), final=False)
     m = backend.machine
+    assert m is not None
     lru_add_drain(m)  # the MADV_FREE batch: the folio becomes lazyfree
     mm = next(iter(m.mms.values()))
     vma = next(v for v in mm.vmas if v.name == "A")
     vpn = vma.start
     t = mm.pte_table(vpn)
+    if t is None:
+        raise RecordError("the model did not map the page")
     folio = int(t.pfn[vpn & 511])
     if not folio_isolate_lru(m, folio):
         raise RecordError("the model did not isolate the lazyfree folio")
@@ -246,8 +280,15 @@ def lazyfree_setup(profile: str = "linux-6.18") -> Setup:
 
     if folio_test_swapbacked(m, folio):
         raise RecordError("the model's MADV_FREE did not make the folio lazyfree")
-    return Setup(m, folio, vma, vpn, int(m.mem.refcount[folio]), folio_mapcount(m, folio),
-                 int(folio_test_dirty(m, folio)))
+    return Setup(
+        m,
+        folio,
+        vma,
+        vpn,
+        int(m.mem.refcount[folio]),
+        folio_mapcount(m, folio),
+        int(folio_test_dirty(m, folio)),
+    )
 
 
 def record_reclaim(
@@ -265,7 +306,7 @@ def record_reclaim(
 
     unknown = set(without) - set(BARRIERS)
     if unknown:
-        raise ValueError(f"unknown barrier {sorted(unknown)[0]!r} (known: {', '.join(BARRIERS)})")
+        raise ValueError(f"unknown barrier {min(unknown)!r} (known: {', '.join(BARRIERS)})")
     setup = lazyfree_setup(profile)
     real = {name: getattr(rmap, name) for name in ("get_and_clear_ptes", "set_ptes")}
     paths: list[tuple[list[Stmt | _Branch], bool]] = []

@@ -68,7 +68,9 @@ def model_args(herd: Herd, model: str) -> list[str]:
     """herd7's command-line options for `model` (one of MODELS)."""
     lib = ["-I", str(herd.libdir)] if herd.libdir else []
     if model in ("lkmm", "sc") and herd.lkmm is None:
-        raise HerdUnavailable("the LKMM files (linux-kernel.cfg, ...) are not found; set FOLIOSIM_LKMM")
+        raise HerdUnavailable(
+            "the LKMM files (linux-kernel.cfg, ...) are not found; set FOLIOSIM_LKMM"
+        )
     if model == "lkmm":
         assert herd.lkmm is not None
         return [*lib, "-I", str(herd.lkmm), "-conf", str(herd.lkmm / "linux-kernel.cfg")]
@@ -76,8 +78,17 @@ def model_args(herd: Herd, model: str) -> list[str]:
         # herd7's sc.cat (po | rf | co | fr acyclic, RMWs atomic) over the same C
         # macros (xchg_relaxed, atomic_add_unless, ...) the LKMM defines.
         assert herd.lkmm is not None
-        return [*lib, "-I", str(herd.lkmm), "-macros", "linux-kernel.def",
-                "-bell", "linux-kernel.bell", "-model", "sc.cat"]
+        return [
+            *lib,
+            "-I",
+            str(herd.lkmm),
+            "-macros",
+            "linux-kernel.def",
+            "-bell",
+            "linux-kernel.bell",
+            "-model",
+            "sc.cat",
+        ]
     if model == "x86-tso":
         return [*lib, "-model", "x86tso.cat"]
     if model == "armv8":
@@ -130,8 +141,9 @@ def parse_output(text: str) -> HerdResult:
 _MEMO: dict[tuple[str, str, str], HerdResult] = {}
 
 
-def run_herd(herd: Herd, model: str, litmus: str | Path, dot_dir: Path | None = None,
-             timeout: float = 600) -> HerdResult:
+def run_herd(
+    herd: Herd, model: str, litmus: str | Path, dot_dir: Path | None = None, timeout: float = 600
+) -> HerdResult:
     """herd7's verdict on one litmus test (a file, or the text of one) under `model`.
 
     dot_dir: also write herd7's graph of the executions that satisfy the

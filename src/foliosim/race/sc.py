@@ -148,5 +148,6 @@ def explore(test: Test) -> ScResult:
     regs0: list[dict[str, int]] = [{} for _ in codes]
     pcs0 = [settle(t, 0, regs0[t]) for t in range(len(codes))]
     dfs(pcs0, regs0, {loc: test.init.get(loc, 0) for loc in locs}, [])
-    return ScResult(count, list(states.values()), witness, time.perf_counter() - start,
-                    witness_final)
+    return ScResult(
+        count, list(states.values()), witness, time.perf_counter() - start, witness_final
+    )

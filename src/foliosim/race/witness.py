@@ -26,8 +26,13 @@ _MEANING = {
     "pte": {0: "none", 1: "present"},
     "pg_dirty": {0: "clear", 1: "set"},
 }
-_NAMES = {"pte": "the PTE", "refcount": "folio->_refcount", "mapcount": "the mapcount",
-          "pg_dirty": "PG_dirty", "data": "the page's data"}
+_NAMES = {
+    "pte": "the PTE",
+    "refcount": "folio->_refcount",
+    "mapcount": "the mapcount",
+    "pg_dirty": "PG_dirty",
+    "data": "the page's data",
+}
 
 
 def _value(loc: str, v: int) -> str:
@@ -46,8 +51,9 @@ def _executed(stmts: tuple[Stmt, ...], regs: dict[str, int]) -> list[Stmt]:
     return out
 
 
-def _writers(runs: list[list[Stmt]], regs_of: list[dict[str, int]], loc: str,
-             not_tid: int) -> list[str]:
+def _writers(
+    runs: list[list[Stmt]], regs_of: list[dict[str, int]], loc: str, not_tid: int
+) -> list[str]:
     out = []
     for tid, run in enumerate(runs):
         if tid == not_tid:
@@ -66,8 +72,10 @@ def story(test: Test, state: dict[str, int]) -> list[str]:
     state: "T:reg" -> value for every register, loc -> final value.
     """
     lines: list[str] = []
-    regs_of = [{k.split(":", 1)[1]: v for k, v in state.items() if k.startswith(f"{tid}:")}
-               for tid in range(len(test.threads))]
+    regs_of = [
+        {k.split(":", 1)[1]: v for k, v in state.items() if k.startswith(f"{tid}:")}
+        for tid in range(len(test.threads))
+    ]
     runs = [_executed(t.body, regs_of[tid]) for tid, t in enumerate(test.threads)]
 
     def say(tid: int, text: str) -> None:
@@ -88,19 +96,31 @@ def story(test: Test, state: dict[str, int]) -> list[str]:
                 say(tid, f"{s.func}() reads {_NAMES.get(s.loc, s.loc)} = {_value(s.loc, v)}{note}")
             elif isinstance(s, Xchg):
                 v = regs.get(s.reg, 0)
-                say(tid, f"{s.func}() exchanges {_NAMES.get(s.loc, s.loc)}: "
-                         f"{_value(s.loc, v)} -> {_value(s.loc, s.value)}")
+                say(
+                    tid,
+                    f"{s.func}() exchanges {_NAMES.get(s.loc, s.loc)}: "
+                    f"{_value(s.loc, v)} -> {_value(s.loc, s.value)}",
+                )
             elif isinstance(s, Write):
-                say(tid, f"{s.func}() writes {_NAMES.get(s.loc, s.loc)} = "
-                         f"{_value(s.loc, eval_expr(s.value, regs))}")
+                say(
+                    tid,
+                    f"{s.func}() writes {_NAMES.get(s.loc, s.loc)} = "
+                    f"{_value(s.loc, eval_expr(s.value, regs))}",
+                )
             elif isinstance(s, AddUnless):
                 ok = regs.get(s.reg, 0)
                 what = f"takes a reference: {_NAMES.get(s.loc, s.loc)} + {s.add}" if ok else "fails"
-                say(tid, f"{s.func}() {what} ({'fully ordered' if s.order == 'mb' else 'relaxed'}"
-                         " atomic)")
+                say(
+                    tid,
+                    f"{s.func}() {what} ({'fully ordered' if s.order == 'mb' else 'relaxed'}"
+                    " atomic)",
+                )
             elif isinstance(s, DecAndTest):
-                say(tid, f"{s.func}() drops a reference: {_NAMES.get(s.loc, s.loc)} - 1 "
-                         "(fully ordered atomic)")
+                say(
+                    tid,
+                    f"{s.func}() drops a reference: {_NAMES.get(s.loc, s.loc)} - 1 "
+                    "(fully ordered atomic)",
+                )
             elif isinstance(s, Fence):
                 say(tid, f"{s.func}()")
             elif isinstance(s, Let):

@@ -110,3 +110,26 @@ def test_lkmm_verdicts_are_the_same_with_the_generic_plain_pte_clear(herd7, with
         assert "WRITE_ONCE(*pte, 0);" in text
         assert (run_herd(herd7, "lkmm", text).positive == 0) == (judge(test, "lkmm", herd7).safe)
     assert check(("lkmm",), without, herd=herd7).verdict("lkmm") == EXPECTED[without]["lkmm"]
+
+
+def _dirty_first(m, vma, folio, t, i, pteval, pfn, nr_pages):
+    # A variant that moves the PG_dirty read before the refcount read, barriers
+    # kept in place: the GUP user's write can fall between the two reads.
+    from foliosim.model import rmap
+
+    rmap.smp_mb()
+    dirty = rmap.folio_test_dirty(m, folio)
+    ref_count = rmap.folio_ref_count(m, folio)
+    map_count = rmap.folio_mapcount(m, folio)
+    rmap.smp_rmb()
+    if dirty or ref_count != 1 + map_count:
+        rmap.set_ptes(t, i, pteval, pfn, nr_pages)
+        return False
+    return True
+
+
+@pytest.mark.parametrize("model", ["sc", "lkmm", "x86-tso", "armv8"])
+def test_a_variant_reading_pg_dirty_first_loses_a_gup_write_under_every_model(herd7, model):
+    report = check((model,), (), herd=herd7, functions={"lazyfree_range": _dirty_first})
+    verdicts = {o.test.name: o.safe for o in report.outcomes}
+    assert verdicts == {"lazyfree-gup-fast": True, "lazyfree-gup-put": False}

@@ -94,7 +94,7 @@ def _version(binary: Path) -> str | None:
         return None
     if out.returncode != 0 or not out.stdout.strip():
         return None
-    return out.stdout.split()[0]
+    return out.stdout.split()[0].rstrip(",")
 
 
 def _herd_from(binary: Path, libdir: Path | None) -> Herd | None:

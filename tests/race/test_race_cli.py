@@ -23,6 +23,10 @@ def test_sc_alone_runs_without_herd7_and_is_safe(capsys):
         (["race", "--model", "power"], "invalid choice: 'power'"),
         (["race", "--model", "lkmm", "--graph", "out.svg"], "must end in .png"),
         (["race", "--table", "--without", "smp_mb"], "--table runs its own configurations"),
+        (
+            ["race", "--model", "sc", "--profile", "linux-2.4"],
+            "--profile linux-2.4: unknown profile",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(capsys, argv, reason):

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from foliosim.cli.common import DEFAULT_PROFILE, UsageError
+from foliosim.cli.common import DEFAULT_PROFILE, UsageError, model_backend
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(
             "foliosim race: --table runs its own configurations; drop --model/--without"
         )
+    model_backend(args.profile)  # an unknown profile is refused before anything runs
     herd = _herd(models)
     configs = list(EXPECTED) if args.table else [without]
     with tempfile.TemporaryDirectory(prefix="foliosim-race-") as tmp:

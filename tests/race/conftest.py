@@ -3,7 +3,8 @@
 As root with the vendored herdtools7 present (CI), a missing herd7 is built
 into the cache (~/.cache/foliosim/herd7-<hash>/, about 6 minutes, never again
 once there); elsewhere the tests that need it skip with the reason, and
-FOLIOSIM_REQUIRE_HERD=1 turns that skip into a failure.
+FOLIOSIM_REQUIRE_HERD=1 turns that skip into a failure (tests/conftest.py's
+gate says so before this fixture runs; this fixture does the building).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ The reclaim side is recorded from the model's try_to_unmap_one() and
 lazyfree_range(); GUP-fast and a GUP user race with it; herd7 judges the
 generated litmus tests under the LKMM, x86-TSO and ARMv8, and foliosim
 explores them under SC.  Exit 0: safe under every model asked; 1: some
-execution reaches the bad outcome; 2: bad arguments, or herd7 not available.
+execution reaches the bad outcome; 2: bad arguments, or herd7 not available
+(EXIT_STATUSES and foliosim.cli.main).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import tempfile
 from pathlib import Path
 
 from foliosim.cli.common import DEFAULT_PROFILE, UsageError, model_backend
+
+
+EXIT_STATUSES = {
+    0: "safe: no execution reaches the bad outcome under any model asked "
+    "(--table: every cell is the expected one)",
+    1: "unsafe: some execution does; its witness is printed",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

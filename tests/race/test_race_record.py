@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from foliosim.model import rmap
-from foliosim.model.lru import folio_get
+from foliosim.model.mm import folio_get
 from foliosim.model.types import PTE_PRESENT, PG_dirty
 from foliosim.race.ir import AddUnless, Fence, If, Let, Read, Write, Xchg, eval_expr
 from foliosim.race.record import RecordError, lazyfree_setup, record_reclaim

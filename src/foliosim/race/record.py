@@ -258,7 +258,8 @@ def lazyfree_setup(profile: str = "linux-6.18") -> Setup:
     """
     from foliosim.model.backend import ModelBackend
     from foliosim.model.lru import lru_add_drain
-    from foliosim.model.rmap import folio_mapcount
+    from foliosim.model.mm import folio_mapcount
+    from foliosim.model.page_flags import folio_test_dirty, folio_test_swapbacked
     from foliosim.model.vmscan import folio_isolate_lru
     from foliosim.scenario.parser import parse_text
 
@@ -276,8 +277,6 @@ def lazyfree_setup(profile: str = "linux-6.18") -> Setup:
     folio = int(t.pfn[vpn & 511])
     if not folio_isolate_lru(m, folio):
         raise RecordError("the model did not isolate the lazyfree folio")
-    from foliosim.model.lru import folio_test_dirty, folio_test_swapbacked
-
     if folio_test_swapbacked(m, folio):
         raise RecordError("the model's MADV_FREE did not make the folio lazyfree")
     return Setup(

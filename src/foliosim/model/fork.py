@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model.huge_memory import copy_huge_pmd
-from foliosim.model.lru import folio_get, lru_add_drain, page_folio
+from foliosim.model.lru import folio_batch_move_lru, folio_get, page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.memory import folio_add_lru_vma
 from foliosim.model.rmap import folio_add_new_anon_rmap, folio_try_dup_anon_rmap_pte
@@ -121,9 +121,11 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
             new.anon_vma = own
         copy_pte_range(m, new, vma)
     m.mms[child_name] = child
-    # The contract says the new process's start empties lru_add; on the live
-    # kernel every batch of the CPU is empty after fork (docs/kernel-notes.md).
-    lru_add_drain(m)
+    # dup_mmap() calls no lru_add_drain(): the lazyfree, deactivate and activate
+    # batches keep what they hold.  Model: the contract's fork (docs/scenario-format.md)
+    # leaves lru_add empty, standing for the new process's first COW faults, which
+    # fill it (wp_page_copy() -> folio_add_lru_vma()).
+    folio_batch_move_lru(m, "lru_add")
     if m.tracing:
         m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")
     return child

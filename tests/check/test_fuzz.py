@@ -157,9 +157,19 @@ def test_a_time_limited_campaign_stops_on_time():
 # -- with the real backends ------------------------------------------------------------
 
 
-def _model(check):
+def _model(check, profile="linux-6.18"):
     backend = pytest.importorskip("foliosim.model.backend")
-    return backend.ModelBackend(profile="linux-6.18", check=check)
+    return backend.ModelBackend(profile=profile, check=check)
+
+
+def _model_of_running_kernel(check=False):
+    # Compared with the live kernel, the model follows the profile of its build.
+    from foliosim.model.profile import NoProfileError, profile_for_kernel
+
+    try:
+        return _model(check, profile=profile_for_kernel().name)
+    except NoProfileError as e:
+        pytest.skip(str(e))
 
 
 def test_a_model_only_campaign_is_deterministic_for_its_seed(tmp_path):
@@ -201,7 +211,7 @@ def _kernel():
 def test_a_small_campaign_on_model_and_kernel_runs_and_accounts_for_every_scenario(tmp_path):
     kernel = _kernel()
     stats = Campaign(
-        [("model", _model(check=False)), ("kernel", kernel)],
+        [("model", _model_of_running_kernel()), ("kernel", kernel)],
         seed=1,
         count=8,
         out_dir=tmp_path,
@@ -296,7 +306,7 @@ def test_a_fixed_seed_campaign_finds_no_unexplained_difference_between_model_and
     # 2026-11-25). Any finding is saved under tmp_path and named in the failure.
     kernel = _kernel()
     stats = Campaign(
-        [("model", _model(check=True)), ("kernel", kernel)],
+        [("model", _model_of_running_kernel(check=True)), ("kernel", kernel)],
         seed=13,
         count=60,
         out_dir=tmp_path,

@@ -18,7 +18,6 @@ from foliosim.model.gup import (
     unpin_user_pages_dirty_lock,
     vmsplice_to_pipe,
 )
-from foliosim.model.lru import lru_add_drain_all
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.madvise import do_madvise
 from foliosim.model.memory import handle_mm_fault
@@ -44,7 +43,7 @@ from foliosim.model.types import (
     Mm,
     PG_zero,
 )
-from foliosim.observation import FORMAT, MTHP_STAT_KEYS, VMSTAT_KEYS, mthp_size_name
+from foliosim.observation import FORMAT, VMSTAT_KEYS, mthp_size_name
 from foliosim.scenario.ast import (
     MTHP_SIZES_KB,
     Command,
@@ -350,8 +349,8 @@ class _Run:
         from foliosim.model.gup import populate_vma_page_range
 
         m = self.m
-        if lock:
-            lru_add_drain_all(m)  # flush the folio batches of every CPU
+        # No lru_add_drain_all() here: do_mlock() (mm/mlock.c, 6.18) has none;
+        # mlock_vma_pages_range() drains this CPU's batches around its walk.
         for vma in vmas_in_range(mm, start, end):
             if lock and not vma_is_mlockable(vma):
                 continue  # VM_DROPPABLE: VM_LOCKED is never set
@@ -398,7 +397,9 @@ class _Run:
         mthp = {}
         for kb in MTHP_SIZES_KB:
             stats = m.mthp_stats.get(_order_of(kb), {})
-            mthp[mthp_size_name(kb)] = {k: int(stats.get(k, 0)) for k in MTHP_STAT_KEYS}
+            # The stats files of the profile's build: none it lacks is reported.
+            keys = m.profile.mthp_stat_keys
+            mthp[mthp_size_name(kb)] = {k: int(stats.get(k, 0)) for k in keys}
         return {"vmstat": vmstat, "mthp": mthp, "procs": procs}
 
     def pages(self, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:

@@ -324,6 +324,10 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         # swapin_readahead(): VMA-based readahead (zram is not rotational).
         folio = swapcache = swap_vma_readahead(m, vma, vmf.vpn, offset)
         m.count_vm_events("pgmajfault", 1)
+    if vmf.write and folio == swapcache and not folio_test_lru(m, folio):
+        # A write fault must tell from the refcount whether it owns the swap-cache
+        # folio: the references of this CPU's batches go first (do_swap_page()).
+        lru_add_drain(m)
     exclusive = bool(orig & PTE_SWP_EXCLUSIVE)
     page = folio
     nr = 1

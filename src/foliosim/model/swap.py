@@ -6,7 +6,13 @@ from array import array
 
 import numpy as np
 
-from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs, page_folio
+from foliosim.model.lru import (
+    folio_add_lru,
+    folio_nr_pages,
+    folio_put_refs,
+    lru_add_drain,
+    page_folio,
+)
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PG_active,
@@ -233,6 +239,8 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
                 m.mem.flags[folio] |= PG_readahead
                 m.count_vm_events("swap_ra", 1)
             folio_put_refs(m, folio, 1)
+        # "Push any new pages onto the LRU now": every batch of this CPU.
+        lru_add_drain(m)
     return read_swap_cache_async(m, offset)
 
 

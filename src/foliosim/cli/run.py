@@ -21,6 +21,7 @@ from foliosim.check.diff import diff_observations, format_difference
 from foliosim.cli.common import (
     DEFAULT_PROFILE,
     UsageError,
+    choose_profile,
     kernel_backend,
     model_backend,
     read_scenario,
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to run: the model (default), the live kernel, or both and compare",
     )
     parser.add_argument(
-        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+        "--profile",
+        help="model profile (default: with --backend both the profile of the running "
+        f"kernel's build, else {DEFAULT_PROFILE})",
     )
     parser.add_argument(
         "--json",
@@ -209,10 +212,12 @@ def main(args: argparse.Namespace) -> int:
 
     targets = _json_targets(args, scenarios, names)
     backends: dict[str, Any] = {}
-    if "model" in names:
-        backends["model"] = model_backend(args.profile, args.check)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
+    note = None
+    if "model" in names:
+        profile, note = choose_profile(args.profile, "kernel" in names, "foliosim run")
+        backends["model"] = model_backend(profile, args.check)
 
     # The JSON owns stdout when it goes there; the report moves to stderr.
     report_file = sys.stderr if "-" in targets.values() else sys.stdout
@@ -223,6 +228,9 @@ def main(args: argparse.Namespace) -> int:
         for name in names
     }
 
+    if note is not None:
+        console.print(note)
+        console.print()
     status = 0
     for i, scenario in enumerate(scenarios):
         if i:

@@ -12,26 +12,28 @@ from typing import Any
 from foliosim.expect import expect_event
 from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.fork import dup_mmap
-from foliosim.model.gup import (
-    pin_user_pages_remote,
-    put_user_pages,
-    unpin_user_pages_dirty_lock,
-    vmsplice_to_pipe,
-)
+from foliosim.model.gup import pin_user_pages_remote, unpin_user_pages_dirty_lock
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.madvise import do_madvise
 from foliosim.model.memory import handle_mm_fault
 from foliosim.model.mlock import mlock_vma_pages_range, vma_is_mlockable
-from foliosim.model.mmap import do_mmap, do_munmap, exit_mmap, vma_split_range, vmas_in_range
-from foliosim.model.proc_page import kpagecount, stable_page_flags
+from foliosim.model.mmap import (
+    do_mmap,
+    do_munmap,
+    exit_mmap,
+    vma_split_range,
+    vmas_in_range,
+)
+from foliosim.model.pipe import free_pipe_info
+from foliosim.model.proc_page import get_kpage_count, stable_page_flags
 from foliosim.model.profile import get_profile
-from foliosim.model.swap import SwapInfo
-from foliosim.model.swapoff import swapoff
+from foliosim.model.splice import vmsplice_to_pipe
+from foliosim.model.swap import SwapInfo, try_to_unuse
 from foliosim.model.task_mmu import (
     folio_heads,
     mapping_pmd_mapped,
     mapping_ptes,
-    pagemap_bits,
+    pte_to_pagemap_entry,
     smaps_of_mapping,
 )
 from foliosim.model.types import (
@@ -43,6 +45,7 @@ from foliosim.model.types import (
     Mm,
     PG_zero,
 )
+from foliosim.model.vmstat import vmstat_all
 from foliosim.observation import FORMAT, VMSTAT_KEYS, mthp_size_name
 from foliosim.scenario.ast import (
     MTHP_SIZES_KB,
@@ -172,7 +175,7 @@ class _Run:
             m.thp_orders_cache.clear()
         elif isinstance(cmd, Swap):
             if m.swap is not None:
-                swapoff(m)
+                try_to_unuse(m)
                 m.swap = None
             if cmd.pages is not None:
                 m.swap = SwapInfo(cmd.pages)
@@ -248,7 +251,7 @@ class _Run:
             for first, last in cmd.runs:
                 pages.extend(vmsplice_to_pipe(m, mm, mp.start + first, mp.start + last + 1))
         elif isinstance(cmd, Release):
-            put_user_pages(m, m.gup_refs.pop(cmd.ref))
+            free_pipe_info(m, m.gup_refs.pop(cmd.ref))
         elif isinstance(cmd, Observe):
             return [
                 {
@@ -265,7 +268,7 @@ class _Run:
         elif isinstance(cmd, (ExpectState, ExpectSmaps)):
             return [expect_event(cmd, self.state(only=cmd.proc), {})]
         elif isinstance(cmd, ExpectVmstat):
-            return [expect_event(cmd, {}, m.vmstat_all())]
+            return [expect_event(cmd, {}, vmstat_all(m))]
         else:
             raise InvariantError(f"unknown command {cmd!r}")
         return []
@@ -406,7 +409,7 @@ class _Run:
         m = self.m
         bits, pfn = mapping_ptes(mm, start, nr)
         pmd_mapped = mapping_pmd_mapped(mm, start, nr) if mm.pmds else None
-        present, swap, exclusive = pagemap_bits(m, bits, pfn, pmd_mapped)
+        present, swap, exclusive = pte_to_pagemap_entry(m, bits, pfn, pmd_mapped)
         heads = folio_heads(m, pfn)
         out = []
         none_page = {"state": "none", "exclusive": False, "soft_dirty": False}
@@ -420,7 +423,7 @@ class _Run:
                         "exclusive": bool(exclusive[k]),
                         "soft_dirty": False,
                         "flags": stable_page_flags(m, p, folio),
-                        "mapcount": kpagecount(m, p, folio),
+                        "mapcount": get_kpage_count(m, p, folio),
                         # The zero pages (huge one included) report order 0.
                         "order": 0 if m.mem.flags[p] & PG_zero else int(m.mem.order[folio]),
                     }

@@ -120,9 +120,10 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
         copy_pte_range(m, new, vma)
     m.mms[child_name] = child
     # dup_mmap() calls no lru_add_drain(): the lazyfree, deactivate and activate
-    # batches keep what they hold.  Model: the contract's fork (docs/scenario-format.md)
-    # leaves lru_add empty, standing for the new process's first COW faults, which
-    # fill it (wp_page_copy() -> folio_add_lru_vma()).
+    # batches keep what they hold.  Model: the contract (docs/scenario-format.md)
+    # has lru_add empty after fork; a real child's first COW faults add folios to
+    # it (wp_page_copy() -> folio_add_lru_vma()) in numbers the model cannot know,
+    # and the kernel backend pushes it out.
     lru.folio_batch_move_lru(m, "lru_add")
     if m.tracing:
         m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")

@@ -29,7 +29,6 @@ from foliosim.expect import expect_event
 from foliosim.model import (
     exit,
     fork,
-    gup,
     huge_memory,
     madvise,
     mlock,
@@ -225,7 +224,11 @@ class ModelBackend:
     def cmd_munlock(self, cmd: Munlock) -> list[Event]:
         mm = self._mm(cmd)
         return self._per_run(
-            cmd, "munlock", cmd.name, cmd.runs, lambda s, e, _first: mlock.sys_munlock(self.m, mm, s, e)
+            cmd,
+            "munlock",
+            cmd.name,
+            cmd.runs,
+            lambda s, e, _first: mlock.sys_munlock(self.m, mm, s, e),
         )
 
     def cmd_fork(self, cmd: Fork) -> list[Event]:

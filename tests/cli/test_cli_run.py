@@ -268,7 +268,9 @@ def test_both_backends_run_the_model_profile_of_the_running_kernel(cli, scn):
     code, out, _ = cli("run", "--backend", "both", scn("lazy.scn", ONE_BATCH))
     name = profile_for_kernel().name
     lines = out.splitlines()
-    assert lines[0] == f"foliosim run: model profile {name}, the build of kernel {os.uname().release}"
+    assert (
+        lines[0] == f"foliosim run: model profile {name}, the build of kernel {os.uname().release}"
+    )
     assert f"foliosim run: model (profile {name})  scenario lazy.scn" in lines
     assert code == 0, out
 

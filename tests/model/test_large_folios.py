@@ -107,7 +107,9 @@ def test_64k_folio_without_swap_space_is_split_and_counted_as_swpout_fallback():
     assert all("active" in p["flags"] for p in pages(obs))
 
 
-LAZYFREE_THP = "mmap A 2M\nmadvise A all hugepage\nwrite A all\nmadvise A all free\nmadvise A all pageout\n"
+LAZYFREE_THP = (
+    "mmap A 2M\nmadvise A all hugepage\nwrite A all\nmadvise A all free\nmadvise A all pageout\n"
+)
 
 
 def test_lazyfree_pmd_thp_is_split_at_the_pmd_then_discarded_in_one_batch_on_the_fc_build():

@@ -117,7 +117,9 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
         try:
             kernel = kernel_backend()
         except UsageError as e:
-            raise UsageError(f"{e} (foliosim fuzz --backends model fuzzes the model alone)") from None
+            raise UsageError(
+                f"{e} (foliosim fuzz --backends model fuzzes the model alone)"
+            ) from None
     profile, args.profile_note = choose_profile(args.profile, with_kernel, "foliosim fuzz")
     args.model_profile = profile
     out: list[tuple[str, Any]] = []

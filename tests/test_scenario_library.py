@@ -18,15 +18,26 @@ import pytest
 from foliosim.scenario.parser import parse_file
 
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
+# The kernel build every expectation of the library was seen on (scenarios/README.md).
+LIBRARY_PROFILE = "linux-6.18.44-fc"
 SCENARIOS = sorted(SCENARIO_DIR.glob("*.scn"))
 IDS = [p.name for p in SCENARIOS]
 
 
 @cache
-def _model_observation(path: Path) -> dict[str, Any]:
+def _model_observation(path: Path, profile: str = LIBRARY_PROFILE) -> dict[str, Any]:
     from foliosim.model.backend import ModelBackend
 
-    return ModelBackend(check=True).run(parse_file(str(path)))
+    return ModelBackend(profile=profile, check=True).run(parse_file(str(path)))
+
+
+def _running_kernel_profile() -> str:
+    from foliosim.model.profile import NoProfileError, profile_for_kernel
+
+    try:
+        return profile_for_kernel().name
+    except NoProfileError as e:
+        pytest.skip(str(e))
 
 
 @cache
@@ -83,7 +94,7 @@ def test_scenario_expectations_hold_on_the_kernel(path: Path) -> None:
 def test_model_and_kernel_observations_are_identical(path: Path) -> None:
     from foliosim.check.diff import diff_observations, format_differences
 
-    model = _model_observation(path)
+    model = _model_observation(path, _running_kernel_profile())
     kernel = _kernel_observation(path)
     diffs = diff_observations(model, kernel)
     assert not diffs, format_differences(diffs, "model", "kernel")

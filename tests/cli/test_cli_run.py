@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_unknown_profile_is_refused_in_one_line(cli, scn):
     assert code == 2
     assert err == (
         "foliosim: --profile linux-2.4: unknown profile 'linux-2.4' "
-        "(known: linux-6.18, linux-6.18-revert-faeb2831b517)\n"
+        "(known: linux-6.18, linux-6.18.44-fc, linux-6.18-revert-faeb2831b517)\n"
     )
 
 
@@ -258,3 +259,35 @@ def test_trace_with_both_backends_names_whose_step_it_is(cli, scn):
     lines = out.splitlines()
     assert "model    1 do_mmap: p0 A: 40 pages at 0x7f00000000" in lines
     assert any(line.startswith("kernel    1 mmap: mmap(") for line in lines)
+
+
+@pytest.mark.kernel
+def test_both_backends_run_the_model_profile_of_the_running_kernel(cli, scn):
+    from foliosim.model.profile import profile_for_kernel
+
+    code, out, _ = cli("run", "--backend", "both", scn("lazy.scn", ONE_BATCH))
+    name = profile_for_kernel().name
+    lines = out.splitlines()
+    assert (
+        lines[0] == f"foliosim run: model profile {name}, the build of kernel {os.uname().release}"
+    )
+    assert f"foliosim run: model (profile {name})  scenario lazy.scn" in lines
+    assert code == 0, out
+
+
+def test_a_kernel_no_profile_describes_is_refused_in_one_line(cli, scn, monkeypatch):
+    from foliosim.cli import common
+    from foliosim.kernel.backend import KernelBackend
+    from foliosim.model.profile import NoProfileError
+
+    def none(*_a):
+        raise NoProfileError("no model profile describes kernel 6.19.1 (known builds: x)")
+
+    monkeypatch.setattr(KernelBackend, "unavailable_reason", staticmethod(lambda: None))
+    monkeypatch.setattr(common, "profile_for_kernel", none)
+    code, out, err = cli("run", "--backend", "both", scn("a.scn", LAZYFREE))
+    assert (code, out) == (2, "")
+    assert err == "foliosim run: no model profile describes kernel 6.19.1 (known builds: x)\n"
+    # The model alone runs its default profile, whatever the kernel.
+    code, _, _ = cli("run", scn("b.scn", LAZYFREE))
+    assert code == 0

@@ -12,9 +12,9 @@ from foliosim.scenario.parser import parse_text
 MTHP = "thp madvise\nmthp 16K madvise\nmthp 64K madvise\n"
 
 
-def run(text: str):
+def run(text: str, profile: str = "linux-6.18"):
     trace: list[tuple[int, str, str]] = []
-    backend = ModelBackend(check=True)
+    backend = ModelBackend(profile=profile, check=True)
     obs = backend.run(parse_text(text, "t.scn"), trace=lambda *t: trace.append(t))
     return obs, backend.machine, trace
 
@@ -107,15 +107,25 @@ def test_64k_folio_without_swap_space_is_split_and_counted_as_swpout_fallback():
     assert all("active" in p["flags"] for p in pages(obs))
 
 
-def test_lazyfree_pmd_thp_is_split_at_the_pmd_then_discarded_in_one_batch():
-    obs, _, trace = run(
-        "mmap A 2M\nmadvise A all hugepage\nwrite A all\nmadvise A all free\n"
-        "madvise A all pageout\n"
-    )
+LAZYFREE_THP = (
+    "mmap A 2M\nmadvise A all hugepage\nwrite A all\nmadvise A all free\nmadvise A all pageout\n"
+)
+
+
+def test_lazyfree_pmd_thp_is_split_at_the_pmd_then_discarded_in_one_batch_on_the_fc_build():
+    obs, _, trace = run(LAZYFREE_THP, profile="linux-6.18.44-fc")
     vmstat = obs["final"]["vmstat"]
     assert (vmstat["thp_split_pmd"], vmstat["thp_split_page"]) == (1, 0)
     assert vmstat["pglazyfreed"] == 512
     assert sum(func == "try_to_unmap_one" for _, func, _ in trace) == 1
+
+
+def test_lazyfree_pmd_thp_is_discarded_whole_without_a_split_on_upstream_6_18():
+    obs, _, _ = run(LAZYFREE_THP, profile="linux-6.18")
+    vmstat = obs["final"]["vmstat"]
+    assert (vmstat["thp_split_pmd"], vmstat["thp_split_page"]) == (0, 0)
+    assert vmstat["pglazyfreed"] == 512
+    assert orders(obs) == [-1] * 512 and all(p["state"] == "none" for p in pages(obs))
 
 
 def test_write_to_the_huge_zero_page_allocates_a_whole_thp():

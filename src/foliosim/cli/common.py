@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from foliosim.kernel.backend import KernelBackend
 from foliosim.model.backend import ModelBackend
+from foliosim.model.profile import NoProfileError, profile_for_kernel
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.parser import parse_text
 
@@ -44,6 +46,25 @@ def model_backend(profile: str = DEFAULT_PROFILE, check: bool = False) -> ModelB
     except (ValueError, KeyError) as e:
         reason = e.args[0] if e.args else str(e)
         raise UsageError(f"foliosim: --profile {profile}: {reason}") from None
+
+
+def choose_profile(requested: str | None, with_kernel: bool, who: str) -> tuple[str, str | None]:
+    """The model profile to run, and the line saying why when it was not asked for.
+
+    `--profile` wins.  Compared with the live kernel, the model takes the profile
+    describing the running build (release string and sysfs files); none, or
+    several, is refused in one line.  Otherwise DEFAULT_PROFILE.
+    """
+    if requested is not None:
+        return requested, None
+    if not with_kernel:
+        return DEFAULT_PROFILE, None
+    try:
+        profile = profile_for_kernel()
+    except NoProfileError as e:
+        raise UsageError(f"{who}: {e}") from None
+    release = os.uname().release
+    return profile.name, f"{who}: model profile {profile.name}, the build of kernel {release}"
 
 
 def kernel_backend() -> KernelBackend:

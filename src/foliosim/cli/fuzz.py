@@ -23,7 +23,13 @@ from rich.text import Text
 from foliosim.check.fuzz import DEFAULT_SHRINK_BUDGET, Campaign, Stats
 from foliosim.check.gen import COMMAND_KINDS
 from foliosim.check.known import KNOWN_DIFFERENCES, KnownDifference
-from foliosim.cli.common import DEFAULT_PROFILE, UsageError, kernel_backend, model_backend
+from foliosim.cli.common import (
+    DEFAULT_PROFILE,
+    UsageError,
+    choose_profile,
+    kernel_backend,
+    model_backend,
+)
 from foliosim.scenario.ast import ADVICES
 
 # `c`: the scenario exported as a C program (foliosim.cexport), a second kernel harness.
@@ -77,7 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(large folios); without it only order-0 folios happen",
     )
     parser.add_argument(
-        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+        "--profile",
+        help="model profile (default: compared with the kernel, the profile of the running "
+        f"kernel's build; the model alone, {DEFAULT_PROFILE})",
     )
     parser.add_argument(
         "--shrink-budget",
@@ -94,7 +102,7 @@ def _found_by(args: argparse.Namespace, seed: int) -> str:
     words.append(f"--backends {args.backends}")
     if args.mthp:
         words.append("--mthp")
-    if args.profile != DEFAULT_PROFILE:
+    if args.profile is not None:
         words.append(f"--profile {args.profile}")
     return " ".join(words)
 
@@ -105,28 +113,36 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
         raise UsageError(
             f"foliosim fuzz: --backends {names}: expected one of {', '.join(BACKEND_CHOICES)}"
         )
+    with_kernel = "kernel" in names.split(",")
+    kernel = None
+    if with_kernel:
+        try:
+            kernel = kernel_backend()
+        except UsageError as e:
+            raise UsageError(
+                f"{e} (foliosim fuzz --backends model fuzzes the model alone)"
+            ) from None
+    # Either kernel harness (the worker or the exported C program) runs this kernel.
+    on_kernel = with_kernel or "c" in names.split(",")
+    profile, args.profile_note = choose_profile(args.profile, on_kernel, "foliosim fuzz")
+    args.model_profile = profile
     out: list[tuple[str, Any]] = []
     for name in names.split(","):
         if name == "model":
             # Alone, the model is checked: invariant violations are what we look for.
-            out.append(("model", model_backend(args.profile, check=names == "model")))
+            out.append(("model", model_backend(profile, check=names == "model")))
         elif name == "c":
             from foliosim.cexport.backend import c_backend
 
             out.append(("c", c_backend()))
         else:
-            try:
-                out.append(("kernel", kernel_backend()))
-            except UsageError as e:
-                raise UsageError(
-                    f"{e} (foliosim fuzz --backends model fuzzes the model alone)"
-                ) from None
+            out.append(("kernel", kernel))
     return out
 
 
 def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "model":
-        return f"model ({args.profile}{', checked' if args.backends == 'model' else ''})"
+        return f"model ({args.model_profile}{', checked' if args.backends == 'model' else ''})"
     return f"{name} ({platform.release()})"
 
 
@@ -158,6 +174,8 @@ def main(args: argparse.Namespace) -> int:
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False)
     vs = " vs ".join(_describe(n, args) for n, _ in backends)
+    if args.profile_note is not None:
+        out.print(args.profile_note)
     out.print(
         f"foliosim fuzz: seed {seed}, {vs}, "
         + (f"{args.count} scenarios" if args.count is not None else f"{args.time:g} s")

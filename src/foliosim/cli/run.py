@@ -21,6 +21,7 @@ from foliosim.check.diff import diff_observations, format_difference
 from foliosim.cli.common import (
     DEFAULT_PROFILE,
     UsageError,
+    choose_profile,
     kernel_backend,
     model_backend,
     read_scenario,
@@ -51,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or a list of model, kernel and c (the exported C program) to compare",
     )
     parser.add_argument(
-        "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
+        "--profile",
+        help="model profile (default: with --backend both the profile of the running "
+        f"kernel's build, else {DEFAULT_PROFILE})",
     )
     parser.add_argument(
         "--json",
@@ -215,8 +218,12 @@ def main(args: argparse.Namespace) -> int:
 
     targets = _json_targets(args, scenarios, names)
     backends: dict[str, Any] = {}
+    note = None
     if "model" in names:
-        backends["model"] = model_backend(args.profile, args.check)
+        # Either kernel harness (the worker or the exported C program) runs this kernel.
+        on_kernel = "kernel" in names or "c" in names
+        profile, note = choose_profile(args.profile, on_kernel, "foliosim run")
+        backends["model"] = model_backend(profile, args.check)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
     if "c" in names:
@@ -233,6 +240,9 @@ def main(args: argparse.Namespace) -> int:
         for name in names
     }
 
+    if note is not None:
+        console.print(note)
+        console.print()
     status = 0
     for i, scenario in enumerate(scenarios):
         if i:

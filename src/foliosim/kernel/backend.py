@@ -582,8 +582,9 @@ class KernelBackend:
             self._t("fork", f"{cmd.proc} fork() = -1 {e.errno_name}")
             return [error_event(cmd, "fork", e.errno_name)]
         self.procs[cmd.child] = Proc(cmd.child, child, dict(proc.maps))
-        # The contract: lru_add is empty after fork.  Both processes broke COW on their own
-        # memory already; now fault ballast pages until the batch drains (PG_lru shows).
+        # The contract: lru_add is empty after fork, and no other batch is drained.  Both
+        # processes broke COW on their own memory by stores (worker.c, break_cow()), which
+        # only fill lru_add; now fault ballast pages until it moves (PG_lru shows).
         try:
             n = child.call(OP_DRAIN_LRU_ADD)
         except WorkerError as e:

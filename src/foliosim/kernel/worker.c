@@ -207,10 +207,22 @@ static void settle_own_memory(void)
 	}
 }
 
+/*
+ * Break COW on every own private writable page after fork, by storing to it.
+ * Not MADV_POPULATE_WRITE: faultin_page_range() (mm/gup.c) ends with
+ * lru_add_drain(), which would empty the scenario's lazyfree, deactivate and
+ * activate batches too.  A store's COW fault drains nothing as long as the
+ * folio is on the LRU (wp_can_reuse_anon_folio(), mm/memory.c), which the
+ * lru_add push before fork() ensures; the copies it makes only fill lru_add,
+ * which the runner pushes out afterwards (OP_DRAIN_LRU_ADD).
+ */
 static void break_cow(void)
 {
 	for (int i = 0; i < n_own; i++)
-		madvise((void *)own_start[i], own_end[i] - own_start[i], MADV_POPULATE_WRITE);
+		for (uint64_t a = own_start[i]; a < own_end[i]; a += PAGE) {
+			volatile char *c = (volatile char *)a;
+			*c = *c;
+		}
 }
 
 __attribute__((noinline)) static void grow_stack(void)
@@ -418,6 +430,15 @@ int main(int argc, char **argv)
 			reply(sys(munlock((void *)q.addr, q.len)), 0);
 			break;
 		case OP_FORK: {
+			/* Own folios still in lru_add are off the LRU; a COW fault on one
+			 * would drain every batch (see break_cow()). */
+			int64_t r = drain_lru_add();
+			if (r < 0) {
+				if (fd >= 0)
+					close(fd);
+				reply(r, 0);
+				break;
+			}
 			pid_t pid = fork();
 			if (pid == 0) {
 				close(sock);

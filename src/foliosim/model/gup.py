@@ -81,7 +81,9 @@ def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) ->
 
     for vpn in range(start, end):
         __get_user_pages(m, mm, vpn, write)
-    lru.lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
+    # faultin_page_range() ends with lru_add_drain(): the activations FOLL_TOUCH
+    # queued are applied before the call returns.
+    lru.lru_add_drain(m)
 
 
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:

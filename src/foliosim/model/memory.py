@@ -286,6 +286,10 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         # swapin_readahead(): VMA-based readahead (zram is not rotational).
         folio = swapcache = swap.swap_vma_readahead(m, vma, vmf.vpn, offset)
         count_vm_events(m, "pgmajfault", 1)
+    if vmf.write and folio == swapcache and not folio_test_lru(m, folio):
+        # A write fault must tell from the refcount whether it owns the swap-cache
+        # folio: the references of this CPU's batches go first (do_swap_page()).
+        lru.lru_add_drain(m)
     exclusive = bool(orig & PTE_SWP_EXCLUSIVE)
     page = folio
     nr = 1
@@ -416,7 +420,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
 def zap_page_range_single_batched(m: Machine, vma: Vma, start: int, end: int) -> None:
     """zap_page_range_single_batched(), mm/memory.c, Linux 6.18 (MADV_DONTNEED).
 
-    No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a
-    pending lazyfree batch alone (fuzz seed 11).
+    No lru_add_drain() first: in 6.18 neither madvise_dontneed_single_vma() nor
+    zap_page_range_single_batched() has one, so a pending lazyfree batch stays.
     """
     zap_pte_range(m, vma, start, end)

@@ -185,7 +185,8 @@ def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -
 
 def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
     """do_mlock(), mm/mlock.c, Linux 6.18: the mlock(2) entry point; lock, then populate."""
-    lru.lru_add_drain_all(m)  # flush the folio batches of every CPU
+    # No lru_add_drain_all() (older kernels had one): in 6.18 only
+    # mlock_vma_pages_range() drains, this CPU's batches, around its walk.
     apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
     # __mm_populate(): populate_vma_page_range() on each VMA of the range.
     for vma in mmap.vmas_in_range(mm, start, end):

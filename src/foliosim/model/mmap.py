@@ -105,8 +105,8 @@ def free_pgtables(mm: Mm) -> None:
 def do_munmap(m: Machine, mm: Mm, name: str) -> None:
     """do_munmap() -> do_vmi_munmap(), mm/mmap.c and mm/vma.c, Linux 6.18, of a whole scenario mapping: zap, unlink, free page tables."""
     mp = mm.mappings.pop(name)
-    # No lru_add_drain() here: folios still queued (e.g. for lazyfree) are moved
-    # and counted at the next drain (munmap-lazyfree, fuzz seed 1).
+    # No lru_add_drain(): vms_clear_ptes() (mm/vma.c, 6.18) has none, so folios
+    # still queued (e.g. for lazyfree) are moved and counted at the next drain.
     for vma in vmas_in_range(mm, mp.start, mp.start + mp.pages):
         memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)
@@ -115,9 +115,9 @@ def do_munmap(m: Machine, mm: Mm, name: str) -> None:
 
 def exit_mmap(m: Machine, mm: Mm) -> None:
     """exit_mmap(), mm/mmap.c, Linux 6.18: zap every VMA, free everything."""
-    # The source drains this CPU's batches first, but on the live kernel a
-    # MADV_FREE'd folio still queued when its process exits is not counted
-    # (docs/kernel-notes.md, "exit does not drain"): the model follows the kernel.
+    # No lru_add_drain(): 6.18's exit_mmap() has none (Rik van Riel's "mm: remove
+    # unnecessary calls to lru_add_drain" took it out), so a MADV_FREE'd folio
+    # still queued when its process exits is counted at the next drain, if any.
     for vma in list(mm.vmas):
         memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)

@@ -12,7 +12,7 @@ from typing import Any
 from foliosim.model import proc_page, task_mmu
 from foliosim.model.machine import Machine
 from foliosim.model.types import Mm, PG_zero
-from foliosim.observation import MTHP_STAT_KEYS, VMSTAT_KEYS, mthp_size_name
+from foliosim.observation import VMSTAT_KEYS, mthp_size_name
 from foliosim.scenario.ast import MTHP_SIZES_KB
 
 
@@ -38,7 +38,9 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
     mthp = {}
     for kb in MTHP_SIZES_KB:
         stats = m.mthp_stats.get(mthp_order(kb), {})
-        mthp[mthp_size_name(kb)] = {k: int(stats.get(k, 0)) for k in MTHP_STAT_KEYS}
+        # The stats files of the profile's build: none it lacks is reported.
+        keys = m.profile.mthp_stat_keys
+        mthp[mthp_size_name(kb)] = {k: int(stats.get(k, 0)) for k in keys}
     return {"vmstat": vmstat, "mthp": mthp, "procs": procs}
 
 

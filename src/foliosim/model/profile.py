@@ -1,42 +1,112 @@
-"""Kernel profiles: which behaviours of which Linux release the model follows."""
+"""Kernel profiles: which behaviours of which Linux build the model follows.
+
+A profile is a named set of behaviour features (code asks `profile.has(...)`)
+plus what identifies the kernel build it describes: its release string and
+sysfs files it has or lacks.  `linux-6.18` is upstream 6.18.y as its source
+says; a build with deviations of its own gets a profile on top of it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from foliosim.observation import MTHP_STAT_KEYS
+
+SYSFS = "/sys"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A named set of behaviour features; code asks `profile.has(feature)`."""
+    """A named set of behaviour features; code asks `profile.has(feature)`.
+
+    `release` (a regular expression for the whole of `uname -r`) and the sysfs
+    paths (relative to /sys) that the build has and lacks say which running
+    kernels it describes; a profile without `release` describes none (a
+    variant for `foliosim equiv`).
+    """
 
     name: str
     features: frozenset[str]
+    release: str | None = None
+    sysfs_present: tuple[str, ...] = ()
+    sysfs_absent: tuple[str, ...] = ()
 
     def has(self, feature: str) -> bool:
         return feature in self.features
 
+    def describes(self, release: str, exists: Callable[[str], bool]) -> bool:
+        """Whether a kernel `release` whose sysfs has exactly the paths `exists` is this build."""
+        if self.release is None or not re.fullmatch(self.release, release):
+            return False
+        return all(exists(p) for p in self.sysfs_present) and not any(
+            exists(p) for p in self.sysfs_absent
+        )
+
+    @property
+    def mthp_stat_keys(self) -> tuple[str, ...]:
+        """The files of hugepages-<size>/stats/ this build has (shmem_* left out)."""
+        return tuple(
+            k
+            for k in MTHP_STAT_KEYS
+            if k != "anon_fault_declined" or self.has("mthp_stat_anon_fault_declined")
+        )
+
+
+# Files that only the 6.18.44-fc build has (neither is in upstream 6.18.y's
+# mm/huge_memory.c): a per-size stat and a top-level THP policy file.
+_FC_SYSFS = (
+    "kernel/mm/transparent_hugepage/hugepages-16kB/stats/anon_fault_declined",
+    "kernel/mm/transparent_hugepage/anon_beside_full",
+)
+
+_LINUX_6_18 = frozenset(
+    {
+        # 9651fcedf7b9 ("mm: add MAP_DROPPABLE ...") (v6.11)
+        "map_droppable",
+        # faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
+        # try_to_unmap_one") (v6.15)
+        "lazyfree_ref_no_swapbacked",
+        # Until Linux 7.0, do_swap_page() reads SWP_SYNCHRONOUS_IO devices
+        # without the swap cache when the slot's count is 1.
+        "swapin_bypass_swapcache",
+        # b1f202060afe (v6.12): split remaps zero-filled subpages to the zero page
+        "split_remap_zero_page",
+        # Lance Yang's "mm/vmscan: avoid split lazyfree THP during
+        # shrink_folio_list" (v6.11): try_to_unmap_one(), mm/rmap.c, meets the
+        # PMD of a lazyfree THP before any split and discards it whole through
+        # unmap_huge_pmd_locked(), mm/huge_memory.c.
+        "lazyfree_pmd_discard",
+    }
+)
 
 PROFILES = {
+    # Upstream 6.18.y, as read in a 6.18 stable tree (6.18.35).
     "linux-6.18": Profile(
         "linux-6.18",
-        frozenset(
-            {
-                # 9651fcedf7b9 ("mm: add MAP_DROPPABLE ...") (v6.11)
-                "map_droppable",
-                # faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
-                # try_to_unmap_one") (v6.15)
-                "lazyfree_ref_no_swapbacked",
-                # Until Linux 7.0, do_swap_page() reads SWP_SYNCHRONOUS_IO devices
-                # without the swap cache when the slot's count is 1.
-                "swapin_bypass_swapcache",
-                # b1f202060afe (v6.12): split remaps zero-filled subpages to the zero page
-                "split_remap_zero_page",
-                # Deliberately absent: "lazyfree_pmd_discard" (Lance Yang, "mm/vmscan:
-                # avoid split lazyfree THP during shrink_folio_list", v6.11). The
-                # live 6.18.44 build splits a lazyfree PMD before deciding, in
-                # every run (thp-lazyfree-reclaim, thp-lazyfree-discard).
-            }
-        ),
+        _LINUX_6_18,
+        release=r"6\.18\.\d+.*",
+        sysfs_absent=_FC_SYSFS,
+    ),
+    # This machine's build, 6.18.44-fc-v669 and later -v1045; its source is not
+    # available, its deviations are those the library and the probes show
+    # (docs/kernel-notes.md, "The machine itself").
+    "linux-6.18.44-fc": Profile(
+        "linux-6.18.44-fc",
+        # try_to_unmap_one() splits a lazyfree PMD before deciding: its stack,
+        # traced on this build, is shrink_folio_list() -> try_to_unmap() ->
+        # try_to_unmap_one() -> __split_huge_pmd_locked()
+        # (docs/probes/thp-lazyfree-split.c), where upstream takes
+        # unmap_huge_pmd_locked().
+        (_LINUX_6_18 - {"lazyfree_pmd_discard"})
+        # hugepages-<size>/stats/anon_fault_declined: faults this build declined
+        # to serve with a large folio (with its anon_beside_full policy).
+        # Model: no such policy, so the count stays 0.
+        | {"mthp_stat_anon_fault_declined"},
+        release=r"6\.18\.44-fc-.*",
+        sysfs_present=_FC_SYSFS,
     ),
 }
 
@@ -57,3 +127,36 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise KeyError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})") from None
+
+
+class NoProfileError(Exception):
+    """No profile (or more than one) describes the running kernel; str() is one line."""
+
+
+def _sysfs_exists(path: str) -> bool:
+    return os.path.exists(os.path.join(SYSFS, path))
+
+
+def profile_for_kernel(
+    release: str | None = None, exists: Callable[[str], bool] = _sysfs_exists
+) -> Profile:
+    """The profile describing the running kernel (or `release` with sysfs `exists`).
+
+    Raises NoProfileError, saying which release and which profiles were tried,
+    when none or several match.
+    """
+    if release is None:
+        release = os.uname().release
+    found = [p for p in PROFILES.values() if p.describes(release, exists)]
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(p.name for p in PROFILES.values() if p.release is not None)
+    if not found:
+        raise NoProfileError(
+            f"no model profile describes kernel {release} (known builds: {known}); "
+            "name one with --profile"
+        )
+    raise NoProfileError(
+        f"several model profiles describe kernel {release} "
+        f"({', '.join(p.name for p in found)}); name one with --profile"
+    )

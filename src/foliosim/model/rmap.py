@@ -425,8 +425,8 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
 
         if not mem.flags[folio] & PG_swapbacked and m.profile.has("lazyfree_pmd_discard"):
             # Since Linux v6.11 ("mm/vmscan: avoid split lazyfree THP during
-            # shrink_folio_list") a lazyfree PMD is discarded whole; the live
-            # 6.18.44 build splits it instead (docs/kernel-notes.md).
+            # shrink_folio_list") a lazyfree PMD is discarded whole; the
+            # 6.18.44-fc build splits it (profile linux-6.18.44-fc).
             return huge_memory.unmap_huge_pmd_locked(m, vma, folio)
         if not flags & TTU.SPLIT_HUGE_PMD:
             return False

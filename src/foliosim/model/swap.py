@@ -250,6 +250,8 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
                 m.mem.flags[folio] |= PG_readahead
                 count_vm_events(m, "swap_ra", 1)
             folio_put_refs(m, folio, 1)
+        # "Push any new pages onto the LRU now": every batch of this CPU.
+        lru.lru_add_drain(m)
     return read_swap_cache_async(m, offset)
 
 
@@ -362,8 +364,16 @@ def swap_read_folio(m: Machine, folio: int, offset: int) -> None:
 
 
 def workingset_refault(m: Machine, folio: int) -> None:
-    """workingset_refault(), mm/workingset.c, Linux 6.18: a recent refault is activated."""
-    # Model: an otherwise idle machine, so every refault is within the workingset.
+    """workingset_refault(), mm/workingset.c, Linux 6.18: a recent refault is activated.
+
+    workingset_test_recent() calls a refault recent when its distance (the
+    node's evictions and activations since this folio's eviction) is at most
+    the workingset size (the file LRUs, and the anon ones while swap has room).
+    """
+    # Model: a scenario evicts at most a few hundred pages and the node's LRUs
+    # hold far more, so every refault is recent.  PG_workingset is set as well
+    # (upstream only if the folio was active when evicted; kpageflags has no bit
+    # for it).
     m.mem.flags[folio] |= PG_active | PG_workingset
 
 

@@ -1,0 +1,67 @@
+"""Kernel profiles: one per kernel build, chosen by release string and sysfs files."""
+
+from __future__ import annotations
+
+import pytest
+
+from foliosim.model.backend import ModelBackend
+from foliosim.model.profile import (
+    PROFILES,
+    NoProfileError,
+    get_profile,
+    profile_for_kernel,
+)
+from foliosim.scenario.parser import parse_text
+
+FC_FILES = {
+    "kernel/mm/transparent_hugepage/hugepages-16kB/stats/anon_fault_declined",
+    "kernel/mm/transparent_hugepage/anon_beside_full",
+}
+
+
+def test_an_upstream_6_18_kernel_is_described_by_linux_6_18():
+    assert profile_for_kernel("6.18.35", lambda p: False).name == "linux-6.18"
+
+
+def test_the_fc_build_is_described_by_its_own_profile():
+    assert profile_for_kernel("6.18.44-fc-v1045", FC_FILES.__contains__).name == "linux-6.18.44-fc"
+
+
+def test_a_6_18_release_without_the_fc_sysfs_files_is_upstream():
+    # The sysfs decides: a build without the fc files behaves as upstream's source.
+    assert profile_for_kernel("6.18.44-fc-v2000", lambda p: False).name == "linux-6.18"
+
+
+def test_a_6_18_kernel_with_only_one_fc_file_matches_no_build():
+    with pytest.raises(NoProfileError) as e:
+        profile_for_kernel("6.18.44-fc-v1045", lambda p: p.endswith("anon_beside_full"))
+    assert "\n" not in str(e.value) and "6.18.44-fc-v1045" in str(e.value)
+
+
+def test_another_release_is_refused_in_one_line_naming_the_known_builds():
+    with pytest.raises(NoProfileError) as e:
+        profile_for_kernel("6.19.2", lambda p: False)
+    text = str(e.value)
+    assert "\n" not in text
+    assert "6.19.2" in text and "linux-6.18.44-fc" in text and "--profile" in text
+
+
+def test_the_equiv_variant_describes_no_kernel():
+    variant = PROFILES["linux-6.18-revert-faeb2831b517"]
+    assert not variant.describes("6.18.35", lambda p: False)
+
+
+def test_the_fc_profile_is_upstream_but_for_the_lazyfree_pmd_discard():
+    up, fc = get_profile("linux-6.18"), get_profile("linux-6.18.44-fc")
+    assert up.has("lazyfree_pmd_discard") and not fc.has("lazyfree_pmd_discard")
+    assert up.features - fc.features == {"lazyfree_pmd_discard"}
+
+
+@pytest.mark.parametrize(
+    ("profile", "declined"), [("linux-6.18", False), ("linux-6.18.44-fc", True)]
+)
+def test_anon_fault_declined_is_reported_only_by_the_build_that_has_it(profile, declined):
+    obs = ModelBackend(profile=profile).run(parse_text("mmap A 4K\nwrite A 0\n", "t.scn"))
+    for size, stats in obs["final"]["mthp"].items():
+        assert ("anon_fault_declined" in stats) is declined, size
+        assert "anon_fault_alloc" in stats and "split_deferred" in stats

@@ -179,3 +179,24 @@ def test_vm_swap_full(used: int, full: bool):
     for k in range(used):
         assert swap.folio_alloc_swap(sim.m, sim.folio("A", k))
     assert swap.vm_swap_full(sim.m) is full
+
+
+@pytest.mark.parametrize(
+    "prev_offset, offset, hits, max_pages, prev_win, pages",
+    [
+        pytest.param(10, 20, 0, 8, 0, 1, id="no hits, not adjacent: 1"),
+        pytest.param(10, 11, 0, 8, 0, 2, id="no hits, next offset: 2"),
+        pytest.param(10, 9, 0, 8, 0, 2, id="no hits, previous offset: 2"),
+        pytest.param(10, 20, 1, 8, 0, 4, id="1 hit: 3 rounded up to 4"),
+        pytest.param(10, 20, 3, 8, 0, 8, id="3 hits: 5 rounded up to 8"),
+        pytest.param(10, 20, 10, 8, 0, 8, id="10 hits: 16, capped at max_pages"),
+        pytest.param(10, 20, 0, 8, 8, 4, id="no hits after a window of 8: halved, not 1"),
+    ],
+)
+def test_swapin_nr_pages_readahead_window(
+    prev_offset: int, offset: int, hits: int, max_pages: int, prev_win: int, pages: int
+):
+    """__swapin_nr_pages(), mm/swap_state.c, Linux 6.18: hits + 2 rounded up to a power of
+    two from 4 (or 1/2 by adjacency with no hits), capped at max_pages, never below half
+    the previous window."""
+    assert swap.__swapin_nr_pages(prev_offset, offset, hits, max_pages, prev_win) == pages

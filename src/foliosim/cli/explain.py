@@ -83,13 +83,16 @@ def main(args: argparse.Namespace) -> int:
 
 
 _MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
-# The syscall layer, state containers and the trace plumbing are not kernel steps;
-# counters, reference-count primitives and page allocation are bookkeeping.
+# The backend, the user program, STATE reading, state containers and the trace
+# plumbing are not kernel steps; counters, reference-count primitives and page
+# allocation are bookkeeping.
 _SKIP_FILES = (
     "backend.py",
     "machine.py",
     "types.py",
     "checks.py",
+    "user.py",
+    "observe.py",
     "trace.py",
     "vmstat.py",
     "page_ref.py",

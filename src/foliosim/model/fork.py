@@ -125,3 +125,11 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
     if m.tracing:
         m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")
     return child
+
+
+def kernel_clone(m: Machine, parent: Mm, child_name: str) -> Mm:
+    """kernel_clone(), kernel/fork.c, Linux 6.18: the fork(2) entry point; returns the child.
+
+    The model's process is its mm: copy_process() -> copy_mm() -> dup_mmap().
+    """
+    return dup_mmap(m, parent, child_name)

@@ -434,6 +434,18 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
     return True
 
 
+def enabled_store(m: Machine, mode: str) -> None:
+    """enabled_store(), mm/huge_memory.c, Linux 6.18: write transparent_hugepage/enabled."""
+    m.thp_enabled = mode
+    m.thp_orders_cache.clear()
+
+
+def thpsize_enabled_store(m: Machine, order: int, mode: str) -> None:
+    """thpsize_enabled_store(), mm/huge_memory.c, Linux 6.18: hugepages-<N>kB/enabled."""
+    m.mthp_enabled[order] = mode
+    m.thp_orders_cache.clear()
+
+
 def can_split_folio(m: Machine, folio: int) -> bool:
     """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
     the mappings, the swap cache and the caller's."""
@@ -446,10 +458,12 @@ __all__ = [
     "deferred_split_folio",
     "do_huge_pmd_anonymous_page",
     "do_huge_pmd_wp_page",
+    "enabled_store",
     "madvise_free_huge_pmd",
     "split_folio",
     "split_folio_to_list",
     "split_huge_pmd_locked",
     "thp_vma_allowable_orders",
+    "thpsize_enabled_store",
     "zap_huge_pmd",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foliosim.model import lru
+from foliosim.model import gup, lru, mmap
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import (
@@ -17,6 +17,7 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     VM_DROPPABLE,
     VM_LOCKED,
+    Mm,
     PG_active,
     PG_lru,
     PG_mlocked,
@@ -168,3 +169,29 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
 def vma_is_mlockable(vma: Vma) -> bool:
     """Whether mlock_fixup(), mm/mlock.c, Linux 6.18, may set VM_LOCKED: not on VM_DROPPABLE VMAs (6.11+)."""
     return not vma.flags & VM_DROPPABLE
+
+
+def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
+    """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
+    for vma in mmap.vmas_in_range(mm, start, end):
+        if not vma_is_mlockable(vma):
+            continue  # mlock_fixup(): VM_DROPPABLE never gets VM_LOCKED
+        newflags = (vma.flags & ~VM_LOCKED) | flags
+        if newflags == vma.flags:
+            continue
+        s, e = max(start, vma.start), min(end, vma.end)
+        mlock_vma_pages_range(m, mmap.vma_split_range(m, vma, s, e), s, e, newflags)
+
+
+def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """do_mlock(), mm/mlock.c, Linux 6.18: the mlock(2) entry point; lock, then populate."""
+    lru.lru_add_drain_all(m)  # flush the folio batches of every CPU
+    apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
+    # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+    for vma in mmap.vmas_in_range(mm, start, end):
+        gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+
+
+def sys_munlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """SYSCALL_DEFINE2(munlock), mm/mlock.c, Linux 6.18: the munlock(2) entry point."""
+    apply_vma_lock_flags(m, mm, start, end, 0)

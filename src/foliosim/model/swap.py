@@ -436,3 +436,14 @@ def try_to_unuse(m: Machine) -> None:
         folio = int(si.cache[offset])
         if folio >= 0:
             folio_free_swap(m, folio)
+
+
+def sys_swapon(m: Machine, pages: int) -> None:
+    """SYSCALL_DEFINE2(swapon), mm/swapfile.c, Linux 6.18: a swap device of `pages` slots."""
+    m.swap = SwapInfo(pages)
+
+
+def sys_swapoff(m: Machine) -> None:
+    """SYSCALL_DEFINE1(swapoff), mm/swapfile.c, Linux 6.18: try_to_unuse(), then it is gone."""
+    try_to_unuse(m)
+    m.swap = None

@@ -40,11 +40,37 @@ def _running_kernel_profile() -> str:
         pytest.skip(str(e))
 
 
-@cache
-def _kernel_observation(path: Path) -> dict[str, Any]:
+# Other processes may run on the scenario's CPU and fill or drain its per-CPU
+# batches, and vmstat and mTHP counters are machine-wide (docs/kernel-notes.md,
+# "noise"): a kernel result counts as the kernel's only if it is there on every
+# one of TRIES runs; a run that agrees stands, and the disturbed ones are reported.
+TRIES = 3
+_KERNEL_RUNS: dict[Path, list[dict[str, Any]]] = {}
+
+
+def _kernel_observations(path: Path):
+    """Kernel runs of `path`: the ones made so far, then fresh ones, TRIES at most."""
     from foliosim.kernel.backend import KernelBackend
 
-    return KernelBackend().run(parse_file(str(path)))
+    runs = _KERNEL_RUNS.setdefault(path, [])
+    yield from list(runs)
+    while len(runs) < TRIES:
+        runs.append(KernelBackend().run(parse_file(str(path))))
+        yield runs[-1]
+
+
+def _first_agreeing_run(path: Path, problems) -> list[str]:
+    """Problems of the first kernel run that has none, or of every run (none agreed)."""
+    seen: list[str] = []
+    for i, obs in enumerate(_kernel_observations(path)):
+        found = problems(obs)
+        if not found:
+            if seen:
+                print(f"{path.name}: kernel run(s) before run {i + 1} were disturbed:")
+                print("\n".join(seen))
+            return []
+        seen.append(f"run {i + 1}:\n" + "\n".join(found))
+    return seen
 
 
 def _failed_expectations(obs: dict[str, Any]) -> list[str]:
@@ -83,9 +109,10 @@ def test_scenario_expectations_hold_on_the_model(path: Path) -> None:
 @pytest.mark.kernel
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)
 def test_scenario_expectations_hold_on_the_kernel(path: Path) -> None:
-    failed = _failed_expectations(_kernel_observation(path))
-    assert not failed, "the live kernel no longer does what the scenario says:\n" + "\n".join(
-        failed
+    failed = _first_agreeing_run(path, _failed_expectations)
+    assert not failed, (
+        f"the live kernel no longer does what the scenario says ({TRIES} runs):\n"
+        + "\n".join(failed)
     )
 
 
@@ -95,6 +122,10 @@ def test_model_and_kernel_observations_are_identical(path: Path) -> None:
     from foliosim.check.diff import diff_observations, format_differences
 
     model = _model_observation(path, _running_kernel_profile())
-    kernel = _kernel_observation(path)
-    diffs = diff_observations(model, kernel)
-    assert not diffs, format_differences(diffs, "model", "kernel")
+
+    def differences(kernel: dict[str, Any]) -> list[str]:
+        diffs = diff_observations(model, kernel)
+        return [format_differences(diffs, "model", "kernel")] if diffs else []
+
+    diffs = _first_agreeing_run(path, differences)
+    assert not diffs, f"model and kernel differ on {TRIES} runs:\n" + "\n".join(diffs)

@@ -25,6 +25,7 @@ from foliosim.check.diff import diff_observations, format_difference
 from foliosim.kernel.backend import KernelBackend
 from foliosim.kernel.settings import RUN_DIR, THP_DIR, active_swaps
 from foliosim.model.backend import ModelBackend
+from foliosim.model.profile import profile_for_kernel
 from foliosim.scenario.parser import parse_file, parse_text
 
 LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.scn"))
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.kernel
 def _differences(scenario: Any) -> list[str]:
     c = CBackend().run(scenario)
     k = KernelBackend().run(scenario)
-    m = ModelBackend().run(scenario)
+    m = ModelBackend(profile=profile_for_kernel().name).run(scenario)
     return [
         f"c vs kernel: {format_difference(d, 'c', 'kernel')}"
         for d in diff_observations(c, k, scenario)
@@ -63,7 +64,7 @@ def _tap(binary: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.name)
 def test_library_scenario_passes_its_assert_model_export(path: Path) -> None:
     scenario = parse_file(path)
-    model = ModelBackend().run(scenario)
+    model = ModelBackend(profile=profile_for_kernel().name).run(scenario)
     binary = compile_c(export_c(scenario, path.read_text(), "model", model), path.name)
     for _ in range(TRIES):
         proc = _tap(binary)

@@ -328,9 +328,9 @@ def lazyfree_range(
         # An extra reference (GUP or speculative): act as if nothing happened; a
         # later pass sees whether the holder dirtied it.
         set_ptes(t, i, pteval, pfn, nr_pages)
-        # Before faeb2831b517 (v6.15) this outcome set PG_swapbacked too.
-        if not m.profile.has("lazyfree_ref_no_swapbacked"):
-            m.mem.flags[folio] |= PG_swapbacked
+        # Since faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
+        # try_to_unmap_one") (v6.15) PG_swapbacked stays clear here; before it
+        # was set (the pre-6.15-swapbacked variant).
         if m.tracing:
             m.trace(
                 "try_to_unmap_one",

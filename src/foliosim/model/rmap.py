@@ -225,6 +225,22 @@ def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
     return True
 
 
+def folio_try_share_anon_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> bool:
+    """folio_try_share_anon_rmap_ptes(): share nr exclusive pages at once unless maybe pinned.
+
+    Not in Linux 6.18: introduced by Dev Jain's "Optimize anonymous large folio
+    unmapping" (v1 patch 8/9, March 2026) for the batched swap unmap; one
+    barrier and one pin check for the batch.
+    """
+    cost.count("anon_share")
+    if folio_maybe_dma_pinned(m, folio):
+        return False
+    flags = m.mem.flags
+    for p in range(page, page + nr):
+        flags[p] &= ~PG_anon_exclusive
+    return True
+
+
 def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
     """folio_move_anon_rmap(): the folio now belongs to this VMA's anon_vma only."""
     anon_vma_prepare(m, vma)
@@ -540,10 +556,10 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
             and mem.flags[folio] & PG_swapbacked
             and folio_test_swapcache(m, folio)
             and not folio_maybe_dma_pinned(m, folio)
-            and not cost.is_counting()
+            and cost.shortcuts_allowed()
         ):
             # Model: the result of this loop's swap-backed iterations at once
-            # (off while counting, so that the counts are the loop's).
+            # (not while counting or under a variant: cost.shortcuts_allowed()).
             nr_pages = _unmap_swapbacked_run(m, vma, folio, vpn, t, i, page)
             if nr_pages == folio_nr_pages(m, folio):
                 break  # walk_done

@@ -35,6 +35,7 @@ BUILTIN = (
     "seed-v1",
     "reviewed",
     "per-pte",
+    "batched-swap",
     "pre-6.15-swapbacked",
 )
 
@@ -78,7 +79,11 @@ class Variant:
     @contextmanager
     def applied(self) -> Iterator[Variant]:
         """Install the replacements in every module that binds the originals; restore on exit."""
+        from foliosim.model import cost
+
         undo: list[tuple[dict[str, Any], str, Any]] = []
+        # The model's shortcuts stand for loops of the functions replaced here.
+        cost.VARIANTS_APPLIED += bool(self.replacements)
         try:
             for name, new in self.replacements.items():
                 current = model_functions()[name][1]
@@ -97,6 +102,7 @@ class Variant:
         finally:
             for namespace, key, old in reversed(undo):
                 namespace[key] = old
+            cost.VARIANTS_APPLIED -= bool(self.replacements)
 
 
 def _model_modules() -> list[ModuleType]:

@@ -34,8 +34,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 BUILTIN = (
     "seed-v1",
     "reviewed",
+    "seed-v4",
     "per-pte",
     "batched-swap",
+    "bug-pte-restore",
+    "bug-oob-batch",
     "pre-6.15-swapbacked",
 )
 

@@ -179,3 +179,75 @@ def test_a_pte_batch_past_the_page_table_is_a_fault():
     assert folio_pte_batch(t, 504, 1024, 1024, 16, 8) == 8
     with pytest.raises(InvariantError, match="read past the page table"):
         folio_pte_batch(t, 504, 1024, 1024, 16, 16)
+
+
+LAZYFREE_64K = """\
+thp madvise
+mthp 64K madvise
+mmap A 64K
+madvise A all hugepage
+write A all as old
+madvise A all free
+"""
+
+
+def _reclaim_with_last_page_device_exclusive(variant):
+    from foliosim.model.lru import lru_add_drain, page_folio
+    from foliosim.model.rmap import make_device_exclusive
+    from foliosim.model.vmscan import folio_isolate_lru, reclaim_pages
+
+    backend = ModelBackend(check=True)
+    backend.run(parse_text(LAZYFREE_64K, "lazyfree-64k.scn"))
+    m = backend.machine
+    mm = m.mms["p0"]
+    (vma,) = mm.vmas
+    t = mm.pgtables[vma.start >> 9]
+    folio = page_folio(m, t.pfn[vma.start & 511])
+    make_device_exclusive(m, vma, vma.start + 15)  # HMM_DMIRROR_EXCLUSIVE on page 15
+    lru_add_drain(m)
+    with load_variant(variant).applied():
+        assert folio_isolate_lru(m, folio)
+        reclaim_pages(m, [folio])
+    return m, mm, folio
+
+
+def test_bug_stale_nr_pages_unmaps_15_pages_for_one_device_exclusive_entry():
+    import pytest
+
+    from foliosim.model.checks import validate_all
+    from foliosim.model.errors import InvariantError
+    from foliosim.model.types import MM_ANONPAGES
+
+    # 6.18 (fixed): a batch of 15 present PTEs, then the device-exclusive one alone.
+    m, mm, folio = _reclaim_with_last_page_device_exclusive("linux-6.18")
+    assert mm.counters[MM_ANONPAGES] == 0 and m.mem.refcount[folio] == 0
+    validate_all(m, None)
+    # CVE-2026-63950: the device-exclusive entry reuses nr_pages = 15.
+    m, mm, folio = _reclaim_with_last_page_device_exclusive("bug-stale-nr-pages")
+    assert mm.counters[MM_ANONPAGES] == 1 - 15  # one page's entry, 15 pages' RSS
+    assert m.mem.refcount[folio] < 0  # 15 references dropped for one
+    with pytest.raises(InvariantError, match="validate_folio_refcount: .*refcount -14"):
+        validate_all(m, None)
+
+
+def test_bug_stale_nr_pages_is_the_models_try_to_unmap_one_less_one_line():
+    # The variant copies the model's function: if the model's changes, so must it.
+    import difflib
+    import inspect
+
+    import foliosim.model.rmap as rmap
+
+    model = inspect.getsource(rmap.try_to_unmap_one).splitlines()
+    variant = inspect.getsource(
+        load_variant("bug-stale-nr-pages").replacements["try_to_unmap_one"]
+    ).splitlines()
+    changed = [
+        (line[0], line[1:].split("#")[0].strip())
+        for line in difflib.unified_diff(model, variant, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert [c for c in changed if c[1] and "try_to_unmap_one" not in c[1]] == [
+        ("+", "@replace"),
+        ("+", "nr_pages = 1"),
+        ("-", "nr_pages = 1"),
+    ], changed

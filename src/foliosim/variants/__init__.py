@@ -39,6 +39,7 @@ BUILTIN = (
     "batched-swap",
     "bug-pte-restore",
     "bug-oob-batch",
+    "bug-stale-nr-pages",
     "pre-6.15-swapbacked",
 )
 
@@ -278,9 +279,10 @@ class VariantBackend:
     def __getattr__(self, key: str) -> Any:
         return getattr(self.inner, key)
 
-    def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def run(self, scenario: Any, trace: Any = None, final: bool = True) -> dict[str, Any]:
+        """ModelBackend.run() with the variant's replacements installed."""
         with self.variant.applied():
-            obs: dict[str, Any] = self.inner.run(*args, **kwargs)
+            obs: dict[str, Any] = self.inner.run(scenario, trace=trace, final=final)
         if self.variant.replacements:
             obs["backend"]["variant"] = self.variant.name
         return obs

@@ -59,16 +59,26 @@ def test_pre_6_15_swapbacked_turns_an_extra_ref_lazyfree_folio_swapbacked():
 
 
 def test_the_seed_and_the_reviewed_form_keep_the_library_lazyfree_scenarios():
-    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
-                 "droppable-free-redirty", "mthp-pt-boundary"):
+    for name in (
+        "mthp-lazyfree-redirty",
+        "lazyfree-gup-release",
+        "lazyfree-redirty",
+        "droppable-free-redirty",
+        "mthp-pt-boundary",
+    ):
         scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
         for variant in ("seed-v1", "reviewed"):
             assert _failed(_run(variant, scenario)) == [], (variant, name)
 
 
 def test_seed_v4_keeps_the_library_lazyfree_scenarios():
-    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
-                 "droppable-free-redirty", "mthp-lazyfree-mixed-write"):
+    for name in (
+        "mthp-lazyfree-redirty",
+        "lazyfree-gup-release",
+        "lazyfree-redirty",
+        "droppable-free-redirty",
+        "mthp-lazyfree-mixed-write",
+    ):
         scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
         assert _failed(_run("seed-v4", scenario)) == [], name
 
@@ -235,7 +245,7 @@ def test_bug_stale_nr_pages_is_the_models_try_to_unmap_one_less_one_line():
     import difflib
     import inspect
 
-    import foliosim.model.rmap as rmap
+    from foliosim.model import rmap
 
     model = inspect.getsource(rmap.try_to_unmap_one).splitlines()
     variant = inspect.getsource(

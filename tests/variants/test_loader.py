@@ -4,13 +4,12 @@ applied() installs and restores the replacements wherever the model binds them."
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 import textwrap
+from pathlib import Path
 
 import pytest
 
-import foliosim.model.rmap as rmap
-import foliosim.model.vmscan as vmscan
+from foliosim.model import rmap, vmscan
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file, parse_text
 from foliosim.variants import (
@@ -228,8 +227,14 @@ def test_an_unknown_name_is_refused_listing_what_would_work():
 
 def test_model_functions_cover_the_kernel_named_unmap_path():
     names = model_functions()
-    for name in ("lazyfree_range", "folio_unmap_pte_batch", "try_to_unmap_one",
-                 "folio_pte_batch", "get_and_clear_ptes", "set_ptes"):
+    for name in (
+        "lazyfree_range",
+        "folio_unmap_pte_batch",
+        "try_to_unmap_one",
+        "folio_pte_batch",
+        "get_and_clear_ptes",
+        "set_ptes",
+    ):
         assert name in names, name
 
 

@@ -7,6 +7,7 @@ from enum import Flag, auto
 import numpy as np
 
 from foliosim.model import cost
+from foliosim.model.errors import InvariantError
 from foliosim.model.lru import (
     folio_get,
     folio_nr_pages,
@@ -16,7 +17,6 @@ from foliosim.model.lru import (
     folio_test_swapbacked,
     folio_test_swapcache,
 )
-from foliosim.model.errors import InvariantError
 from foliosim.model.machine import Machine
 from foliosim.model.swap import swap_duplicate
 from foliosim.model.types import (
@@ -34,14 +34,14 @@ from foliosim.model.types import (
     VM_DROPPABLE,
     VM_LOCKED,
     PageTable,
-    is_device_exclusive_entry,
-    pte_maps_page,
     PG_anon,
     PG_anon_exclusive,
     PG_dirty,
     PG_swapbacked,
     PG_swapcache,
     Vma,
+    is_device_exclusive_entry,
+    pte_maps_page,
 )
 
 GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h

@@ -58,7 +58,6 @@ PTE_DEVICE_EXCLUSIVE = PTE_SPECIAL
 _PTE_KIND = PTE_PRESENT | PTE_SWAP | PTE_SPECIAL
 
 
-
 def is_device_exclusive_entry(bits: int) -> bool:
     """is_device_exclusive_entry(), include/linux/swapops.h: a device-exclusive PTE."""
     return bits & _PTE_KIND == PTE_DEVICE_EXCLUSIVE

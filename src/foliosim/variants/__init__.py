@@ -110,7 +110,7 @@ class Variant:
 
 
 def _model_modules() -> list[ModuleType]:
-    import foliosim.model as model
+    from foliosim import model
 
     mods = [model]
     for info in pkgutil.walk_packages(model.__path__, "foliosim.model."):
@@ -191,7 +191,7 @@ def _load_file(path: Path, name: str) -> Variant:
     except SyntaxError as e:
         del sys.modules[module_name]
         raise VariantError(shown, e.lineno or 1, f"syntax error: {e.msg}") from None
-    except BaseException as e:  # noqa: BLE001 - any failure to import is a refusal
+    except BaseException as e:  # any failure to import is a refusal
         del sys.modules[module_name]
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -209,7 +209,7 @@ def _load_file(path: Path, name: str) -> Variant:
         )
     known = model_functions()
     replacements: dict[str, Callable[..., Any]] = {}
-    for key, value in vars(mod).items():
+    for value in vars(mod).values():
         if not (callable(value) and getattr(value, _REPLACE_MARK, False)):
             continue
         if getattr(value, "__module__", None) != module_name:

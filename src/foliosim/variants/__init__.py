@@ -119,6 +119,8 @@ def _model_modules() -> list[ModuleType]:
 
 
 _MODEL_FUNCTIONS: dict[str, tuple[ModuleType, Callable[..., Any]]] | None = None
+# Names defined in more than one model module: name -> the modules.
+_AMBIGUOUS: dict[str, list[str]] = {}
 
 
 def model_functions() -> dict[str, tuple[ModuleType, Callable[..., Any]]]:
@@ -129,6 +131,8 @@ def model_functions() -> dict[str, tuple[ModuleType, Callable[..., Any]]]:
         for mod in _model_modules():
             for key, value in vars(mod).items():
                 if inspect.isfunction(value) and value.__module__ == mod.__name__:
+                    if key in found:
+                        _AMBIGUOUS.setdefault(key, [found[key][0].__name__]).append(mod.__name__)
                     found[key] = (mod, value)
         _MODEL_FUNCTIONS = found
     # The current binding in the defining module: a variant being applied
@@ -219,6 +223,11 @@ def _load_file(path: Path, name: str) -> Variant:
         if fname not in known:
             raise VariantError(
                 shown, line, f"@replace {fname}(): the model has no function {fname}()"
+            )
+        if fname in _AMBIGUOUS:
+            where = " and ".join(_AMBIGUOUS[fname])
+            raise VariantError(
+                shown, line, f"@replace {fname}(): ambiguous, the model defines it in {where}"
             )
         original = known[fname][1]
         want, got = _shape(original), _shape(value)

@@ -75,3 +75,10 @@ def test_fuzz_model_alone_runs_a_variant(cli, real_model, tmp_path):
     )
     assert code == 0, out + err
     assert "model (reviewed, checked)" in out
+
+
+def test_explain_lists_a_variants_own_functions(cli, real_model):
+    code, out, err = cli("explain", "--variant", "seed-v1", SCENARIOS / "lazyfree-redirty.scn")
+    assert code == 0, err
+    assert "variant seed-v1 on linux-6.18" in out
+    assert "commit_ttu_lazyfree_folio" in out  # defined in the variant file

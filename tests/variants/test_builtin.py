@@ -7,9 +7,14 @@ from pathlib import Path
 
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file, parse_text
-from foliosim.variants import load_variant
+from foliosim.variants import load_variant, model_functions
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _model(name: str):
+    # A model function by name, wherever the model defines it.
+    return model_functions()[name][1]
 
 
 def _run(variant: str, scenario):
@@ -144,8 +149,8 @@ madvise A 8-15 nohugepage
 
 
 def _reclaim_cut_folio(variant):
-    from foliosim.model.lru import lru_add_drain, page_folio
-    from foliosim.model.vmscan import folio_isolate_lru, reclaim_pages
+    lru_add_drain, page_folio = _model("lru_add_drain"), _model("page_folio")
+    folio_isolate_lru, reclaim_pages = _model("folio_isolate_lru"), _model("reclaim_pages")
 
     backend = ModelBackend(check=True)
     backend.run(parse_text(CUT_VMA, "cut.scn"))
@@ -179,8 +184,9 @@ def test_a_pte_batch_past_the_page_table_is_a_fault():
     import pytest
 
     from foliosim.model.errors import InvariantError
-    from foliosim.model.memory import folio_pte_batch
     from foliosim.model.types import PTE_PRESENT, PageTable
+
+    folio_pte_batch = _model("folio_pte_batch")
 
     t = PageTable()
     for k in range(8):  # a 64K folio at pfn 1024 whose first 8 PTEs end the table
@@ -202,9 +208,9 @@ madvise A all free
 
 
 def _reclaim_with_last_page_device_exclusive(variant):
-    from foliosim.model.lru import lru_add_drain, page_folio
-    from foliosim.model.rmap import make_device_exclusive
-    from foliosim.model.vmscan import folio_isolate_lru, reclaim_pages
+    lru_add_drain, page_folio = _model("lru_add_drain"), _model("page_folio")
+    folio_isolate_lru, reclaim_pages = _model("folio_isolate_lru"), _model("reclaim_pages")
+    make_device_exclusive = _model("make_device_exclusive")
 
     backend = ModelBackend(check=True)
     backend.run(parse_text(LAZYFREE_64K, "lazyfree-64k.scn"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from foliosim.model import rmap, vmscan
+from foliosim.model import rmap
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file, parse_text
 from foliosim.variants import (
@@ -92,8 +92,18 @@ def test_a_replaced_function_is_the_one_the_model_calls(tmp_path):
     assert _failed_lines(ModelBackend().run(scenario)) == []
 
 
-def test_applied_rebinds_every_binding_and_restores_them(tmp_path):
+def test_applied_rebinds_every_binding_and_restores_them(tmp_path, monkeypatch):
+    import types
+
     original = rmap.try_to_unmap
+    # Two importers of the function, one per import style.
+    by_name = types.ModuleType("foliosim.probe_by_name")
+    by_name.try_to_unmap = original  # from foliosim.model.rmap import try_to_unmap
+    by_module = types.ModuleType("foliosim.probe_by_module")
+    by_module.rmap = rmap  # from foliosim.model import rmap; rmap.try_to_unmap()
+    by_module.table = {"unmap": original}  # a module's table of functions
+    monkeypatch.setitem(sys.modules, by_name.__name__, by_name)
+    monkeypatch.setitem(sys.modules, by_module.__name__, by_module)
     path = _write(
         tmp_path,
         "ttu.py",
@@ -107,11 +117,14 @@ def test_applied_rebinds_every_binding_and_restores_them(tmp_path):
         """,
     )
     v = load_variant(path)
-    assert vmscan.try_to_unmap is original  # bound by `from foliosim.model.rmap import`
+    new = v.replacements["try_to_unmap"]
     with v.applied():
-        assert rmap.try_to_unmap is v.replacements["try_to_unmap"]
-        assert vmscan.try_to_unmap is v.replacements["try_to_unmap"]
-    assert rmap.try_to_unmap is original and vmscan.try_to_unmap is original
+        assert rmap.try_to_unmap is new
+        assert by_name.try_to_unmap is new
+        assert by_module.rmap.try_to_unmap is new
+        assert by_module.table["unmap"] is new
+    assert rmap.try_to_unmap is original and by_name.try_to_unmap is original
+    assert by_module.table["unmap"] is original
 
 
 def test_applied_restores_the_originals_when_the_run_raises(tmp_path):

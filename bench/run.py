@@ -512,10 +512,9 @@ def run_model(
 
         loaded = load_variant(variant)
 
-        def backend_cls(profile: str) -> Any:
-            return VariantBackend(loaded)
-
-        backend_cls.run = VariantBackend.run  # type: ignore[attr-defined]
+        class backend_cls(VariantBackend):  # the class run_model_row() constructs
+            def __init__(self, profile: str) -> None:
+                super().__init__(loaded)
     return {row.name: run_model_row(row, repeat, parse_text, backend_cls) for row in rows}, None
 
 

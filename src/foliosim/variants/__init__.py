@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from foliosim.model.backend import ModelBackend
 from foliosim.model.profile import PROFILES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -274,24 +275,17 @@ def _assignment_line(source: str, name: str) -> int:
     return 1
 
 
-class VariantBackend:
+class VariantBackend(ModelBackend):
     """The model backend on a variant's base profile, each run with its replacements applied."""
 
-    name = "model"
-
     def __init__(self, variant: Variant, check: bool = False) -> None:
-        from foliosim.model.backend import ModelBackend
-
+        super().__init__(profile=variant.base, check=check)
         self.variant = variant
-        self.inner = ModelBackend(profile=variant.base, check=check)
-
-    def __getattr__(self, key: str) -> Any:
-        return getattr(self.inner, key)
 
     def run(self, scenario: Any, trace: Any = None, final: bool = True) -> dict[str, Any]:
         """ModelBackend.run() with the variant's replacements installed."""
         with self.variant.applied():
-            obs: dict[str, Any] = self.inner.run(scenario, trace=trace, final=final)
+            obs: dict[str, Any] = super().run(scenario, trace=trace, final=final)
         if self.variant.replacements:
             obs["backend"]["variant"] = self.variant.name
         return obs
@@ -301,8 +295,6 @@ def variant_backend(name_or_path: str, check: bool = False) -> Any:
     """A model backend for a profile (plain) or a variant (wrapped); VariantError if unusable."""
     variant = load_variant(name_or_path)
     if not variant.replacements:
-        from foliosim.model.backend import ModelBackend
-
         return ModelBackend(profile=variant.base, check=check)
     return VariantBackend(variant, check)
 

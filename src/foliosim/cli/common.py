@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from foliosim import variants
 from foliosim.kernel.backend import KernelBackend
 from foliosim.model.backend import ModelBackend
 from foliosim.model.profile import NoProfileError, profile_for_kernel
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.parser import parse_text
+from foliosim.variants import VariantBackend
 
 DEFAULT_PROFILE = "linux-6.18"
 
@@ -39,13 +41,34 @@ def read_scenario(path: str) -> Scenario:
     return parse_text(read_text(path), path)
 
 
-def model_backend(profile: str = DEFAULT_PROFILE, check: bool = False) -> ModelBackend:
-    """The model backend for `profile`; an unknown profile is refused as usage."""
+def model_backend(
+    profile: str = DEFAULT_PROFILE, check: bool = False, variant: str | None = None
+) -> ModelBackend | VariantBackend:
+    """The model backend for `profile`, or for a variant (built-in name or FILE.py).
+
+    `profile` may itself name a variant (`equiv` takes either on each side);
+    an unknown profile or a refused variant file is refused as usage.
+    """
+    if variant is not None:
+        if profile != DEFAULT_PROFILE:
+            raise UsageError(
+                f"foliosim: --profile {profile} --variant {variant}: give one "
+                "(a variant names its base profile in BASE)"
+            )
+        profile = variant
+    option = "--variant" if variant is not None else "--profile"
+    if profile in variants.BUILTIN or profile in variants.ALIASES or profile.endswith(".py"):
+        try:
+            return variants.VariantBackend(variants.load_variant(profile), check)
+        except variants.VariantError as e:
+            raise UsageError(str(e)) from None
     try:
         return ModelBackend(profile=profile, check=check)
     except (ValueError, KeyError) as e:
         reason = e.args[0] if e.args else str(e)
-        raise UsageError(f"foliosim: --profile {profile}: {reason}") from None
+        if variant is not None:
+            reason += f"; nor a variant (built in: {', '.join(variants.BUILTIN)}; or FILE.py)"
+        raise UsageError(f"foliosim: {option} {profile}: {reason}") from None
 
 
 def choose_profile(requested: str | None, with_kernel: bool, who: str) -> tuple[str, str | None]:

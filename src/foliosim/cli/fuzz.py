@@ -88,6 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"kernel's build; the model alone, {DEFAULT_PROFILE})",
     )
     parser.add_argument(
+        "--variant",
+        metavar="NAME|FILE.py",
+        help="run the model with a variant's replaced functions (docs/variants.md)",
+    )
+    parser.add_argument(
         "--shrink-budget",
         type=int,
         default=DEFAULT_SHRINK_BUDGET,
@@ -104,6 +109,8 @@ def _found_by(args: argparse.Namespace, seed: int) -> str:
         words.append("--mthp")
     if args.profile is not None:
         words.append(f"--profile {args.profile}")
+    if args.variant is not None:
+        words.append(f"--variant {args.variant}")
     return " ".join(words)
 
 
@@ -130,7 +137,14 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
     for name in names.split(","):
         if name == "model":
             # Alone, the model is checked: invariant violations are what we look for.
-            out.append(("model", model_backend(profile, check=names == "model")))
+            if args.variant is not None:
+                # A variant names its own base profile (BASE in the file).
+                model = model_backend(
+                    args.profile or DEFAULT_PROFILE, names == "model", args.variant
+                )
+            else:
+                model = model_backend(profile, check=names == "model")
+            out.append(("model", model))
         elif name == "c":
             from foliosim.cexport.backend import c_backend
 
@@ -142,7 +156,8 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "model":
-        return f"model ({args.model_profile}{', checked' if args.backends == 'model' else ''})"
+        what = args.variant if args.variant is not None else args.model_profile
+        return f"model ({what}{', checked' if args.backends == 'model' else ''})"
     return f"{name} ({platform.release()})"
 
 

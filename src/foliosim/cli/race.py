@@ -20,7 +20,6 @@ from pathlib import Path
 
 from foliosim.cli.common import DEFAULT_PROFILE, UsageError, model_backend
 
-
 EXIT_STATUSES = {
     0: "safe: no execution reaches the bad outcome under any model asked "
     "(--table: every cell is the expected one)",

@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"kernel's build, else {DEFAULT_PROFILE})",
     )
     parser.add_argument(
+        "--variant",
+        metavar="NAME|FILE.py",
+        help="run the model with a variant's replaced functions (docs/variants.md)",
+    )
+    parser.add_argument(
         "--json",
         metavar="OUT",
         help="write the observation JSON to OUT ('-' for stdout; a directory "
@@ -220,10 +225,16 @@ def main(args: argparse.Namespace) -> int:
     backends: dict[str, Any] = {}
     note = None
     if "model" in names:
-        # Either kernel harness (the worker or the exported C program) runs this kernel.
-        on_kernel = "kernel" in names or "c" in names
-        profile, note = choose_profile(args.profile, on_kernel, "foliosim run")
-        backends["model"] = model_backend(profile, args.check)
+        if args.variant is not None:
+            # A variant names its own base profile (BASE in the file).
+            backends["model"] = model_backend(
+                args.profile or DEFAULT_PROFILE, args.check, args.variant
+            )
+        else:
+            # Either kernel harness (the worker or the exported C program) runs this kernel.
+            on_kernel = "kernel" in names or "c" in names
+            profile, note = choose_profile(args.profile, on_kernel, "foliosim run")
+            backends["model"] = model_backend(profile, args.check)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
     if "c" in names:

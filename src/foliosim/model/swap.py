@@ -6,7 +6,7 @@ from array import array
 
 import numpy as np
 
-from foliosim.model import lru, page_alloc, rmap
+from foliosim.model import cost, lru, page_alloc, rmap
 from foliosim.model.machine import Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put, folio_put_refs
 from foliosim.model.page_flags import page_folio
@@ -126,12 +126,29 @@ def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
 
 def swap_duplicate(m: Machine, offset: int) -> bool:
     """swap_duplicate(), mm/swapfile.c, Linux 6.18: one more swap PTE refers to the slot."""
+    cost.count("swap_op")
+    cost.count("swap_slot")
     m.swap.swap_map[offset] += 1
+    return True
+
+
+def swap_duplicate_nr(m: Machine, offset: int, nr: int) -> bool:
+    """One more swap PTE for each of nr consecutive slots, in one call.
+    swap_duplicate_nr(), mm/swapfile.c; mm-unstable's folio_dup_swap(folio,
+    page, nr), which Dev Jain's batching series calls (one swap-cluster lock).
+    """
+    cost.count("swap_op")
+    cost.count("swap_slot", nr)
+    swap_map = m.swap.swap_map
+    for o in range(offset, offset + nr):
+        swap_map[o] += 1
     return True
 
 
 def swap_free_nr(m: Machine, offset: int, nr: int = 1) -> None:
     """swap_free_nr(), mm/swapfile.c, Linux 6.18: drop swap-PTE references."""
+    cost.count("swap_op")
+    cost.count("swap_slot", nr)
     si = m.swap
     for o in range(offset, offset + nr):
         si.swap_map[o] -= 1

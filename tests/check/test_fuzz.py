@@ -223,7 +223,9 @@ def _fuzz(argv, monkeypatch, model=None):
     from foliosim.cli.main import main
 
     if model is not None:
-        monkeypatch.setattr(cli_fuzz, "model_backend", lambda profile, check=False: model)
+        monkeypatch.setattr(
+            cli_fuzz, "model_backend", lambda profile, check=False, variant=None: model
+        )
     return main(["fuzz", *argv])
 
 

@@ -50,14 +50,36 @@ def read_scenario(path: str) -> Scenario:
     return scenario
 
 
-def model_backend(profile: str = DEFAULT_PROFILE, check: bool = False) -> Any:
-    """The model backend for `profile`; an unknown profile is refused as usage."""
+def model_backend(
+    profile: str = DEFAULT_PROFILE, check: bool = False, variant: str | None = None
+) -> Any:
+    """The model backend for `profile`, or for a variant (built-in name or FILE.py).
+
+    `profile` may itself name a variant (`equiv` takes either on each side);
+    an unknown profile or a refused variant file is refused as usage.
+    """
+    if variant is not None:
+        if profile != DEFAULT_PROFILE:
+            raise UsageError(
+                f"foliosim: --profile {profile} --variant {variant}: give one "
+                "(a variant names its base profile in BASE)"
+            )
+        profile = variant
+    option = "--variant" if variant is not None else "--profile"
+    variants = _import("foliosim.variants", "model variants")
+    if profile in variants.BUILTIN or profile in variants.ALIASES or profile.endswith(".py"):
+        try:
+            return variants.VariantBackend(variants.load_variant(profile), check)
+        except variants.VariantError as e:
+            raise UsageError(str(e)) from None
     backend = _import("foliosim.model.backend", "the model backend")
     try:
         return backend.ModelBackend(profile=profile, check=check)
     except (ValueError, KeyError) as e:
         reason = e.args[0] if e.args else str(e)
-        raise UsageError(f"foliosim: --profile {profile}: {reason}") from None
+        if variant is not None:
+            reason += f"; nor a variant (built in: {', '.join(variants.BUILTIN)}; or FILE.py)"
+        raise UsageError(f"foliosim: {option} {profile}: {reason}") from None
 
 
 def kernel_backend() -> Any:

@@ -70,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
     )
     parser.add_argument(
+        "--variant",
+        metavar="NAME|FILE.py",
+        help="run the model with a variant's replaced functions (docs/variants.md)",
+    )
+    parser.add_argument(
         "--shrink-budget",
         type=int,
         default=DEFAULT_SHRINK_BUDGET,
@@ -86,6 +91,8 @@ def _found_by(args: argparse.Namespace, seed: int) -> str:
         words.append("--mthp")
     if args.profile != DEFAULT_PROFILE:
         words.append(f"--profile {args.profile}")
+    if args.variant is not None:
+        words.append(f"--variant {args.variant}")
     return " ".join(words)
 
 
@@ -99,7 +106,7 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
     for name in names.split(","):
         if name == "model":
             # Alone, the model is checked: invariant violations are what we look for.
-            out.append(("model", model_backend(args.profile, check=names == "model")))
+            out.append(("model", model_backend(args.profile, names == "model", args.variant)))
         else:
             try:
                 out.append(("kernel", kernel_backend()))
@@ -112,7 +119,8 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "model":
-        return f"model ({args.profile}{', checked' if args.backends == 'model' else ''})"
+        what = args.variant if args.variant is not None else args.profile
+        return f"model ({what}{', checked' if args.backends == 'model' else ''})"
     return f"kernel ({platform.release()})"
 
 

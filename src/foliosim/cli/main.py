@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("foliosim.cli.fuzz", "search for scenarios on which model and kernel differ"),
     "equiv": ("foliosim.cli.equiv", "search for scenarios on which two model profiles differ"),
     "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
+    "cost": ("foliosim.cli.cost", "count what the kernel would do under each model variant"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

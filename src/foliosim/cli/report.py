@@ -263,6 +263,8 @@ def backend_title(obs: dict[str, Any]) -> str:
     """'model linux-6.18' or 'kernel 6.18.44': what produced the observation."""
     backend = obs.get("backend") or {}
     name = backend.get("name", "?")
+    if "variant" in backend:
+        return f"{name} (variant {backend['variant']} on {backend['profile']})"
     if "profile" in backend:
         return f"{name} (profile {backend['profile']})"
     if "release" in backend:

@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
     )
     parser.add_argument(
+        "--variant",
+        metavar="NAME|FILE.py",
+        help="run the model with a variant's replaced functions (docs/variants.md)",
+    )
+    parser.add_argument(
         "--json",
         metavar="OUT",
         help="write the observation JSON to OUT ('-' for stdout; a directory "
@@ -206,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
     targets = _json_targets(args, scenarios, names)
     backends: dict[str, Any] = {}
     if "model" in names:
-        backends["model"] = model_backend(args.profile, args.check)
+        backends["model"] = model_backend(args.profile, args.check, args.variant)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from foliosim.model import cost
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.types import (
     ZERO_PFN,
@@ -90,6 +91,7 @@ def folio_test_clear(m: Machine, folio: int, flag: int) -> bool:
 
 def folio_get(m: Machine, folio: int, nr: int = 1) -> None:
     """folio_get() / folio_ref_add()."""
+    cost.count("refcount_atomic")
     if folio != ZERO_PFN:
         m.mem.refcount[folio] += nr
 
@@ -98,6 +100,7 @@ def folio_put_refs(m: Machine, folio: int, nr: int = 1) -> None:
     """folio_put_refs(): drop `nr` references; the last one frees the folio (__folio_put)."""
     if folio == ZERO_PFN:
         return
+    cost.count("refcount_atomic")
     mem = m.mem
     mem.refcount[folio] -= nr
     if mem.refcount[folio] == 0:

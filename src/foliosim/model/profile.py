@@ -23,9 +23,6 @@ PROFILES = {
             {
                 # 9651fcedf7b9 ("mm: add MAP_DROPPABLE ...") (v6.11)
                 "map_droppable",
-                # faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
-                # try_to_unmap_one") (v6.15)
-                "lazyfree_ref_no_swapbacked",
                 # Until Linux 7.0, do_swap_page() reads SWP_SYNCHRONOUS_IO devices
                 # without the swap cache when the slot's count is 1.
                 "swapin_bypass_swapcache",
@@ -39,16 +36,6 @@ PROFILES = {
         ),
     ),
 }
-
-
-# A variant for `foliosim equiv`: 6.18 with one reclaim fix reverted, to show what
-# a functional change in the lazyfree branch looks like (not a release of Linux).
-PROFILES["linux-6.18-revert-faeb2831b517"] = Profile(
-    "linux-6.18-revert-faeb2831b517",
-    # Before faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
-    # try_to_unmap_one") (v6.15), an extra reference also set PG_swapbacked.
-    PROFILES["linux-6.18"].features - {"lazyfree_ref_no_swapbacked"},
-)
 
 
 def get_profile(name: str) -> Profile:

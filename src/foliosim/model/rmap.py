@@ -6,6 +6,7 @@ from enum import Flag, auto
 
 import numpy as np
 
+from foliosim.model import cost
 from foliosim.model.lru import (
     folio_get,
     folio_nr_pages,
@@ -15,6 +16,7 @@ from foliosim.model.lru import (
     folio_test_swapbacked,
     folio_test_swapcache,
 )
+from foliosim.model.errors import InvariantError
 from foliosim.model.machine import Machine
 from foliosim.model.swap import swap_duplicate
 from foliosim.model.types import (
@@ -160,8 +162,11 @@ def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
     mem = m.mem
     mapcount = mem.mapcount
     if not mem.order[folio]:
+        cost.count("mapcount_atomic")
         mapcount[page] -= 1
         return
+    # Each page's _mapcount, then the folio's _large_mapcount and _nr_pages_mapped.
+    cost.count("mapcount_atomic", nr + 2)
     last = 0
     for p in range(page, page + nr):
         mapcount[p] -= 1
@@ -213,9 +218,26 @@ def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> 
 
 def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
     """folio_try_share_anon_rmap_pte(): clear PageAnonExclusive unless maybe pinned."""
+    cost.count("anon_share")
     if folio_maybe_dma_pinned(m, folio):
         return False
     m.mem.flags[page] &= ~PG_anon_exclusive
+    return True
+
+
+def folio_try_share_anon_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> bool:
+    """folio_try_share_anon_rmap_ptes(): share nr exclusive pages at once unless maybe pinned.
+
+    Not in Linux 6.18: introduced by Dev Jain's "Optimize anonymous large folio
+    unmapping" (v1 patch 8/9, March 2026) for the batched swap unmap; one
+    barrier and one pin check for the batch.
+    """
+    cost.count("anon_share")
+    if folio_maybe_dma_pinned(m, folio):
+        return False
+    flags = m.mem.flags
+    for p in range(page, page + nr):
+        flags[p] &= ~PG_anon_exclusive
     return True
 
 
@@ -234,6 +256,7 @@ def rmap_walk_anon(m: Machine, folio: int):
     nr = folio_nr_pages(m, folio)
     for vma in list(av.vmas):
         if vma.start < index + nr and index < vma.end:
+            cost.count("rmap_vma")
             yield vma, index
 
 
@@ -245,8 +268,10 @@ def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
         t = pgtables.get(index >> 9)
         if t is not None and vma.start <= index < vma.end:
             i = index & 511
+            cost.count("ptep_get")  # check_pte()
             bits = t.bits[i]
             if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == folio:
+                cost.count("pvmw_step")
                 yield index, t, i, folio
         return
     t = None
@@ -256,9 +281,11 @@ def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
             t = pgtables.get(vpn >> 9)
         if t is None:
             continue
+        cost.count("ptep_get")  # check_pte()
         bits = t.bits[i]
         page = folio + (vpn - index)
         if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == page:
+            cost.count("pvmw_step")
             yield vpn, t, i, page
 
 
@@ -272,15 +299,47 @@ def try_to_unmap(m: Machine, folio: int, flags: TTU) -> None:
 
 
 def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTable, i: int) -> int:
-    """folio_unmap_pte_batch(), mm/rmap.c, Linux 6.18: 1 unless a lazyfree large folio."""
+    """folio_unmap_pte_batch(), mm/rmap.c, Linux 6.18.y: 1 unless a lazyfree large folio."""
     if not folio_test_large(m, folio) or folio_test_swapbacked(m, folio):
         return 1
     # Large lazyfree folios: the PTE run mapping consecutive pages, bounded by the
     # VMA and the page table (ddd05742b45b, v6.16).
     max_nr = min(vma.end, (vpn | 511) + 1) - vpn
-    from foliosim.model.memory import folio_pte_batch
+    from foliosim.model.memory import (
+        FPB_RESPECT_SOFT_DIRTY,
+        FPB_RESPECT_WRITE,
+        folio_pte_batch_flags,
+    )
 
-    return folio_pte_batch(t, i, t.pfn[i], folio, folio_nr_pages(m, folio), max_nr)
+    # Since Linux commit 29f40594a281 ("mm/rmap: fix incorrect pte restoration
+    # for lazyfree folios") (v7.0-rc, in 6.18.y: the stable tree at 6.18.35 has
+    # it), write and soft-dirty differences end the batch, so a restore of the
+    # batch never makes a read-only PTE writable; before it they did not (the
+    # bug-pte-restore variant).
+    return folio_pte_batch_flags(
+        t,
+        i,
+        t.pfn[i],
+        folio,
+        folio_nr_pages(m, folio),
+        max_nr,
+        FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY,
+    )
+
+
+def validate_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, nr: int) -> None:
+    """Raise InvariantError if a batch of nr PTEs from vpn leaves its VMA or page table.
+
+    In Linux such a batch reads (and clears) memory past the page-table page,
+    or another VMA's PTEs (the bug ddd05742b45b fixed); the model refuses it.
+    """
+    end = min(vma.end, (vpn | 511) + 1)
+    if vpn + nr > end:
+        what = "the VMA's end" if vma.end < (vpn | 511) + 1 else "the page table's end"
+        raise InvariantError(
+            f"validate_pte_batch: folio {m.folio_name(folio)}: a batch of {nr} PTEs from "
+            f"{m.vpn_name(vma.mm, vpn)} crosses {what} ({end - vpn} PTEs left)"
+        )
 
 
 def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
@@ -289,13 +348,25 @@ def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
     for j in range(i + 1, i + nr):
         bits |= int(t.bits[j]) & (PTE_DIRTY | PTE_YOUNG)
     t.bits_v[i : i + nr] = 0
+    cost.count("pte_clear", nr)
     return bits
+
+
+def flush_tlb_range(vma: Vma, vpn: int, nr: int) -> None:
+    """The TLB flush try_to_unmap_one() asks for after clearing nr PTEs (mm/rmap.c, 6.18).
+
+    set_tlb_ubc_flush_pending() under TTU_BATCH_FLUSH, else flush_tlb_range().
+    Model: no TLB is modelled; the request is counted (`foliosim cost`).
+    """
+    cost.count("tlb_flush")
+    cost.count("tlb_flush_pages", nr)
 
 
 def set_ptes(t: PageTable, i: int, bits: int, pfn: int, nr: int) -> None:
     """set_ptes(): nr PTEs from one value, the pfn advancing by one per entry."""
     t.bits_v[i : i + nr] = bits
     t.pfn_v[i : i + nr] = np.arange(pfn, pfn + nr)
+    cost.count("pte_write", nr)
 
 
 def lazyfree_range(
@@ -328,9 +399,9 @@ def lazyfree_range(
         # An extra reference (GUP or speculative): act as if nothing happened; a
         # later pass sees whether the holder dirtied it.
         set_ptes(t, i, pteval, pfn, nr_pages)
-        # Before faeb2831b517 (v6.15) this outcome set PG_swapbacked too.
-        if not m.profile.has("lazyfree_ref_no_swapbacked"):
-            m.mem.flags[folio] |= PG_swapbacked
+        # Since faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
+        # try_to_unmap_one") (v6.15) PG_swapbacked stays clear here; before it
+        # was set (the pre-6.15-swapbacked variant).
         if m.tracing:
             m.trace(
                 "try_to_unmap_one",
@@ -395,6 +466,44 @@ def _unmap_swapbacked_run(
     return nr
 
 
+def _unmap_swapbacked_ptes(
+    m: Machine, vma: Vma, folio: int, page: int, t: PageTable, i: int, pteval: int, nr_pages: int
+) -> bool:
+    """The swap-backed branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18: swap PTEs written.
+
+    Inline in Linux 6.18, where nr_pages is always 1 here (folio_unmap_pte_batch()
+    does not batch swap-backed folios).  False: maybe pinned, the PTE restored
+    (walk_abort).  Dev Jain's batching series turns it into ttu_anon_folio().
+    """
+    mem = m.mem
+    mm = vma.mm
+    anon_exclusive = bool(mem.flags[page] & PG_anon_exclusive)
+    offset = int(mem.swap[folio]) + (page - folio)
+    swap_duplicate(m, offset)
+    if anon_exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
+        from foliosim.model.swap import swap_free_nr
+
+        swap_free_nr(m, offset)
+        set_ptes(t, i, pteval, page, nr_pages)
+        if m.tracing:
+            m.trace("try_to_unmap_one", f"folio {m.folio_name(folio)} maybe pinned: not unmapped")
+        return False
+    mm.counters[MM_ANONPAGES] -= 1
+    mm.counters[MM_SWAPENTS] += 1
+    swp = PTE_SWAP | (PTE_SWP_EXCLUSIVE if anon_exclusive else 0)
+    swp |= pteval & PTE_SOFT_DIRTY
+    t.bits[i] = swp  # set_pte_at()
+    t.pfn[i] = offset
+    cost.count("pte_write")
+    if m.tracing:
+        m.trace(
+            "try_to_unmap_one",
+            f"folio {m.folio_name(folio)} page {page - folio}"
+            f" -> swap slot {offset}{' exclusive' if anon_exclusive else ''}",
+        )
+    return True
+
+
 # The `discard:` label of try_to_unmap_one(): drop the rmap and the references
 # of the nr_pages just unmapped (and the mlock batch in a VM_LOCKED VMA).
 def _discard(m: Machine, vma: Vma, folio: int, page: int, nr: int) -> None:
@@ -447,16 +556,21 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
             and mem.flags[folio] & PG_swapbacked
             and folio_test_swapcache(m, folio)
             and not folio_maybe_dma_pinned(m, folio)
+            and cost.shortcuts_allowed()
         ):
+            # Model: the result of this loop's swap-backed iterations at once
+            # (not while counting or under a variant: cost.shortcuts_allowed()).
             nr_pages = _unmap_swapbacked_run(m, vma, folio, vpn, t, i, page)
             if nr_pages == folio_nr_pages(m, folio):
                 break  # walk_done
             continue
+        cost.count("ptep_get")  # pteval = ptep_get(pvmw.pte)
         nr_pages = folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
+        validate_pte_batch(m, folio, vma, vpn, nr_pages)
         pteval = get_and_clear_ptes(t, i, nr_pages)
+        flush_tlb_range(vma, vpn, nr_pages)
         if pteval & PTE_DIRTY:
             mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
-        anon_exclusive = bool(mem.flags[page] & PG_anon_exclusive)
         if mem.flags[folio] & PG_anon:
             swapbacked = folio_test_swapbacked(m, folio)
             if swapbacked != folio_test_swapcache(m, folio):
@@ -466,32 +580,8 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
             if not swapbacked:
                 if not lazyfree_range(m, vma, folio, t, i, pteval, page, nr_pages):
                     return False  # walk_abort
-            else:
-                offset = int(mem.swap[folio]) + (page - folio)
-                swap_duplicate(m, offset)
-                if anon_exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
-                    from foliosim.model.swap import swap_free_nr
-
-                    swap_free_nr(m, offset)
-                    set_ptes(t, i, pteval, page, nr_pages)
-                    if m.tracing:
-                        m.trace(
-                            "try_to_unmap_one",
-                            f"folio {m.folio_name(folio)} maybe pinned: not unmapped",
-                        )
-                    return False
-                mm.counters[MM_ANONPAGES] -= 1
-                mm.counters[MM_SWAPENTS] += 1
-                swp = PTE_SWAP | (PTE_SWP_EXCLUSIVE if anon_exclusive else 0)
-                swp |= pteval & PTE_SOFT_DIRTY
-                t.bits[i] = swp
-                t.pfn[i] = offset
-                if m.tracing:
-                    m.trace(
-                        "try_to_unmap_one",
-                        f"folio {m.folio_name(folio)} page {page - folio}"
-                        f" -> swap slot {offset}{' exclusive' if anon_exclusive else ''}",
-                    )
+            elif not _unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages):
+                return False  # walk_abort
         _discard(m, vma, folio, page, nr_pages)
         if nr_pages == folio_nr_pages(m, folio):
             break  # walk_done

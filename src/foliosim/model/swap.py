@@ -6,6 +6,7 @@ from array import array
 
 import numpy as np
 
+from foliosim.model import cost
 from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs, page_folio
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
@@ -112,12 +113,30 @@ def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
 
 def swap_duplicate(m: Machine, offset: int) -> bool:
     """swap_duplicate() / folio_dup_swap(): one more swap PTE refers to the slot."""
+    cost.count("swap_op")
+    cost.count("swap_slot")
     m.swap.swap_map[offset] += 1
+    return True
+
+
+def swap_duplicate_nr(m: Machine, offset: int, nr: int) -> bool:
+    """swap_duplicate_nr(), mm/swapfile.c: one more swap PTE for each of nr consecutive slots.
+
+    One call (one swap-cluster lock) for nr slots; mm-unstable's
+    folio_dup_swap(folio, page, nr), which Dev Jain's batching series calls.
+    """
+    cost.count("swap_op")
+    cost.count("swap_slot", nr)
+    swap_map = m.swap.swap_map
+    for o in range(offset, offset + nr):
+        swap_map[o] += 1
     return True
 
 
 def swap_free_nr(m: Machine, offset: int, nr: int = 1) -> None:
     """swap_free_nr(), mm/swapfile.c, Linux 6.18: drop swap-PTE references."""
+    cost.count("swap_op")
+    cost.count("swap_slot", nr)
     si = m.swap
     for o in range(offset, offset + nr):
         si.swap_map[o] -= 1

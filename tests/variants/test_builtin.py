@@ -1,0 +1,181 @@
+"""Each built-in variant changes exactly what it claims, on scenarios whose
+linux-6.18 outcome the library has seen on the live kernel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from foliosim.model.backend import ModelBackend
+from foliosim.scenario.parser import parse_file, parse_text
+from foliosim.variants import load_variant
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _run(variant: str, scenario):
+    with load_variant(variant).applied():
+        return ModelBackend(check=True).run(scenario)
+
+
+def _failed(obs):
+    return [e["text"] for e in obs["events"] if e.get("op") == "expect" and not e["ok"]]
+
+
+def _pages(obs, mapping="A", proc="p0"):
+    return obs["final"]["procs"][proc]["maps"][mapping]["pages"]
+
+
+def test_per_pte_discards_the_clean_pages_before_a_redirtied_one():
+    # mthp-lazyfree-redirty: 64K lazyfree folio, page 3 written again.  Linux
+    # 6.18 keeps all 16 PTEs; the per-PTE walk discards pages 0-2 first.
+    scenario = parse_file(str(SCENARIOS / "mthp-lazyfree-redirty.scn"))
+    assert _failed(_run("linux-6.18", scenario)) == []
+    obs = _run("per-pte", scenario)
+    (after_pageout,) = [e for e in obs["events"] if e["text"] == "expect A all present"]
+    assert after_pageout["got"] == ["none"] * 3 + ["present"] * 13
+    assert obs["final"]["vmstat"]["pglazyfreed"] == 0  # the folio was kept, not freed
+    assert "expect A all present" in _failed(obs)
+
+
+EXTRA_REF = """\
+swap off
+mmap A 16K
+write A all as old
+madvise A all free
+gup A 0-1 as R
+madvise A all pageout
+"""
+
+
+def test_pre_6_15_swapbacked_turns_an_extra_ref_lazyfree_folio_swapbacked():
+    scenario = parse_text(EXTRA_REF, "extra-ref.scn")
+    new, old = _run("linux-6.18", scenario), _run("pre-6.15-swapbacked", scenario)
+    for obs in (new, old):
+        assert [p["state"] for p in _pages(obs)] == ["present"] * 2 + ["none"] * 2
+    assert [("swapbacked" in p["flags"]) for p in _pages(new)[:2]] == [False, False]
+    assert [("swapbacked" in p["flags"]) for p in _pages(old)[:2]] == [True, True]
+    assert new["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["LazyFree"] == 8
+    assert old["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["LazyFree"] == 0
+
+
+def test_the_seed_and_the_reviewed_form_keep_the_library_lazyfree_scenarios():
+    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
+                 "droppable-free-redirty", "mthp-pt-boundary"):
+        scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
+        for variant in ("seed-v1", "reviewed"):
+            assert _failed(_run(variant, scenario)) == [], (variant, name)
+
+
+def test_seed_v4_keeps_the_library_lazyfree_scenarios():
+    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
+                 "droppable-free-redirty", "mthp-lazyfree-mixed-write"):
+        scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
+        assert _failed(_run("seed-v4", scenario)) == [], name
+
+
+def test_bug_pte_restore_keeps_the_clean_read_only_pages_the_fixed_batch_discards():
+    # The live kernel discards pages 0-2 here (the scenario's expectations).
+    scenario = parse_file(str(SCENARIOS / "mthp-lazyfree-mixed-write.scn"))
+    assert _failed(_run("linux-6.18", scenario)) == []
+    assert _failed(_run("bug-pte-restore", scenario)) == [
+        "expect A 0-2 none",
+        "expect A 0-2 data zero",
+    ]
+
+
+# After fork and the child's exit every PTE is read-only; writing page 0 reuses
+# the folio and makes only page 0's PTE writable; page 0 is redirtied after MADV_FREE.
+FIRST_PTE_WRITABLE = """\
+thp madvise
+mthp 64K madvise
+mmap A 64K
+madvise A all hugepage
+write A all as old
+fork p1
+p1: exit
+write A 0 as new
+madvise A all free
+write A 0 as newer
+madvise A all pageout
+"""
+
+
+def _writable_ptes(variant):
+    from foliosim.model.types import PTE_WRITE
+
+    with load_variant(variant).applied():
+        backend = ModelBackend(check=True)
+        backend.run(parse_text(FIRST_PTE_WRITABLE, "first-writable.scn"))
+    mm = backend.machine.mms["p0"]
+    (vma,) = mm.vmas
+    t = mm.pgtables[vma.start >> 9]
+    i = vma.start & 511
+    return [bool(t.bits[i + k] & PTE_WRITE) for k in range(16)]
+
+
+def test_bug_pte_restore_makes_read_only_ptes_writable_on_restore():
+    # 6.18: the batch is page 0 alone; its restore leaves 1-15 read-only.
+    assert _writable_ptes("linux-6.18") == [True] + [False] * 15
+    # Before 29f40594a281 the batch ran over all 16 and the restore wrote page
+    # 0's writable value into every PTE.
+    assert _writable_ptes("bug-pte-restore") == [True] * 16
+
+
+# A lazyfree 64K folio whose VMA is cut in the middle (madvise on half of it).
+CUT_VMA = """\
+thp madvise
+mthp 64K madvise
+mmap A 64K
+madvise A all hugepage
+write A all as old
+madvise A all free
+madvise A 8-15 nohugepage
+"""
+
+
+def _reclaim_cut_folio(variant):
+    from foliosim.model.lru import lru_add_drain, page_folio
+    from foliosim.model.vmscan import folio_isolate_lru, reclaim_pages
+
+    backend = ModelBackend(check=True)
+    backend.run(parse_text(CUT_VMA, "cut.scn"))
+    m = backend.machine
+    mm = m.mms["p0"]
+    assert len(mm.vmas) == 2
+    t = mm.pgtables[mm.vmas[0].start >> 9]
+    i = mm.vmas[0].start & 511
+    folio = page_folio(m, t.pfn[i])
+    assert m.mem.order[folio] == 4
+    lru_add_drain(m)
+    # shrink_folio_list() from the LRU (MADV_PAGEOUT's walker would split the folio).
+    with load_variant(variant).applied():
+        assert folio_isolate_lru(m, folio)
+        reclaim_pages(m, [folio])
+    return [int(t.bits[i + k]) for k in range(16)]
+
+
+def test_bug_oob_batch_faults_on_a_folio_cut_by_a_vma_boundary():
+    import pytest
+
+    from foliosim.model.errors import InvariantError
+
+    # 6.18: one batch per VMA, both halves discarded.
+    assert _reclaim_cut_folio("linux-6.18") == [0] * 16
+    with pytest.raises(InvariantError, match="batch of 16 PTEs .* crosses the VMA's end"):
+        _reclaim_cut_folio("bug-oob-batch")
+
+
+def test_a_pte_batch_past_the_page_table_is_a_fault():
+    import pytest
+
+    from foliosim.model.errors import InvariantError
+    from foliosim.model.memory import folio_pte_batch
+    from foliosim.model.types import PTE_PRESENT, PageTable
+
+    t = PageTable()
+    for k in range(8):  # a 64K folio at pfn 1024 whose first 8 PTEs end the table
+        t.bits[504 + k] = PTE_PRESENT
+        t.pfn[504 + k] = 1024 + k
+    assert folio_pte_batch(t, 504, 1024, 1024, 16, 8) == 8
+    with pytest.raises(InvariantError, match="read past the page table"):
+        folio_pte_batch(t, 504, 1024, 1024, 16, 16)

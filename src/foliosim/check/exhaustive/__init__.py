@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from foliosim.check.exhaustive.engine import Outcome, Side, agree, load_side, run_batch, run_one
+from foliosim.check.exhaustive.engine import (
+    Outcome,
+    Side,
+    kind_of_difference,
+    load_side,
+    run_batch,
+    run_one,
+)
 from foliosim.check.exhaustive.space import Bounds, Config, blocks, configs_of_block
 
 __all__ = ["Bounds", "Config", "Report", "check", "load_side"]
@@ -30,6 +37,7 @@ class Report:
     differing: int = 0
     seconds: float = 0.0
     minimal: Config | None = None  # the smallest differing configuration
+    kinds: dict[tuple[str, ...], Config] = field(default_factory=dict)  # smallest per kind
     stopped_early: bool = False
     per_order: dict[int, int] = field(default_factory=dict)
 
@@ -43,23 +51,24 @@ class _BlockResult:
     block: tuple
     checked: int
     differing: int
-    minimal: Config | None
+    kinds: dict[tuple[str, ...], Config]
 
 
 def _check_block(a: Side, b: Side, bounds: Bounds, block: tuple) -> _BlockResult:
     checked = differing = 0
-    minimal: Config | None = None
+    kinds: dict[tuple[str, ...], Config] = {}
     buf: list[Config] = []
 
     def flush() -> None:
-        nonlocal checked, differing, minimal
+        nonlocal checked, differing
         ra = run_batch(a, buf)
         rb = run_batch(b, buf)
         for c, x, y in zip(buf, ra, rb, strict=True):
-            if not agree(x, y):
+            kind = kind_of_difference(x, y)
+            if kind:
                 differing += 1
-                if minimal is None or c.size() < minimal.size():
-                    minimal = c
+                if kind not in kinds or c.size() < kinds[kind].size():
+                    kinds[kind] = c
         checked += len(buf)
         buf.clear()
 
@@ -69,7 +78,7 @@ def _check_block(a: Side, b: Side, bounds: Bounds, block: tuple) -> _BlockResult
             flush()
     if buf:
         flush()
-    return _BlockResult(block, checked, differing, minimal)
+    return _BlockResult(block, checked, differing, kinds)
 
 
 _worker: tuple[Side, Side, Bounds] | None = None
@@ -97,43 +106,49 @@ def check(
     """Compare a and b on every configuration within `bounds`.
 
     stop_early: once a size (order, process count) has a difference, finish
-    that size and stop: the minimal counterexample is among the sizes done.
+    that size and stop: blocks come smallest first, so the smallest
+    counterexample, and the smallest of each kind of difference, are among
+    the sizes done.
     """
     report = Report()
     start = time.perf_counter()
     todo = blocks(bounds)
-    stop_at: tuple[int, int] | None = None
+    stop_after: tuple[int, int] | None = None
 
-    def take(r: _BlockResult) -> bool:
-        nonlocal stop_at
-        size = r.block[:2]
-        if stop_at is not None and size > stop_at:
-            report.stopped_early = True
-            return False
+    def take(r: _BlockResult) -> None:
+        nonlocal stop_after
         report.checked += r.checked
         report.per_order[r.block[0]] = report.per_order.get(r.block[0], 0) + r.checked
         report.differing += r.differing
-        if r.minimal is not None:
-            if report.minimal is None or r.minimal.size() < report.minimal.size():
-                report.minimal = r.minimal
-            if stop_early and stop_at is None:
-                stop_at = size
+        for kind, c in r.kinds.items():
+            if kind not in report.kinds or c.size() < report.kinds[kind].size():
+                report.kinds[kind] = c
+            if report.minimal is None or c.size() < report.minimal.size():
+                report.minimal = c
+        if r.kinds and stop_early and stop_after is None:
+            stop_after = r.block[:2]
         report.seconds = time.perf_counter() - start
         if progress is not None:
             progress(report)
-        return True
+
+    def past(block: tuple) -> bool:
+        return stop_after is not None and block[:2] > stop_after
 
     if jobs <= 1:
         for block in todo:
-            if not take(_check_block(a, b, bounds, block)):
+            if past(block):
+                report.stopped_early = True
                 break
+            take(_check_block(a, b, bounds, block))
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs, _init_worker, (a.spec, b.spec, bounds)) as pool:
             for r in pool.imap(_work, todo):
-                if not take(r):
+                if past(r.block):
+                    report.stopped_early = True
                     pool.terminate()
                     break
+                take(r)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -189,12 +189,12 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
                 continue
             mm = mms[p]
             t = mm.pte_table(vpn, alloc=True)  # a part never crosses a page table
-            t.bits_v[i : i + n] = _pte_bits(code, exclusive=users == 1)
+            t.bits[i : i + n] = array("B", [_pte_bits(code, exclusive=users == 1)]) * n
             if code & SWAP:
-                t.pfn_v[i : i + n] = np.arange(folio_slot + first, folio_slot + end)
+                t.pfn[i : i + n] = array("i", range(folio_slot + first, folio_slot + end))
                 mm.counters[MM_SWAPENTS] += n
             else:
-                t.pfn_v[i : i + n] = np.arange(folio + first, folio + end)
+                t.pfn[i : i + n] = array("i", range(folio + first, folio + end))
                 mm.counters[MM_ANONPAGES] += n
 
     # The swap device: the folio's slots in the swap cache, filler pages.
@@ -206,10 +206,12 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
                 si.cache[folio_slot + k] = folio + k
             for j, (first, end) in enumerate(parts):
                 swapped = sum(1 for p in c.ptes if p[j] & SWAP)
-                si.swap_map_v[folio_slot + first : folio_slot + end] = swapped
+                si.swap_map[folio_slot + first : folio_slot + end] = array("b", [swapped]) * (
+                    end - first
+                )
             if not c.dirty:
                 # Written back and clean again: the device holds the same data.
-                si.data_v[folio_slot : folio_slot + nr] = mem.data[folio : folio + nr]
+                si.data[folio_slot : folio_slot + nr] = mem.data[folio : folio + nr]
             mem.swap[folio] = folio_slot
             refs += nr
             used += nr

@@ -13,6 +13,7 @@ from foliosim.check.exhaustive.explain import describe, explain, page_views, sce
 from foliosim.check.exhaustive.space import Bounds
 
 MAX_ORDER = 8  # a PTE-mapped folio inside one 2M page table
+MAX_KINDS = 4  # kinds of difference explained in a report
 
 
 class BoundsError(ValueError):
@@ -120,22 +121,28 @@ def main(args: argparse.Namespace) -> int:
     if report.minimal is None:
         out.print(f"equivalent: {a.name} and {b.name} agree on every configuration")
         return 0
-    c = report.minimal
-    x, y, folio = outcomes(a, b, c)
-    more = " (stopped after the first size with a difference; --all counts them all)" if (
+    more = " (stopped after the first size with a difference; --all checks everything)" if (
         report.stopped_early
     ) else ""
-    out.print(
-        f"NOT equivalent: {report.differing:,} configurations differ{more}; the smallest:"
-    )
-    out.print(f"  {describe(c)}")
-    for line in explain(c, folio, a.name, x, b.name, y):
-        out.print(f"  - {line}")
-    path = Path(args.out) / f"exhaustive-{_slug(b.name)}.scn"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    view = page_views(x.machine, c) if x.machine is not None and not x.fault else {}
-    path.write_text(scenario(c, view, a.name, found_by(args)), encoding="utf-8")
-    out.print(f"scenario: {path}")
+    out.print(f"NOT equivalent: {report.differing:,} configurations differ{more}")
+    c = report.minimal
+    assert c is not None
+    kinds = sorted(report.kinds.items(), key=lambda kv: kv[1].size())
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for n, (kind, k) in enumerate(kinds[:MAX_KINDS]):
+        x, y, folio = outcomes(a, b, k)
+        title = "the smallest" if k is c else "the smallest with another kind of difference"
+        what = "a model fault" if kind == ("a model fault",) else f"{', '.join(kind)} differ"
+        out.print(f"{title} ({what}):")
+        out.print(f"  {describe(k)}")
+        for line in explain(k, folio, a.name, x, b.name, y):
+            out.print(f"  - {line}")
+        view = page_views(x.machine, k) if x.machine is not None and not x.fault else {}
+        path = Path(args.out) / f"exhaustive-{_slug(b.name)}{'-' + str(n + 1) if n else ''}.scn"
+        path.write_text(scenario(k, view, a.name, found_by(args)), encoding="utf-8")
+        out.print(f"  scenario: {path}")
+    if len(kinds) > MAX_KINDS:
+        out.print(f"({len(kinds) - MAX_KINDS} more kinds of difference not shown)")
     return 1
 
 

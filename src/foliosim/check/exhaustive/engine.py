@@ -90,24 +90,36 @@ def reclaim(m: Machine, c: Config, folio: int) -> str:
     return ""
 
 
+_MEMMAP = ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index")
+
+# The fingerprint's parts, named for the kind of difference they show.
+PARTS = (
+    "madvise result",
+    "struct pages",
+    "page tables and MM counters",
+    "swap device",
+    "vmstat",
+    "mTHP stats",
+    "batches, deferred split and references",
+)
+
+
 def fingerprint(m: Machine, errno: str) -> tuple:
-    """Every field of the machine, as bytes and tuples; equal iff the states are equal."""
+    """Every field of the machine, in PARTS; equal iff the states are equal."""
     mem = m.mem
     n = mem.nr
-    memmap = tuple(
-        getattr(mem, f)[:n].tobytes()
-        for f in ("flags", "refcount", "mapcount", "order", "data", "swap", "anon_vma", "index")
-    )
-    mms = tuple(
-        (
-            name,
-            tuple(mm.counters),
-            tuple((k, t.bits.tobytes(), t.pfn.tobytes()) for k, t in sorted(mm.pgtables.items())),
-            tuple(sorted((k, tuple(v)) for k, v in mm.pmds.items())),
-            tuple((v.start, v.end, v.flags) for v in mm.vmas),
-        )
-        for name, mm in m.mms.items()
-    )
+    memmap = tuple(getattr(mem, f)[:n].tobytes() for f in _MEMMAP)
+    mms: list = []
+    for name, mm in m.mms.items():
+        mms.append(name)
+        mms.append(tuple(mm.counters))
+        for k, t in sorted(mm.pgtables.items()):
+            mms.append(k)
+            mms.append(t.bits.tobytes())
+            mms.append(t.pfn.tobytes())
+        if mm.pmds:
+            mms.append(tuple(sorted((k, tuple(v)) for k, v in mm.pmds.items())))
+        mms.append(tuple((v.start, v.end, v.flags) for v in mm.vmas))
     si = m.swap
     swap = (
         None
@@ -122,18 +134,16 @@ def fingerprint(m: Machine, errno: str) -> tuple:
         )
     )
     vmstat = tuple(sorted((k, v) for k, v in m.vmstat.items() if v))
-    mthp = tuple(
-        sorted((o, k, v) for o, st in m.mthp_stats.items() for k, v in st.items() if v)
-    )
+    mthp = tuple(sorted((o, k, v) for o, st in m.mthp_stats.items() for k, v in st.items() if v))
     rest = (
-        tuple((k, tuple(v)) for k, v in m.fbatches.items()),
+        tuple(tuple(v) for v in m.fbatches.values()),
         tuple(m.mlock_fbatch),
         tuple(sorted(m.deferred_split.items())),
         tuple(sorted(m.entire_mapcount.items())),
         tuple(sorted(m.pincount.items())),
-        tuple(sorted((k, len(v), v[0] if v else -1) for k, v in m.gup_refs.items())),
+        tuple((k, len(v), v[0] if v else -1) for k, v in m.gup_refs.items()),
     )
-    return (errno, memmap, mms, swap, vmstat, mthp, rest)
+    return (errno, memmap, tuple(mms), swap, vmstat, mthp, rest)
 
 
 @dataclass
@@ -160,6 +170,13 @@ def run_one(side: Side, c: Config, keep: bool = False, validate: bool = False) -
     except Exception as e:  # noqa: BLE001 - a variant's fault is a finding, not a crash
         return Outcome(None, f"{type(e).__name__}: {e}", m if keep else None)
     return Outcome(fingerprint(m, errno), None, m if keep else None)
+
+
+def kind_of_difference(a: Outcome, b: Outcome) -> tuple[str, ...]:
+    """Which parts of the state differ (or that a side faulted): () if they agree."""
+    if a.fault or b.fault:
+        return ("a model fault",)
+    return tuple(name for name, x, y in zip(PARTS, a.fp, b.fp, strict=True) if x != y)
 
 
 def agree(a: Outcome, b: Outcome) -> bool:

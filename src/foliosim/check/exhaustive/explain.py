@@ -314,6 +314,13 @@ def _batching_note(c, va, vb, a_name, b_name) -> str:
     )
 
 
+def _data(v: PageView | None) -> str:
+    # What `expect ... data` says a page holds: the label written, or zero.
+    if v is None:
+        return ""
+    return {"its data": "data", "zeroes": "zero"}.get(v.holds, "garbage")
+
+
 # --- the counterexample as a scenario ---------------------------------------------------
 
 _MTHP_KB = {2: "16K", 3: "32K", 4: "64K", 5: "128K", 6: "256K", 7: "512K", 8: "1M"}
@@ -411,6 +418,17 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
             if v is not None:
                 state = {"zero page": "present"}.get(v.state, v.state)
                 lines.append(f"{pre}expect A {_range(k, e)} {state}")
+            k = e
+    for p in range(c.nprocs):
+        pre = "" if p == 0 else f"p{p}: "
+        k = 0
+        while k < nr:
+            v = folio_view.get((f"p{p}", k))
+            e = k + 1
+            while e < nr and _data(folio_view.get((f"p{p}", e))) == _data(v):
+                e += 1
+            if v is not None and _data(v):
+                lines.append(f"{pre}expect A {_range(k, e)} data {_data(v)}")
             k = e
     seen = set()
     head = [ln for ln in lines[:5]]

@@ -203,7 +203,10 @@ def _patterns(nprocs: int, nparts: int, swap_ok: bool, differ: bool):
             continue
         if differ and all(p[0] == p[1] for p in ptes):
             continue  # the same as the folio not cut
-        yield from _with_soft_dirty(ptes)
+        if nprocs == 1:
+            yield from _with_soft_dirty(ptes)
+        else:
+            yield ptes  # bound: soft-dirty is enumerated with one process
 
 
 # --- the whole space ---------------------------------------------------------------
@@ -246,7 +249,8 @@ def configs_of(b: Bounds, order: int, nprocs: int) -> Iterator[Config]:
 def configs_of_block(b: Bounds, block: tuple[int, int, str, int, bool]) -> Iterator[Config]:
     order, nprocs, cut, split, pt_end = block
     nparts = 2 if split else 1
-    refsets = b.ref_sets()
+    # Bound: with several processes, at most one extra reference.
+    refsets = b.ref_sets() if nprocs == 1 else [r for r in b.ref_sets() if len(r) <= 1]
     for droppable in (False, True):
         # MAP_DROPPABLE is VM_WIPEONFORK: a child never maps a droppable folio.
         if droppable and nprocs > 1:

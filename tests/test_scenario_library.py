@@ -1,14 +1,13 @@
 """The scenario library (scenarios/*.scn) holds on the model, on Linux, and both agree.
 
 Every expectation in the library was seen on the live kernel; the model is
-right where it reproduces them.  Kernel tests skip with one reason when the
-kernel backend cannot run here; FOLIOSIM_REQUIRE_KERNEL=1 turns that skip
-into a failure.
+right where it reproduces them.  The kernel tests are marked `kernel`
+(tests/conftest.py skips them, with the kernel backend's reason, where it
+cannot run).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -31,28 +30,10 @@ def _model_observation(path: Path) -> dict[str, Any]:
 
 
 @cache
-def _kernel_unavailable_reason() -> str | None:
-    try:
-        from foliosim.kernel.backend import KernelBackend
-    except ImportError as e:
-        return f"the kernel backend cannot be imported: {e}"
-    return KernelBackend.unavailable_reason()
-
-
-@cache
 def _kernel_observation(path: Path) -> dict[str, Any]:
     from foliosim.kernel.backend import KernelBackend
 
     return KernelBackend().run(parse_file(str(path)))
-
-
-def _require_kernel() -> None:
-    reason = _kernel_unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("FOLIOSIM_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"FOLIOSIM_REQUIRE_KERNEL=1 but the kernel backend is unavailable: {reason}")
-    pytest.skip(reason)
 
 
 def _failed_expectations(obs: dict[str, Any]) -> list[str]:
@@ -88,18 +69,18 @@ def test_scenario_expectations_hold_on_the_model(path: Path) -> None:
     assert not failed, "model disagrees with Linux:\n" + "\n".join(failed)
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)
 def test_scenario_expectations_hold_on_the_kernel(path: Path) -> None:
-    _require_kernel()
     failed = _failed_expectations(_kernel_observation(path))
     assert not failed, "the live kernel no longer does what the scenario says:\n" + "\n".join(
         failed
     )
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)
 def test_model_and_kernel_observations_are_identical(path: Path) -> None:
-    _require_kernel()
     from foliosim.check.diff import diff_observations, format_differences
 
     model = _model_observation(path)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from foliosim.check.diff import Difference
-from foliosim.check.fuzz import Campaign, KnownDifference
+from foliosim.check.fuzz import Campaign
+from foliosim.check.known import KNOWN_DIFFERENCES, KnownDifference, explain_difference
+from foliosim.kernel.backend import KernelBackend
+from foliosim.model.backend import ModelBackend
+from foliosim.model.errors import InvariantError
 from foliosim.scenario import ast
-from foliosim.scenario.parser import parse_file
+from foliosim.scenario.parser import parse_file, parse_text
 
 
 class FakeBackend:
@@ -158,55 +161,51 @@ def test_a_time_limited_campaign_stops_on_time():
 
 
 def _model(check):
-    backend = pytest.importorskip("foliosim.model.backend")
-    return backend.ModelBackend(profile="linux-6.18", check=check)
+    return ModelBackend(profile="linux-6.18", check=check)
 
 
-def test_a_model_only_campaign_is_deterministic_for_its_seed(tmp_path):
-    runs = [
-        Campaign(
-            [("model", _model(check=True))],
-            seed=2024,
-            count=40,
-            out_dir=tmp_path / str(i),
-            found_by="test",
-        ).run()
-        for i in range(2)
-    ]
+class _ModelThatAlwaysRaises(ModelBackend):
+    """The real model with a deliberately broken invariant: every run raises."""
+
+    def run(self, scenario, trace=None, final=True):
+        super().run(scenario, trace, final)
+        raise InvariantError("validate_everything: deliberately broken for this test")
+
+
+def _model_only_campaign(model, out_dir, count=40):
+    return Campaign([("model", model)], seed=2024, count=count, out_dir=out_dir, found_by="test")
+
+
+def test_a_model_only_campaign_finds_no_crash_and_is_deterministic_for_its_seed(tmp_path):
+    runs = [_model_only_campaign(_model(check=True), tmp_path / str(i)).run() for i in range(2)]
     assert runs[0].generated == 40
+    # Every scenario ran to its end on the checked model: no exception, no finding.
+    assert runs[0].same == 40
+    assert (runs[0].crashes, runs[0].invalid, runs[0].findings) == (0, 0, [])
+    assert not (tmp_path / "0").exists()
     assert _fingerprint(runs[0]) == _fingerprint(runs[1])
-    found = [
-        sorted(p.read_text() for p in (tmp_path / str(i)).glob("*"))
-        if (tmp_path / str(i)).exists()
-        else []
-        for i in range(2)
-    ]
-    assert found[0] == found[1]
 
 
-def _kernel():
-    try:
-        from foliosim.kernel.backend import KernelBackend
-    except ImportError as e:
-        reason = f"kernel backend not importable: {e}"
-    else:
-        reason = KernelBackend.unavailable_reason()
-        if reason is None:
-            return KernelBackend()
-    if os.environ.get("FOLIOSIM_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"FOLIOSIM_REQUIRE_KERNEL=1 but the kernel backend is unavailable: {reason}")
-    pytest.skip(reason)
+def test_a_model_that_always_raises_is_counted_as_crashing_on_every_scenario(tmp_path):
+    stats = _model_only_campaign(_ModelThatAlwaysRaises(check=True), tmp_path).run()
+    assert stats.generated == 40 and stats.same == 0
+    assert stats.crashes == 40
+    # One finding, shrunk to a single line; the other 39 scenarios repeat it.
+    (f,) = stats.findings
+    assert f.commands_after == 1 and f.repeats == 39
+    assert "#   model raised InvariantError: validate_everything:" in f.path.read_text()
 
 
+@pytest.mark.kernel
 def test_a_small_campaign_on_model_and_kernel_runs_and_accounts_for_every_scenario(tmp_path):
-    kernel = _kernel()
     stats = Campaign(
-        [("model", _model(check=False)), ("kernel", kernel)],
+        [("model", _model(check=False)), ("kernel", KernelBackend())],
         seed=1,
         count=8,
         out_dir=tmp_path,
         found_by="test",
         shrink_budget=30,
+        known=KNOWN_DIFFERENCES,
     ).run()
     assert stats.generated == 8
     assert stats.same + stats.explained + stats.differs + stats.crashes + stats.invalid == 8
@@ -273,9 +272,8 @@ def test_cli_refuses_bad_options_in_one_line(argv, says, monkeypatch, capsys):
 
 
 def test_cli_refuses_without_the_kernel_backend_unless_model_only(tmp_path, monkeypatch, capsys):
-    kb = pytest.importorskip("foliosim.kernel.backend")
     monkeypatch.setattr(
-        kb.KernelBackend,
+        KernelBackend,
         "unavailable_reason",
         staticmethod(lambda: "needs root; running as uid 1000"),
     )
@@ -291,19 +289,20 @@ def test_cli_refuses_without_the_kernel_backend_unless_model_only(tmp_path, monk
     assert rc == 0
 
 
+@pytest.mark.kernel
 def test_a_fixed_seed_campaign_finds_no_unexplained_difference_between_model_and_kernel(
     tmp_path,
 ):
     # The CI campaign: 60 scenarios of seed 13 (all 600 of that seed agreed on
     # 2026-11-25). Any finding is saved under tmp_path and named in the failure.
-    kernel = _kernel()
     stats = Campaign(
-        [("model", _model(check=True)), ("kernel", kernel)],
+        [("model", _model(check=True)), ("kernel", KernelBackend())],
         seed=13,
         count=60,
         out_dir=tmp_path,
         found_by="foliosim fuzz --seed 13 --count 60 (CI)",
         shrink_budget=60,
+        known=KNOWN_DIFFERENCES,
     ).run()
     assert stats.generated == 60
     assert stats.crashes == 0 and stats.invalid == 0
@@ -327,15 +326,15 @@ def _diff_on(field):
 
 
 def test_mthp_counters_of_a_size_enabled_for_every_process_are_explained_not_hidden():
-    from foliosim.check.fuzz import explain_difference
-    from foliosim.scenario.parser import parse_text
-
     wide = parse_text("mthp 16K always\nmmap A 8\nwrite A all\n", "w.scn")
     advised = parse_text("mthp 16K madvise\nmmap A 8\nmadvise A all hugepage\n", "a.scn")
     inherit = parse_text("thp always\nmmap A 8\n", "i.scn")
-    known = explain_difference(_diff_on("mthp 16K nr_anon"), wide)
+    known = explain_difference(_diff_on("mthp 16K nr_anon"), wide, KNOWN_DIFFERENCES)
     assert known is not None and "machine-wide" in known.reason
-    assert explain_difference(_diff_on("mthp 64K nr_anon"), wide) is None
-    assert explain_difference(_diff_on("mthp 16K nr_anon"), advised) is None
-    assert explain_difference(_diff_on("vmstat thp_fault_alloc"), inherit) is not None
-    assert explain_difference(_diff_on("vmstat pglazyfree"), inherit) is None
+    assert explain_difference(_diff_on("mthp 64K nr_anon"), wide, KNOWN_DIFFERENCES) is None
+    assert explain_difference(_diff_on("mthp 16K nr_anon"), advised, KNOWN_DIFFERENCES) is None
+    assert (
+        explain_difference(_diff_on("vmstat thp_fault_alloc"), inherit, KNOWN_DIFFERENCES)
+        is not None
+    )
+    assert explain_difference(_diff_on("vmstat pglazyfree"), inherit, KNOWN_DIFFERENCES) is None

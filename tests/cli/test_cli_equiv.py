@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import foliosim.cli.equiv as cli_equiv
+from foliosim.check.diff import diff_observations
+from foliosim.check.fuzz import Campaign
+from foliosim.check.known import KNOWN_DIFFERENCES, explain_difference, machine_wide_thp_sizes
+from foliosim.model.backend import ModelBackend
 from foliosim.scenario import ast
 from foliosim.scenario.parser import parse_file
 
@@ -39,3 +44,51 @@ def test_equiv_of_a_profile_with_itself_is_refused(cli):
 def test_equiv_refuses_an_unknown_profile_in_one_line(cli):
     code, _, err = cli("equiv", "linux-6.18", "linux-9.99")
     assert code == 2 and err.count("\n") == 1 and "linux-9.99" in err
+
+
+class _CountsOneMore2MFault(ModelBackend):
+    """The real model, plus one 2M fault counted whenever 2M THPs are enabled for everyone.
+
+    Against the live kernel that difference is explained (the counter is
+    machine-wide); between two models it is a difference like any other.
+    """
+
+    def run(self, scenario, trace=None, final=True):
+        obs = super().run(scenario, trace, final)
+        if "2M" in machine_wide_thp_sizes(scenario):
+            obs["final"]["vmstat"]["thp_fault_alloc"] += 1
+        return obs
+
+
+def test_a_difference_known_against_the_kernel_counts_between_two_models(
+    cli, tmp_path, monkeypatch
+):
+    def model_backend(profile, check=False):
+        cls = ModelBackend if profile == "linux-6.18" else _CountsOneMore2MFault
+        return cls("linux-6.18", check=check)
+
+    # The difference is one KNOWN_DIFFERENCES explains...
+    scenario = parse_file(_write(tmp_path / "t.scn", "thp always\nmmap A 1\n"))
+    a, b = ModelBackend().run(scenario), _CountsOneMore2MFault().run(scenario)
+    (d,) = diff_observations(a, b, scenario)
+    assert d.field == "vmstat thp_fault_alloc"
+    assert explain_difference(d, scenario, KNOWN_DIFFERENCES) is not None
+    # ...so a campaign that uses them finds nothing...
+    pair = [("a", ModelBackend()), ("b", _CountsOneMore2MFault())]
+    args = {"seed": 1, "count": 150, "mthp": True, "out_dir": tmp_path / "fuzz"}
+    fuzzed = Campaign(pair, known=KNOWN_DIFFERENCES, **args).run()
+    assert fuzzed.explained > 0 and fuzzed.differs == 0 and fuzzed.findings == []
+    # ...but equiv reports it, shrunk to the one line that enables 2M for everyone.
+    monkeypatch.setattr(cli_equiv, "model_backend", model_backend)
+    argv = ["linux-6.18", "counts-one-more", "--seed", "1", "--count", "150", "--mthp"]
+    code, out, _ = cli("equiv", *argv, "--out", tmp_path / "equiv")
+    assert code == 1 and "NOT equivalent" in out
+    text = (tmp_path / "equiv" / "000.scn").read_text()
+    assert "1 difference, 1 unexplained, 0 explained" in text
+    assert "vmstat thp_fault_alloc: linux-6.18 said " in text
+    assert [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands] == ["thp always"]
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

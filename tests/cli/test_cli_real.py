@@ -1,8 +1,7 @@
-"""foliosim run/diff/explain on the real parser, model and live kernel, where they exist.
+"""foliosim run/diff/explain as a user runs them: a separate process, the real model and kernel.
 
-Each test skips with one reason while its component is missing; live-kernel
-tests skip when the kernel backend cannot run here, and FOLIOSIM_REQUIRE_KERNEL=1
-turns that skip into a failure.
+The live-kernel tests are marked `kernel` (tests/conftest.py skips them, with
+the kernel backend's reason, where it cannot run).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ def _foliosim(*argv: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_bad_scenario_is_refused_with_file_line_col_and_nothing_runs(real_parser, tmp_path):
+def test_bad_scenario_is_refused_with_file_line_col_and_nothing_runs(tmp_path):
     bad = tmp_path / "bad.scn"
     bad.write_text("mmap A 16K\nwrite B 0\n")
     good = tmp_path / "good.scn"
@@ -45,24 +44,8 @@ def test_bad_scenario_is_refused_with_file_line_col_and_nothing_runs(real_parser
     assert "'B'" in line
 
 
-@pytest.fixture
-def kernel() -> None:
-    try:
-        from foliosim.kernel.backend import KernelBackend
-    except ImportError as e:
-        reason: str | None = f"no kernel backend ({e})"
-    else:
-        reason = KernelBackend.unavailable_reason()
-    if reason is None:
-        return
-    if os.environ.get("FOLIOSIM_REQUIRE_KERNEL") == "1":
-        pytest.fail(f"FOLIOSIM_REQUIRE_KERNEL=1 but the kernel backend is unavailable: {reason}")
-    pytest.skip(reason)
-
-
-def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(
-    real_parser, kernel, tmp_path
-):
+@pytest.mark.kernel
+def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(tmp_path):
     out = tmp_path / "k.json"
     proc = _foliosim("run", "--backend", "kernel", REDIRTY, "--json", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -82,37 +65,47 @@ def test_kernel_run_json_follows_the_contract_and_the_report_says_pass(
     assert (diff.returncode, diff.stderr) == (0, ""), diff.stdout
 
 
-def test_model_run_json_follows_the_contract(real_model, tmp_path):
+def test_model_run_json_follows_the_contract_and_every_expectation_holds(tmp_path):
     out = tmp_path / "m.json"
     proc = _foliosim("run", REDIRTY, "--json", out)
-    assert proc.returncode in (0, 1), proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout
     obs = json.loads(out.read_text())
     check_contract_keys(obs)
     assert obs["backend"] == {"name": "model", "profile": "linux-6.18"}
-    failed = [e for e in obs["events"] if e["op"] == "expect" and not e["ok"]]
-    assert proc.returncode == (1 if failed else 0)
+    expects = [e for e in obs["events"] if e["op"] == "expect"]
+    assert len(expects) == 4 and all(e["ok"] for e in expects)
+    assert proc.stdout.splitlines()[-1] == "4 expectations: 4 passed, 0 failed"
 
 
-def test_explain_on_the_real_model_names_functions_per_line(real_model):
+def test_a_failed_expectation_exits_1_in_a_real_process(tmp_path):
+    wrong = tmp_path / "wrong.scn"
+    # As droppable-free-redirty.scn, but claiming that pageout keeps the page written again.
+    wrong.write_text(REDIRTY.read_text().replace("expect D all none", "expect D 0 present"))
+    proc = _foliosim("run", wrong)
+    assert (proc.returncode, proc.stderr) == (1, ""), proc.stdout
+    assert "  FAIL line 11  expect D 0 present" in proc.stdout.splitlines()
+
+
+def test_explain_on_the_real_model_names_functions_per_line():
     proc = _foliosim("explain", REDIRTY)
-    assert proc.returncode in (0, 1), proc.stderr
+    assert (proc.returncode, proc.stderr) == (0, "")
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("foliosim explain: model (profile linux-6.18)")
     i = lines.index("  10 madvise D all pageout")
     assert lines[i + 1].startswith("       ") and "(no model function" not in lines[i + 1]
 
 
-def test_both_backends_on_the_real_model_and_kernel(real_model, kernel, tmp_path):
+@pytest.mark.kernel
+def test_both_backends_agree_on_a_library_scenario(tmp_path):
+    # The library says model and kernel agree on it (tests/test_scenario_library.py).
     proc = _foliosim("run", "--backend", "both", REDIRTY, "--json", tmp_path)
-    assert "Traceback" not in proc.stderr
-    model = json.loads((tmp_path / "droppable-free-redirty.model.json").read_text())
-    kern = json.loads((tmp_path / "droppable-free-redirty.kernel.json").read_text())
+    assert (proc.returncode, proc.stderr) == (0, ""), proc.stdout
+    assert proc.stdout.splitlines()[-1] == "model and kernel agree (droppable-free-redirty.scn)"
+    assert "FAIL" not in proc.stdout
     diff = _foliosim(
         "diff",
         tmp_path / "droppable-free-redirty.model.json",
         tmp_path / "droppable-free-redirty.kernel.json",
     )
-    agree = model["events"] == kern["events"] and model["final"] == kern["final"]
-    assert diff.returncode == (0 if agree else 1)
-    assert proc.returncode == (0 if agree and "FAIL" not in proc.stdout else 1)
+    assert (diff.returncode, diff.stderr) == (0, "")
+    assert diff.stdout == "no differences between model and kernel\n"

@@ -7,7 +7,7 @@ from kernel_helpers import events, final_pages, run_text
 
 from foliosim.observation import FORMAT, MTHP_SIZE_NAMES, SMAPS_KEYS, VMSTAT_KEYS, dumps
 
-pytestmark = pytest.mark.usefixtures("live_kernel")
+pytestmark = pytest.mark.kernel
 
 
 class TestObservationShape:

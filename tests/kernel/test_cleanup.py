@@ -107,7 +107,7 @@ def _is_alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.usefixtures("live_kernel")
+@pytest.mark.kernel
 class TestSettingsAreRestored:
     def teardown_method(self) -> None:
         with RunLock():
@@ -166,7 +166,7 @@ NONROOT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to uid 65534")
+@pytest.mark.kernel  # as root, it drops to uid 65534
 def test_non_root_run_is_refused_in_one_line_without_traceback():
     before = machine_settings()
     d = tempfile.mkdtemp()

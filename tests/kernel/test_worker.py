@@ -19,7 +19,7 @@ from foliosim.kernel.worker import (
     Worker,
 )
 
-pytestmark = pytest.mark.usefixtures("live_kernel")
+pytestmark = pytest.mark.kernel
 
 ADDR = 0x300000000000
 CPU = max(os.sched_getaffinity(0))

@@ -8,6 +8,9 @@ live-kernel run: at most 4 mmaps of at most 64 pages, 2 forked children and
 stay at the machine's defaults and no `madvise hugepage` is drawn (a mapping
 of at most 64 pages never holds an aligned 2M range anyway).
 
+Each command's `text` is its line as foliosim.scenario.printer writes it
+(labels spelled out, sizes in K/M), the text the parser keeps for that line.
+
 Every choice is drawn so that Hypothesis shrinks it towards a simpler
 scenario: each command is one span (deleting it keeps the others aligned),
 kinds shrink towards `observe`, ranges towards a single page, sizes towards
@@ -16,11 +19,16 @@ one page, labels towards the default.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from hypothesis import strategies as st
 
-from foliosim.scenario import ast
+from foliosim.scenario import ast, printer
+
+T = TypeVar("T")
 
 MAX_COMMANDS = 25
 MAX_MMAPS = 4
@@ -97,70 +105,6 @@ class GenState:
         return [p for p in self.procs if p != "p0"]
 
 
-def size_text(pages: int) -> str:
-    """A page count as a SIZE word: 64K, 1M (whole units only)."""
-    kb = pages * ast.PAGE_SIZE // 1024
-    return f"{kb // 1024}M" if kb % 1024 == 0 else f"{kb}K"
-
-
-def runs_text(runs: ast.Runs) -> str:
-    """Runs as a RANGE word: 0-3,8,10-11."""
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
-
-
-def command_text(cmd: ast.Command) -> str:
-    """The scenario line of `cmd`, with its process prefix, as the parser keeps it in `text`."""
-    prefix = "" if cmd.proc == "p0" else f"{cmd.proc}: "
-    return prefix + _body_text(cmd)
-
-
-def _body_text(cmd: ast.Command) -> str:
-    if isinstance(cmd, ast.Mthp):
-        kb = cmd.size_kb
-        return f"mthp {kb // 1024}M {cmd.mode}" if kb >= 1024 else f"mthp {kb}K {cmd.mode}"
-    if isinstance(cmd, ast.Thp):
-        return f"thp {cmd.mode}"
-    if isinstance(cmd, ast.Swap):
-        return "swap off" if cmd.pages is None else f"swap {size_text(cmd.pages)}"
-    if isinstance(cmd, ast.Mmap):
-        words = ["mmap", cmd.name, str(cmd.pages)]
-        if cmd.droppable:
-            words.append("droppable")
-        if cmd.offset:
-            words += ["offset", str(cmd.offset)]
-        return " ".join(words)
-    if isinstance(cmd, ast.Munmap):
-        return f"munmap {cmd.name}"
-    if isinstance(cmd, (ast.Write, ast.Poke)):
-        op = "write" if isinstance(cmd, ast.Write) else "poke"
-        text = f"{op} {cmd.name} {runs_text(cmd.runs)}"
-        return text if cmd.label == f"w{cmd.line}" else f"{text} as {cmd.label}"
-    if isinstance(cmd, ast.Read):
-        return f"read {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Madvise):
-        return f"madvise {cmd.name} {runs_text(cmd.runs)} {cmd.advice}"
-    if isinstance(cmd, ast.Mlock):
-        return f"mlock {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Munlock):
-        return f"munlock {cmd.name} {runs_text(cmd.runs)}"
-    if isinstance(cmd, ast.Fork):
-        return f"fork {cmd.child}"
-    if isinstance(cmd, ast.Exit):
-        return "exit"
-    if isinstance(cmd, ast.Gup):
-        return f"gup {cmd.name} {runs_text(cmd.runs)} as {cmd.ref}"
-    if isinstance(cmd, ast.Release):
-        return f"release {cmd.ref}"
-    if isinstance(cmd, ast.Observe):
-        return f"observe {cmd.label}".rstrip()
-    raise TypeError(f"the generator does not write {type(cmd).__name__} lines")
-
-
-def scenario_text(scenario: ast.Scenario) -> str:
-    """The scenario as text, one command a line (no comments)."""
-    return "".join(c.text + "\n" for c in scenario.commands)
-
-
 def command_kind(cmd: ast.Command) -> str:
     """The scenario command word of `cmd`: 'write', 'madvise', ..."""
     return type(cmd).__name__.lower()
@@ -180,7 +124,7 @@ def _weighted(draw: st.DrawFn, choices: list[tuple[str, int]]) -> str:
     raise AssertionError("unreachable")
 
 
-def _pick(draw: st.DrawFn, items: list[str] | list[tuple[str, str]]) -> object:
+def _pick(draw: st.DrawFn, items: Sequence[T]) -> T:
     return items[draw(st.integers(0, len(items) - 1))]
 
 
@@ -249,7 +193,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     line = s.line
     cmd: ast.Command
     if kind in ("read", "write", "madvise", "mlock", "munlock", "gup", "poke", "munmap"):
-        proc, name = _pick(draw, s.mapped())  # type: ignore[misc]
+        proc, name = _pick(draw, s.mapped())
         pages = s.procs[proc][name]
         runs = draw(page_runs(pages)) if kind != "munmap" else ((0, pages - 1),)
         if kind == "read":
@@ -274,11 +218,11 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             del s.procs[proc][name]
             cmd = ast.Munmap(line, proc, "", name=name)
     elif kind == "observe":
-        proc = str(_pick(draw, list(s.procs)))
+        proc = _pick(draw, list(s.procs))
         label = OBSERVE_LABELS[draw(st.integers(0, len(OBSERVE_LABELS) - 1))]
         cmd = ast.Observe(line, proc, "", label=label)
     elif kind == "mmap":
-        proc = str(_pick(draw, list(s.procs)))
+        proc = _pick(draw, list(s.procs))
         name = MAP_NAMES[s.mmaps_made]
         s.mmaps_made += 1
         pages = draw(st.integers(1, MAX_PAGES))
@@ -294,13 +238,13 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         s.swap_pages = pages_or_off
         cmd = ast.Swap(line, "p0", "", pages=pages_or_off)
     elif kind == "fork":
-        parent = str(_pick(draw, list(s.procs)))
+        parent = _pick(draw, list(s.procs))
         s.children_forked += 1
         child = f"p{s.children_forked}"
         s.procs[child] = dict(s.procs[parent])
         cmd = ast.Fork(line, parent, "", child=child)
     elif kind == "exit":
-        proc = str(_pick(draw, s.children()))
+        proc = _pick(draw, s.children())
         del s.procs[proc]
         cmd = ast.Exit(line, proc, "")
     elif kind == "release":
@@ -326,10 +270,9 @@ def _step(draw: st.DrawFn, s: GenState) -> bool:
 
 
 def _with_text(cmd: ast.Command) -> ast.Command:
-    # Commands are frozen: rebuild with the text the parser would keep.
-    fields = {k: getattr(cmd, k) for k in cmd.__dataclass_fields__}
-    fields["text"] = command_text(cmd)
-    return type(cmd)(**fields)
+    # Commands are frozen: rebuild with the line the printer writes, which is
+    # the text the parser keeps.
+    return dataclasses.replace(cmd, text=printer.line_text(cmd))
 
 
 def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[ast.Scenario]:

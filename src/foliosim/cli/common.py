@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
+from foliosim.kernel.backend import KernelBackend
+from foliosim.model.backend import ModelBackend
 from foliosim.scenario.ast import Scenario
+from foliosim.scenario.parser import parse_text
 
 DEFAULT_PROFILE = "linux-6.18"
 
 
 class UsageError(Exception):
     """A refused command line or unreadable input: printed as one line, exit 2."""
-
-
-def _import(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        if e.name is not None and module.startswith(e.name):
-            raise UsageError(
-                f"foliosim: {what} is not available in this installation ({module} is missing)"
-            ) from None
-        raise
 
 
 def read_text(path: str) -> str:
@@ -44,10 +35,7 @@ def read_text(path: str) -> str:
 
 def read_scenario(path: str) -> Scenario:
     """Parse the scenario file `path`; raises ScenarioError or UsageError."""
-    text = read_text(path)
-    parser = _import("foliosim.scenario.parser", "the scenario parser")
-    scenario: Scenario = parser.parse_text(text, path)
-    return scenario
+    return parse_text(read_text(path), path)
 
 
 def model_backend(
@@ -66,15 +54,15 @@ def model_backend(
             )
         profile = variant
     option = "--variant" if variant is not None else "--profile"
-    variants = _import("foliosim.variants", "model variants")
+    from foliosim import variants
+
     if profile in variants.BUILTIN or profile in variants.ALIASES or profile.endswith(".py"):
         try:
             return variants.VariantBackend(variants.load_variant(profile), check)
         except variants.VariantError as e:
             raise UsageError(str(e)) from None
-    backend = _import("foliosim.model.backend", "the model backend")
     try:
-        return backend.ModelBackend(profile=profile, check=check)
+        return ModelBackend(profile=profile, check=check)
     except (ValueError, KeyError) as e:
         reason = e.args[0] if e.args else str(e)
         if variant is not None:
@@ -82,10 +70,9 @@ def model_backend(
         raise UsageError(f"foliosim: {option} {profile}: {reason}") from None
 
 
-def kernel_backend() -> Any:
+def kernel_backend() -> KernelBackend:
     """The live-kernel backend, refused up front (one line) if it cannot run here."""
-    backend = _import("foliosim.kernel.backend", "the kernel backend")
-    reason = backend.KernelBackend.unavailable_reason()
+    reason = KernelBackend.unavailable_reason()
     if reason:
         raise UsageError(f"foliosim: the kernel backend cannot run here: {reason}")
-    return backend.KernelBackend()
+    return KernelBackend()

@@ -1,7 +1,7 @@
 """`foliosim diff A.json B.json`: where two observations of one scenario disagree.
 
-Exit 0 when they agree, 1 when any field differs, 2 when a file cannot be read
-or is not an observation.
+Exit statuses: EXIT_STATUSES and foliosim.cli.main (2: a file cannot be read or
+is not an observation).
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from typing import Any
 from foliosim.check.diff import diff_observations, format_differences
 from foliosim.cli.common import UsageError, read_scenario, read_text
 from foliosim.observation import FORMAT
+
+EXIT_STATUSES = {
+    0: "the two observations agree",
+    1: "some field differs",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,11 @@ from rich.text import Text
 from foliosim.cli.common import DEFAULT_PROFILE, model_backend, read_scenario
 from foliosim.cli.report import backend_title, failed_expects
 
+EXIT_STATUSES = {
+    0: "every expectation held",
+    1: "an expectation failed",
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `foliosim explain`."""

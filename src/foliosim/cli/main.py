@@ -1,10 +1,21 @@
 """`foliosim`: dispatch to one subcommand module; no traceback ever reaches the user.
 
-Each subcommand is a module foliosim.cli.<name> with `add_arguments(parser)`
-and `main(args) -> int`.  Only the module of the chosen subcommand is
-imported, so a subcommand that is missing or broken cannot stop the others.
-Exit status: 0 ok, 1 an expectation failed or observations differ, 2 input
-refused, 3 a model bug (InvariantError) or an internal error, 130 interrupted.
+Each subcommand is a module foliosim.cli.<name> with `add_arguments(parser)`,
+`main(args) -> int` and EXIT_STATUSES (what 0 and 1 mean for it).  Only the
+module of the chosen subcommand is imported, so that `foliosim diff` does not
+pay for Hypothesis.  Exit status, every subcommand (its --help says the same):
+
+    0    success: every expectation held, nothing differs (per subcommand)
+    1    a result, not an error: an expectation failed, observations differ,
+         a campaign found something (per subcommand); also a closed stdout
+         (`foliosim run x | head`), which ends quietly
+    2    input refused, one line on stderr: bad arguments or options, a
+         malformed scenario (FILE:LINE:COL: reason), an unreadable file or a
+         file that is not an observation, an unwritable output, an unknown
+         profile, or the kernel backend refusing (not root, a feature missing,
+         swap already active)
+    3    a model bug (an InvariantError from --check) or an internal error
+    130  interrupted (SIGINT); fuzz and equiv still print their summary
 """
 
 from __future__ import annotations
@@ -13,11 +24,15 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from foliosim.cli.common import UsageError
+from foliosim.kernel.errors import KernelBackendError
+from foliosim.model.errors import InvariantError
+from foliosim.scenario.errors import ScenarioError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -31,37 +46,28 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+# What 2, 3 and 130 mean, the same for every subcommand; 0 and 1 come from the module.
+COMMON_EXIT_STATUSES: dict[int, str] = {
+    EXIT_USAGE: "input refused (bad arguments, a malformed scenario, an unreadable file, "
+    "the kernel backend refusing): one line on stderr",
+    EXIT_BUG: "a model bug (InvariantError) or an internal error",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+def exit_status_epilog(statuses: dict[int, str]) -> str:
+    """The 'exit status' paragraph of a subcommand's --help."""
+    table = {**statuses, **COMMON_EXIT_STATUSES}
+    return "exit status:\n" + "\n".join(
+        textwrap.fill(table[code], 78, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+        for code in sorted(table)
+    )
+
 
 class _ArgumentParser(argparse.ArgumentParser):
     # argparse prints the usage block and then the error; we want one line.
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _optional_class(module: str, name: str) -> type[BaseException]:
-    # The error classes of modules other engineers write: absent module, nothing
-    # of that class can be raised, so a never-raised placeholder stands in.
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except Exception:  # noqa: BLE001 - a broken module must not break the CLI
-        return _NeverRaised
-    return cls if isinstance(cls, type) and issubclass(cls, BaseException) else _NeverRaised
-
-
-class _NeverRaised(Exception):
-    pass
-
-
-def _load(name: str) -> Any:
-    module, _ = SUBCOMMANDS[name]
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        if e.name is not None and module.startswith(e.name):
-            raise UsageError(
-                f"foliosim {name}: not available in this installation ({module} is missing)"
-            ) from None
-        raise UsageError(f"foliosim {name}: not available: {e}") from None
 
 
 def build_parser(chosen: str | None) -> _ArgumentParser:
@@ -70,14 +76,24 @@ def build_parser(chosen: str | None) -> _ArgumentParser:
         prog="foliosim",
         description="An executable model of Linux anonymous-memory reclaim, "
         "checked against the live kernel.",
+        epilog=exit_status_epilog({EXIT_OK: "success", EXIT_FAILED: "see COMMAND --help"}),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == chosen:
-            module = _load(name)
-            module.add_arguments(p)
-            p.set_defaults(_main=module.main)
+        if name != chosen:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=exit_status_epilog(module.EXIT_STATUSES),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
     return parser
 
 
@@ -94,9 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run `foliosim ARGV`; returns the exit status (console script entry point)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("FOLIOSIM_DEBUG", "") not in ("", "0")
-    scenario_error = _optional_class("foliosim.scenario.errors", "ScenarioError")
-    kernel_error = _optional_class("foliosim.kernel.errors", "KernelBackendError")
-    invariant_error = _optional_class("foliosim.model.errors", "InvariantError")
     try:
         try:
             parser = build_parser(_chosen(argv))
@@ -116,12 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_FAILED
-    except (UsageError, scenario_error, kernel_error) as e:
+    except (UsageError, ScenarioError, KernelBackendError) as e:
         if debug:
             traceback.print_exc()
         _say(_one_line(str(e)))
         return EXIT_USAGE
-    except invariant_error as e:
+    except InvariantError as e:
         if debug:
             traceback.print_exc()
         _say(f"foliosim: model invariant broken (a model bug):\n{e}")

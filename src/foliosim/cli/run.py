@@ -2,8 +2,7 @@
 
 Every file is parsed before anything runs, and every refusal (bad scenario,
 unreadable file, unavailable backend, impossible option) is reported before
-the first scenario starts.  Exit 0 when every expectation held (and, with
-`--backend both`, the observations agree), 1 otherwise, 2 on refused input.
+the first scenario starts.  Exit statuses: EXIT_STATUSES and foliosim.cli.main.
 """
 
 from __future__ import annotations
@@ -29,6 +28,11 @@ from foliosim.cli.common import (
 from foliosim.cli.report import failed_expects, print_report
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.errors import ScenarioError
+
+EXIT_STATUSES = {
+    0: "every expectation held (and with --backend both, model and kernel agree)",
+    1: "an expectation failed, or model and kernel differ",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -232,9 +236,10 @@ def main(args: argparse.Namespace) -> int:
         for n, name in enumerate(names):
             if n:
                 console.print()
-            obs = backends[name].run(scenario, trace=traces[name])
-            if traces[name] is not None:
-                traces[name].flush()
+            tracer = traces[name]
+            obs = backends[name].run(scenario, trace=tracer)
+            if tracer is not None:
+                tracer.flush()
             observed[name] = obs
             if (i, name) in targets:
                 _write_json(targets[(i, name)], obs)

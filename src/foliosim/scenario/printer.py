@@ -20,11 +20,13 @@ _BAD_LABEL_RE = re.compile("[#\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def to_text(scenario: ast.Scenario) -> str:
     """The scenario as text, one command a line, prefixed `PROC: ` unless it runs in p0."""
-    lines = []
-    for cmd in scenario.commands:
-        prefix = "" if cmd.proc == "p0" else f"{_name(cmd.proc, cmd)}: "
-        lines.append(prefix + command_text(cmd))
-    return "".join(line + "\n" for line in lines)
+    return "".join(line_text(cmd) + "\n" for cmd in scenario.commands)
+
+
+def line_text(cmd: ast.Command) -> str:
+    """One command's line, `PROC: ` prefix and all: what the parser keeps as its `text`."""
+    prefix = "" if cmd.proc == "p0" else f"{_name(cmd.proc, cmd)}: "
+    return prefix + command_text(cmd)
 
 
 def command_text(cmd: ast.Command) -> str:

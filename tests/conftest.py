@@ -1,0 +1,53 @@
+"""The suite's two gates: live-kernel tests (marker `kernel`) and herd7 tests (marker `herd7`).
+
+A `kernel` test runs scenarios on this machine's live kernel: as root it
+changes machine-wide settings (mTHP and THP policy, swap on zram, DAMON,
+khugepaged) while it runs, and the kernel backend restores them.  Where the
+kernel backend cannot run (not root, a feature missing) every such test is
+skipped with the backend's own reason; FOLIOSIM_REQUIRE_KERNEL=1 makes that a
+failure instead (CI on a machine that must test the kernel).  `herd7` tests
+need the herd7 binary, and FOLIOSIM_REQUIRE_HERD=1 does the same for them.
+`pytest -m "not kernel"` runs the model-only suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+
+@functools.cache
+def kernel_unavailable_reason() -> str | None:
+    """Why the live-kernel tests cannot run here (one line), or None."""
+    from foliosim.kernel.backend import KernelBackend
+
+    return KernelBackend.unavailable_reason()
+
+
+@functools.cache
+def herd7_unavailable_reason() -> str | None:
+    """Why the herd7 tests cannot run here (one line), or None."""
+    return None if shutil.which("herd7") else "herd7 is not on PATH"
+
+
+# marker -> (the variable that turns its skips into failures, why it cannot run)
+GATES: dict[str, tuple[str, Callable[[], str | None]]] = {
+    "kernel": ("FOLIOSIM_REQUIRE_KERNEL", kernel_unavailable_reason),
+    "herd7": ("FOLIOSIM_REQUIRE_HERD", herd7_unavailable_reason),
+}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, (variable, unavailable_reason) in GATES.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = unavailable_reason()
+        if reason is None:
+            continue
+        if os.environ.get(variable) == "1":
+            pytest.fail(f"{variable}=1 but the {marker} tests cannot run: {reason}", pytrace=False)
+        pytest.skip(f"{marker}: {reason}")

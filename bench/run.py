@@ -496,13 +496,27 @@ def run_model_row(row: Row, repeat: int, parse_text: Any, backend_cls: Any) -> R
     return res
 
 
-def run_model(rows: list[Row], repeat: int) -> tuple[dict[str, Result], str | None]:
+def run_model(
+    rows: list[Row], repeat: int, variant: str | None = None
+) -> tuple[dict[str, Result], str | None]:
     try:
         from foliosim.model.backend import ModelBackend
         from foliosim.scenario.parser import parse_text
     except ImportError as e:
         return {}, f"model column skipped: {e}"
-    return {row.name: run_model_row(row, repeat, parse_text, ModelBackend) for row in rows}, None
+    backend_cls: Any = ModelBackend
+    if variant is not None:
+        # The model with a variant's replacements (docs/variants.md); the
+        # variant was loaded (and refused if bad) before the kernel column ran.
+        from foliosim.variants import VariantBackend, load_variant
+
+        loaded = load_variant(variant)
+
+        def backend_cls(profile: str) -> Any:
+            return VariantBackend(loaded)
+
+        backend_cls.run = VariantBackend.run  # type: ignore[attr-defined]
+    return {row.name: run_model_row(row, repeat, parse_text, backend_cls) for row in rows}, None
 
 
 # ------------------------------------------------------------------- report
@@ -671,7 +685,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", help="comma-separated row names (default: all)")
     ap.add_argument("--no-kernel", action="store_true", help="skip the live-kernel column")
     ap.add_argument("--no-model", action="store_true", help="skip the model column")
+    ap.add_argument("--variant", metavar="NAME|FILE.py", help="run the model side under a variant")
     args = ap.parse_args(argv)
+    if args.variant is not None:
+        try:
+            from foliosim.variants import VariantError, load_variant
+        except ImportError as e:
+            print(f"bench: --variant: {e}", file=sys.stderr)
+            return 2
+        try:
+            load_variant(args.variant)
+        except VariantError as e:
+            print(f"bench: --variant: {e}", file=sys.stderr)
+            return 2
 
     rows = list(ROWS)
     if args.rows:
@@ -705,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_model:
             notes.append("model column skipped: --no-model")
         else:
-            model, reason = run_model(rows, args.repeat)
+            model, reason = run_model(rows, args.repeat, args.variant)
             if reason:
                 notes.append(reason)
     except Interrupted as e:
@@ -713,7 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + e.signum
 
     header = (
-        f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}, "
+        f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}"
+        + (f" with variant {args.variant}" if args.variant else "")
+        + ", "
         f"commit {git_commit()}, model code from {model_source()}, {os.cpu_count()} CPUs, kernel workload on CPU {kernel_cpu()}, "
         f"best of {args.repeat}, loadavg {load_before} before / {loadavg()} after"
     )

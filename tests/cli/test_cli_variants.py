@@ -25,9 +25,7 @@ def test_run_with_a_variant_reports_it_and_fails_what_it_changes(cli, real_model
 
 
 def test_run_with_a_profile_as_variant_is_the_profile(cli, real_model):
-    code, out, err = cli(
-        "run", "--variant", "linux-6.18", SCENARIOS / "mthp-lazyfree-redirty.scn"
-    )
+    code, out, err = cli("run", "--variant", "linux-6.18", SCENARIOS / "mthp-lazyfree-redirty.scn")
     assert code == 0, out + err
 
 
@@ -63,8 +61,24 @@ def test_equiv_takes_a_variant_on_either_side(cli, real_model, tmp_path):
 
 def test_fuzz_model_alone_runs_a_variant(cli, real_model, tmp_path):
     code, out, err = cli(
-        "fuzz", "--backends", "model", "--variant", "reviewed", "--seed", "2", "--count", "20",
-        "--out", tmp_path,
+        "fuzz",
+        "--backends",
+        "model",
+        "--variant",
+        "reviewed",
+        "--seed",
+        "2",
+        "--count",
+        "20",
+        "--out",
+        tmp_path,
     )
     assert code == 0, out + err
     assert "model (reviewed, checked)" in out
+
+
+def test_explain_lists_a_variants_own_functions(cli, real_model):
+    code, out, err = cli("explain", "--variant", "seed-v1", SCENARIOS / "lazyfree-redirty.scn")
+    assert code == 0, err
+    assert "variant seed-v1 on linux-6.18" in out
+    assert "commit_ttu_lazyfree_folio" in out  # defined in the variant file

@@ -7,9 +7,14 @@ from pathlib import Path
 
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file, parse_text
-from foliosim.variants import load_variant
+from foliosim.variants import load_variant, model_functions
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def _model(name: str):
+    # A model function by name, wherever the model defines it.
+    return model_functions()[name][1]
 
 
 def _run(variant: str, scenario):
@@ -59,16 +64,26 @@ def test_pre_6_15_swapbacked_turns_an_extra_ref_lazyfree_folio_swapbacked():
 
 
 def test_the_seed_and_the_reviewed_form_keep_the_library_lazyfree_scenarios():
-    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
-                 "droppable-free-redirty", "mthp-pt-boundary"):
+    for name in (
+        "mthp-lazyfree-redirty",
+        "lazyfree-gup-release",
+        "lazyfree-redirty",
+        "droppable-free-redirty",
+        "mthp-pt-boundary",
+    ):
         scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
         for variant in ("seed-v1", "reviewed"):
             assert _failed(_run(variant, scenario)) == [], (variant, name)
 
 
 def test_seed_v4_keeps_the_library_lazyfree_scenarios():
-    for name in ("mthp-lazyfree-redirty", "lazyfree-gup-release", "lazyfree-redirty",
-                 "droppable-free-redirty", "mthp-lazyfree-mixed-write"):
+    for name in (
+        "mthp-lazyfree-redirty",
+        "lazyfree-gup-release",
+        "lazyfree-redirty",
+        "droppable-free-redirty",
+        "mthp-lazyfree-mixed-write",
+    ):
         scenario = parse_file(str(SCENARIOS / f"{name}.scn"))
         assert _failed(_run("seed-v4", scenario)) == [], name
 
@@ -134,8 +149,8 @@ madvise A 8-15 nohugepage
 
 
 def _reclaim_cut_folio(variant):
-    from foliosim.model.lru import lru_add_drain, page_folio
-    from foliosim.model.vmscan import folio_isolate_lru, reclaim_pages
+    lru_add_drain, page_folio = _model("lru_add_drain"), _model("page_folio")
+    folio_isolate_lru, reclaim_pages = _model("folio_isolate_lru"), _model("reclaim_pages")
 
     backend = ModelBackend(check=True)
     backend.run(parse_text(CUT_VMA, "cut.scn"))
@@ -169,8 +184,9 @@ def test_a_pte_batch_past_the_page_table_is_a_fault():
     import pytest
 
     from foliosim.model.errors import InvariantError
-    from foliosim.model.memory import folio_pte_batch
     from foliosim.model.types import PTE_PRESENT, PageTable
+
+    folio_pte_batch = _model("folio_pte_batch")
 
     t = PageTable()
     for k in range(8):  # a 64K folio at pfn 1024 whose first 8 PTEs end the table
@@ -179,3 +195,75 @@ def test_a_pte_batch_past_the_page_table_is_a_fault():
     assert folio_pte_batch(t, 504, 1024, 1024, 16, 8) == 8
     with pytest.raises(InvariantError, match="read past the page table"):
         folio_pte_batch(t, 504, 1024, 1024, 16, 16)
+
+
+LAZYFREE_64K = """\
+thp madvise
+mthp 64K madvise
+mmap A 64K
+madvise A all hugepage
+write A all as old
+madvise A all free
+"""
+
+
+def _reclaim_with_last_page_device_exclusive(variant):
+    lru_add_drain, page_folio = _model("lru_add_drain"), _model("page_folio")
+    folio_isolate_lru, reclaim_pages = _model("folio_isolate_lru"), _model("reclaim_pages")
+    make_device_exclusive = _model("make_device_exclusive")
+
+    backend = ModelBackend(check=True)
+    backend.run(parse_text(LAZYFREE_64K, "lazyfree-64k.scn"))
+    m = backend.machine
+    mm = m.mms["p0"]
+    (vma,) = mm.vmas
+    t = mm.pgtables[vma.start >> 9]
+    folio = page_folio(m, t.pfn[vma.start & 511])
+    make_device_exclusive(m, vma, vma.start + 15)  # HMM_DMIRROR_EXCLUSIVE on page 15
+    lru_add_drain(m)
+    with load_variant(variant).applied():
+        assert folio_isolate_lru(m, folio)
+        reclaim_pages(m, [folio])
+    return m, mm, folio
+
+
+def test_bug_stale_nr_pages_unmaps_15_pages_for_one_device_exclusive_entry():
+    import pytest
+
+    from foliosim.model.checks import validate_all
+    from foliosim.model.errors import InvariantError
+    from foliosim.model.types import MM_ANONPAGES
+
+    # 6.18 (fixed): a batch of 15 present PTEs, then the device-exclusive one alone.
+    m, mm, folio = _reclaim_with_last_page_device_exclusive("linux-6.18")
+    assert mm.counters[MM_ANONPAGES] == 0 and m.mem.refcount[folio] == 0
+    validate_all(m, None)
+    # CVE-2026-63950: the device-exclusive entry reuses nr_pages = 15.
+    m, mm, folio = _reclaim_with_last_page_device_exclusive("bug-stale-nr-pages")
+    assert mm.counters[MM_ANONPAGES] == 1 - 15  # one page's entry, 15 pages' RSS
+    assert m.mem.refcount[folio] < 0  # 15 references dropped for one
+    with pytest.raises(InvariantError, match="validate_folio_refcount: .*refcount -14"):
+        validate_all(m, None)
+
+
+def test_bug_stale_nr_pages_is_the_models_try_to_unmap_one_less_one_line():
+    # The variant copies the model's function: if the model's changes, so must it.
+    import difflib
+    import inspect
+
+    from foliosim.model import rmap
+
+    model = inspect.getsource(rmap.try_to_unmap_one).splitlines()
+    variant = inspect.getsource(
+        load_variant("bug-stale-nr-pages").replacements["try_to_unmap_one"]
+    ).splitlines()
+    changed = [
+        (line[0], line[1:].split("#")[0].strip())
+        for line in difflib.unified_diff(model, variant, lineterm="", n=0)
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert [c for c in changed if c[1] and "try_to_unmap_one" not in c[1]] == [
+        ("+", "@replace"),
+        ("+", "nr_pages = 1"),
+        ("-", "nr_pages = 1"),
+    ], changed

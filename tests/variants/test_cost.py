@@ -50,14 +50,26 @@ def test_batched_lazyfree_unmap_costs_less_than_per_pte():
     # folio_pte_batch(); one clear of 16, one flush of 16 pages, one reference
     # drop, 16 page mapcounts plus the folio's two counters.
     assert batched == {
-        "rmap_vma": 1, "pvmw_step": 1, "ptep_get": 17, "pte_clear": 16, "tlb_flush": 1,
-        "tlb_flush_pages": 16, "mapcount_atomic": 18, "refcount_atomic": 1,
+        "rmap_vma": 1,
+        "pvmw_step": 1,
+        "ptep_get": 17,
+        "pte_clear": 16,
+        "tlb_flush": 1,
+        "tlb_flush_pages": 16,
+        "mapcount_atomic": 18,
+        "refcount_atomic": 1,
     }
     # Per PTE: 16 walk steps, each reading the PTE twice (check_pte and
     # try_to_unmap_one), 16 flushes of one page, 16 rmap removals and puts.
     assert per_pte == {
-        "rmap_vma": 1, "pvmw_step": 16, "ptep_get": 32, "pte_clear": 16, "tlb_flush": 16,
-        "tlb_flush_pages": 16, "mapcount_atomic": 48, "refcount_atomic": 16,
+        "rmap_vma": 1,
+        "pvmw_step": 16,
+        "ptep_get": 32,
+        "pte_clear": 16,
+        "tlb_flush": 16,
+        "tlb_flush_pages": 16,
+        "mapcount_atomic": 48,
+        "refcount_atomic": 16,
     }
 
 

@@ -4,13 +4,12 @@ applied() installs and restores the replacements wherever the model binds them."
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 import textwrap
+from pathlib import Path
 
 import pytest
 
-import foliosim.model.rmap as rmap
-import foliosim.model.vmscan as vmscan
+from foliosim.model import rmap
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file, parse_text
 from foliosim.variants import (
@@ -93,8 +92,18 @@ def test_a_replaced_function_is_the_one_the_model_calls(tmp_path):
     assert _failed_lines(ModelBackend().run(scenario)) == []
 
 
-def test_applied_rebinds_every_binding_and_restores_them(tmp_path):
+def test_applied_rebinds_every_binding_and_restores_them(tmp_path, monkeypatch):
+    import types
+
     original = rmap.try_to_unmap
+    # Two importers of the function, one per import style.
+    by_name = types.ModuleType("foliosim.probe_by_name")
+    by_name.try_to_unmap = original  # from foliosim.model.rmap import try_to_unmap
+    by_module = types.ModuleType("foliosim.probe_by_module")
+    by_module.rmap = rmap  # from foliosim.model import rmap; rmap.try_to_unmap()
+    by_module.table = {"unmap": original}  # a module's table of functions
+    monkeypatch.setitem(sys.modules, by_name.__name__, by_name)
+    monkeypatch.setitem(sys.modules, by_module.__name__, by_module)
     path = _write(
         tmp_path,
         "ttu.py",
@@ -108,11 +117,14 @@ def test_applied_rebinds_every_binding_and_restores_them(tmp_path):
         """,
     )
     v = load_variant(path)
-    assert vmscan.try_to_unmap is original  # bound by `from foliosim.model.rmap import`
+    new = v.replacements["try_to_unmap"]
     with v.applied():
-        assert rmap.try_to_unmap is v.replacements["try_to_unmap"]
-        assert vmscan.try_to_unmap is v.replacements["try_to_unmap"]
-    assert rmap.try_to_unmap is original and vmscan.try_to_unmap is original
+        assert rmap.try_to_unmap is new
+        assert by_name.try_to_unmap is new
+        assert by_module.rmap.try_to_unmap is new
+        assert by_module.table["unmap"] is new
+    assert rmap.try_to_unmap is original and by_name.try_to_unmap is original
+    assert by_module.table["unmap"] is original
 
 
 def test_applied_restores_the_originals_when_the_run_raises(tmp_path):
@@ -228,8 +240,14 @@ def test_an_unknown_name_is_refused_listing_what_would_work():
 
 def test_model_functions_cover_the_kernel_named_unmap_path():
     names = model_functions()
-    for name in ("lazyfree_range", "folio_unmap_pte_batch", "try_to_unmap_one",
-                 "folio_pte_batch", "get_and_clear_ptes", "set_ptes"):
+    for name in (
+        "lazyfree_range",
+        "folio_unmap_pte_batch",
+        "try_to_unmap_one",
+        "folio_pte_batch",
+        "get_and_clear_ptes",
+        "set_ptes",
+    ):
         assert name in names, name
 
 

@@ -33,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
     )
     parser.add_argument(
+        "--variant",
+        metavar="NAME|FILE.py",
+        help="with a variant's replaced functions (docs/variants.md); they are listed too",
+    )
+    parser.add_argument(
         "--messages", action="store_true", help="also print every trace message under its function"
     )
 
@@ -40,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Print the per-line function lists; 1 if an expectation failed, as `run` does."""
     scenario = read_scenario(args.file)
-    backend = model_backend(args.profile)
+    backend = model_backend(args.profile, variant=args.variant)
     steps: list[tuple[int, str, str]] = []
 
     def trace(line: int, func: str, message: str) -> None:
@@ -105,13 +110,19 @@ class _CallRecorder:
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        # A variant's file holds model functions too (its replacements).
+        variant = getattr(backend, "variant", None)
+        self.variant_file = str(Path(variant.path).resolve()) if variant and variant.path else ""
         self.by_line: dict[int, list[tuple[int, str]]] = {}
         self.seen: dict[int, set[tuple[int, str]]] = {}
         self.depth = 0
 
     def __call__(self, frame: Any, event: str, arg: Any) -> None:
         code = frame.f_code
-        if not code.co_filename.startswith(_MODEL_DIR) or code.co_filename.endswith(_SKIP_FILES):
+        filename = code.co_filename
+        if filename != self.variant_file and (
+            not filename.startswith(_MODEL_DIR) or filename.endswith(_SKIP_FILES)
+        ):
             return
         if event == "return":
             self.depth = max(0, self.depth - 1)

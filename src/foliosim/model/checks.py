@@ -26,6 +26,12 @@ from foliosim.model.types import (
 )
 
 
+def _maps_page(bits: np.ndarray) -> np.ndarray:
+    # pte_maps_page() over an array: present non-zero-page PTEs and device-exclusive entries.
+    kind = bits & (PTE_PRESENT | PTE_SWAP | PTE_SPECIAL)
+    return (kind == PTE_PRESENT) | (kind == PTE_SPECIAL)
+
+
 def _all_ptes(m: Machine):
     for mm in m.mms.values():
         for t in mm.pgtables.values():
@@ -37,8 +43,7 @@ def validate_folio_mapcount(m: Machine) -> np.ndarray:
     n = m.mem.nr
     counts = np.zeros(n, np.int64)
     for _, t in _all_ptes(m):
-        normal = (t.bits_v & PTE_PRESENT).astype(bool) & ~(t.bits_v & PTE_SPECIAL).astype(bool)
-        counts += np.bincount(t.pfn_v[normal], minlength=n)[:n]
+        counts += np.bincount(t.pfn_v[_maps_page(t.bits_v)], minlength=n)[:n]
     bad = np.nonzero(counts[1:] != m.mem.view("mapcount")[1:n])[0]
     if bad.size:
         p = int(bad[0]) + 1
@@ -116,9 +121,7 @@ def validate_mm_counters(m: Machine) -> None:
     for mm in m.mms.values():
         anon = swap = 0
         for t in mm.pgtables.values():
-            anon += int(
-                ((t.bits_v & PTE_PRESENT) != 0).sum() - ((t.bits_v & PTE_SPECIAL) != 0).sum()
-            )
+            anon += int(_maps_page(t.bits_v).sum())
             swap += int(((t.bits_v & PTE_SWAP) != 0).sum())
         anon += 512 * sum(1 for _b, pfn in mm.pmds.values() if pfn != m.huge_zero_pfn)
         if set(mm.pmds) & set(mm.pgtables):
@@ -233,7 +236,7 @@ def validate_no_data_loss(m: Machine, shadow: Shadow) -> None:
             mp = mm.mappings[name]
             bits, pfn = mapping_ptes(mm, mp.start, mp.pages)
             actual = np.zeros(mp.pages, np.int64)
-            present = (bits & PTE_PRESENT).astype(bool)
+            present = (bits & PTE_PRESENT).astype(bool) | _maps_page(bits)
             actual[present] = m.mem.view("data")[pfn[present]]
             for k in np.nonzero((bits & PTE_SWAP).astype(bool))[0]:
                 o = int(pfn[k])

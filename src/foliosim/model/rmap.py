@@ -7,6 +7,7 @@ from enum import Flag, auto
 import numpy as np
 
 from foliosim.model import cost
+from foliosim.model.errors import InvariantError
 from foliosim.model.lru import (
     folio_get,
     folio_nr_pages,
@@ -16,18 +17,19 @@ from foliosim.model.lru import (
     folio_test_swapbacked,
     folio_test_swapcache,
 )
-from foliosim.model.errors import InvariantError
 from foliosim.model.machine import Machine
 from foliosim.model.swap import swap_duplicate
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
+    PTE_DEVICE_EXCLUSIVE,
     PTE_DIRTY,
     PTE_PRESENT,
     PTE_SOFT_DIRTY,
     PTE_SPECIAL,
     PTE_SWAP,
     PTE_SWP_EXCLUSIVE,
+    PTE_WRITE,
     PTE_YOUNG,
     VM_DROPPABLE,
     VM_LOCKED,
@@ -38,6 +40,8 @@ from foliosim.model.types import (
     PG_swapbacked,
     PG_swapcache,
     Vma,
+    is_device_exclusive_entry,
+    pte_maps_page,
 )
 
 GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h
@@ -225,6 +229,24 @@ def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
     return True
 
 
+def make_device_exclusive(m: Machine, vma: Vma, vpn: int) -> None:
+    """make_device_exclusive(), mm/rmap.c, Linux 6.18: the present PTE at vpn becomes device-exclusive.
+
+    The folio stays mapped (mapcount and RSS unchanged); a dirty PTE's bit moves
+    to the folio.  Model: called from Python only (HMM's test driver in Linux).
+    """
+    t = vma.mm.pte_table(vpn)
+    assert t is not None
+    i = vpn & 511
+    bits = int(t.bits[i])
+    assert bits & PTE_PRESENT and not bits & PTE_SPECIAL, "make_device_exclusive: not a page"
+    if bits & PTE_DIRTY:
+        from foliosim.model.lru import page_folio
+
+        m.mem.flags[page_folio(m, int(t.pfn[i]))] |= PG_dirty  # folio_mark_dirty()
+    t.bits[i] = PTE_DEVICE_EXCLUSIVE | (bits & (PTE_WRITE | PTE_SOFT_DIRTY))
+
+
 def folio_try_share_anon_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> bool:
     """folio_try_share_anon_rmap_ptes(): share nr exclusive pages at once unless maybe pinned.
 
@@ -269,8 +291,7 @@ def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
         if t is not None and vma.start <= index < vma.end:
             i = index & 511
             cost.count("ptep_get")  # check_pte()
-            bits = t.bits[i]
-            if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == folio:
+            if pte_maps_page(t.bits[i]) and t.pfn[i] == folio:
                 cost.count("pvmw_step")
                 yield index, t, i, folio
         return
@@ -282,9 +303,9 @@ def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
         if t is None:
             continue
         cost.count("ptep_get")  # check_pte()
-        bits = t.bits[i]
         page = folio + (vpn - index)
-        if bits & PTE_PRESENT and not bits & PTE_SPECIAL and t.pfn[i] == page:
+        # check_pte(): a present PTE, or a device-exclusive entry, of this page.
+        if pte_maps_page(t.bits[i]) and t.pfn[i] == page:
             cost.count("pvmw_step")
             yield vpn, t, i, page
 
@@ -537,7 +558,7 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
     # The walk reads each PTE when it gets there: entries cleared by an earlier
     # batch of this walk are skipped.
     for vpn, t, i, page in page_vma_mapped_walk(m, folio, vma, index):
-        if not int(t.bits[i]) & PTE_PRESENT or int(t.pfn[i]) != page:
+        if not pte_maps_page(t.bits[i]) or int(t.pfn[i]) != page:
             continue  # cleared by an earlier batch of this walk
         nr_pages = 1  # reset every iteration (CVE-2026-63950 fix)
         if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
@@ -565,10 +586,14 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
                 break  # walk_done
             continue
         cost.count("ptep_get")  # pteval = ptep_get(pvmw.pte)
-        nr_pages = folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
-        validate_pte_batch(m, folio, vma, vpn, nr_pages)
-        pteval = get_and_clear_ptes(t, i, nr_pages)
-        flush_tlb_range(vma, vpn, nr_pages)
+        if is_device_exclusive_entry(t.bits[i]):
+            # A non-present entry: pte_clear(), nr_pages as set above.
+            pteval = get_and_clear_ptes(t, i, 1)
+        else:
+            nr_pages = folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
+            validate_pte_batch(m, folio, vma, vpn, nr_pages)
+            pteval = get_and_clear_ptes(t, i, nr_pages)
+            flush_tlb_range(vma, vpn, nr_pages)
         if pteval & PTE_DIRTY:
             mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
         if mem.flags[folio] & PG_anon:

@@ -50,6 +50,24 @@ PTE_SPECIAL = 1 << 4  # zero-page PTE
 PTE_SWAP = 1 << 5  # a swap entry; pfn field holds the swap offset
 PTE_SWP_EXCLUSIVE = 1 << 6
 PTE_SOFT_DIRTY = 1 << 7
+# A device-exclusive entry (make_device_exclusive(), mm/rmap.c): not present,
+# the page's pfn kept, still mapped and counted in RSS.  Model encoding:
+# PTE_SPECIAL without PTE_PRESENT or PTE_SWAP (unused otherwise).  Only the
+# model's Python API makes one: a device driver (HMM) asks for it, no syscall.
+PTE_DEVICE_EXCLUSIVE = PTE_SPECIAL
+_PTE_KIND = PTE_PRESENT | PTE_SWAP | PTE_SPECIAL
+
+
+def is_device_exclusive_entry(bits: int) -> bool:
+    """is_device_exclusive_entry(), include/linux/swapops.h: a device-exclusive PTE."""
+    return bits & _PTE_KIND == PTE_DEVICE_EXCLUSIVE
+
+
+def pte_maps_page(bits: int) -> bool:
+    """The PTE maps a page of a folio: present and not the zero page, or device-exclusive."""
+    kind = bits & _PTE_KIND
+    return kind == PTE_PRESENT or kind == PTE_DEVICE_EXCLUSIVE
+
 
 # vm_flags
 VM_WRITE = 1 << 0

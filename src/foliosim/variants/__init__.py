@@ -39,6 +39,7 @@ BUILTIN = (
     "batched-swap",
     "bug-pte-restore",
     "bug-oob-batch",
+    "bug-stale-nr-pages",
     "pre-6.15-swapbacked",
 )
 
@@ -109,7 +110,7 @@ class Variant:
 
 
 def _model_modules() -> list[ModuleType]:
-    import foliosim.model as model
+    from foliosim import model
 
     mods = [model]
     for info in pkgutil.walk_packages(model.__path__, "foliosim.model."):
@@ -118,6 +119,8 @@ def _model_modules() -> list[ModuleType]:
 
 
 _MODEL_FUNCTIONS: dict[str, tuple[ModuleType, Callable[..., Any]]] | None = None
+# Names defined in more than one model module: name -> the modules.
+_AMBIGUOUS: dict[str, list[str]] = {}
 
 
 def model_functions() -> dict[str, tuple[ModuleType, Callable[..., Any]]]:
@@ -128,6 +131,8 @@ def model_functions() -> dict[str, tuple[ModuleType, Callable[..., Any]]]:
         for mod in _model_modules():
             for key, value in vars(mod).items():
                 if inspect.isfunction(value) and value.__module__ == mod.__name__:
+                    if key in found:
+                        _AMBIGUOUS.setdefault(key, [found[key][0].__name__]).append(mod.__name__)
                     found[key] = (mod, value)
         _MODEL_FUNCTIONS = found
     # The current binding in the defining module: a variant being applied
@@ -190,7 +195,7 @@ def _load_file(path: Path, name: str) -> Variant:
     except SyntaxError as e:
         del sys.modules[module_name]
         raise VariantError(shown, e.lineno or 1, f"syntax error: {e.msg}") from None
-    except BaseException as e:  # noqa: BLE001 - any failure to import is a refusal
+    except BaseException as e:  # any failure to import is a refusal
         del sys.modules[module_name]
         if isinstance(e, KeyboardInterrupt):
             raise
@@ -208,7 +213,7 @@ def _load_file(path: Path, name: str) -> Variant:
         )
     known = model_functions()
     replacements: dict[str, Callable[..., Any]] = {}
-    for key, value in vars(mod).items():
+    for value in vars(mod).values():
         if not (callable(value) and getattr(value, _REPLACE_MARK, False)):
             continue
         if getattr(value, "__module__", None) != module_name:
@@ -218,6 +223,11 @@ def _load_file(path: Path, name: str) -> Variant:
         if fname not in known:
             raise VariantError(
                 shown, line, f"@replace {fname}(): the model has no function {fname}()"
+            )
+        if fname in _AMBIGUOUS:
+            where = " and ".join(_AMBIGUOUS[fname])
+            raise VariantError(
+                shown, line, f"@replace {fname}(): ambiguous, the model defines it in {where}"
             )
         original = known[fname][1]
         want, got = _shape(original), _shape(value)
@@ -278,9 +288,10 @@ class VariantBackend:
     def __getattr__(self, key: str) -> Any:
         return getattr(self.inner, key)
 
-    def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def run(self, scenario: Any, trace: Any = None, final: bool = True) -> dict[str, Any]:
+        """ModelBackend.run() with the variant's replacements installed."""
         with self.variant.applied():
-            obs: dict[str, Any] = self.inner.run(*args, **kwargs)
+            obs: dict[str, Any] = self.inner.run(scenario, trace=trace, final=final)
         if self.variant.replacements:
             obs["backend"]["variant"] = self.variant.name
         return obs

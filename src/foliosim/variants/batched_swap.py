@@ -43,7 +43,12 @@ def folio_unmap_pte_batch(m, folio, vma, vpn, t, i):
         return 1
     max_nr = min(vma.end, (vpn | 511) + 1) - vpn
     return folio_pte_batch_flags(
-        t, i, t.pfn[i], folio, folio_nr_pages(m, folio), max_nr,
+        t,
+        i,
+        t.pfn[i],
+        folio,
+        folio_nr_pages(m, folio),
+        max_nr,
         FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY,
     )
 

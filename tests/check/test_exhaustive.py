@@ -46,17 +46,18 @@ def _ref_sets(max_refs: int) -> int:
 
 def test_order_0_count_matches_a_count_made_by_hand():
     # One page, one process.  Per folio state, the PTE patterns (present dirty
-    # or clean, or a swap entry when in the swap cache; soft-dirty or not) times
-    # the rest: PG_dirty (2) x references x swap device (off/free/full; free or
-    # full in the swap cache) x VM_LOCKED, PG_mlocked and path (5 combinations
-    # with a present PTE: unlocked x 2 paths, locked x 2 paths, mlocked x
-    # pageout; 4 for a swap entry alone, which cannot be mlocked).
-    rest_present, rest_swap = 5, 4
+    # or clean, or device-exclusive; a swap entry too when in the swap cache;
+    # soft-dirty or not) times the rest: PG_dirty (2) x references x swap
+    # device (off/free/full; free or full in the swap cache) x VM_LOCKED,
+    # PG_mlocked and path (5 combinations with a mapping: unlocked x 2 paths,
+    # locked x 2 paths, mlocked x pageout; 4 for a swap entry alone, which
+    # cannot be mlocked).
+    rest_mapped, rest_swap = 5, 4
     per_ref_set = 2 * (
-        4 * rest_present * 3  # lazyfree
-        + 4 * rest_present * 3  # swap-backed
-        + (4 * rest_present + 2 * rest_swap) * 2  # in the swap cache
-        + 4 * 2 * 3  # droppable: never locked, 2 paths
+        6 * rest_mapped * 3  # lazyfree
+        + 6 * rest_mapped * 3  # swap-backed
+        + (6 * rest_mapped + 2 * rest_swap) * 2  # in the swap cache
+        + 6 * 2 * 3  # droppable: never locked, 2 paths
     )
     for max_refs in (0, 1, 2):
         b = Bounds(max_order=0, max_procs=1, max_refs=max_refs)

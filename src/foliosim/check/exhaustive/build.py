@@ -16,6 +16,7 @@ from array import array
 import numpy as np
 
 from foliosim.check.exhaustive.space import (
+    DEVICE,
     DIRTY,
     PRESENT,
     SOFT_DIRTY,
@@ -33,6 +34,7 @@ from foliosim.model.swap import SwapInfo
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
+    PTE_DEVICE_EXCLUSIVE,
     PTE_DIRTY,
     PTE_PRESENT,
     PTE_SOFT_DIRTY,
@@ -90,6 +92,8 @@ def _pte_bits(code: int, exclusive: bool) -> int:
             bits |= PTE_YOUNG
         if code & WRITE:
             bits |= PTE_WRITE
+    elif code & DEVICE:
+        bits = PTE_DEVICE_EXCLUSIVE | (PTE_WRITE if code & WRITE else 0)
     else:
         bits = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0)
     if code & SOFT_DIRTY:
@@ -175,7 +179,7 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     for j, (first, end) in enumerate(parts):
         codes = [p[j] for p in c.ptes]
         users = sum(1 for x in codes if x)
-        mapped = sum(1 for x in codes if x & PRESENT)
+        mapped = sum(1 for x in codes if x & (PRESENT | DEVICE))  # pte_maps_page()
         n = end - first
         mem.mapcount[folio + first : folio + end] = array("i", [mapped]) * n
         refs += mapped * n

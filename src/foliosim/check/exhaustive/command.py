@@ -28,7 +28,7 @@ NOT_ENUMERATED = (
     "aging, issue 13)",
     "different addresses of the folio per process (mremap in one process): the model keeps "
     "one folio->index as the address",
-    "device-exclusive and migration entries (HMM, migration): not in the model",
+    "migration entries and PTE markers: not in the model",
 )
 
 
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest order enumerated with more than one process (2)",
     )
     g.add_argument(
-        "--max-refs", type=int, default=2, metavar="N", help="extra GUP references, 0..N (2)"
+        "--max-refs", type=int, default=1, metavar="N", help="extra GUP references, 0..N (1)"
     )
     g.add_argument(
         "--all-splits",
@@ -91,7 +91,7 @@ def bounds_of(args: argparse.Namespace) -> Bounds:
 
 def found_by(args: argparse.Namespace) -> str:
     opts = [f"--max-order {args.max_order}"]
-    for name, default in (("max_procs", 2), ("max_shared_order", 2), ("max_refs", 2)):
+    for name, default in (("max_procs", 2), ("max_shared_order", 2), ("max_refs", 1)):
         if getattr(args, name) != default:
             opts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.all_splits:
@@ -132,7 +132,8 @@ def main(args: argparse.Namespace) -> int:
     for n, (kind, k) in enumerate(kinds[:MAX_KINDS]):
         x, y, folio = outcomes(a, b, k)
         title = "the smallest" if k is c else "the smallest with another kind of difference"
-        what = "a model fault" if kind == ("a model fault",) else f"{', '.join(kind)} differ"
+        faulted = kind == ("a model fault",) or x.fault or y.fault
+        what = "a model fault" if faulted else f"{', '.join(kind)} differ"
         out.print(f"{title} ({what}):")
         out.print(f"  {describe(k)}")
         for line in explain(k, folio, a.name, x, b.name, y):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from foliosim.check.exhaustive.build import MAPPING, folio_index, token
 from foliosim.check.exhaustive.engine import Outcome
-from foliosim.check.exhaustive.space import DIRTY, PRESENT, SOFT_DIRTY, SWAP, WRITE, Config
+from foliosim.check.exhaustive.space import DEVICE, DIRTY, PRESENT, SOFT_DIRTY, SWAP, WRITE, Config
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     MM_ANONPAGES,
@@ -27,6 +27,7 @@ from foliosim.model.types import (
     PG_swapbacked,
     PG_swapcache,
     PG_unevictable,
+    is_device_exclusive_entry,
 )
 
 _FLAG_NAMES = (
@@ -46,6 +47,8 @@ def _code_words(code: int) -> str:
         return "none"
     if code & SWAP:
         return "swap" + (" soft-dirty" if code & SOFT_DIRTY else "")
+    if code & DEVICE:
+        return "device-exclusive" + (" soft-dirty" if code & SOFT_DIRTY else "")
     bits = ["dirty" if code & DIRTY else "clean", "writable" if code & WRITE else "read-only"]
     if code & SOFT_DIRTY:
         bits.append("soft-dirty")
@@ -140,7 +143,14 @@ def page_views(m: Machine, c: Config) -> dict[tuple[str, int], PageView]:
             t = mm.pte_table(vpn)
             bits = int(t.bits[vpn & 511]) if t is not None else 0
             pfn = int(t.pfn[vpn & 511]) if t is not None else 0
-            if bits & PTE_PRESENT and bits & PTE_SPECIAL:
+            if is_device_exclusive_entry(bits):
+                v = PageView(
+                    "device-exclusive",
+                    writable=bool(bits & PTE_WRITE),
+                    holds=_holds(m, int(m.mem.data[pfn]), k),
+                    mapcount=int(m.mem.mapcount[pfn]),
+                )
+            elif bits & PTE_PRESENT and bits & PTE_SPECIAL:
                 v = PageView("zero page")
             elif bits & PTE_PRESENT:
                 v = PageView(
@@ -172,6 +182,8 @@ def page_views(m: Machine, c: Config) -> dict[tuple[str, int], PageView]:
 def _view_words(v: PageView) -> str:
     if v.state in ("none", "zero page"):
         return f"{v.state} (reads zeroes)"
+    if v.state == "device-exclusive":
+        return f"a device-exclusive entry, holding {v.holds}"
     if v.state == "swap":
         return (
             f"a swap entry{' (exclusive)' if v.exclusive else ''}"
@@ -379,6 +391,10 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
                 lines.append(f"{pre}madvise A {_range(s, e)} dontneed")
             elif code & SWAP:
                 needs.append(f"p{p} {_pages(s, e)} swapped out while the folio stays in the swap cache")
+            elif code & DEVICE:
+                needs.append(
+                    f"p{p} {_pages(s, e)} device-exclusive (HMM's make_device_exclusive(); no syscall)"
+                )
             elif code & PRESENT and code & DIRTY and c.state == "lazyfree" and not c.droppable:
                 lines.append(f"{pre}write A {_range(s, e)} as data")
             elif code & PRESENT and not code & DIRTY and (c.state != "lazyfree" or c.droppable):
@@ -416,7 +432,7 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
             while e < nr and folio_view.get((f"p{p}", e)) == v:
                 e += 1
             if v is not None:
-                state = {"zero page": "present"}.get(v.state, v.state)
+                state = {"zero page": "present", "device-exclusive": "present"}.get(v.state, v.state)
                 lines.append(f"{pre}expect A {_range(k, e)} {state}")
             k = e
     for p in range(c.nprocs):

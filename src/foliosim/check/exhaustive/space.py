@@ -22,8 +22,10 @@ from itertools import product
 
 # A PTE of one process at one page of the folio, as a small int:
 #   0: pte_none;  SWAP | sd: a swap entry for that page's slot;
-#   PRESENT | bits: maps that page of the folio.
+#   PRESENT | bits: maps that page of the folio;  DEVICE | WRITE | sd: a
+#   device-exclusive entry of that page.
 PTE_NONE = 0
+DEVICE = 0x20  # a device-exclusive entry (HMM's make_device_exclusive()) of that page
 SWAP = 0x40
 PRESENT = 0x80
 DIRTY, WRITE, SOFT_DIRTY, YOUNG = 1, 2, 4, 8
@@ -39,6 +41,11 @@ def pte_present(code: int) -> bool:
     return bool(code & PRESENT)
 
 
+def pte_maps_page(code: int) -> bool:
+    """A present PTE or a device-exclusive entry: a mapping of the page (mapcount, RSS)."""
+    return bool(code & (PRESENT | DEVICE))
+
+
 def pte_swap(code: int) -> bool:
     return bool(code & SWAP)
 
@@ -49,7 +56,7 @@ class Bounds:
 
     max_order: int = 4
     max_procs: int = 2
-    max_refs: int = 2
+    max_refs: int = 1
     all_splits: bool = False  # every cut point, not only the middle
     max_shared_order: int = 2  # the largest order enumerated with several processes
 
@@ -126,12 +133,14 @@ class Config:
     def size(self) -> tuple[int, ...]:
         """Sort key of minimality: order, processes, pages cut, bits, refs, the rest."""
         bits = sum(bin(c & 0x0F).count("1") for p in self.ptes for c in p if c & PRESENT)
+        devices = sum(1 for p in self.ptes for c in p if c & DEVICE)
         mapped = sum(1 for p in self.ptes for c in p if c)
         return (
             self.order,
             self.nprocs,
             CUTS.index(self.cut),
             mapped,
+            devices,
             bits,
             len(self.refs),
             FOLIO_STATES.index(self.state),
@@ -168,6 +177,11 @@ def _part_patterns(nprocs: int, swap_ok: bool) -> list[tuple[int, ...]]:
     """Every assignment of PTEs of nprocs processes to the pages of one part."""
     out = []
     states = ["none", "dirty", "clean"] + (["swap"] if swap_ok else [])
+    # Bound: device-exclusive entries with one process (a driver's, through
+    # HMM); make_device_exclusive() takes the page with FOLL_WRITE, so it is
+    # exclusive and the entry keeps the write bit.
+    if nprocs == 1:
+        states.append("device")
     for kinds in product(states, repeat=nprocs):
         users = sum(k != "none" for k in kinds)
         codes = []
@@ -176,6 +190,8 @@ def _part_patterns(nprocs: int, swap_ok: bool) -> list[tuple[int, ...]]:
                 codes.append(PTE_NONE)
             elif k == "swap":
                 codes.append(SWAP)
+            elif k == "device":
+                codes.append(DEVICE | WRITE)
             else:
                 codes.append(_present_code(alone=users == 1, dirty=k == "dirty"))
         out.append(tuple(codes))
@@ -194,6 +210,7 @@ def _with_soft_dirty(ptes: tuple[tuple[int, ...], ...]):
 
 
 def _patterns(nprocs: int, nparts: int, swap_ok: bool, differ: bool):
+    # Bound: soft-dirty is enumerated for an uncut folio of one process.
     """Per process, per part PTE codes; every process maps or swaps some page."""
     per_part = _part_patterns(nprocs, swap_ok)
     for parts in product(per_part, repeat=nparts):
@@ -203,10 +220,10 @@ def _patterns(nprocs: int, nparts: int, swap_ok: bool, differ: bool):
             continue
         if differ and all(p[0] == p[1] for p in ptes):
             continue  # the same as the folio not cut
-        if nprocs == 1:
+        if nprocs == 1 and nparts == 1:
             yield from _with_soft_dirty(ptes)
         else:
-            yield ptes  # bound: soft-dirty is enumerated with one process
+            yield ptes
 
 
 # --- the whole space ---------------------------------------------------------------
@@ -262,7 +279,7 @@ def configs_of_block(b: Bounds, block: tuple[int, int, str, int, bool]) -> Itera
                 continue
             swapcache = state == "swapcache"
             for ptes in _patterns(nprocs, nparts, swapcache, differ=cut == "pattern"):
-                if not any(pte_present(c) for p in ptes for c in p) and not swapcache:
+                if not any(pte_maps_page(c) for p in ptes for c in p) and not swapcache:
                     continue  # unmapped and out of the swap cache: already freed
                 yield from _rest(b, block, ptes, droppable, state, refsets)
 
@@ -274,6 +291,10 @@ def _lock_choices(cut: str) -> list[tuple[bool, ...]]:
 
 
 def _rest(b: Bounds, block, ptes, droppable: bool, state: str, refsets) -> Iterator[Config]:
+    # Bound: with several processes, reclaim from the LRU only.  p0's
+    # MADV_PAGEOUT leaves a folio other processes map alone
+    # (madvise_cold_or_pageout_pte_range(): folio_mapcount() != nr, or
+    # folio_maybe_mapped_shared() for a partly covered one).
     order, _nprocs, cut, split, pt_end = block
     swapcache = state == "swapcache"
     for dirty in (False, True):
@@ -284,13 +305,13 @@ def _rest(b: Bounds, block, ptes, droppable: bool, state: str, refsets) -> Itera
             # PG_mlocked needs a VM_LOCKED mapping of the folio in p0 (the
             # model's mlock_count is one mapping; fork clears VM_LOCKED).
             p0_locked = any(
-                locked[k if cut == "vma" else 0] and pte_present(c)
+                locked[k if cut == "vma" else 0] and pte_maps_page(c)
                 for k, c in enumerate(ptes[0])
             )
             for mlocked in (False, True) if p0_locked else (False,):
                 for refs in refsets:
                     for swap in ("free", "full") if swapcache else SWAP_STATES:
-                        for path in PATHS:
+                        for path in PATHS if len(ptes) == 1 else ("lru",):
                             # shrink_inactive_list() never sees an unevictable folio.
                             if mlocked and path == "lru":
                                 continue

@@ -215,3 +215,51 @@ def test_cli_refuses_bad_bounds_in_one_line(cli, args, word):
 def test_cli_refuses_an_unknown_variant_in_one_line(cli):
     code, out, err = cli("equiv", "linux-6.18", "no-such-variant", "--exhaustive")
     assert code == 2 and out == "" and err.count("\n") == 1 and "no-such-variant" in err
+
+
+# --- the built-in variants ---------------------------------------------------------------
+
+
+def _kinds(variant: str, bounds: Bounds):
+    a, b = load_side("linux-6.18"), load_side(variant)
+    report = check(a, b, bounds)
+    assert report.minimal is not None, f"{variant} agreed with linux-6.18"
+    out = []
+    for c in report.kinds.values():
+        x, y, folio = outcomes(a, b, c)
+        out.append((c, x, y, explain(c, folio, a.name, x, b.name, y)))
+    return out
+
+
+def test_per_pte_differs_where_one_redirtied_page_keeps_the_whole_lazyfree_folio():
+    found = _kinds("per-pte", Bounds(max_order=2, max_procs=1, max_refs=0))
+    notes = [(c, lines) for c, _x, _y, lines in found if "354dffd29575" in lines[0]]
+    assert notes, [lines for *_, lines in found]
+    c, lines = min(notes, key=lambda n: n[0].size())
+    # Clean pages first, then a dirty one: 6.18 restores all, per-pte drops the first.
+    assert c.order == 2 and c.state == "lazyfree" and c.cut == "pattern"
+    assert any(ln.startswith("pages 0-1 of p0") and "none" in ln for ln in lines)
+
+
+def test_bug_pte_restore_makes_cow_shared_ptes_writable():
+    found = _kinds("bug-pte-restore", Bounds(max_order=2, max_procs=2, max_refs=0))
+    writable = [ln for *_, lines in found for ln in lines if "writable although shared" in ln]
+    assert writable, [lines for *_, lines in found]
+
+
+@pytest.mark.parametrize("variant", ["bug-oob-batch", "bug-stale-nr-pages"])
+def test_bug_variants_fault_in_the_model(variant):
+    found = _kinds(variant, Bounds(max_order=2, max_procs=1, max_refs=0))
+    c, x, y, lines = min(found, key=lambda f: f[0].size())
+    assert x.fault is None and y.fault is not None
+    if variant == "bug-oob-batch":
+        assert c.cut in ("pgtable", "vma")
+    else:
+        assert any(code & 0x20 for parts in c.ptes for code in parts)  # device-exclusive
+
+
+@pytest.mark.parametrize("variant", ["seed-v1", "reviewed", "seed-v4", "batched-swap"])
+def test_the_seed_and_its_rewrites_agree_with_linux_6_18_on_small_bounds(variant):
+    a, b = load_side("linux-6.18"), load_side(variant)
+    report = check(a, b, Bounds(max_order=2, max_procs=1, max_refs=0))
+    assert report.minimal is None, report.kinds

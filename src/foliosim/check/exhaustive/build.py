@@ -29,7 +29,6 @@ from foliosim.model.huge_memory import deferred_split_folio
 from foliosim.model.machine import Machine
 from foliosim.model.mmap import SLOT_BASE
 from foliosim.model.profile import Profile
-from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
 from foliosim.model.swap import SwapInfo
 from foliosim.model.types import (
     MM_ANONPAGES,
@@ -60,6 +59,24 @@ from foliosim.model.types import (
     PG_unevictable,
     Vma,
 )
+
+try:  # the layered model (foliosim.model.page_alloc, mm, vmstat)
+    from foliosim.model.mm import GUP_PIN_COUNTING_BIAS
+    from foliosim.model.page_alloc import folio_alloc
+    from foliosim.model.rmap import anon_vma_alloc
+    from foliosim.model.vmstat import count_mthp_stat
+except ImportError:  # the model before it: Machine methods
+    from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
+
+    def folio_alloc(m: Machine, order: int) -> int:
+        return m.folio_alloc(order)
+
+    def anon_vma_alloc(m: Machine):  # type: ignore[no-untyped-def]
+        return m.anon_vma_alloc()
+
+    def count_mthp_stat(m: Machine, order: int, item: str, delta: int = 1) -> None:
+        m.count_mthp_stat(order, item, delta)
+
 
 BASE = SLOT_BASE * PTRS_PER_PTE  # the first mapping slot, 2M aligned
 FILLER_BASE = BASE + 8 * PTRS_PER_PTE  # where swapped-out filler pages live
@@ -122,7 +139,7 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     index = folio_index(c)
     slots, folio_slot, filler = swap_layout(c)
     mem.reserve(nr * 2 + 16)
-    folio = m.folio_alloc(order)
+    folio = folio_alloc(m, order)
     mem.refcount[folio] = 0  # recounted below: one per mapping and per cache page
 
     # The VMAs: [index, index + nr), cut at split for a VMA boundary.  A cut
@@ -134,13 +151,13 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     bounds = [(index, index + c.split), (index + c.split, index + nr)] if c.cut == "vma" else [
         (index, index + nr)
     ]
-    av0 = m.anon_vma_alloc()
+    av0 = anon_vma_alloc(m)
     mms = []
     for p in range(c.nprocs):
         mm = Mm(f"p{p}")
         m.mms[mm.name] = mm
         mm.mappings[MAPPING] = Mapping(MAPPING, index, nr, c.droppable)
-        own = av0 if p == 0 else m.anon_vma_alloc()  # anon_vma_fork(): one of its own
+        own = av0 if p == 0 else anon_vma_alloc(m)  # anon_vma_fork(): one of its own
         for k, (s, e) in enumerate(bounds):
             vflags = flags
             if p == 0 and c.locked[k]:
@@ -169,7 +186,7 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     mem.anon_vma[folio] = av0.id
     mem.index[folio] = index
     if order:
-        m.count_mthp_stat(order, "nr_anon", 1)
+        count_mthp_stat(m, order, "nr_anon", 1)
 
     # The PTEs, the mapcount of each page and the references they hold, one
     # part (a run of identical PTEs in every process) at a time.

@@ -41,6 +41,7 @@ def _foliosim(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "foliosim.cli.main", *args],
         cwd=ROOT,
+        check=False,
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200"},
@@ -69,7 +70,7 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_second():
 def test_readme_transcript_is_what_the_command_prints(command, status, block):
     args = shlex.split(command)[1:]
     done = _foliosim(args)
-    want = "\n".join(line[4:] if line.startswith("    ") else line for line in block.splitlines())
+    want = "\n".join(line.removeprefix("    ") for line in block.splitlines())
     assert done.returncode == int(status), done.stderr
     assert done.stdout.strip("\n") == want.strip("\n")
 
@@ -103,7 +104,7 @@ def test_readme_command_table_lists_every_subcommand():
     from foliosim.cli.main import SUBCOMMANDS
 
     table = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"^\| `foliosim ([\w-]+)", table, flags=re.M))
+    listed = set(re.findall(r"^\| `foliosim ([\w-]+)", table, flags=re.MULTILINE))
     assert listed == set(SUBCOMMANDS), (
         f"README command table lists {sorted(listed)}, the CLI has {sorted(SUBCOMMANDS)}"
     )

@@ -7,9 +7,27 @@ backend computes them.  See docs/scenario-format.md.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any
 
-from foliosim.scenario.ast import MTHP_SIZES_KB, Scenario
+# SMAPS_KEYS, the /proc/PID/smaps fields of STATE, is defined in the scenario layer
+# (the parser checks `expect NAME smaps FIELD` against it and must not import this
+# module); it is re-exported here with the rest of the schema.
+from foliosim.scenario.ast import MTHP_SIZES_KB, SMAPS_KEYS
+
+__all__ = [
+    "FORMAT",
+    "KPF_BITS",
+    "KPF_NAMES",
+    "KPF_NEVER_REPORTED",
+    "KPF_NOT_ON_ZERO_PAGE",
+    "MTHP_SIZE_NAMES",
+    "MTHP_STAT_KEYS",
+    "SMAPS_KEYS",
+    "VMSTAT_KEYS",
+    "dumps",
+    "kpageflags_names",
+    "mthp_size_name",
+]
 
 FORMAT = "foliosim.observation/1"
 
@@ -27,22 +45,6 @@ VMSTAT_KEYS = (
     "thp_split_pmd",
     "thp_swpout",
     "thp_swpout_fallback",
-)
-
-# /proc/PID/smaps fields reported per mapping, in kB, summed over its VMAs.
-SMAPS_KEYS = (
-    "AnonHugePages",
-    "Anonymous",
-    "LazyFree",
-    "Locked",
-    "Private_Clean",
-    "Private_Dirty",
-    "Pss",
-    "Rss",
-    "Shared_Clean",
-    "Shared_Dirty",
-    "Swap",
-    "SwapPss",
 )
 
 # Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on this
@@ -134,13 +136,3 @@ def kpageflags_names(bits: int) -> list[str]:
 def dumps(obs: dict[str, Any]) -> str:
     """The canonical text of an observation: keys sorted, page lists one item a line."""
     return json.dumps(obs, sort_keys=True, indent=1) + "\n"
-
-
-class Backend(Protocol):
-    """What `foliosim run` needs of a backend."""
-
-    name: str
-
-    def run(self, scenario: Scenario, trace: Any = None) -> dict[str, Any]:
-        """Run the scenario and return the observation object of the contract."""
-        ...

@@ -32,10 +32,10 @@ def test_the_lazyfree_scenario_passes_every_invariant():
 def test_a_lost_reference_is_reported_at_the_line_that_lost_it(monkeypatch):
     real = lru.folio_get
 
-    def folio_get_forgets_the_batch(m, folio, nr=1):
+    def folio_get_forgets_the_batch(m, folio):
         if m.line == 4:  # only during the MADV_FREE line
             return
-        real(m, folio, nr)
+        real(m, folio)
 
     monkeypatch.setattr(lru, "folio_get", folio_get_forgets_the_batch)
     with pytest.raises(InvariantError) as e:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from foliosim.model.backend import ModelBackend
-from foliosim.model.lru import page_folio
-from foliosim.model.memory import folio_pte_batch
+from foliosim.model.internal import folio_pte_batch
+from foliosim.model.page_flags import page_folio
 from foliosim.model.rmap import folio_maybe_mapped_shared
 from foliosim.model.types import PTE_PRESENT, PageTable
 from foliosim.scenario.parser import parse_text

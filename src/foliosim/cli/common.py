@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from foliosim import variants
 from foliosim.kernel.backend import KernelBackend
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.parser import parse_text
+from foliosim.variants import VariantBackend
 
 DEFAULT_PROFILE = "linux-6.18"
 
@@ -40,7 +41,7 @@ def read_scenario(path: str) -> Scenario:
 
 def model_backend(
     profile: str = DEFAULT_PROFILE, check: bool = False, variant: str | None = None
-) -> Any:
+) -> ModelBackend | VariantBackend:
     """The model backend for `profile`, or for a variant (built-in name or FILE.py).
 
     `profile` may itself name a variant (`equiv` takes either on each side);
@@ -54,8 +55,6 @@ def model_backend(
             )
         profile = variant
     option = "--variant" if variant is not None else "--profile"
-    from foliosim import variants
-
     if profile in variants.BUILTIN or profile in variants.ALIASES or profile.endswith(".py"):
         try:
             return variants.VariantBackend(variants.load_variant(profile), check)

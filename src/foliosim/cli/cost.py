@@ -6,7 +6,8 @@ change), the primitives Linux would execute: PTE reads, clears and writes, TLB
 flush requests and the pages they cover, refcount and mapcount atomics, rmap
 walk steps, swap-slot operations.  Each count comes from the hook in the model
 primitive (foliosim/model/cost.py), not from an estimate per variant.
-Printed side by side (a rich table) or as JSON; exit 0, 2 on refused input.
+Printed side by side (a rich table) or as JSON.  Exit statuses: EXIT_STATUSES
+and foliosim.cli.main.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from foliosim.cli.common import DEFAULT_PROFILE, UsageError, read_scenario
 from foliosim.scenario.ast import Scenario
 
 SCOPE = "try_to_unmap"
+
+EXIT_STATUSES = {
+    0: "the counts were printed, and every expectation held under every variant",
+    1: "the counts were printed, but an expectation failed under some variant",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,10 +138,11 @@ def main(args: argparse.Namespace) -> int:
         results = [count_scenario(scenario, n) for n in names]
     except VariantError as e:
         raise UsageError(str(e)) from None
+    status = 1 if any(r.failed for r in results) else 0
     if args.json:
         json.dump(as_json(args.file, results), sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
+        return status
     out = Console(highlight=False, soft_wrap=True)
     out.print(f"foliosim cost: {args.file}, model, variants {', '.join(names)}")
     out.print(table(args.file, results))
@@ -143,4 +150,4 @@ def main(args: argparse.Namespace) -> int:
         work = ", ".join(f"{k} {v}" for k, v in sorted(r.vmstat.items())) or "no vmstat events"
         failed = f"; expectations failed on lines {r.failed}" if r.failed else ""
         out.print(f"{r.variant} (on {r.base}): {work}{failed}")
-    return 0
+    return status

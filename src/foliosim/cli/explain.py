@@ -88,8 +88,21 @@ def main(args: argparse.Namespace) -> int:
 
 
 _MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
-# The syscall layer, state containers and the trace plumbing are not kernel steps.
-_SKIP_FILES = ("backend.py", "machine.py", "types.py", "checks.py")
+# The backend, the user program, STATE reading, state containers and the trace
+# plumbing are not kernel steps; counters, reference-count primitives and page
+# allocation are bookkeeping.
+_SKIP_FILES = (
+    "backend.py",
+    "machine.py",
+    "types.py",
+    "checks.py",
+    "user.py",
+    "observe.py",
+    "trace.py",
+    "vmstat.py",
+    "page_ref.py",
+    "page_alloc.py",
+)
 # Flag tests and refcount one-liners: entered everywhere, they would bury the path.
 _SKIP_NAMES = frozenset(
     {
@@ -101,6 +114,8 @@ _SKIP_NAMES = frozenset(
         "pmd_ranges",
         "folio_mapcount",
         "folio_mapped",
+        "anon_vma_alloc",
+        "mm_get_huge_zero_folio",
     }
 )
 

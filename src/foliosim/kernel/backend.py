@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from foliosim.dispatch import Trace, error_event, execute
 from foliosim.expect import expect_event
 from foliosim.kernel import procfs
 from foliosim.kernel.build import worker_binary
@@ -89,8 +90,6 @@ PROT_READ_WRITE = 0x3
 SLOT_ALIGN = 2 << 20
 # Far from the heap, the libraries and the stack of a 47-bit address space.
 SLOT_BASE = 0x200000000000
-
-Trace = Callable[[int, str, str], None]
 
 
 @dataclass
@@ -294,7 +293,11 @@ class KernelBackend:
             events: list[dict[str, Any]] = []
             for cmd in scenario.commands:
                 self._line = cmd.line
-                events.extend(self._execute(cmd))
+                if cmd.proc not in self.procs:
+                    raise KernelBackendError(
+                        f"{cmd.line}:1: kernel backend: no live process {cmd.proc!r}"
+                    )
+                events.extend(execute(self, cmd))
             self._line = 0
             final = self._state()
         except _Interrupted as e:
@@ -343,148 +346,177 @@ class KernelBackend:
 
     # -- commands -----------------------------------------------------------------------
 
-    def _execute(self, cmd: Command) -> list[dict[str, Any]]:
-        proc = self.procs.get(cmd.proc)
-        if proc is None:
-            raise KernelBackendError(f"{cmd.line}:1: kernel backend: no live process {cmd.proc!r}")
-        w = proc.worker
-        if isinstance(cmd, Thp):
-            return self._setting(cmd, "thp", lambda: self.settings.set_thp(cmd.mode))
-        if isinstance(cmd, Mthp):
-            return self._setting(cmd, "mthp", lambda: self.settings.set_mthp(cmd.size_kb, cmd.mode))
-        if isinstance(cmd, Swap):
-            self.settings.set_swap(cmd.pages)
-            return []
-        if isinstance(cmd, Mmap):
-            return self._mmap(proc, cmd)
-        if isinstance(cmd, Munmap):
-            m = proc.maps[cmd.name]
-            err = self._call(
+    # One handler per scenario command (foliosim.dispatch.execute() picks it), each the
+    # system calls the worker makes for it.
+
+    def _worker(self, cmd: Command) -> Worker:
+        return self.procs[cmd.proc].worker
+
+    def cmd_thp(self, cmd: Thp) -> list[dict[str, Any]]:
+        return self._setting(cmd, "thp", lambda: self.settings.set_thp(cmd.mode))
+
+    def cmd_mthp(self, cmd: Mthp) -> list[dict[str, Any]]:
+        return self._setting(cmd, "mthp", lambda: self.settings.set_mthp(cmd.size_kb, cmd.mode))
+
+    def cmd_swap(self, cmd: Swap) -> list[dict[str, Any]]:
+        self.settings.set_swap(cmd.pages)
+        return []
+
+    def cmd_mmap(self, cmd: Mmap) -> list[dict[str, Any]]:
+        return self._mmap(self.procs[cmd.proc], cmd)
+
+    def cmd_munmap(self, cmd: Munmap) -> list[dict[str, Any]]:
+        proc = self.procs[cmd.proc]
+        m = proc.maps[cmd.name]
+        err = self._call(
+            proc.worker,
+            "munmap",
+            f"munmap({m.addr:#x}, {m.pages * PAGE_SIZE})",
+            OP_MUNMAP,
+            addr=m.addr,
+            length=m.pages * PAGE_SIZE,
+        )
+        if err:
+            return [error_event(cmd, "munmap", err, cmd.name)]
+        del proc.maps[cmd.name]
+        return []
+
+    def cmd_write(self, cmd: Write) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        return self._per_run(
+            cmd,
+            "write",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
                 w,
-                "munmap",
-                f"munmap({m.addr:#x}, {m.pages * PAGE_SIZE})",
-                OP_MUNMAP,
-                addr=m.addr,
-                length=m.pages * PAGE_SIZE,
-            )
-            if err:
-                return [self._error(cmd, "munmap", cmd.name, err)]
-            del proc.maps[cmd.name]
-            return []
-        if isinstance(cmd, Write):
-            m = proc.maps[cmd.name]
-            return self._per_run(
-                cmd,
                 "write",
-                m,
-                cmd.runs,
-                lambda a, first, n: self._call(
-                    w,
-                    "write",
-                    f"store {cmd.label!r} to {n} pages at {a:#x}",
-                    OP_WRITE,
-                    addr=a,
-                    length=n,
-                    index0=first,
-                    label=cmd.label,
-                    mapname=m.name,
-                ),
-            )
-        if isinstance(cmd, Read):
-            data, err = self._read(proc, cmd.name, cmd.runs)
-            if err:
-                return [self._error(cmd, "read", cmd.name, err)]
-            return [
-                {"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name, "data": data}
-            ]
-        if isinstance(cmd, Madvise):
-            m = proc.maps[cmd.name]
-            adv = MADV[cmd.advice]
-            return self._per_run(
-                cmd,
+                f"store {cmd.label!r} to {n} pages at {a:#x}",
+                OP_WRITE,
+                addr=a,
+                length=n,
+                index0=first,
+                label=cmd.label,
+                mapname=m.name,
+            ),
+        )
+
+    def cmd_read(self, cmd: Read) -> list[dict[str, Any]]:
+        data, err = self._read(self.procs[cmd.proc], cmd.name, cmd.runs)
+        if err:
+            return [error_event(cmd, "read", err, cmd.name)]
+        return [{"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name, "data": data}]
+
+    def cmd_madvise(self, cmd: Madvise) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        adv = MADV[cmd.advice]
+        return self._per_run(
+            cmd,
+            "madvise",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w,
                 "madvise",
-                m,
-                cmd.runs,
-                lambda a, first, n: self._call(
-                    w,
-                    "madvise",
-                    f"madvise({a:#x}, {n * PAGE_SIZE}, {cmd.advice.upper()})",
-                    OP_MADVISE,
-                    arg=adv,
-                    addr=a,
-                    length=n * PAGE_SIZE,
-                ),
-            )
-        if isinstance(cmd, (Mlock, Munlock)):
-            m = proc.maps[cmd.name]
-            op, nm = (OP_MLOCK, "mlock") if isinstance(cmd, Mlock) else (OP_MUNLOCK, "munlock")
-            return self._per_run(
-                cmd,
-                nm,
-                m,
-                cmd.runs,
-                lambda a, first, n: self._call(
-                    w, nm, f"{nm}({a:#x}, {n * PAGE_SIZE})", op, addr=a, length=n * PAGE_SIZE
-                ),
-            )
-        if isinstance(cmd, Fork):
-            return self._fork(proc, cmd)
-        if isinstance(cmd, Exit):
-            w.exit()
-            self._t("exit", f"{cmd.proc} exit(0), pid {w.pid} gone")
-            del self.procs[cmd.proc]
-            return []
-        if isinstance(cmd, Gup):
-            return self._gup(proc, cmd)
-        if isinstance(cmd, Release):
-            self._release(cmd.ref)
-            return []
-        if isinstance(cmd, Poke):
-            m = proc.maps[cmd.name]
-            helper = self.helper
-            assert helper is not None
-            return self._per_run(
-                cmd,
-                "poke",
-                m,
-                cmd.runs,
-                lambda a, first, n: self._call(
-                    helper,
-                    "process_vm_writev",
-                    f"helper process_vm_writev(pid {w.pid}, {a:#x}, {n} pages of {cmd.label!r})",
-                    OP_POKE,
-                    pid=w.pid,
-                    addr=a,
-                    length=n,
-                    index0=first,
-                    label=cmd.label,
-                    mapname=m.name,
-                ),
-            )
-        if isinstance(cmd, Observe):
-            return [
-                {
-                    "line": cmd.line,
-                    "proc": cmd.proc,
-                    "op": "observe",
-                    "label": cmd.label,
-                    "state": self._state(),
-                }
-            ]
-        if isinstance(cmd, ExpectData):
-            data, err = self._read(proc, cmd.name, cmd.runs)
-            return [expect_event(cmd, {}, {}, None if err else data)]
-        if isinstance(cmd, (ExpectState, ExpectSmaps)):
-            return [expect_event(cmd, self._state(only=cmd.proc), {})]
-        if isinstance(cmd, ExpectVmstat):
-            return [expect_event(cmd, {}, self._vmstat_all())]
-        raise KernelBackendError(f"{cmd.line}:1: kernel backend: cannot run {cmd.text!r}")
+                f"madvise({a:#x}, {n * PAGE_SIZE}, {cmd.advice.upper()})",
+                OP_MADVISE,
+                arg=adv,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
+
+    def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
+        return self._lock(cmd, OP_MLOCK, "mlock")
+
+    def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
+        return self._lock(cmd, OP_MUNLOCK, "munlock")
+
+    def _lock(self, cmd: Mlock | Munlock, op: int, nm: str) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        return self._per_run(
+            cmd,
+            nm,
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w, nm, f"{nm}({a:#x}, {n * PAGE_SIZE})", op, addr=a, length=n * PAGE_SIZE
+            ),
+        )
+
+    def cmd_fork(self, cmd: Fork) -> list[dict[str, Any]]:
+        return self._fork(self.procs[cmd.proc], cmd)
+
+    def cmd_exit(self, cmd: Exit) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        w.exit()
+        self._t("exit", f"{cmd.proc} exit(0), pid {w.pid} gone")
+        del self.procs[cmd.proc]
+        return []
+
+    def cmd_gup(self, cmd: Gup) -> list[dict[str, Any]]:
+        return self._gup(self.procs[cmd.proc], cmd)
+
+    def cmd_release(self, cmd: Release) -> list[dict[str, Any]]:
+        self._release(cmd.ref)
+        return []
+
+    def cmd_poke(self, cmd: Poke) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        helper = self.helper
+        assert helper is not None
+        return self._per_run(
+            cmd,
+            "poke",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                helper,
+                "process_vm_writev",
+                f"helper process_vm_writev(pid {w.pid}, {a:#x}, {n} pages of {cmd.label!r})",
+                OP_POKE,
+                pid=w.pid,
+                addr=a,
+                length=n,
+                index0=first,
+                label=cmd.label,
+                mapname=m.name,
+            ),
+        )
+
+    def cmd_observe(self, cmd: Observe) -> list[dict[str, Any]]:
+        return [
+            {
+                "line": cmd.line,
+                "proc": cmd.proc,
+                "op": "observe",
+                "label": cmd.label,
+                "state": self._state(),
+            }
+        ]
+
+    def cmd_expect_data(self, cmd: ExpectData) -> list[dict[str, Any]]:
+        data, err = self._read(self.procs[cmd.proc], cmd.name, cmd.runs)
+        return [expect_event(cmd, {}, {}, None if err else data)]
+
+    def cmd_expect_state(self, cmd: ExpectState) -> list[dict[str, Any]]:
+        return [expect_event(cmd, self._state(only=cmd.proc), {})]
+
+    def cmd_expect_smaps(self, cmd: ExpectSmaps) -> list[dict[str, Any]]:
+        return [expect_event(cmd, self._state(only=cmd.proc), {})]
+
+    def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[dict[str, Any]]:
+        return [expect_event(cmd, {}, self._vmstat_all())]
 
     def _setting(self, cmd: Command, op: str, change: Callable[[], None]) -> list[dict[str, Any]]:
         try:
             change()
         except OSError as e:
-            return [{"line": cmd.line, "proc": cmd.proc, "op": op, "error": _errno_name(e.errno)}]
+            return [error_event(cmd, op, _errno_name(e.errno))]
         return []
 
     def _call(self, w: Worker, func: str, what: str, op: int, **kw: Any) -> str | None:
@@ -508,14 +540,8 @@ class KernelBackend:
         for first, last in runs:
             err = call(m.addr + first * PAGE_SIZE, first, last - first + 1)
             if err:
-                return [self._error(cmd, op, m.name, err)]
+                return [error_event(cmd, op, err, m.name)]
         return []
-
-    def _error(self, cmd: Command, op: str, mapname: str | None, err: str) -> dict[str, Any]:
-        ev = {"line": cmd.line, "proc": cmd.proc, "op": op, "error": err}
-        if mapname is not None:
-            ev["map"] = mapname
-        return ev
 
     def _mmap(self, proc: Proc, cmd: Mmap) -> list[dict[str, Any]]:
         slot = self.next_slot
@@ -534,7 +560,7 @@ class KernelBackend:
             length=cmd.pages * PAGE_SIZE,
         )
         proc.maps[cmd.name] = Mapping(cmd.name, addr, cmd.pages, mapped=err is None)
-        return [self._error(cmd, "mmap", cmd.name, err)] if err else []
+        return [error_event(cmd, "mmap", err, cmd.name)] if err else []
 
     def _read(self, proc: Proc, name: str, runs: Runs) -> tuple[list[str], str | None]:
         m = proc.maps[name]
@@ -554,7 +580,7 @@ class KernelBackend:
             child = proc.worker.fork()
         except WorkerError as e:
             self._t("fork", f"{cmd.proc} fork() = -1 {e.errno_name}")
-            return [self._error(cmd, "fork", None, e.errno_name)]
+            return [error_event(cmd, "fork", e.errno_name)]
         self.procs[cmd.child] = Proc(cmd.child, child, dict(proc.maps))
         # The contract: lru_add is empty after fork.  Both processes broke COW on their own
         # memory already; now fault ballast pages until the batch drains (PG_lru shows).
@@ -578,7 +604,7 @@ class KernelBackend:
         size = 1 << max(16, (npages * PAGE_SIZE - 1).bit_length())
         err = self._call(w, "pipe", f"pipe2() + F_SETPIPE_SZ {size}", OP_GUP_BEGIN, length=size)
         if err:
-            return [self._error(cmd, "gup", cmd.name, err)]
+            return [error_event(cmd, "gup", err, cmd.name)]
         events = self._per_run(
             cmd,
             "gup",

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from foliosim.model.errors import InvariantError
-from foliosim.model.lru import page_folio
 from foliosim.model.machine import Machine
+from foliosim.model.page_flags import page_folio
+from foliosim.model.task_mmu import mapping_ptes
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
@@ -48,7 +50,7 @@ def validate_folio_mapcount(m: Machine) -> np.ndarray:
     if bad.size:
         p = int(bad[0]) + 1
         raise InvariantError(
-            f"validate_folio_mapcount: page pfn {p} ({m.folio_name(p)}): "
+            f"validate_folio_mapcount: page pfn {p} ({folio_name(m, p)}): "
             f"mapcount {int(m.mem.mapcount[p])}, but {int(counts[p])} PTEs map it"
         )
     pmds: dict[int, int] = {}
@@ -91,7 +93,7 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
     if bad.size:
         f = int(bad[0])
         raise InvariantError(
-            f"validate_folio_refcount: folio pfn {f} ({m.folio_name(f)}): "
+            f"validate_folio_refcount: folio pfn {f} ({folio_name(m, f)}): "
             f"refcount {int(mem.refcount[f])}, but mappings, swap cache, "
             f"batches and GUP account for {int(expected[f])}"
         )
@@ -106,12 +108,12 @@ def validate_folio_lru(m: Machine) -> None:
         on_lru = bool(mem.flags[f] & PG_lru)
         if f in m.fbatches["lru_add"] and on_lru:
             raise InvariantError(
-                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): "
+                f"validate_folio_lru: folio pfn {f} ({folio_name(m, f)}): "
                 "PG_lru set while queued in lru_add"
             )
         if not on_lru and f not in arriving:
             raise InvariantError(
-                f"validate_folio_lru: folio pfn {f} ({m.folio_name(f)}): "
+                f"validate_folio_lru: folio pfn {f} ({folio_name(m, f)}): "
                 "on no LRU and in no batch that puts it on one"
             )
 
@@ -227,7 +229,6 @@ class Shadow:
 
 def validate_no_data_loss(m: Machine, shadow: Shadow) -> None:
     """Every page holds what was stored there, or zeroes where Linux may drop it."""
-    from foliosim.model.task_mmu import mapping_ptes
 
     si = m.swap
     for pname, maps in shadow.procs.items():

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from foliosim.model.huge_memory import copy_huge_pmd
-from foliosim.model.lru import folio_get, lru_add_drain, page_folio
+from foliosim.model import huge_memory, lru, page_alloc, rmap, swap
 from foliosim.model.machine import Machine
-from foliosim.model.memory import folio_add_lru_vma
-from foliosim.model.rmap import folio_add_new_anon_rmap, folio_try_dup_anon_rmap_pte
-from foliosim.model.swap import swap_duplicate
+from foliosim.model.mm import folio_get
+from foliosim.model.page_flags import page_folio
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
@@ -30,10 +28,10 @@ from foliosim.model.types import (
 
 def copy_present_page(m: Machine, dst: Vma, vpn: int, src_pfn: int) -> tuple[int, int]:
     """copy_present_page(), mm/memory.c, Linux 6.18: the child gets its own copy at once."""
-    new = m.folio_alloc(0)
+    new = page_alloc.folio_alloc(m, 0)
     m.mem.data[new] = m.mem.data[src_pfn]
-    folio_add_new_anon_rmap(m, new, dst, vpn)
-    folio_add_lru_vma(m, new, dst)
+    rmap.folio_add_new_anon_rmap(m, new, dst, vpn)
+    lru.folio_add_lru_vma(m, new, dst)
     return new, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_WRITE
 
 
@@ -45,7 +43,7 @@ def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
     """
     smm, dmm = src.mm, dst.mm
     for idx in [k for k in smm.pmds if src.start <= k << 9 < src.end]:
-        copy_huge_pmd(m, dst, src, idx)
+        huge_memory.copy_huge_pmd(m, dst, src, idx)
     for vpn in range(src.start, src.end):
         st = smm.pte_table(vpn)
         if st is None:
@@ -58,7 +56,7 @@ def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
         pfn = int(st.pfn[i])
         if bits & PTE_SWAP:
             # copy_nonpresent_pte(): one more user of the slot; nobody is exclusive now.
-            swap_duplicate(m, pfn)
+            swap.swap_duplicate(m, pfn)
             if bits & PTE_SWP_EXCLUSIVE:
                 bits &= ~PTE_SWP_EXCLUSIVE
                 st.bits[i] = bits
@@ -71,7 +69,7 @@ def copy_pte_range(m: Machine, dst: Vma, src: Vma) -> None:
             dt.pfn[i] = pfn
             continue
         folio = page_folio(m, pfn)
-        if not folio_try_dup_anon_rmap_pte(m, folio, pfn, src):
+        if not rmap.folio_try_dup_anon_rmap_pte(m, folio, pfn, src):
             new, nbits = copy_present_page(m, dst, vpn, pfn)
             dmm.counters[MM_ANONPAGES] += 1
             dt.bits[i] = nbits | (bits & PTE_SOFT_DIRTY)
@@ -115,7 +113,7 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
             for av in vma.chain:
                 av.vmas.append(new)
                 new.chain.append(av)
-            own = m.anon_vma_alloc()
+            own = rmap.anon_vma_alloc(m)
             own.vmas.append(new)
             new.chain.append(own)
             new.anon_vma = own
@@ -123,7 +121,15 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
     m.mms[child_name] = child
     # The contract says the new process's start empties lru_add; on the live
     # kernel every batch of the CPU is empty after fork (docs/kernel-notes.md).
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
     if m.tracing:
         m.trace("dup_mmap", f"{parent.name} forked {child_name}: PTEs write-protected and shared")
     return child
+
+
+def kernel_clone(m: Machine, parent: Mm, child_name: str) -> Mm:
+    """kernel_clone(), kernel/fork.c, Linux 6.18: the fork(2) entry point; returns the child.
+
+    The model's process is its mm: copy_process() -> copy_mm() -> dup_mmap().
+    """
+    return dup_mmap(m, parent, child_name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from foliosim.model import lru, memory
 from foliosim.model.errors import SyscallError
-from foliosim.model.lru import folio_mark_accessed, folio_put_refs, page_folio
 from foliosim.model.machine import Machine
-from foliosim.model.memory import handle_mm_fault
-from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
+from foliosim.model.mm import GUP_PIN_COUNTING_BIAS, folio_put_refs
+from foliosim.model.page_flags import page_folio
 from foliosim.model.types import (
     PTE_DIRTY,
     PTE_PRESENT,
@@ -24,6 +24,7 @@ from foliosim.model.types import (
 )
 
 
+# find_vma() for GUP: a page outside every VMA fails the call with EFAULT.
 def _vma_of(mm: Mm, vpn: int) -> Vma:
     vma = mm.find_vma(vpn)
     if vma is None:
@@ -54,56 +55,42 @@ def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) ->
         folio = page_folio(m, pfn)
         if write and not bits & PTE_DIRTY and not m.mem.flags[folio] & PG_dirty:
             m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
-        folio_mark_accessed(m, folio)
+        lru.folio_mark_accessed(m, folio)
     return pfn
 
 
-def _try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
-    """try_grab_folio(): refs on the page's folio; the zero pages are not counted."""
+def try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
+    """try_grab_folio(), mm/gup.c, Linux 6.18: refs on the page's folio; the zero pages are not counted."""
     if not m.mem.flags[pfn] & PG_zero:
         m.mem.refcount[page_folio(m, pfn)] += refs
 
 
 def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
-    """One page of __get_user_pages() with FOLL_TOUCH: fault until it can be followed."""
+    """One page of __get_user_pages(), mm/gup.c, Linux 6.18, with FOLL_TOUCH: fault until it can be followed."""
     vma = _vma_of(mm, vpn)
     for _ in range(3):
         page = follow_page_pte(m, vma, vpn, write, touch=True)
         if page >= 0:
             return page
-        handle_mm_fault(m, vma, vpn, write)  # faultin_page()
+        memory.handle_mm_fault(m, vma, vpn, write)  # faultin_page()
     raise AssertionError("fault did not map the page")
 
 
 def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) -> None:
     """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE), then a drain."""
-    from foliosim.model.lru import lru_add_drain
 
     for vpn in range(start, end):
         __get_user_pages(m, mm, vpn, write)
-    lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
+    lru.lru_add_drain(m)  # seen on the kernel: the activation FOLL_TOUCH queued is applied
 
 
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain."""
-    from foliosim.model.lru import lru_add_drain
 
     write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs
     for vpn in range(start, end):
         __get_user_pages(m, vma.mm, vpn, write)
-    lru_add_drain(m)
-
-
-# iter_to_pipe(), fs/splice.c: iov_iter_get_pages2() takes at most 16 pages a call.
-VMSPLICE_PAGES_PER_CALL = 16
-
-
-def vmsplice_to_pipe(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
-    """vmsplice_to_pipe() -> iter_to_pipe(), fs/splice.c, Linux 6.18: GUP 16 pages at a time."""
-    pages: list[int] = []
-    for s in range(start, end, VMSPLICE_PAGES_PER_CALL):
-        pages.extend(get_user_pages_fast(m, mm, s, min(end, s + VMSPLICE_PAGES_PER_CALL)))
-    return pages
+    lru.lru_add_drain(m)
 
 
 def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
@@ -120,23 +107,16 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
         if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
             break
         pfn = int(t.pfn[vpn & 511])
-        _try_grab_folio(m, pfn, 1)
+        try_grab_folio(m, pfn, 1)
         m.mem.flags[page_folio(m, pfn)] |= PG_referenced  # folio_set_referenced()
         pages.append(pfn)
         vpn += 1
     for slow in range(vpn, end):  # __gup_longterm_locked(.. | FOLL_TOUCH)
         _vma_of(mm, slow)
         pfn = __get_user_pages(m, mm, slow, write=False)
-        _try_grab_folio(m, pfn, 1)
+        try_grab_folio(m, pfn, 1)
         pages.append(pfn)
     return pages
-
-
-def put_user_pages(m: Machine, pages: list[int]) -> None:
-    """The pipe buffers are released: put_page() on each page."""
-    for pfn in pages:
-        if not m.mem.flags[pfn] & PG_zero:
-            folio_put_refs(m, page_folio(m, pfn), 1)
 
 
 def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
@@ -150,9 +130,9 @@ def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]
         if m.mem.flags[pfn] & (PG_head | PG_tail):
             folio = page_folio(m, pfn)
             m.pincount[folio] = m.pincount.get(folio, 0) + 1
-            _try_grab_folio(m, pfn, 1)
+            try_grab_folio(m, pfn, 1)
         else:
-            _try_grab_folio(m, pfn, GUP_PIN_COUNTING_BIAS)
+            try_grab_folio(m, pfn, GUP_PIN_COUNTING_BIAS)
         pages.append(pfn)
     return pages
 

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from foliosim.model.lru import (
-    folio_add_lru,
-    folio_mark_lazyfree,
-    folio_put,
-    folio_test_swapcache,
-    free_folio,
-)
+from foliosim.model import lru, mlock, page_alloc, rmap, swap
 from foliosim.model.machine import Machine
-from foliosim.model.rmap import (
-    folio_add_anon_rmap_ptes,
-    folio_add_new_anon_rmap,
-    folio_mapcount,
-    folio_maybe_mapped_shared,
-    folio_remove_rmap_pmd,
-    folio_remove_rmap_ptes,
-    page_vma_mapped_walk,
-    rmap_walk_anon,
-)
+from foliosim.model.mm import __folio_put, folio_mapcount, folio_nr_pages, folio_put
+from foliosim.model.page_flags import folio_test_swapcache
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     HPAGE_PMD_ORDER,
     MM_ANONPAGES,
@@ -39,16 +26,20 @@ from foliosim.model.types import (
     PG_anon,
     PG_anon_exclusive,
     PG_dirty,
+    PG_head,
     PG_lru,
     PG_mlocked,
     PG_referenced,
     PG_swapbacked,
     PG_swapcache,
+    PG_tail,
     PG_unevictable,
     PG_uptodate,
     PG_workingset,
+    PG_zero,
     Vma,
 )
+from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
 # THP_ORDERS_ALL_ANON, include/linux/huge_mm.h: orders 2..PMD_ORDER (never 0 or 1).
@@ -71,7 +62,7 @@ _SPLIT_INHERIT = (
 
 
 def thp_vma_allowable_orders(m: Machine, vma: Vma) -> tuple[int, ...]:
-    """__thp_vma_allowable_orders(), mm/huge_memory.c, Linux 6.18: anon orders the policy allows, highest first."""
+    """thp_vma_allowable_orders() -> __thp_vma_allowable_orders(), mm/huge_memory.c, Linux 6.18: anon orders the policy allows, highest first."""
     key = vma.flags & (VM_HUGEPAGE | VM_NOHUGEPAGE)
     orders = m.thp_orders_cache.get(key)
     if orders is None:
@@ -92,7 +83,7 @@ def thp_vma_allowable_orders(m: Machine, vma: Vma) -> tuple[int, ...]:
 
 
 def thp_vma_suitable_order(vma: Vma, vpn: int, order: int) -> bool:
-    """thp_vma_suitable_order(): the naturally aligned block around vpn lies inside the VMA."""
+    """thp_vma_suitable_order(), include/linux/huge_mm.h, Linux 6.18: the naturally aligned block around vpn lies inside the VMA."""
     start = vpn & ~((1 << order) - 1)
     return vma.start <= start and start + (1 << order) <= vma.end
 
@@ -109,37 +100,48 @@ def deferred_split_folio(m: Machine, folio: int, partially_mapped: bool) -> None
     if partially_mapped:
         if not m.deferred_split.get(folio):
             if order == HPAGE_PMD_ORDER:
-                m.count_vm_events("thp_deferred_split_page", 1)
-            m.count_mthp_stat(order, "split_deferred", 1)
-            m.count_mthp_stat(order, "nr_anon_partially_mapped", 1)
+                count_vm_events(m, "thp_deferred_split_page", 1)
+            count_mthp_stat(m, order, "split_deferred", 1)
+            count_mthp_stat(m, order, "nr_anon_partially_mapped", 1)
             if m.tracing:
                 m.trace(
-                    "deferred_split_folio", f"folio {m.folio_name(folio)} partially mapped: queued"
+                    "deferred_split_folio", f"folio {folio_name(m, folio)} partially mapped: queued"
                 )
         m.deferred_split[folio] = True
     else:
         m.deferred_split.setdefault(folio, False)
 
 
+def mm_get_huge_zero_folio(m: Machine) -> int:
+    """mm_get_huge_zero_folio(), mm/huge_memory.c, Linux 6.18: the huge zero folio, allocated once."""
+    if m.huge_zero_pfn < 0:
+        mem = m.mem
+        hz = m.huge_zero_pfn = mem.alloc(512)
+        mem.order[hz] = 9
+        mem.flags[hz] = PG_zero | PG_head
+        for page in range(hz + 1, hz + 512):
+            mem.flags[page] = PG_zero | PG_tail
+    return m.huge_zero_pfn
+
+
 # --- PMD faults ----------------------------------------------------------------------
 
 
-def map_anon_folio_pmd(m: Machine, vma: Vma, idx: int, folio: int) -> None:
+def map_anon_folio_pmd_pf(m: Machine, vma: Vma, idx: int, folio: int) -> None:
     """map_anon_folio_pmd_pf(), mm/huge_memory.c, Linux 6.18: a new THP mapped by one PMD."""
-    from foliosim.model.mlock import mlock_new_folio
 
     bits = PTE_PRESENT | PTE_YOUNG
     if vma.flags & VM_WRITE:
         bits |= PTE_WRITE | PTE_DIRTY
-    folio_add_new_anon_rmap(m, folio, vma, idx << 9, pmd=True)
+    rmap.folio_add_new_anon_rmap(m, folio, vma, idx << 9, pmd=True)
     if vma.flags & VM_LOCKED:
-        mlock_new_folio(m, folio)
+        mlock.mlock_new_folio(m, folio)
     else:
-        folio_add_lru(m, folio)
+        lru.folio_add_lru(m, folio)
     vma.mm.pmds[idx] = [bits, folio]
     vma.mm.counters[MM_ANONPAGES] += HPAGE_PMD_NR
-    m.count_vm_events("thp_fault_alloc", 1)
-    m.count_mthp_stat(HPAGE_PMD_ORDER, "anon_fault_alloc", 1)
+    count_vm_events(m, "thp_fault_alloc", 1)
+    count_mthp_stat(m, HPAGE_PMD_ORDER, "anon_fault_alloc", 1)
     deferred_split_folio(m, folio, partially_mapped=False)
 
 
@@ -148,15 +150,15 @@ def do_huge_pmd_anonymous_page(m: Machine, vma: Vma, vpn: int, write: bool) -> b
     idx = vpn >> 9
     if not write:
         # transparent_hugepage/use_zero_page is 1: the huge zero page, read-only.
-        vma.mm.pmds[idx] = [PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG, m.mm_get_huge_zero_folio()]
+        vma.mm.pmds[idx] = [PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG, mm_get_huge_zero_folio(m)]
         if m.tracing:
             m.trace("do_huge_pmd_anonymous_page", "read fault: huge zero page mapped")
         return True
-    folio = m.folio_alloc(HPAGE_PMD_ORDER)
-    map_anon_folio_pmd(m, vma, idx, folio)
+    folio = page_alloc.folio_alloc(m, HPAGE_PMD_ORDER)
+    map_anon_folio_pmd_pf(m, vma, idx, folio)
     if m.tracing:
         m.trace(
-            "do_huge_pmd_anonymous_page", f"write fault: new PMD-mapped THP {m.folio_name(folio)}"
+            "do_huge_pmd_anonymous_page", f"write fault: new PMD-mapped THP {folio_name(m, folio)}"
         )
     return True
 
@@ -170,10 +172,10 @@ def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int) -> bool:
     if pmd[1] == m.huge_zero_pfn:
         # do_huge_zero_wp_pmd(): a write to the huge zero page gets a whole new THP.
         del mm.pmds[idx]
-        folio = m.folio_alloc(HPAGE_PMD_ORDER)
-        map_anon_folio_pmd(m, vma, idx, folio)
+        folio = page_alloc.folio_alloc(m, HPAGE_PMD_ORDER)
+        map_anon_folio_pmd_pf(m, vma, idx, folio)
         if m.tracing:
-            m.trace("do_huge_zero_wp_pmd", f"huge zero page replaced by THP {m.folio_name(folio)}")
+            m.trace("do_huge_zero_wp_pmd", f"huge zero page replaced by THP {folio_name(m, folio)}")
         return True
     folio = pmd[1]
     reuse = bool(mem.flags[folio] & PG_anon_exclusive)
@@ -181,9 +183,7 @@ def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int) -> bool:
         nr = HPAGE_PMD_NR if folio_test_swapcache(m, folio) else 0
         if mem.refcount[folio] <= 1 + nr:
             if nr:
-                from foliosim.model.swap import folio_free_swap
-
-                folio_free_swap(m, folio)
+                swap.folio_free_swap(m, folio)
             if mem.refcount[folio] == 1:
                 mem.flags[folio] |= PG_anon_exclusive
                 reuse = True
@@ -201,7 +201,7 @@ def split_huge_pmd_locked(m: Machine, vma: Vma, idx: int) -> None:
     """__split_huge_pmd_locked(freeze=false), mm/huge_memory.c, Linux 6.18: 512 PTEs instead."""
     mm = vma.mm
     bits, pfn = mm.pmds.pop(idx)
-    m.count_vm_events("thp_split_pmd", 1)
+    count_vm_events(m, "thp_split_pmd", 1)
     t = mm.pgtables[idx] = PageTable()  # the deposited page table
     if pfn == m.huge_zero_pfn:
         for i in range(HPAGE_PMD_NR):
@@ -217,10 +217,10 @@ def split_huge_pmd_locked(m: Machine, vma: Vma, idx: int) -> None:
         t.bits[i] = pte
         t.pfn[i] = folio + i
     mem.refcount[folio] += HPAGE_PMD_NR - 1
-    folio_add_anon_rmap_ptes(m, folio, folio, HPAGE_PMD_NR, vma, exclusive)
-    folio_remove_rmap_pmd(m, folio)
+    rmap.folio_add_anon_rmap_ptes(m, folio, folio, HPAGE_PMD_NR, vma, exclusive)
+    rmap.folio_remove_rmap_pmd(m, folio)
     if m.tracing:
-        m.trace("__split_huge_pmd", f"PMD of {m.folio_name(folio)} split into 512 PTEs")
+        m.trace("__split_huge_pmd", f"PMD of {folio_name(m, folio)} split into 512 PTEs")
 
 
 def __split_huge_pmd(m: Machine, vma: Vma, idx: int) -> None:
@@ -235,13 +235,11 @@ def zap_huge_pmd(m: Machine, vma: Vma, idx: int) -> None:
     _bits, folio = mm.pmds.pop(idx)
     if folio == m.huge_zero_pfn:
         return
-    folio_remove_rmap_pmd(m, folio)
+    rmap.folio_remove_rmap_pmd(m, folio)
     mm.counters[MM_ANONPAGES] -= HPAGE_PMD_NR
     # tlb_remove_page_size() -> free_pages_and_swap_cache()
     if folio_test_swapcache(m, folio) and not folio_mapcount(m, folio):
-        from foliosim.model.swap import folio_free_swap
-
-        folio_free_swap(m, folio)
+        swap.folio_free_swap(m, folio)
     folio_put(m, folio)
 
 
@@ -263,7 +261,7 @@ def copy_huge_pmd(m: Machine, dst: Vma, src: Vma, idx: int) -> None:
 
 
 def unmap_huge_pmd_locked(m: Machine, vma: Vma, folio: int) -> bool:
-    """unmap_huge_pmd_locked() -> __discard_anon_folio_pmd_locked(), mm/huge_memory.c: True if discarded."""
+    """unmap_huge_pmd_locked() -> __discard_anon_folio_pmd_locked(), mm/huge_memory.c, Linux 6.18: True if discarded."""
     mm = vma.mm
     mem = m.mem
     idx = int(mem.index[folio]) >> 9
@@ -276,7 +274,7 @@ def unmap_huge_pmd_locked(m: Machine, vma: Vma, folio: int) -> bool:
     if mem.refcount[folio] != folio_mapcount(m, folio) + 1:
         return False
     del mm.pmds[idx]
-    folio_remove_rmap_pmd(m, folio)
+    rmap.folio_remove_rmap_pmd(m, folio)
     mm.counters[MM_ANONPAGES] -= HPAGE_PMD_NR
     folio_put(m, folio)
     return True
@@ -291,7 +289,7 @@ def madvise_free_huge_pmd(m: Machine, vma: Vma, idx: int, start: int, end: int) 
     folio = pmd[1]
     if folio == m.huge_zero_pfn:
         return False
-    if folio_maybe_mapped_shared(m, folio):
+    if rmap.folio_maybe_mapped_shared(m, folio):
         return False
     mem = m.mem
     if end - start != HPAGE_PMD_NR:
@@ -301,9 +299,9 @@ def madvise_free_huge_pmd(m: Machine, vma: Vma, idx: int, start: int, end: int) 
         return False
     mem.flags[folio] &= ~PG_dirty
     pmd[0] &= ~(PTE_YOUNG | PTE_DIRTY)
-    folio_mark_lazyfree(m, folio)
+    lru.folio_mark_lazyfree(m, folio)
     if m.tracing:
-        m.trace("madvise_free_huge_pmd", f"THP {m.folio_name(folio)}: PMD cleaned, lazyfree")
+        m.trace("madvise_free_huge_pmd", f"THP {folio_name(m, folio)}: PMD cleaned, lazyfree")
     return True
 
 
@@ -311,12 +309,12 @@ def madvise_free_huge_pmd(m: Machine, vma: Vma, idx: int, start: int, end: int) 
 
 
 def split_folio(m: Machine, folio: int) -> bool:
-    """split_folio(): split to order 0; the caller holds a reference. True on success."""
+    """split_folio(), include/linux/huge_mm.h, Linux 6.18: split to order 0; the caller holds a reference. True on success."""
     return split_folio_to_list(m, folio, None)
 
 
 def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) -> bool:
-    """__folio_split() to order 0, mm/huge_memory.c, Linux 6.18.
+    """split_folio_to_list() -> __folio_split() to order 0, mm/huge_memory.c, Linux 6.18.
 
     Every mapping is first replaced by a migration entry (try_to_migrate), the
     folio is cut into order-0 folios that inherit its flags, then the entries
@@ -330,16 +328,16 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
     swapcache = folio_test_swapcache(m, folio)
     # can_split_folio(): only the mappings, the swap cache and the caller.
     if mem.refcount[folio] != folio_mapcount(m, folio) + (nr if swapcache else 0) + 1:
-        m.count_mthp_stat(order, "split_failed", 1)
+        count_mthp_stat(m, order, "split_failed", 1)
         if order == HPAGE_PMD_ORDER:
-            m.count_vm_events("thp_split_page_failed", 1)
+            count_vm_events(m, "thp_split_page_failed", 1)
         if m.tracing:
-            m.trace("__folio_split", f"folio {m.folio_name(folio)}: extra references, not split")
+            m.trace("__folio_split", f"folio {folio_name(m, folio)}: extra references, not split")
         return False
-    name = m.folio_name(folio) if m.tracing else ""
+    name = folio_name(m, folio) if m.tracing else ""
     # unmap_folio() -> try_to_migrate(TTU_SPLIT_HUGE_PMD): (vma, table, slot, page, bits, exclusive)
     entries: list[tuple[Vma, PageTable, int, int, int, bool]] = []
-    for vma, index in list(rmap_walk_anon(m, folio)):
+    for vma, index in list(rmap.rmap_walk_anon(m, folio)):
         mm = vma.mm
         idx = index >> 9
         pmd = mm.pmds.get(idx) if order == HPAGE_PMD_ORDER else None
@@ -348,17 +346,17 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
             # the folio is never partially mapped on the way.
             bits = pmd[0]
             del mm.pmds[idx]
-            m.count_vm_events("thp_split_pmd", 1)
+            count_vm_events(m, "thp_split_pmd", 1)
             t = mm.pgtables[idx] = PageTable()
             if bits & PTE_DIRTY:
                 mem.flags[folio] |= PG_dirty
             exclusive = bool(mem.flags[folio] & PG_anon_exclusive)
             mem.flags[folio] &= ~PG_anon_exclusive  # folio_try_share_anon_rmap_pmd()
             entries.extend((vma, t, i, folio + i, bits, exclusive) for i in range(HPAGE_PMD_NR))
-            folio_remove_rmap_pmd(m, folio)
+            rmap.folio_remove_rmap_pmd(m, folio)
             mem.refcount[folio] -= 1
             continue
-        for _vpn, t, i, page in list(page_vma_mapped_walk(m, folio, vma, index)):
+        for _vpn, t, i, page in list(rmap.page_vma_mapped_walk(m, folio, vma, index)):
             # try_to_migrate_one(): one PTE at a time.
             bits = t.bits[i]
             if bits & PTE_DIRTY:
@@ -366,19 +364,19 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
             entries.append((vma, t, i, page, bits, bool(mem.flags[page] & PG_anon_exclusive)))
             t.bits[i] = 0
             t.pfn[i] = 0
-            folio_remove_rmap_ptes(m, folio, page, 1)
+            rmap.folio_remove_rmap_ptes(m, folio, page, 1)
             mem.refcount[folio] -= 1
     # __split_unmapped_folio(): uniform split to order 0.
-    m.count_mthp_stat(order, "split", 1)
+    count_mthp_stat(m, order, "split", 1)
     if order == HPAGE_PMD_ORDER:
-        m.count_vm_events("thp_split_page", 1)
+        count_vm_events(m, "thp_split_page", 1)
     if mem.flags[folio] & PG_anon:
-        m.count_mthp_stat(order, "nr_anon", -1)
+        count_mthp_stat(m, order, "nr_anon", -1)
     if m.deferred_split.pop(folio, False):
-        m.count_mthp_stat(order, "nr_anon_partially_mapped", -1)
+        count_mthp_stat(m, order, "nr_anon_partially_mapped", -1)
     m.entire_mapcount.pop(folio, None)
     inherit = mem.flags[folio] & _SPLIT_INHERIT
-    swap = mem.swap[folio]
+    entry = mem.swap[folio]  # folio->swap
     anon_vma = mem.anon_vma[folio]
     index = mem.index[folio]
     caller_refs = mem.refcount[folio]  # the caller's (and the swap cache's, below)
@@ -390,7 +388,7 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         mem.index[page] = index + k
         refs = 1 if swapcache else 0
         if swapcache:
-            mem.swap[page] = swap + k
+            mem.swap[page] = entry + k
         if k == 0:
             refs = caller_refs - ((nr - 1) if swapcache else 0)
         elif folio_list is not None:
@@ -423,21 +421,36 @@ def split_folio_to_list(m: Machine, folio: int, folio_list: list[int] | None) ->
         if vma.flags & VM_LOCKED:
             # __folio_add_anon_rmap() -> mlock_vma_folio(): small folios mapped
             # into a VM_LOCKED VMA are mlocked (large ones are left to reclaim).
-            from foliosim.model.mlock import mlock_drain_local, mlock_folio
-
-            mlock_folio(m, page)
-            mlock_drain_local(m)  # remove_migration_pte()
+            mlock.mlock_folio(m, page)
+            mlock.mlock_drain_local(m)  # remove_migration_pte()
     # free_folio_and_swap_cache() of every new folio but the caller's.
     for page in range(folio + 1, folio + nr):
         if swapcache and not mem.mapcount[page]:
-            from foliosim.model.swap import folio_free_swap
-
-            folio_free_swap(m, page)
+            swap.folio_free_swap(m, page)
         if not mem.refcount[page]:
-            free_folio(m, page)
+            __folio_put(m, page)
     if m.tracing:
         m.trace("__folio_split", f"folio {name} (order {order}) split to order 0")
     return True
+
+
+def enabled_store(m: Machine, mode: str) -> None:
+    """enabled_store(), mm/huge_memory.c, Linux 6.18: write transparent_hugepage/enabled."""
+    m.thp_enabled = mode
+    m.thp_orders_cache.clear()
+
+
+def thpsize_enabled_store(m: Machine, order: int, mode: str) -> None:
+    """thpsize_enabled_store(), mm/huge_memory.c, Linux 6.18: hugepages-<N>kB/enabled."""
+    m.mthp_enabled[order] = mode
+    m.thp_orders_cache.clear()
+
+
+def can_split_folio(m: Machine, folio: int) -> bool:
+    """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
+    the mappings, the swap cache and the caller's."""
+    extra = folio_nr_pages(m, folio) if folio_test_swapcache(m, folio) else 0
+    return folio_mapcount(m, folio) == m.mem.refcount[folio] - extra - 1
 
 
 __all__ = [
@@ -445,10 +458,12 @@ __all__ = [
     "deferred_split_folio",
     "do_huge_pmd_anonymous_page",
     "do_huge_pmd_wp_page",
+    "enabled_store",
     "madvise_free_huge_pmd",
     "split_folio",
     "split_folio_to_list",
     "split_huge_pmd_locked",
     "thp_vma_allowable_orders",
+    "thpsize_enabled_store",
     "zap_huge_pmd",
 ]

@@ -2,133 +2,25 @@
 
 from __future__ import annotations
 
-from foliosim.model import cost
+from foliosim.model import mlock
+from foliosim.model.internal import folio_evictable
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
+from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
+from foliosim.model.page_flags import folio_clear, folio_set, folio_test_clear, folio_test_large
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
-    ZERO_PFN,
+    VM_LOCKED,
     PG_active,
     PG_anon,
-    PG_dirty,
     PG_lru,
-    PG_mlocked,
     PG_referenced,
     PG_swapbacked,
     PG_swapcache,
-    PG_tail,
     PG_unevictable,
     PG_workingset,
+    Vma,
 )
-
-
-def page_folio(m: Machine, pfn: int) -> int:
-    """page_folio(): the head pfn of the folio this page belongs to."""
-    flags = m.mem.flags
-    if not flags[pfn] & PG_tail:
-        return pfn
-    # A folio of order k starts at a multiple of 2^k (Memmap.alloc), and every
-    # page between its head and pfn is a tail: the first non-tail found by
-    # rounding down is the head.
-    k = 1
-    while True:
-        head = pfn & ~((1 << k) - 1)
-        if not flags[head] & PG_tail:
-            return head
-        k += 1
-
-
-def folio_nr_pages(m: Machine, folio: int) -> int:
-    return 1 << m.mem.order[folio]
-
-
-def folio_test_large(m: Machine, folio: int) -> bool:
-    return m.mem.order[folio] > 0
-
-
-def folio_test_lru(m: Machine, folio: int) -> bool:
-    return bool(m.mem.flags[folio] & PG_lru)
-
-
-def folio_test_swapbacked(m: Machine, folio: int) -> bool:
-    return bool(m.mem.flags[folio] & PG_swapbacked)
-
-
-def folio_test_swapcache(m: Machine, folio: int) -> bool:
-    f = int(m.mem.flags[folio])
-    return bool(f & PG_swapcache) and bool(f & PG_swapbacked)
-
-
-def folio_test_dirty(m: Machine, folio: int) -> bool:
-    return bool(m.mem.flags[folio] & PG_dirty)
-
-
-def folio_test_anon(m: Machine, folio: int) -> bool:
-    return bool(m.mem.flags[folio] & PG_anon)
-
-
-def folio_test_lazyfree(m: Machine, folio: int) -> bool:
-    """folio_test_lazyfree(): anon and not swap-backed (MADV_FREE'd or droppable)."""
-    return (int(m.mem.flags[folio]) & (PG_anon | PG_swapbacked)) == PG_anon
-
-
-def folio_evictable(m: Machine, folio: int) -> bool:
-    """folio_evictable(), include/linux/swap.h: not mlocked (anon folios have no mapping flag)."""
-    return not m.mem.flags[folio] & PG_mlocked
-
-
-def folio_set(m: Machine, folio: int, flag: int) -> None:
-    m.mem.flags[folio] |= flag
-
-
-def folio_clear(m: Machine, folio: int, flag: int) -> None:
-    m.mem.flags[folio] &= ~flag
-
-
-def folio_test_clear(m: Machine, folio: int, flag: int) -> bool:
-    old = int(m.mem.flags[folio])
-    m.mem.flags[folio] = old & ~flag
-    return bool(old & flag)
-
-
-def folio_get(m: Machine, folio: int, nr: int = 1) -> None:
-    """folio_get() / folio_ref_add()."""
-    cost.count("refcount_atomic")
-    if folio != ZERO_PFN:
-        m.mem.refcount[folio] += nr
-
-
-def folio_put_refs(m: Machine, folio: int, nr: int = 1) -> None:
-    """folio_put_refs(): drop `nr` references; the last one frees the folio (__folio_put)."""
-    if folio == ZERO_PFN:
-        return
-    cost.count("refcount_atomic")
-    mem = m.mem
-    mem.refcount[folio] -= nr
-    if mem.refcount[folio] == 0:
-        free_folio(m, folio)
-
-
-def folio_put(m: Machine, folio: int) -> None:
-    folio_put_refs(m, folio, 1)
-
-
-def free_folio(m: Machine, folio: int) -> None:
-    """__folio_put(): the last reference is gone; off the LRU, back to the buddy allocator."""
-    if m.tracing:
-        m.trace("__folio_put", f"folio {m.folio_name(folio)} freed")
-    nr = folio_nr_pages(m, folio)
-    if nr > 1:
-        order = m.mem.order[folio]
-        if m.mem.flags[folio] & PG_anon:
-            m.count_mthp_stat(order, "nr_anon", -1)
-        # folio_unqueue_deferred_split()
-        if m.deferred_split.pop(folio, False):
-            m.count_mthp_stat(order, "nr_anon_partially_mapped", -1)
-        m.entire_mapcount.pop(folio, None)
-    for page in range(folio, folio + nr):
-        m.mem.flags[page] = 0
-        m.mem.data[page] = 0
-    m.mem.order[folio] = 0
-
+from foliosim.model.vmstat import count_vm_events
 
 # --- per-CPU batches -------------------------------------------------------------
 
@@ -155,10 +47,10 @@ def lru_lazyfree(m: Machine, folio: int) -> None:
         # Lazyfree folios go to the file list so they are reclaimed before
         # swap-backed anon folios; clearing PG_swapbacked is what marks them.
         m.mem.flags[folio] = f & ~(PG_active | PG_referenced | PG_swapbacked)
-        m.count_vm_events("pglazyfree", nr)
+        count_vm_events(m, "pglazyfree", nr)
         if m.tracing:
             m.trace(
-                "lru_lazyfree", f"folio {m.folio_name(folio)} now lazyfree (swapbacked cleared)"
+                "lru_lazyfree", f"folio {folio_name(m, folio)} now lazyfree (swapbacked cleared)"
             )
 
 
@@ -167,7 +59,7 @@ def lru_deactivate(m: Machine, folio: int) -> None:
     f = int(m.mem.flags[folio])
     if not (f & PG_unevictable) and (f & PG_active):
         m.mem.flags[folio] = f & ~(PG_active | PG_referenced)
-        m.count_vm_events("pgdeactivate", folio_nr_pages(m, folio))
+        count_vm_events(m, "pgdeactivate", folio_nr_pages(m, folio))
 
 
 def lru_activate(m: Machine, folio: int) -> None:
@@ -176,7 +68,7 @@ def lru_activate(m: Machine, folio: int) -> None:
     if f & (PG_active | PG_unevictable):
         return
     m.mem.flags[folio] = f | PG_active
-    m.count_vm_events("pgactivate", folio_nr_pages(m, folio))
+    count_vm_events(m, "pgactivate", folio_nr_pages(m, folio))
 
 
 MOVE_FN = {
@@ -259,7 +151,7 @@ def folio_activate(m: Machine, folio: int) -> None:
 
 
 def __lru_cache_activate_folio(m: Machine, folio: int) -> None:
-    """__lru_cache_activate_folio(): mark active a folio still queued in lru_add."""
+    """__lru_cache_activate_folio(), mm/swap.c, Linux 6.18: mark active a folio still queued in lru_add."""
     if folio in m.fbatches["lru_add"]:
         folio_set(m, folio, PG_active)
 
@@ -283,15 +175,22 @@ def folio_mark_accessed(m: Machine, folio: int) -> None:
 
 def lru_add_drain(m: Machine) -> None:
     """lru_add_drain(), mm/swap.c, Linux 6.18: every batch of this CPU, then mlock's."""
-    from foliosim.model.mlock import mlock_drain_local
 
     # lru_add_drain_cpu() order: lru_add, (rotate, deactivate_file), deactivate,
     # lazyfree, then folio_activate_drain().
     for batch in ("lru_add", "lru_deactivate", "lru_lazyfree", "lru_activate"):
         folio_batch_move_lru(m, batch)
-    mlock_drain_local(m)
+    mlock.mlock_drain_local(m)
 
 
 def lru_add_drain_all(m: Machine) -> None:
-    """lru_add_drain_all(): every CPU's batches; the model has one CPU."""
+    """lru_add_drain_all(), mm/swap.c, Linux 6.18: every CPU's batches; the model has one CPU."""
     lru_add_drain(m)
+
+
+def folio_add_lru_vma(m: Machine, folio: int, vma: Vma) -> None:
+    """folio_add_lru_vma(), mm/swap.c, Linux 6.18: mlocked VMAs go via the mlock batch."""
+    if vma.flags & VM_LOCKED:
+        mlock.mlock_new_folio(m, folio)
+    else:
+        folio_add_lru(m, folio)

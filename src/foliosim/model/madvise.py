@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
+from foliosim.model import gup, huge_memory, lru, memory, mmap, rmap, swap, vmscan
 from foliosim.model.errors import SyscallError
-from foliosim.model.huge_memory import madvise_free_huge_pmd, split_folio
-from foliosim.model.lru import (
-    folio_deactivate,
-    folio_get,
-    folio_mark_lazyfree,
-    folio_nr_pages,
-    folio_put,
-    folio_test_lru,
-    folio_test_swapcache,
-    lru_add_drain,
-    page_folio,
-)
+from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
-from foliosim.model.memory import folio_pte_batch, zap_pte_range
-from foliosim.model.mmap import vma_modify_flags, vmas_in_range
-from foliosim.model.rmap import folio_mapcount, folio_maybe_mapped_shared
-from foliosim.model.swap import folio_free_swap, free_swap_and_cache_nr, read_swap_cache_async
+from foliosim.model.mm import folio_get, folio_mapcount, folio_nr_pages, folio_put
+from foliosim.model.page_flags import folio_test_lru, folio_test_swapcache, page_folio
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     MM_SWAPENTS,
     PTE_DIRTY,
@@ -41,11 +30,13 @@ from foliosim.model.types import (
     PG_workingset,
     Vma,
 )
-from foliosim.model.vmscan import folio_isolate_lru, folio_putback_lru, reclaim_pages
 
 
 def pmd_ranges(start: int, end: int):
-    """[start, end) cut at page-table (2M) boundaries, as walk_page_range visits them."""
+    """[start, end) cut at page-table (2M) boundaries, as walk_page_range() visits them.
+
+    walk_page_range() -> walk_pmd_range(), mm/pagewalk.c, Linux 6.18.
+    """
     while start < end:
         nxt = min(end, (start | 511) + 1)
         yield start, nxt
@@ -53,7 +44,7 @@ def pmd_ranges(start: int, end: int):
 
 
 def can_madv_lru_vma(vma: Vma) -> bool:
-    """can_madv_lru_vma(): COLD/PAGEOUT refuse locked VMAs."""
+    """can_madv_lru_vma(), mm/madvise.c, Linux 6.18: COLD/PAGEOUT refuse locked VMAs."""
     return not vma.flags & VM_LOCKED
 
 
@@ -65,8 +56,8 @@ def madvise_dontneed_free_valid_vma(vma: Vma) -> bool:
 _PG_LARGE = PG_head | PG_tail
 
 
-def _large_folio_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
-    """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch()."""
+def madvise_folio_pte_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[int, int, int]:
+    """(folio, nr, folio_nr) for the present page in slot i: madvise_folio_pte_batch(), mm/madvise.c, Linux 6.18."""
     folio = page_folio(m, page)
     folio_nr = folio_nr_pages(m, folio)
     if folio_nr == 1:
@@ -76,12 +67,12 @@ def _large_folio_batch(m: Machine, t, i: int, page: int, end_nr: int) -> tuple[i
 
 def _split_partial(m: Machine, folio: int) -> bool:
     """A large folio only partly in the range: split it unless maybe shared; True if split."""
-    if folio_maybe_mapped_shared(m, folio):
+    if rmap.folio_maybe_mapped_shared(m, folio):
         if m.tracing:
-            m.trace("madvise", f"folio {m.folio_name(folio)} partly covered and shared: skipped")
+            m.trace("madvise", f"folio {folio_name(m, folio)} partly covered and shared: skipped")
         return False
     folio_get(m, folio)
-    ok = split_folio(m, folio)
+    ok = huge_memory.split_folio(m, folio)
     folio_put(m, folio)
     return ok
 
@@ -90,7 +81,9 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     """madvise_free_pte_range(), mm/madvise.c, Linux 6.18."""
     mm = vma.mm
     idx = start >> 9
-    if idx in mm.pmds and (madvise_free_huge_pmd(m, vma, idx, start, end) or idx in mm.pmds):
+    if idx in mm.pmds and (
+        huge_memory.madvise_free_huge_pmd(m, vma, idx, start, end) or idx in mm.pmds
+    ):
         return
     t = mm.pgtables.get(idx)
     if t is None:
@@ -110,7 +103,7 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         if bits & PTE_SWAP:
             # The content is gone: drop the swap entry, the next access sees zeroes.
             nr_swap -= 1
-            free_swap_and_cache_nr(m, pfn_a[i], 1)
+            swap.free_swap_and_cache_nr(m, pfn_a[i], 1)
             bits_a[i] = 0
             pfn_a[i] = 0
             continue
@@ -120,7 +113,7 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         nr = 1
         if flags[folio] & _PG_LARGE:
             page = folio
-            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+            folio, nr, folio_nr = madvise_folio_pte_batch(m, t, i, page, end - vpn)
             skip = vpn + nr
             if nr < folio_nr:
                 if _split_partial(m, folio):
@@ -132,36 +125,39 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         if flags[folio] & (PG_swapcache | PG_dirty):
             if folio_mapcount(m, folio) != folio_nr_pages(m, folio):
                 continue  # shared: not ours to clean
-            if folio_test_swapcache(m, folio) and not folio_free_swap(m, folio):
+            if folio_test_swapcache(m, folio) and not swap.folio_free_swap(m, folio):
                 continue
             flags[folio] &= ~PG_dirty
         # clear_young_dirty_ptes() over the batch
         for j in range(i, i + nr):
             if bits_a[j] & (PTE_YOUNG | PTE_DIRTY):
                 bits_a[j] &= ~(PTE_YOUNG | PTE_DIRTY)
-        folio_mark_lazyfree(m, folio)
+        lru.folio_mark_lazyfree(m, folio)
         if m.tracing:
             m.trace(
                 "madvise_free_pte_range",
-                f"folio {m.folio_name(folio)}: PTE cleaned, queued for lazyfree",
+                f"folio {folio_name(m, folio)}: PTE cleaned, queued for lazyfree",
             )
     if nr_swap:
         mm.counters[MM_SWAPENTS] += nr_swap
 
 
+# The per-folio tail of madvise_cold_or_pageout_pte_range(), mm/madvise.c: clear
+# referenced (an active folio keeps PG_workingset), then deactivate (COLD) or
+# isolate for reclaim_pages() (PAGEOUT).
 def _cold_or_pageout_folio(m: Machine, folio: int, pageout: bool, folio_list: list[int]) -> None:
     mem = m.mem
     mem.flags[folio] &= ~PG_referenced
     if mem.flags[folio] & PG_active:
         mem.flags[folio] |= PG_workingset
     if pageout:
-        if folio_isolate_lru(m, folio):
+        if vmscan.folio_isolate_lru(m, folio):
             if mem.flags[folio] & PG_unevictable:
-                folio_putback_lru(m, folio)
+                vmscan.folio_putback_lru(m, folio)
             else:
                 folio_list.append(folio)
     else:
-        folio_deactivate(m, folio)
+        lru.folio_deactivate(m, folio)
 
 
 def madvise_cold_or_pageout_pte_range(
@@ -174,11 +170,11 @@ def madvise_cold_or_pageout_pte_range(
     pmd = mm.pmds.get(idx)
     if pmd is not None:
         folio = pmd[1]
-        if folio == m.huge_zero_pfn or folio_maybe_mapped_shared(m, folio):
+        if folio == m.huge_zero_pfn or rmap.folio_maybe_mapped_shared(m, folio):
             return
         if end - start != 512:
             folio_get(m, folio)
-            ok = split_folio(m, folio)
+            ok = huge_memory.split_folio(m, folio)
             folio_put(m, folio)
             if not ok:
                 return
@@ -187,7 +183,7 @@ def madvise_cold_or_pageout_pte_range(
                 pmd[0] &= ~PTE_YOUNG
             _cold_or_pageout_folio(m, folio, pageout, folio_list)
             if pageout:
-                reclaim_pages(m, folio_list)
+                vmscan.reclaim_pages(m, folio_list)
             return
     t = mm.pgtables.get(idx)
     if t is None:
@@ -202,7 +198,7 @@ def madvise_cold_or_pageout_pte_range(
             continue
         page = t.pfn[i]
         if mem.flags[page] & (PG_head | PG_tail):
-            folio, nr, folio_nr = _large_folio_batch(m, t, i, page, end - vpn)
+            folio, nr, folio_nr = madvise_folio_pte_batch(m, t, i, page, end - vpn)
         else:
             folio, nr, folio_nr = page, 1, 1
         if nr < folio_nr:
@@ -216,7 +212,7 @@ def madvise_cold_or_pageout_pte_range(
                 why = "not on an LRU" if not folio_test_lru(m, folio) else "mapped elsewhere too"
                 m.trace(
                     "madvise_cold_or_pageout_pte_range",
-                    f"folio {m.folio_name(folio)} skipped: {why}",
+                    f"folio {folio_name(m, folio)} skipped: {why}",
                 )
             vpn += nr
             continue
@@ -227,23 +223,14 @@ def madvise_cold_or_pageout_pte_range(
         _cold_or_pageout_folio(m, folio, pageout, folio_list)
         vpn += nr
     if pageout:
-        reclaim_pages(m, folio_list)
+        vmscan.reclaim_pages(m, folio_list)
 
 
 def madvise_free_single_vma(m: Machine, vma: Vma, start: int, end: int) -> None:
     """madvise_free_single_vma(), mm/madvise.c, Linux 6.18."""
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
     for s, e in pmd_ranges(start, end):
         madvise_free_pte_range(m, vma, s, e)
-
-
-def zap_page_range_single(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """zap_page_range_single_batched(), mm/memory.c, Linux 6.18 (MADV_DONTNEED).
-
-    No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a
-    pending lazyfree batch alone (fuzz seed 11).
-    """
-    zap_pte_range(m, vma, start, end)
 
 
 def madvise_willneed(m: Machine, vma: Vma, start: int, end: int) -> None:
@@ -254,9 +241,9 @@ def madvise_willneed(m: Machine, vma: Vma, start: int, end: int) -> None:
             continue
         i = vpn & 511
         if int(t.bits[i]) & PTE_SWAP:
-            folio = read_swap_cache_async(m, int(t.pfn[i]))
+            folio = swap.read_swap_cache_async(m, int(t.pfn[i]))
             folio_put(m, folio)
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
 
 
 def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str) -> None:
@@ -267,19 +254,19 @@ def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str
         if advice == "free":
             madvise_free_single_vma(m, vma, start, end)
         else:
-            zap_page_range_single(m, vma, start, end)
+            memory.zap_page_range_single_batched(m, vma, start, end)
     elif advice in ("cold", "pageout"):
         if not can_madv_lru_vma(vma):
             raise SyscallError("EINVAL")
-        lru_add_drain(m)
+        lru.lru_add_drain(m)
         for s, e in pmd_ranges(start, end):
             madvise_cold_or_pageout_pte_range(m, vma, s, e, pageout=advice == "pageout")
     elif advice == "willneed":
         madvise_willneed(m, vma, start, end)
     elif advice == "hugepage":
-        vma_modify_flags(m, vma, start, end, set_=VM_HUGEPAGE, clear=VM_NOHUGEPAGE)
+        mmap.vma_modify_flags(m, vma, start, end, set_=VM_HUGEPAGE, clear=VM_NOHUGEPAGE)
     elif advice == "nohugepage":
-        vma_modify_flags(m, vma, start, end, set_=VM_NOHUGEPAGE, clear=VM_HUGEPAGE)
+        mmap.vma_modify_flags(m, vma, start, end, set_=VM_NOHUGEPAGE, clear=VM_HUGEPAGE)
     else:
         raise ValueError(advice)
 
@@ -287,9 +274,7 @@ def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str
 def do_madvise(m: Machine, mm: Mm, start: int, end: int, advice: str) -> None:
     """do_madvise(), mm/madvise.c, Linux 6.18: raises SyscallError on failure."""
     if advice in ("populate_read", "populate_write"):
-        from foliosim.model.gup import faultin_page_range
-
-        faultin_page_range(m, mm, start, end, write=advice == "populate_write")
+        gup.faultin_page_range(m, mm, start, end, write=advice == "populate_write")
         return
-    for vma in vmas_in_range(mm, start, end):
+    for vma in mmap.vmas_in_range(mm, start, end):
         madvise_vma_behavior(m, vma, max(start, vma.start), min(end, vma.end), advice)

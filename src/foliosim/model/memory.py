@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-from array import array
-
-from foliosim.model import cost
-from foliosim.model.errors import InvariantError
-from foliosim.model.huge_memory import (
-    __split_huge_pmd,
-    do_huge_pmd_anonymous_page,
-    do_huge_pmd_wp_page,
-    thp_vma_allowable_orders,
-    thp_vma_suitable_order,
-    zap_huge_pmd,
-)
-from foliosim.model.lru import (
-    folio_add_lru,
+from foliosim.model import huge_memory, lru, mlock, page_alloc, rmap, swap
+from foliosim.model.internal import folio_pte_batch
+from foliosim.model.machine import Machine
+from foliosim.model.mm import (
     folio_get,
+    folio_mapcount,
+    folio_mapped,
     folio_nr_pages,
     folio_put,
     folio_put_refs,
-    folio_test_lru,
-    folio_test_swapcache,
-    lru_add_drain,
-    page_folio,
 )
-from foliosim.model.machine import Machine
-from foliosim.model.mlock import mlock_new_folio, munlock_vma_folio
-from foliosim.model.rmap import (
-    anon_vma_prepare,
-    folio_add_anon_rmap_ptes,
-    folio_add_new_anon_rmap,
-    folio_mapcount,
-    folio_mapped,
-    folio_maybe_mapped_shared,
-    folio_move_anon_rmap,
-    folio_remove_rmap_ptes,
-)
-from foliosim.model.swap import (
-    __swap_count,
-    folio_free_swap,
-    free_swap_and_cache_nr,
-    swap_cache_get_folio,
-    swap_free_nr,
-    swap_read_folio,
-    swap_vma_readahead,
-    vm_swap_full,
-    workingset_refault,
-)
+from foliosim.model.page_flags import folio_test_lru, folio_test_swapcache, page_folio
+from foliosim.model.trace import folio_name, vpn_name
 from foliosim.model.types import (
     HPAGE_PMD_ORDER,
     MM_ANONPAGES,
@@ -60,7 +27,6 @@ from foliosim.model.types import (
     PTE_SWP_EXCLUSIVE,
     PTE_WRITE,
     PTE_YOUNG,
-    PTRS_PER_PTE,
     VM_HUGEPAGE,
     VM_LOCKED,
     VM_NOHUGEPAGE,
@@ -73,6 +39,7 @@ from foliosim.model.types import (
     PG_swapbacked,
     Vma,
 )
+from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
 _VM_THP_FLAGS = VM_HUGEPAGE | VM_NOHUGEPAGE
 
@@ -90,17 +57,9 @@ class VmFault:
         self.i = vpn & 511
 
 
-def folio_add_lru_vma(m: Machine, folio: int, vma: Vma) -> None:
-    """folio_add_lru_vma(), mm/swap.c, Linux 6.18: mlocked VMAs go via the mlock batch."""
-    if vma.flags & VM_LOCKED:
-        mlock_new_folio(m, folio)
-    else:
-        folio_add_lru(m, folio)
-
-
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
     """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18."""
-    m.count_vm_events("pgfault", 1)
+    count_vm_events(m, "pgfault", 1)
     mm = vma.mm
     idx = vpn >> 9
     t = mm.pgtables.get(idx)
@@ -108,14 +67,14 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
         pmd = mm.pmds.get(idx)
         if pmd is None:
             # pmd_none(): a PMD-sized THP if the policy and the VMA allow one here.
-            if HPAGE_PMD_ORDER in thp_vma_allowable_orders(m, vma) and thp_vma_suitable_order(
-                vma, vpn, HPAGE_PMD_ORDER
-            ):
-                anon_vma_prepare(m, vma)
-                if do_huge_pmd_anonymous_page(m, vma, vpn, write):
+            if HPAGE_PMD_ORDER in huge_memory.thp_vma_allowable_orders(
+                m, vma
+            ) and huge_memory.thp_vma_suitable_order(vma, vpn, HPAGE_PMD_ORDER):
+                rmap.anon_vma_prepare(m, vma)
+                if huge_memory.do_huge_pmd_anonymous_page(m, vma, vpn, write):
                     return
         elif write and not pmd[0] & PTE_WRITE:
-            if do_huge_pmd_wp_page(m, vma, vpn):
+            if huge_memory.do_huge_pmd_wp_page(m, vma, vpn):
                 return
             # The PMD was split: handle the fault on its PTE.
         else:
@@ -135,7 +94,7 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
 
 
 def pte_range_none(t: PageTable, i: int, nr: int) -> bool:
-    """pte_range_none(): every one of nr PTEs from slot i is none."""
+    """pte_range_none(), mm/memory.c, Linux 6.18: every one of nr PTEs from slot i is none."""
     bits = t.bits
     return not any(bits[j] for j in range(i, i + nr))
 
@@ -143,16 +102,16 @@ def pte_range_none(t: PageTable, i: int, nr: int) -> bool:
 def alloc_anon_folio(m: Machine, vmf: VmFault) -> int:
     """alloc_anon_folio(), mm/memory.c, Linux 6.18: a zeroed folio of the highest usable order."""
     vma, vpn = vmf.vma, vmf.vpn
-    for order in thp_vma_allowable_orders(m, vma):
-        if order >= HPAGE_PMD_ORDER or not thp_vma_suitable_order(vma, vpn, order):
+    for order in huge_memory.thp_vma_allowable_orders(m, vma):
+        if order >= HPAGE_PMD_ORDER or not huge_memory.thp_vma_suitable_order(vma, vpn, order):
             continue
         nr = 1 << order
         # Every PTE of the aligned block must still be none (zero-page PTEs count).
         if pte_range_none(vmf.t, vmf.i & ~(nr - 1), nr):
             # Model: allocations never fail (no anon_fault_fallback).
-            m.count_mthp_stat(order, "anon_fault_alloc", 1)
-            return m.folio_alloc(order)
-    return m.folio_alloc(0)
+            count_mthp_stat(m, order, "anon_fault_alloc", 1)
+            return page_alloc.folio_alloc(m, order)
+    return page_alloc.folio_alloc(m, 0)
 
 
 def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
@@ -165,11 +124,11 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
         if m.tracing:
             m.trace(
                 "do_anonymous_page",
-                f"read fault on {m.vpn_name(vma.mm, vmf.vpn)}: zero page mapped",
+                f"read fault on {vpn_name(vma.mm, vmf.vpn)}: zero page mapped",
             )
         return
     if m.thp_orders_cache.get(vma.flags & _VM_THP_FLAGS) == ():
-        folio = m.folio_alloc(0)  # no large order allowed here (the common case)
+        folio = page_alloc.folio_alloc(m, 0)  # no large order allowed here (the common case)
         order = 0
     else:
         folio = alloc_anon_folio(m, vmf)
@@ -182,23 +141,23 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
         i = vmf.i & ~(nr - 1)
         m.mem.refcount[folio] += nr - 1  # one reference per PTE
         vma.mm.counters[MM_ANONPAGES] += nr
-        folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1))
-        folio_add_lru_vma(m, folio, vma)
+        rmap.folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1))
+        lru.folio_add_lru_vma(m, folio, vma)
         for k in range(nr):  # set_ptes()
             t.bits[i + k] = entry
             t.pfn[i + k] = folio + k
         if m.tracing:
             m.trace(
-                "do_anonymous_page", f"write fault: new order-{order} folio {m.folio_name(folio)}"
+                "do_anonymous_page", f"write fault: new order-{order} folio {folio_name(m, folio)}"
             )
         return
     vma.mm.counters[MM_ANONPAGES] += 1
-    folio_add_new_anon_rmap(m, folio, vma, vmf.vpn)
-    folio_add_lru_vma(m, folio, vma)
+    rmap.folio_add_new_anon_rmap(m, folio, vma, vmf.vpn)
+    lru.folio_add_lru_vma(m, folio, vma)
     t.bits[i] = entry
     t.pfn[i] = folio
     if m.tracing:
-        m.trace("do_anonymous_page", f"write fault: new order-0 folio {m.folio_name(folio)}")
+        m.trace("do_anonymous_page", f"write fault: new order-0 folio {folio_name(m, folio)}")
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
@@ -207,24 +166,24 @@ def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
     if mem.order[folio]:
         # __wp_can_reuse_large_anon_folio() (CONFIG_MM_ID): every reference is a
         # mapping, and only this mm maps it.
-        if folio_maybe_mapped_shared(m, folio):
+        if rmap.folio_maybe_mapped_shared(m, folio):
             return False
         if folio_mapcount(m, folio) != mem.refcount[folio]:
             return False
-        folio_move_anon_rmap(m, folio, vma)
+        rmap.folio_move_anon_rmap(m, folio, vma)
         return True
     if int(mem.refcount[folio]) > 3:
         return False
     if not folio_test_lru(m, folio):
         # References from LRU batches cannot be told apart: drain them.
-        lru_add_drain(m)
+        lru.lru_add_drain(m)
     if int(mem.refcount[folio]) > 1 + int(folio_test_swapcache(m, folio)):
         return False
     if folio_test_swapcache(m, folio):
-        folio_free_swap(m, folio)
+        swap.folio_free_swap(m, folio)
     if int(mem.refcount[folio]) != 1:
         return False
-    folio_move_anon_rmap(m, folio, vma)
+    rmap.folio_move_anon_rmap(m, folio, vma)
     return True
 
 
@@ -232,33 +191,33 @@ def wp_page_reuse(m: Machine, vmf: VmFault) -> None:
     """wp_page_reuse(), mm/memory.c, Linux 6.18."""
     t, i = vmf.t, vmf.i
     t.bits[i] = int(t.bits[i]) | PTE_YOUNG | PTE_DIRTY | PTE_WRITE
-    m.count_vm_events("pgreuse", 1)
+    count_vm_events(m, "pgreuse", 1)
 
 
 def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
     """wp_page_copy(), mm/memory.c, Linux 6.18: a new exclusive order-0 copy."""
     vma, t, i = vmf.vma, vmf.t, vmf.i
-    new = m.folio_alloc(0)
+    new = page_alloc.folio_alloc(m, 0)
     if old == ZERO_PFN:
         vma.mm.counters[MM_ANONPAGES] += 1
     else:
         m.mem.data[new] = m.mem.data[old]
     entry = PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | (PTE_WRITE if vma.flags & VM_WRITE else 0)
     entry |= int(t.bits[i]) & PTE_SOFT_DIRTY
-    folio_add_new_anon_rmap(m, new, vma, vmf.vpn)
-    folio_add_lru_vma(m, new, vma)
+    rmap.folio_add_new_anon_rmap(m, new, vma, vmf.vpn)
+    lru.folio_add_lru_vma(m, new, vma)
     t.bits[i] = entry
     t.pfn[i] = new
     if m.tracing:
-        what = "zero page" if old == ZERO_PFN else f"shared folio {m.folio_name(old)}"
+        what = "zero page" if old == ZERO_PFN else f"shared folio {folio_name(m, old)}"
         m.trace("wp_page_copy", f"write to {what}: copied to a new folio")
     if old != ZERO_PFN:
         oldf = page_folio(m, old)
-        folio_remove_rmap_ptes(m, oldf, old, 1)
-        munlock_vma_folio(m, oldf, vma)
+        rmap.folio_remove_rmap_ptes(m, oldf, old, 1)
+        mlock.munlock_vma_folio(m, oldf, vma)
         # free_swap_cache(): an unmapped swap-cache folio may leave the cache now.
         if folio_test_swapcache(m, oldf) and not folio_mapped(m, oldf):
-            folio_free_swap(m, oldf)
+            swap.folio_free_swap(m, oldf)
         folio_put(m, oldf)
 
 
@@ -276,7 +235,7 @@ def do_wp_page(m: Machine, vmf: VmFault) -> None:
     ):
         mem.flags[pfn] |= PG_anon_exclusive
         if m.tracing:
-            m.trace("do_wp_page", f"folio {m.folio_name(folio)} exclusive: reused")
+            m.trace("do_wp_page", f"folio {folio_name(m, folio)} exclusive: reused")
         wp_page_reuse(m, vmf)
         return
     wp_page_copy(m, vmf, pfn)
@@ -286,7 +245,7 @@ def should_try_to_free_swap(m: Machine, folio: int, vma: Vma, write: bool) -> bo
     """should_try_to_free_swap(), mm/memory.c, Linux 6.18."""
     if not folio_test_swapcache(m, folio):
         return False
-    if vm_swap_full(m) or vma.flags & VM_LOCKED or m.mem.flags[folio] & PG_mlocked:
+    if swap.vm_swap_full(m) or vma.flags & VM_LOCKED or m.mem.flags[folio] & PG_mlocked:
         return True
     return write and int(m.mem.refcount[folio]) == 1 + folio_nr_pages(m, folio)
 
@@ -296,14 +255,14 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
     vma, t, i = vmf.vma, vmf.t, vmf.i
     orig = int(t.bits[i])
     offset = int(t.pfn[i])
-    swapcache = swap_cache_get_folio(m, offset, vma, vmf.vpn)
+    swapcache = swap.swap_cache_get_folio(m, offset, vma, vmf.vpn)
     mem = m.mem
     if swapcache >= 0:
         folio = swapcache
         folio_get(m, folio)
         if m.tracing:
             m.trace("do_swap_page", f"slot {offset}: swap cache hit")
-    elif m.profile.has("swapin_bypass_swapcache") and __swap_count(m, offset) == 1:
+    elif m.profile.has("swapin_bypass_swapcache") and swap.__swap_count(m, offset) == 1:
         # SWP_SYNCHRONOUS_IO (zram) and one user: read around the swap cache.
         folio = alloc_swap_folio(m, vmf, offset)
         nr = folio_nr_pages(m, folio)
@@ -313,20 +272,20 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
             offset = int(t.pfn[i])
         mem.flags[folio] |= PG_swapbacked
         if m.swap.shadow[offset]:
-            workingset_refault(m, folio)
+            swap.workingset_refault(m, folio)
         mem.swap[folio] = offset  # folio->swap, for swap_read_folio()
-        folio_add_lru(m, folio)
-        swap_read_folio(m, folio, offset)
+        lru.folio_add_lru(m, folio)
+        swap.swap_read_folio(m, folio, offset)
         mem.swap[folio] = -1
-        m.count_vm_events("pgmajfault", 1)
+        count_vm_events(m, "pgmajfault", 1)
         if m.tracing:
             m.trace(
                 "do_swap_page", f"slot {offset}: read into a new folio, bypassing the swap cache"
             )
     else:
         # swapin_readahead(): VMA-based readahead (zram is not rotational).
-        folio = swapcache = swap_vma_readahead(m, vma, vmf.vpn, offset)
-        m.count_vm_events("pgmajfault", 1)
+        folio = swapcache = swap.swap_vma_readahead(m, vma, vmf.vpn, offset)
+        count_vm_events(m, "pgmajfault", 1)
     exclusive = bool(orig & PTE_SWP_EXCLUSIVE)
     page = folio
     nr = 1
@@ -336,9 +295,9 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
     elif mem.order[folio]:
         # Model: a large swap-cache folio maps only the faulting page.
         page = folio + (offset - mem.swap[folio])
-    swap_free_nr(m, offset, nr)
+    swap.swap_free_nr(m, offset, nr)
     if should_try_to_free_swap(m, folio, vma, vmf.write):
-        folio_free_swap(m, folio)
+        swap.folio_free_swap(m, folio)
     vma.mm.counters[MM_ANONPAGES] += nr
     vma.mm.counters[MM_SWAPENTS] -= nr
     pte = PTE_PRESENT | PTE_YOUNG | (orig & PTE_SOFT_DIRTY)
@@ -351,16 +310,16 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
             write = False
     if nr > 1:
         mem.refcount[folio] += nr - 1
-        folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1), exclusive=rmap_exclusive)
+        rmap.folio_add_new_anon_rmap(m, folio, vma, vmf.vpn & ~(nr - 1), exclusive=rmap_exclusive)
         i = vmf.i & ~(nr - 1)
         for k in range(nr):  # set_ptes()
             t.bits[i + k] = pte
             t.pfn[i + k] = folio + k
         return
     if not mem.flags[folio] & PG_anon:
-        folio_add_new_anon_rmap(m, folio, vma, vmf.vpn, exclusive=rmap_exclusive)
+        rmap.folio_add_new_anon_rmap(m, folio, vma, vmf.vpn, exclusive=rmap_exclusive)
     else:
-        folio_add_anon_rmap_ptes(m, folio, page, 1, vma, rmap_exclusive)
+        rmap.folio_add_anon_rmap_ptes(m, folio, page, 1, vma, rmap_exclusive)
     t.bits[i] = pte
     t.pfn[i] = page
     if write:
@@ -387,8 +346,8 @@ def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:
 def alloc_swap_folio(m: Machine, vmf: VmFault, offset: int) -> int:
     """alloc_swap_folio(), mm/memory.c, Linux 6.18: the largest order whose block is all swapped."""
     vma, vpn = vmf.vma, vmf.vpn
-    for order in thp_vma_allowable_orders(m, vma):
-        if order >= HPAGE_PMD_ORDER or not thp_vma_suitable_order(vma, vpn, order):
+    for order in huge_memory.thp_vma_allowable_orders(m, vma):
+        if order >= HPAGE_PMD_ORDER or not huge_memory.thp_vma_suitable_order(vma, vpn, order):
             continue
         nr = 1 << order
         # thp_swap_suitable_orders(): the swap offset is aligned as the address is.
@@ -396,76 +355,8 @@ def alloc_swap_folio(m: Machine, vmf: VmFault, offset: int) -> int:
             continue
         if can_swapin_thp(m, vmf.t, vmf.i & ~(nr - 1), nr):
             # Model: allocations never fail (no swpin_fallback).
-            return m.folio_alloc(order)
-    return m.folio_alloc(0)
-
-
-# fpb_t flags of folio_pte_batch_flags(), mm/internal.h, Linux 6.18: which PTE
-# bits must match the first entry's for the batch to go on.
-FPB_RESPECT_DIRTY = 1 << 0
-FPB_RESPECT_SOFT_DIRTY = 1 << 1
-FPB_RESPECT_WRITE = 1 << 2
-
-_FPB_BITS = (
-    (FPB_RESPECT_DIRTY, PTE_DIRTY),
-    (FPB_RESPECT_SOFT_DIRTY, PTE_SOFT_DIRTY),
-    (FPB_RESPECT_WRITE, PTE_WRITE),
-)
-
-
-def folio_pte_batch(t: PageTable, i: int, pfn: int, folio: int, folio_nr: int, max_nr: int) -> int:
-    """folio_pte_batch(): PTEs from slot i mapping consecutive pages of the folio.
-
-    mm/internal.h, Linux 6.18, without FPB flags: dirty, young, write and
-    soft-dirty differences do not end a batch; at most max_nr entries.
-    """
-    return folio_pte_batch_flags(t, i, pfn, folio, folio_nr, max_nr, 0)
-
-
-def folio_pte_batch_flags(
-    t: PageTable, i: int, pfn: int, folio: int, folio_nr: int, max_nr: int, flags: int
-) -> int:
-    """folio_pte_batch_flags(): as folio_pte_batch(), the FPB_RESPECT_* bits ending a batch too.
-
-    mm/internal.h, Linux 6.18.  Young differences never end a batch.  The
-    caller bounds max_nr by its page table (and VMA): a batch past the page
-    table's last entry is a model fault, as it is an out-of-bounds read in Linux.
-    """
-    if i + min(max_nr, folio + folio_nr - pfn) > PTRS_PER_PTE:
-        raise InvariantError(
-            f"folio_pte_batch: {max_nr} PTEs from slot {i} read past the page table's "
-            f"{PTRS_PER_PTE} entries (the caller must bound max_nr by the page table)"
-        )
-    end = min(max_nr, folio + folio_nr - pfn)
-    bits, pfns = t.bits, t.pfn
-    # Fast path: identical entries (the usual case) mapping consecutive pages.
-    first = bits[i]
-    if (
-        first & PTE_PRESENT
-        and not first & PTE_SPECIAL
-        and bits[i : i + end].count(first) == end
-        and pfns[i : i + end] == array("i", range(pfn, pfn + end))
-    ):
-        cost.count("ptep_get", end - 1)  # the caller read the first
-        return end
-    respect = 0
-    for flag, bit in _FPB_BITS:
-        if flags & flag:
-            respect |= bit
-    want = first & respect
-    nr = 1
-    while nr < end:
-        b = bits[i + nr]
-        if (
-            not b & PTE_PRESENT
-            or b & PTE_SPECIAL
-            or pfns[i + nr] != pfn + nr
-            or b & respect != want
-        ):
-            break
-        nr += 1
-    cost.count("ptep_get", nr - 1 + (nr < end))  # up to the entry that ended it
-    return nr
+            return page_alloc.folio_alloc(m, order)
+    return page_alloc.folio_alloc(m, 0)
 
 
 def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
@@ -478,10 +369,10 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         idx = vpn >> 9
         if idx in mm.pmds:
             if next_pmd - vpn == 512:
-                zap_huge_pmd(m, vma, idx)
+                huge_memory.zap_huge_pmd(m, vma, idx)
                 vpn = next_pmd
                 continue
-            __split_huge_pmd(m, vma, idx)
+            huge_memory.__split_huge_pmd(m, vma, idx)
         t = mm.pgtables.get(idx)
         if t is None:
             vpn = next_pmd
@@ -495,7 +386,7 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
                 continue
             nr = 1
             if bits & PTE_SWAP:
-                free_swap_and_cache_nr(m, pfn_a[i], 1)
+                swap.free_swap_and_cache_nr(m, pfn_a[i], 1)
                 mm.counters[MM_SWAPENTS] -= 1
             elif not bits & PTE_SPECIAL:
                 page = pfn_a[i]
@@ -509,8 +400,8 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
                         bits_a[i + k] = 0
                         pfn_a[i + k] = 0
                 mm.counters[MM_ANONPAGES] -= nr
-                folio_remove_rmap_ptes(m, folio, page, nr)
-                munlock_vma_folio(m, folio, vma)
+                rmap.folio_remove_rmap_ptes(m, folio, page, nr)
+                mlock.munlock_vma_folio(m, folio, vma)
                 to_free.append((folio, nr))
             bits_a[i] = 0
             pfn_a[i] = 0
@@ -518,5 +409,14 @@ def zap_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     # tlb_finish_mmu() -> free_pages_and_swap_cache(): drop unmapped folios' swap cache.
     for folio, nr in to_free:
         if folio_test_swapcache(m, folio) and not folio_mapped(m, folio):
-            folio_free_swap(m, folio)
+            swap.folio_free_swap(m, folio)
         folio_put_refs(m, folio, nr)
+
+
+def zap_page_range_single_batched(m: Machine, vma: Vma, start: int, end: int) -> None:
+    """zap_page_range_single_batched(), mm/memory.c, Linux 6.18 (MADV_DONTNEED).
+
+    No lru_add_drain() first: on the live kernel a MADV_DONTNEED leaves a
+    pending lazyfree batch alone (fuzz seed 11).
+    """
+    zap_pte_range(m, vma, start, end)

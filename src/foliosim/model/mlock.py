@@ -2,60 +2,65 @@
 
 from __future__ import annotations
 
-from foliosim.model.lru import (
+from foliosim.model import gup, lru, mmap
+from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
+from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
+from foliosim.model.page_flags import (
     folio_clear,
-    folio_get,
-    folio_nr_pages,
-    folio_put,
     folio_set,
     folio_test_clear,
     folio_test_large,
+    page_folio,
 )
-from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.types import (
     PTE_PRESENT,
     PTE_SPECIAL,
     VM_DROPPABLE,
     VM_LOCKED,
+    Mm,
     PG_active,
     PG_lru,
     PG_mlocked,
     PG_unevictable,
     Vma,
 )
+from foliosim.model.vmstat import count_vm_events
 
 MLOCK, MLOCK_NEW, MUNLOCK = 0, 1, 2
 
 
 def __mlock_folio(m: Machine, folio: int) -> None:
+    """__mlock_folio(), mm/mlock.c, Linux 6.18: the mlock batch moves a folio to the unevictable LRU."""
     if not folio_test_clear(m, folio, PG_lru):
         return  # nothing more we can do while it's off the LRU
     if not m.mem.flags[folio] & PG_unevictable and m.mem.flags[folio] & PG_mlocked:
         folio_clear(m, folio, PG_active)
         folio_set(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_lru)
 
 
 def __mlock_new_folio(m: Machine, folio: int) -> None:
+    """__mlock_new_folio(), mm/mlock.c, Linux 6.18: a new folio starts mlocked and unevictable."""
     if m.mem.flags[folio] & PG_mlocked:
         folio_set(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_culled", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_lru)
 
 
 def __munlock_folio(m: Machine, folio: int) -> None:
+    """__munlock_folio(), mm/mlock.c, Linux 6.18: the batch takes back one mlock of the folio."""
     nr = folio_nr_pages(m, folio)
     isolated = folio_test_clear(m, folio, PG_lru)
     # Model: mlock_count is 1 (one locked mapping): this munlock is the last.
     if folio_test_clear(m, folio, PG_mlocked):
         if isolated or not m.mem.flags[folio] & PG_unevictable:
-            m.count_vm_events("unevictable_pgs_munlocked", nr)
+            count_vm_events(m, "unevictable_pgs_munlocked", nr)
         else:
-            m.count_vm_events("unevictable_pgs_stranded", nr)
+            count_vm_events(m, "unevictable_pgs_stranded", nr)
     if isolated and m.mem.flags[folio] & PG_unevictable:
         folio_clear(m, folio, PG_unevictable)
-        m.count_vm_events("unevictable_pgs_rescued", nr)
+        count_vm_events(m, "unevictable_pgs_rescued", nr)
     if isolated:
         folio_set(m, folio, PG_lru)
 
@@ -80,6 +85,8 @@ def mlock_drain_local(m: Machine) -> None:
         mlock_folio_batch(m)
 
 
+# mlock_folio_batch's add: take a reference, queue (folio, op), drain when full,
+# for a large folio, or when forced (folio_batch_add() + mlock_folio_batch(), mm/mlock.c).
 def _mlock_batch_add(m: Machine, folio: int, op: int, force: bool = False) -> None:
     folio_get(m, folio)
     m.mlock_fbatch.append((folio, op))
@@ -90,7 +97,7 @@ def _mlock_batch_add(m: Machine, folio: int, op: int, force: bool = False) -> No
 def mlock_folio(m: Machine, folio: int) -> None:
     """mlock_folio(), mm/mlock.c, Linux 6.18."""
     if not m.mem.flags[folio] & PG_mlocked:  # folio_test_set_mlocked()
-        m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+        count_vm_events(m, "unevictable_pgs_mlocked", folio_nr_pages(m, folio))
     folio_set(m, folio, PG_mlocked)
     _mlock_batch_add(m, folio, MLOCK)
 
@@ -98,7 +105,7 @@ def mlock_folio(m: Machine, folio: int) -> None:
 def mlock_new_folio(m: Machine, folio: int) -> None:
     """mlock_new_folio(), mm/mlock.c, Linux 6.18: a new folio faulted into a VM_LOCKED VMA."""
     folio_set(m, folio, PG_mlocked)
-    m.count_vm_events("unevictable_pgs_mlocked", folio_nr_pages(m, folio))
+    count_vm_events(m, "unevictable_pgs_mlocked", folio_nr_pages(m, folio))
     _mlock_batch_add(m, folio, MLOCK_NEW)
 
 
@@ -119,12 +126,10 @@ def munlock_vma_folio(m: Machine, folio: int, vma: Vma) -> None:
 
 def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: int) -> None:
     """mlock_vma_pages_range(), mm/mlock.c, Linux 6.18: set flags, then (un)mlock present folios."""
-    from foliosim.model.lru import lru_add_drain
 
     vma.flags = newflags
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
     # mlock_pte_range(): every present normal folio of the range.
-    from foliosim.model.lru import page_folio
 
     skip = start
     for vpn in range(start, end):
@@ -158,9 +163,35 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
             mlock_folio(m, folio)
         else:
             munlock_folio(m, folio)
-    lru_add_drain(m)
+    lru.lru_add_drain(m)
 
 
 def vma_is_mlockable(vma: Vma) -> bool:
-    """Whether mlock_fixup() may set VM_LOCKED: not on VM_DROPPABLE VMAs (Linux 6.11+)."""
+    """Whether mlock_fixup(), mm/mlock.c, Linux 6.18, may set VM_LOCKED: not on VM_DROPPABLE VMAs (6.11+)."""
     return not vma.flags & VM_DROPPABLE
+
+
+def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
+    """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
+    for vma in mmap.vmas_in_range(mm, start, end):
+        if not vma_is_mlockable(vma):
+            continue  # mlock_fixup(): VM_DROPPABLE never gets VM_LOCKED
+        newflags = (vma.flags & ~VM_LOCKED) | flags
+        if newflags == vma.flags:
+            continue
+        s, e = max(start, vma.start), min(end, vma.end)
+        mlock_vma_pages_range(m, mmap.vma_split_range(m, vma, s, e), s, e, newflags)
+
+
+def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """do_mlock(), mm/mlock.c, Linux 6.18: the mlock(2) entry point; lock, then populate."""
+    lru.lru_add_drain_all(m)  # flush the folio batches of every CPU
+    apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
+    # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+    for vma in mmap.vmas_in_range(mm, start, end):
+        gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+
+
+def sys_munlock(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """SYSCALL_DEFINE2(munlock), mm/mlock.c, Linux 6.18: the munlock(2) entry point."""
+    apply_vma_lock_flags(m, mm, start, end, 0)

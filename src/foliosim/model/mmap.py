@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from foliosim.model import memory
 from foliosim.model.machine import Machine
-from foliosim.model.memory import zap_pte_range
 from foliosim.model.types import (
     PTRS_PER_PTE,
     VM_DROPPABLE,
@@ -20,7 +20,7 @@ SLOT_BASE = 0x3F800
 
 
 def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: int) -> Mapping:
-    """do_mmap() of a private (or droppable) anonymous mapping in its own 2M slot."""
+    """do_mmap(), mm/mmap.c, Linux 6.18, of a private (or droppable) anonymous mapping in its own 2M slot."""
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
@@ -47,7 +47,7 @@ def vmas_in_range(mm: Mm, start: int, end: int) -> list[Vma]:
 
 
 def __split_vma(m: Machine, vma: Vma, at: int) -> Vma:
-    """__split_vma(): cut the VMA at `at`; returns the new upper part."""
+    """__split_vma(), mm/vma.c, Linux 6.18: cut the VMA at `at`; returns the new upper part."""
     new = Vma(
         vma.mm,
         at,
@@ -75,7 +75,7 @@ def vma_split_range(m: Machine, vma: Vma, start: int, end: int) -> Vma:
 
 
 def vma_modify_flags(m: Machine, vma: Vma, start: int, end: int, set_: int, clear: int) -> Vma:
-    """vma_modify_flags(): split off [start, end) and change its flags (no merge in the model)."""
+    """vma_modify_flags(), mm/vma.c, Linux 6.18: split off [start, end) and change its flags (no merge in the model)."""
     if (vma.flags | set_) & ~clear == vma.flags:
         return vma
     vma = vma_split_range(m, vma, start, end)
@@ -84,14 +84,17 @@ def vma_modify_flags(m: Machine, vma: Vma, start: int, end: int, set_: int, clea
 
 
 def unlink_vma(m: Machine, vma: Vma) -> None:
-    """unlink_anon_vmas() and removal from the mm's VMA tree."""
+    """The VMA leaves its anon_vmas and the mm's VMA tree.
+
+    unlink_anon_vmas(), mm/rmap.c, and the VMA tree removal of vms_complete_munmap_vmas(), mm/vma.c, Linux 6.18.
+    """
     for av in vma.chain:
         av.vmas.remove(vma)
     vma.mm.vmas.remove(vma)
 
 
 def free_pgtables(mm: Mm) -> None:
-    """free_pgtables(): drop PTE pages no VMA covers any more."""
+    """free_pgtables(), mm/memory.c, Linux 6.18: drop PTE pages no VMA covers any more."""
     live = set()
     for v in mm.vmas:
         live.update(range(v.start >> 9, ((v.end - 1) >> 9) + 1))
@@ -100,12 +103,12 @@ def free_pgtables(mm: Mm) -> None:
 
 
 def do_munmap(m: Machine, mm: Mm, name: str) -> None:
-    """do_vmi_munmap() of a whole scenario mapping: zap, unlink, free page tables."""
+    """do_munmap() -> do_vmi_munmap(), mm/mmap.c and mm/vma.c, Linux 6.18, of a whole scenario mapping: zap, unlink, free page tables."""
     mp = mm.mappings.pop(name)
     # No lru_add_drain() here: folios still queued (e.g. for lazyfree) are moved
     # and counted at the next drain (munmap-lazyfree, fuzz seed 1).
     for vma in vmas_in_range(mm, mp.start, mp.start + mp.pages):
-        zap_pte_range(m, vma, vma.start, vma.end)
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)
     free_pgtables(mm)
 
@@ -116,7 +119,7 @@ def exit_mmap(m: Machine, mm: Mm) -> None:
     # MADV_FREE'd folio still queued when its process exits is not counted
     # (docs/kernel-notes.md, "exit does not drain"): the model follows the kernel.
     for vma in list(mm.vmas):
-        zap_pte_range(m, vma, vma.start, vma.end)
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)
     mm.pgtables.clear()
     mm.mappings.clear()

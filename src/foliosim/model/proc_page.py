@@ -72,7 +72,7 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
     return names
 
 
-def kpagecount(m: Machine, pfn: int, folio: int) -> int:
+def get_kpage_count(m: Machine, pfn: int, folio: int) -> int:
     """get_kpage_count(), fs/proc/page.c, Linux 6.18: folio_precise_page_mapcount()."""
     if m.mem.flags[pfn] & PG_zero:
         return 0

@@ -6,19 +6,30 @@ from enum import Flag, auto
 
 import numpy as np
 
-from foliosim.model import cost
+from foliosim.model import cost, huge_memory, mlock, swap
 from foliosim.model.errors import InvariantError
-from foliosim.model.lru import (
+from foliosim.model.internal import (
+    FPB_RESPECT_SOFT_DIRTY,
+    FPB_RESPECT_WRITE,
+    folio_pte_batch_flags,
+)
+from foliosim.model.machine import Machine
+from foliosim.model.mm import (
     folio_get,
+    folio_mapcount,
+    folio_mapped,
+    folio_maybe_dma_pinned,
     folio_nr_pages,
     folio_put_refs,
+)
+from foliosim.model.page_flags import (
     folio_test_dirty,
     folio_test_large,
     folio_test_swapbacked,
     folio_test_swapcache,
+    page_folio,
 )
-from foliosim.model.machine import Machine
-from foliosim.model.swap import swap_duplicate
+from foliosim.model.trace import folio_name, vpn_name
 from foliosim.model.types import (
     MM_ANONPAGES,
     MM_SWAPENTS,
@@ -33,6 +44,7 @@ from foliosim.model.types import (
     PTE_YOUNG,
     VM_DROPPABLE,
     VM_LOCKED,
+    AnonVma,
     PageTable,
     PG_anon,
     PG_anon_exclusive,
@@ -43,8 +55,7 @@ from foliosim.model.types import (
     is_device_exclusive_entry,
     pte_maps_page,
 )
-
-GUP_PIN_COUNTING_BIAS = 1024  # include/linux/mm.h
+from foliosim.model.vmstat import count_mthp_stat
 
 
 class TTU(Flag):
@@ -58,30 +69,28 @@ class TTU(Flag):
     BATCH_FLUSH = auto()
 
 
+def anon_vma_alloc(m: Machine) -> AnonVma:
+    """anon_vma_alloc(), mm/rmap.c, Linux 6.18: a new, empty anon_vma."""
+    m._anon_vma_ids += 1
+    av = m.anon_vmas[m._anon_vma_ids] = AnonVma(m._anon_vma_ids)
+    return av
+
+
 def anon_vma_prepare(m: Machine, vma: Vma) -> None:
-    """anon_vma_prepare(): give the VMA an anon_vma on its first anonymous fault."""
+    """anon_vma_prepare(), mm/rmap.c, Linux 6.18: give the VMA an anon_vma on its first anonymous fault."""
     if vma.anon_vma is None:
-        av = m.anon_vma_alloc()
+        av = anon_vma_alloc(m)
         vma.anon_vma = av
         vma.chain.append(av)
         av.vmas.append(vma)
 
 
-def folio_mapcount(m: Machine, folio: int) -> int:
-    """folio_mapcount(): page-table mappings of the folio (each PTE and each PMD counts one)."""
-    order = m.mem.order[folio]
-    if not order:
-        return m.mem.mapcount[folio]
-    return sum(m.mem.mapcount[folio : folio + (1 << order)]) + m.entire_mapcount.get(folio, 0)
-
-
-def folio_precise_page_mapcount(m: Machine, folio: int, page: int) -> int:
-    """folio_precise_page_mapcount() (CONFIG_PAGE_MAPCOUNT): the page's PTEs plus the folio's PMDs."""
-    return m.mem.mapcount[page] + m.entire_mapcount.get(folio, 0)
-
-
 def folio_mms(m: Machine, folio: int) -> set[int]:
-    """The mms that map some page of the folio (what CONFIG_MM_ID's _mm_ids track)."""
+    """The mms that map some page of the folio.
+
+    Model: what the _mm_ids of struct folio track (CONFIG_MM_ID, include/linux/mm_types.h,
+    Linux 6.18), found by the rmap walk.
+    """
     mms: set[int] = set()
     for vma, index in rmap_walk_anon(m, folio):
         mm = vma.mm
@@ -107,17 +116,6 @@ def folio_maybe_mapped_shared(m: Machine, folio: int) -> bool:
     # Model: the MM-id slots are exact while at most two mms map the folio;
     # the model asks the rmap which mms map it.
     return len(folio_mms(m, folio)) > 1
-
-
-def folio_mapped(m: Machine, folio: int) -> bool:
-    return folio_mapcount(m, folio) > 0
-
-
-def folio_maybe_dma_pinned(m: Machine, folio: int) -> bool:
-    """folio_maybe_dma_pinned(), include/linux/mm.h: small folios by the pin bias, large by _pincount."""
-    if m.mem.order[folio]:
-        return m.pincount.get(folio, 0) > 0
-    return int(m.mem.refcount[folio]) >= GUP_PIN_COUNTING_BIAS
 
 
 def folio_add_new_anon_rmap(
@@ -147,7 +145,7 @@ def folio_add_new_anon_rmap(
             if exclusive:
                 mem.flags[page] |= PG_anon_exclusive
     if nr > 1:
-        m.count_mthp_stat(int(mem.order[folio]), "nr_anon", 1)
+        count_mthp_stat(m, int(mem.order[folio]), "nr_anon", 1)
 
 
 def folio_add_anon_rmap_ptes(
@@ -186,9 +184,7 @@ def folio_remove_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -> None:
         and not m.deferred_split.get(folio)
         and any(mapcount[folio : folio + (1 << mem.order[folio])])
     ):
-        from foliosim.model.huge_memory import deferred_split_folio
-
-        deferred_split_folio(m, folio, partially_mapped=True)
+        huge_memory.deferred_split_folio(m, folio, partially_mapped=True)
 
 
 def folio_remove_rmap_pmd(m: Machine, folio: int) -> None:
@@ -203,13 +199,11 @@ def folio_remove_rmap_pmd(m: Machine, folio: int) -> None:
     # Pages still mapped by PTEs stay mapped: partially mapped if some but not all.
     still = sum(1 for p in range(folio, folio + nr) if mem.mapcount[p])
     if 0 < still < nr and mem.flags[folio] & PG_anon and not m.deferred_split.get(folio):
-        from foliosim.model.huge_memory import deferred_split_folio
-
-        deferred_split_folio(m, folio, partially_mapped=True)
+        huge_memory.deferred_split_folio(m, folio, partially_mapped=True)
 
 
 def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> bool:
-    """__folio_try_dup_anon_rmap() for one PTE at fork; False: must copy (maybe pinned)."""
+    """folio_try_dup_anon_rmap_pte() -> __folio_try_dup_anon_rmap(), include/linux/rmap.h, Linux 6.18: False: must copy (maybe pinned)."""
     mem = m.mem
     if mem.flags[page] & PG_anon_exclusive:
         # folio_needs_cow_for_dma(): a pinned exclusive page is copied for the child.
@@ -221,7 +215,7 @@ def folio_try_dup_anon_rmap_pte(m: Machine, folio: int, page: int, src: Vma) -> 
 
 
 def folio_try_share_anon_rmap_pte(m: Machine, folio: int, page: int) -> bool:
-    """folio_try_share_anon_rmap_pte(): clear PageAnonExclusive unless maybe pinned."""
+    """folio_try_share_anon_rmap_pte(), include/linux/rmap.h, Linux 6.18: clear PageAnonExclusive unless maybe pinned."""
     cost.count("anon_share")
     if folio_maybe_dma_pinned(m, folio):
         return False
@@ -241,8 +235,6 @@ def make_device_exclusive(m: Machine, vma: Vma, vpn: int) -> None:
     bits = int(t.bits[i])
     assert bits & PTE_PRESENT and not bits & PTE_SPECIAL, "make_device_exclusive: not a page"
     if bits & PTE_DIRTY:
-        from foliosim.model.lru import page_folio
-
         m.mem.flags[page_folio(m, int(t.pfn[i]))] |= PG_dirty  # folio_mark_dirty()
     t.bits[i] = PTE_DEVICE_EXCLUSIVE | (bits & (PTE_WRITE | PTE_SOFT_DIRTY))
 
@@ -264,13 +256,16 @@ def folio_try_share_anon_rmap_ptes(m: Machine, folio: int, page: int, nr: int) -
 
 
 def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
-    """folio_move_anon_rmap(): the folio now belongs to this VMA's anon_vma only."""
+    """folio_move_anon_rmap(), mm/rmap.c, Linux 6.18: the folio now belongs to this VMA's anon_vma only."""
     anon_vma_prepare(m, vma)
     m.mem.anon_vma[folio] = vma.anon_vma.id
 
 
 def rmap_walk_anon(m: Machine, folio: int):
-    """The (vma, vpn) pairs that may map the folio (rmap_walk_anon, anon_vma tree order)."""
+    """The (vma, vpn) pairs that may map the folio, in anon_vma tree order.
+
+    rmap_walk_anon(), mm/rmap.c, Linux 6.18.
+    """
     av = m.anon_vmas.get(int(m.mem.anon_vma[folio]))
     if av is None:
         return
@@ -283,7 +278,10 @@ def rmap_walk_anon(m: Machine, folio: int):
 
 
 def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):
-    """The PTEs of this VMA that map pages of the folio: (table, slot, page) (page_vma_mapped_walk)."""
+    """The PTEs of this VMA that map pages of the folio: (vpn, table, slot, page).
+
+    page_vma_mapped_walk(), mm/page_vma_mapped.c, Linux 6.18.
+    """
     nr = folio_nr_pages(m, folio)
     pgtables = vma.mm.pgtables
     if nr == 1:
@@ -326,12 +324,6 @@ def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTab
     # Large lazyfree folios: the PTE run mapping consecutive pages, bounded by the
     # VMA and the page table (ddd05742b45b, v6.16).
     max_nr = min(vma.end, (vpn | 511) + 1) - vpn
-    from foliosim.model.memory import (
-        FPB_RESPECT_SOFT_DIRTY,
-        FPB_RESPECT_WRITE,
-        folio_pte_batch_flags,
-    )
-
     # Since Linux commit 29f40594a281 ("mm/rmap: fix incorrect pte restoration
     # for lazyfree folios") (v7.0-rc, in 6.18.y: the stable tree at 6.18.35 has
     # it), write and soft-dirty differences end the batch, so a restore of the
@@ -358,13 +350,13 @@ def validate_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, nr: int) -> N
     if vpn + nr > end:
         what = "the VMA's end" if vma.end < (vpn | 511) + 1 else "the page table's end"
         raise InvariantError(
-            f"validate_pte_batch: folio {m.folio_name(folio)}: a batch of {nr} PTEs from "
-            f"{m.vpn_name(vma.mm, vpn)} crosses {what} ({end - vpn} PTEs left)"
+            f"validate_pte_batch: folio {folio_name(m, folio)}: a batch of {nr} PTEs from "
+            f"{vpn_name(vma.mm, vpn)} crosses {what} ({end - vpn} PTEs left)"
         )
 
 
 def get_and_clear_ptes(t: PageTable, i: int, nr: int) -> int:
-    """get_and_clear_ptes(): clear nr PTEs, return the first with young/dirty OR-ed in."""
+    """get_and_clear_ptes(), include/linux/pgtable.h, Linux 6.18: clear nr PTEs, return the first with young/dirty OR-ed in."""
     bits = int(t.bits[i])
     for j in range(i + 1, i + nr):
         bits |= int(t.bits[j]) & (PTE_DIRTY | PTE_YOUNG)
@@ -384,7 +376,7 @@ def flush_tlb_range(vma: Vma, vpn: int, nr: int) -> None:
 
 
 def set_ptes(t: PageTable, i: int, bits: int, pfn: int, nr: int) -> None:
-    """set_ptes(): nr PTEs from one value, the pfn advancing by one per entry."""
+    """set_ptes(), include/linux/pgtable.h, Linux 6.18: nr PTEs from one value, the pfn advancing by one per entry."""
     t.bits_v[i : i + nr] = bits
     t.pfn_v[i : i + nr] = np.arange(pfn, pfn + nr)
     cost.count("pte_write", nr)
@@ -394,6 +386,7 @@ def lazyfree_range(
     m: Machine, vma: Vma, folio: int, t: PageTable, i: int, pteval: int, pfn: int, nr_pages: int
 ) -> bool:
     """Decide a lazyfree folio whose nr_pages PTEs were just cleared: True if discarded.
+    The lazyfree branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18.
 
     The lazyfree branch of try_to_unmap_one(), mm/rmap.c, Linux 6.18, written as
     the seed review asked (lazyfree_range() returning bool).  False: the PTEs
@@ -413,7 +406,7 @@ def lazyfree_range(
             how = "through the page table" if pteval & PTE_DIRTY else "PG_dirty (a GUP write)"
             m.trace(
                 "try_to_unmap_one",
-                f"lazyfree folio {m.folio_name(folio)} kept: dirty {how}; swapbacked again",
+                f"lazyfree folio {folio_name(m, folio)} kept: dirty {how}; swapbacked again",
             )
         return False
     if ref_count != 1 + map_count:
@@ -426,7 +419,7 @@ def lazyfree_range(
         if m.tracing:
             m.trace(
                 "try_to_unmap_one",
-                f"lazyfree folio {m.folio_name(folio)} kept: extra "
+                f"lazyfree folio {folio_name(m, folio)} kept: extra "
                 f"reference (refcount {ref_count} != 1 + mapcount {map_count})",
             )
         return False
@@ -434,8 +427,26 @@ def lazyfree_range(
     if m.tracing:
         m.trace(
             "try_to_unmap_one",
-            f"lazyfree folio {m.folio_name(folio)} discarded: clean, no extra reference",
+            f"lazyfree folio {folio_name(m, folio)} discarded: clean, no extra reference",
         )
+    return True
+
+
+# The swap-backed branch of try_to_unmap_one() for one PTE already read as pteval:
+# folio_dup_swap() (swap_duplicate()), share the page, write the swap PTE.  False
+# if the page is exclusive and maybe pinned: the slot reference is dropped again
+# and the caller restores the PTE.
+def _set_swap_pte(
+    m: Machine, folio: int, page: int, t: PageTable, i: int, pteval: int, offset: int
+) -> bool:
+    swap.swap_duplicate(m, offset)
+    exclusive = bool(m.mem.flags[page] & PG_anon_exclusive)
+    if exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
+        swap.swap_free_nr(m, offset)
+        return False
+    t.bits[i] = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0) | (pteval & PTE_SOFT_DIRTY)
+    t.pfn[i] = offset  # set_pte_at()
+    cost.count("pte_write")
     return True
 
 
@@ -459,28 +470,21 @@ def _unmap_swapbacked_run(
         if not b & PTE_PRESENT or b & PTE_SPECIAL or pfns[i + nr] != page + nr:
             break
         nr += 1
-    swap_map = m.swap.swap_map
     offset = mem.swap[folio] + (page - folio)
-    flags = mem.flags
     dirty = 0
     for k in range(nr):
         pteval = bits[i + k]
         dirty |= pteval
-        p = page + k
-        swap_map[offset + k] += 1  # folio_dup_swap()
-        exclusive = flags[p] & PG_anon_exclusive
-        if exclusive:
-            flags[p] = flags[p] & ~PG_anon_exclusive  # folio_try_share_anon_rmap_pte()
-        bits[i + k] = PTE_SWAP | (PTE_SWP_EXCLUSIVE if exclusive else 0) | (pteval & PTE_SOFT_DIRTY)
-        pfns[i + k] = offset + k
+        # Not maybe pinned (the caller checked): sharing cannot fail.
+        _set_swap_pte(m, folio, page + k, t, i + k, pteval, offset + k)
     if dirty & PTE_DIRTY:
-        flags[folio] |= PG_dirty  # folio_mark_dirty()
+        mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
     mm.counters[MM_ANONPAGES] -= nr
     mm.counters[MM_SWAPENTS] += nr
     if m.tracing:
         m.trace(
             "try_to_unmap_one",
-            f"folio {m.folio_name(folio)} pages {page - folio}-{page - folio + nr - 1}"
+            f"folio {folio_name(m, folio)} pages {page - folio}-{page - folio + nr - 1}"
             f" -> swap slots {offset}-{offset + nr - 1}",
         )
     _discard(m, vma, folio, page, nr)
@@ -496,31 +500,20 @@ def _unmap_swapbacked_ptes(
     does not batch swap-backed folios).  False: maybe pinned, the PTE restored
     (walk_abort).  Dev Jain's batching series turns it into ttu_anon_folio().
     """
-    mem = m.mem
     mm = vma.mm
-    anon_exclusive = bool(mem.flags[page] & PG_anon_exclusive)
-    offset = int(mem.swap[folio]) + (page - folio)
-    swap_duplicate(m, offset)
-    if anon_exclusive and not folio_try_share_anon_rmap_pte(m, folio, page):
-        from foliosim.model.swap import swap_free_nr
-
-        swap_free_nr(m, offset)
+    offset = int(m.mem.swap[folio]) + (page - folio)
+    if not _set_swap_pte(m, folio, page, t, i, pteval, offset):
         set_ptes(t, i, pteval, page, nr_pages)
         if m.tracing:
-            m.trace("try_to_unmap_one", f"folio {m.folio_name(folio)} maybe pinned: not unmapped")
+            m.trace("try_to_unmap_one", f"folio {folio_name(m, folio)} maybe pinned: not unmapped")
         return False
     mm.counters[MM_ANONPAGES] -= 1
     mm.counters[MM_SWAPENTS] += 1
-    swp = PTE_SWAP | (PTE_SWP_EXCLUSIVE if anon_exclusive else 0)
-    swp |= pteval & PTE_SOFT_DIRTY
-    t.bits[i] = swp  # set_pte_at()
-    t.pfn[i] = offset
-    cost.count("pte_write")
     if m.tracing:
+        exclusive = " exclusive" if t.bits[i] & PTE_SWP_EXCLUSIVE else ""
         m.trace(
             "try_to_unmap_one",
-            f"folio {m.folio_name(folio)} page {page - folio}"
-            f" -> swap slot {offset}{' exclusive' if anon_exclusive else ''}",
+            f"folio {folio_name(m, folio)} page {page - folio} -> swap slot {offset}{exclusive}",
         )
     return True
 
@@ -530,31 +523,27 @@ def _unmap_swapbacked_ptes(
 def _discard(m: Machine, vma: Vma, folio: int, page: int, nr: int) -> None:
     folio_remove_rmap_ptes(m, folio, page, nr)
     if vma.flags & VM_LOCKED:
-        from foliosim.model.mlock import mlock_drain_local
-
-        mlock_drain_local(m)
+        mlock.mlock_drain_local(m)
     folio_put_refs(m, folio, nr)
 
 
 def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -> bool:
     """try_to_unmap_one(), mm/rmap.c, Linux 6.18 (anonymous folios, PTE-mapped)."""
     mm = vma.mm
-    ret = True
     mem = m.mem
     pmd = mm.pmds.get(index >> 9) if mem.order[folio] == 9 else None
     if pmd is not None and pmd[1] == folio:
         if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
             return False  # PMD mapping: mlock_vma_folio() at once (model: stays mlocked)
-        from foliosim.model.huge_memory import split_huge_pmd_locked, unmap_huge_pmd_locked
 
         if not mem.flags[folio] & PG_swapbacked and m.profile.has("lazyfree_pmd_discard"):
             # Since Linux v6.11 ("mm/vmscan: avoid split lazyfree THP during
             # shrink_folio_list") a lazyfree PMD is discarded whole; the live
             # 6.18.44 build splits it instead (docs/kernel-notes.md).
-            return unmap_huge_pmd_locked(m, vma, folio)
+            return huge_memory.unmap_huge_pmd_locked(m, vma, folio)
         if not flags & TTU.SPLIT_HUGE_PMD:
             return False
-        split_huge_pmd_locked(m, vma, index >> 9)
+        huge_memory.split_huge_pmd_locked(m, vma, index >> 9)
     # The walk reads each PTE when it gets there: entries cleared by an earlier
     # batch of this walk are skipped.
     for vpn, t, i, page in page_vma_mapped_walk(m, folio, vma, index):
@@ -562,14 +551,12 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
             continue  # cleared by an earlier batch of this walk
         nr_pages = 1  # reset every iteration (CVE-2026-63950 fix)
         if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
-            from foliosim.model.mlock import mlock_folio
-
             if not folio_test_large(m, folio):
-                mlock_folio(m, folio)
+                mlock.mlock_folio(m, folio)
             if m.tracing:
                 m.trace(
                     "try_to_unmap_one",
-                    f"folio {m.folio_name(folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
+                    f"folio {folio_name(m, folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
                 )
             return False
         if (
@@ -610,7 +597,7 @@ def try_to_unmap_one(m: Machine, folio: int, vma: Vma, index: int, flags: TTU) -
         _discard(m, vma, folio, page, nr_pages)
         if nr_pages == folio_nr_pages(m, folio):
             break  # walk_done
-    return ret
+    return True
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The swap device, swap cache and swap I/O: mm/swapfile.c, mm/swap_state.c, mm/page_io.c."""
+"""The swap device, swap cache, swap I/O and swapoff: mm/swapfile.c, mm/swap_state.c, mm/page_io.c."""
 
 from __future__ import annotations
 
@@ -6,11 +6,20 @@ from array import array
 
 import numpy as np
 
-from foliosim.model import cost
-from foliosim.model.lru import folio_add_lru, folio_nr_pages, folio_put_refs, page_folio
+from foliosim.model import cost, lru, page_alloc, rmap
 from foliosim.model.machine import Machine
+from foliosim.model.mm import folio_get, folio_nr_pages, folio_put, folio_put_refs
+from foliosim.model.page_flags import page_folio
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
+    MM_ANONPAGES,
+    MM_SWAPENTS,
+    PTE_PRESENT,
+    PTE_SOFT_DIRTY,
+    PTE_SWAP,
+    PTE_SWP_EXCLUSIVE,
     PG_active,
+    PG_anon,
     PG_dirty,
     PG_readahead,
     PG_swapbacked,
@@ -18,6 +27,7 @@ from foliosim.model.types import (
     PG_workingset,
     PG_writeback,
 )
+from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
 
 class SwapCache(dict):
@@ -62,12 +72,13 @@ class SwapInfo:
 
 
 def vm_swap_full(m: Machine) -> bool:
-    """vm_swap_full(): more than half of swap is in use."""
+    """vm_swap_full(), include/linux/swap.h, Linux 6.18: more than half of swap is in use."""
     si = m.swap
     return si is not None and (si.pages - si.inuse_pages) * 2 < si.pages
 
 
 def __swap_count(m: Machine, offset: int) -> int:
+    """__swap_count(), mm/swapfile.c, Linux 6.18: the slot's swap count."""
     return int(m.swap.swap_map[offset])
 
 
@@ -103,6 +114,8 @@ def folio_alloc_swap(m: Machine, folio: int) -> bool:
     return True
 
 
+# A slot with no swap count and no swap-cache folio is free again (swap_entries_free(),
+# mm/swapfile.c): off inuse_pages, its zeromap bit and shadow entry cleared.
 def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
     si = m.swap
     if si.swap_map[offset] == 0 and si.cache[offset] < 0:
@@ -112,7 +125,7 @@ def _swap_entry_maybe_free(m: Machine, offset: int) -> None:
 
 
 def swap_duplicate(m: Machine, offset: int) -> bool:
-    """swap_duplicate() / folio_dup_swap(): one more swap PTE refers to the slot."""
+    """swap_duplicate(), mm/swapfile.c, Linux 6.18: one more swap PTE refers to the slot."""
     cost.count("swap_op")
     cost.count("swap_slot")
     m.swap.swap_map[offset] += 1
@@ -120,10 +133,9 @@ def swap_duplicate(m: Machine, offset: int) -> bool:
 
 
 def swap_duplicate_nr(m: Machine, offset: int, nr: int) -> bool:
-    """swap_duplicate_nr(), mm/swapfile.c: one more swap PTE for each of nr consecutive slots.
-
-    One call (one swap-cluster lock) for nr slots; mm-unstable's
-    folio_dup_swap(folio, page, nr), which Dev Jain's batching series calls.
+    """One more swap PTE for each of nr consecutive slots, in one call.
+    swap_duplicate_nr(), mm/swapfile.c; mm-unstable's folio_dup_swap(folio,
+    page, nr), which Dev Jain's batching series calls (one swap-cluster lock).
     """
     cost.count("swap_op")
     cost.count("swap_slot", nr)
@@ -156,7 +168,7 @@ def swap_cache_get_folio(m: Machine, offset: int, vma=None, vpn: int = 0) -> int
         return folio
     readahead = bool(m.mem.flags[folio] & PG_readahead)
     m.mem.flags[folio] &= ~PG_readahead
-    ra_val = get_swap_ra_val(vma)
+    ra_val = GET_SWAP_RA_VAL(vma)
     win, hits = SWAP_RA_WIN(ra_val), SWAP_RA_HITS(ra_val)
     if readahead:
         hits = min(hits + 1, SWAP_RA_HITS_MAX)
@@ -173,25 +185,29 @@ PAGE_CLUSTER = 3  # /proc/sys/vm/page-cluster default
 
 
 def SWAP_RA_HITS(v: int) -> int:
+    """SWAP_RA_HITS(), mm/swap_state.c, Linux 6.18."""
     return v & SWAP_RA_HITS_MASK
 
 
 def SWAP_RA_WIN(v: int) -> int:
+    """SWAP_RA_WIN(), mm/swap_state.c, Linux 6.18."""
     return (v >> SWAP_RA_WIN_SHIFT) & SWAP_RA_HITS_MASK
 
 
 def SWAP_RA_ADDR(v: int) -> int:
+    """SWAP_RA_ADDR(), mm/swap_state.c, Linux 6.18 (a page number here)."""
     return v >> 12
 
 
 def SWAP_RA_VAL(vpn: int, win: int, hits: int) -> int:
+    """SWAP_RA_VAL(), mm/swap_state.c, Linux 6.18."""
     return (
         (vpn << 12) | ((win & SWAP_RA_HITS_MASK) << SWAP_RA_WIN_SHIFT) | (hits & SWAP_RA_HITS_MASK)
     )
 
 
-def get_swap_ra_val(vma) -> int:
-    """GET_SWAP_RA_VAL(): "initial readahead hits is 4 to start up with a small window"."""
+def GET_SWAP_RA_VAL(vma) -> int:
+    """GET_SWAP_RA_VAL(), mm/swap_state.c, Linux 6.18: "initial readahead hits is 4 to start up with a small window"."""
     return vma.swap_readahead_info or 4
 
 
@@ -215,7 +231,7 @@ def __swapin_nr_pages(
 def swap_vma_ra_win(vma, vpn: int) -> tuple[int, int, int]:
     """swap_vma_ra_win(), mm/swap_state.c, Linux 6.18: (win, start, end) in page numbers."""
     max_win = 1 << min(PAGE_CLUSTER, SWAP_RA_ORDER_CEILING)
-    ra_val = get_swap_ra_val(vma)
+    ra_val = GET_SWAP_RA_VAL(vma)
     prev = SWAP_RA_ADDR(ra_val)
     win = __swapin_nr_pages(prev, vpn, SWAP_RA_HITS(ra_val), max_win, SWAP_RA_WIN(ra_val))
     vma.swap_readahead_info = SWAP_RA_VAL(vpn, win, 0)
@@ -237,7 +253,6 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
 
     The target comes back with a reference for the caller.
     """
-    from foliosim.model.types import PTE_SWAP
 
     win, start, end = swap_vma_ra_win(vma, vpn)
     if win > 1:
@@ -250,20 +265,20 @@ def swap_vma_readahead(m: Machine, vma, vpn: int, offset: int) -> int:
             folio = read_swap_cache_async(m, o)
             if allocated and addr != vpn:
                 m.mem.flags[folio] |= PG_readahead
-                m.count_vm_events("swap_ra", 1)
+                count_vm_events(m, "swap_ra", 1)
             folio_put_refs(m, folio, 1)
     return read_swap_cache_async(m, offset)
 
 
 def folio_swapped(m: Machine, folio: int) -> bool:
-    """folio_swapped(): does any swap PTE still refer to the folio's slots?"""
+    """folio_swapped(), mm/swapfile.c, Linux 6.18: does any swap PTE still refer to the folio's slots?"""
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
     return any(c > 0 for c in m.swap.swap_map[off : off + nr])
 
 
 def delete_from_swap_cache(m: Machine, folio: int, shadow: bool = False) -> None:
-    """delete_from_swap_cache() / __delete_from_swap_cache(): drop the cache's references."""
+    """delete_from_swap_cache() -> __delete_from_swap_cache(), mm/swap_state.c, Linux 6.18: drop the cache's references."""
     si = m.swap
     off = int(m.mem.swap[folio])
     nr = folio_nr_pages(m, folio)
@@ -291,6 +306,7 @@ def folio_free_swap(m: Machine, folio: int) -> bool:
 
 
 def any_mapped(m: Machine, folio: int) -> bool:
+    """Whether a PTE maps any page of the folio (the folio_mapped() test of __try_to_reclaim_swap(), mm/swapfile.c, Linux 6.18)."""
     mapcount = m.mem.mapcount
     return any(mapcount[p] for p in range(folio, folio + folio_nr_pages(m, folio)))
 
@@ -316,6 +332,7 @@ def free_swap_and_cache_nr(m: Machine, offset: int, nr: int = 1) -> None:
 
 
 def is_folio_zero_filled(m: Machine, folio: int) -> bool:
+    """is_folio_zero_filled(), mm/page_io.c, Linux 6.18: every page of the folio holds zeroes."""
     nr = folio_nr_pages(m, folio)
     return not any(m.mem.data[folio : folio + nr])
 
@@ -331,18 +348,18 @@ def swap_writeout(m: Machine, folio: int) -> bool:
     if is_folio_zero_filled(m, folio):
         # swap_zeromap_folio_set(): no I/O for zero-filled pages.
         si.zeromap_v[off : off + nr] = True
-        m.count_vm_events("swpout_zero", nr)
+        count_vm_events(m, "swpout_zero", nr)
         return True
     si.zeromap_v[off : off + nr] = False
     si.data_v[off : off + nr] = m.mem.data[folio : folio + nr]
     # __swap_writepage() -> swap_writepage_bdev_sync(): zram completes at once.
-    m.count_vm_events("pswpout", nr)
+    count_vm_events(m, "pswpout", nr)
     if order:
-        m.count_mthp_stat(order, "swpout")
+        count_mthp_stat(m, order, "swpout")
         if order == 9:
-            m.count_vm_events("thp_swpout", 1)
+            count_vm_events(m, "thp_swpout", 1)
     if m.tracing:
-        m.trace("swap_writeout", f"folio {m.folio_name(folio)} written to slot {off}")
+        m.trace("swap_writeout", f"folio {folio_name(m, folio)} written to slot {off}")
     return True
 
 
@@ -353,12 +370,12 @@ def swap_read_folio(m: Machine, folio: int, offset: int) -> None:
     order = int(m.mem.order[folio])
     if si.zeromap[offset]:
         m.mem.data[folio : folio + nr] = array("q", bytes(8 * nr))
-        m.count_vm_events("swpin_zero", nr)
+        count_vm_events(m, "swpin_zero", nr)
         return
     m.mem.data[folio : folio + nr] = si.data[offset : offset + nr]
-    m.count_vm_events("pswpin", nr)
+    count_vm_events(m, "pswpin", nr)
     if order:
-        m.count_mthp_stat(order, "swpin")
+        count_mthp_stat(m, order, "swpin")
 
 
 def workingset_refault(m: Machine, folio: int) -> None:
@@ -377,7 +394,7 @@ def read_swap_cache_async(m: Machine, offset: int) -> int:
         m.mem.refcount[folio] += 1
         return folio
     si = m.swap
-    folio = m.folio_alloc(0)  # one reference: the caller's
+    folio = page_alloc.folio_alloc(m, 0)  # one reference: the caller's
     m.mem.flags[folio] |= PG_swapbacked
     # add_to_swap_cache()
     m.mem.swap[folio] = offset
@@ -387,8 +404,63 @@ def read_swap_cache_async(m: Machine, offset: int) -> int:
     if si.shadow[offset]:
         workingset_refault(m, folio)
         si.shadow[offset] = False
-    folio_add_lru(m, folio)
+    lru.folio_add_lru(m, folio)
     swap_read_folio(m, folio, offset)
     if m.tracing:
         m.trace("read_swap_cache_async", f"slot {offset} read into the swap cache")
     return folio
+
+
+def unuse_pte(m: Machine, vma, vpn: int, t, i: int, folio: int) -> None:
+    """unuse_pte(), mm/swapfile.c, Linux 6.18: map the folio read-only and old."""
+    old = int(t.bits[i])
+    offset = int(t.pfn[i])
+    exclusive = bool(old & PTE_SWP_EXCLUSIVE)
+    vma.mm.counters[MM_SWAPENTS] -= 1
+    vma.mm.counters[MM_ANONPAGES] += 1
+    folio_get(m, folio)
+    if not m.mem.flags[folio] & PG_anon:
+        rmap.folio_add_new_anon_rmap(m, folio, vma, vpn, exclusive=exclusive)
+    else:
+        rmap.folio_add_anon_rmap_ptes(m, folio, folio, 1, vma, exclusive)
+    # vm_page_prot of a private mapping is read-only: a later write takes a COW fault.
+    t.bits[i] = PTE_PRESENT | (old & PTE_SOFT_DIRTY)
+    t.pfn[i] = folio
+    swap_free_nr(m, offset)
+
+
+def try_to_unuse(m: Machine) -> None:
+    """try_to_unuse(), mm/swapfile.c, Linux 6.18: bring every swapped page back, then the device is gone."""
+    for mm in list(m.mms.values()):
+        for vma in list(mm.vmas):
+            for vpn in range(vma.start, vma.end):
+                t = mm.pte_table(vpn)
+                if t is None or not int(t.bits[vpn & 511]) & PTE_SWAP:
+                    continue
+                offset = int(t.pfn[vpn & 511])
+                # unuse_pte_range(), 6.18: a plain swap-cache lookup (a readahead
+                # folio keeps PG_readahead), else swapin_readahead() around it.
+                folio = swap_cache_get_folio(m, offset)
+                if folio >= 0:
+                    folio_get(m, folio)
+                else:
+                    folio = swap_vma_readahead(m, vma, vpn, offset)
+                unuse_pte(m, vma, vpn, t, vpn & 511, folio)
+                folio_free_swap(m, folio)
+                folio_put(m, folio)
+    si = m.swap
+    for offset in range(1, si.max):
+        folio = int(si.cache[offset])
+        if folio >= 0:
+            folio_free_swap(m, folio)
+
+
+def sys_swapon(m: Machine, pages: int) -> None:
+    """SYSCALL_DEFINE2(swapon), mm/swapfile.c, Linux 6.18: a swap device of `pages` slots."""
+    m.swap = SwapInfo(pages)
+
+
+def sys_swapoff(m: Machine) -> None:
+    """SYSCALL_DEFINE1(swapoff), mm/swapfile.c, Linux 6.18: try_to_unuse(), then it is gone."""
+    try_to_unuse(m)
+    m.swap = None

@@ -60,7 +60,7 @@ def mapping_pmd_mapped(mm: Mm, start: int, nr: int) -> np.ndarray:
 
 
 def folio_heads(m: Machine, pfn: np.ndarray) -> np.ndarray:
-    """compound_head() of each pfn (folios are naturally aligned in pfn space)."""
+    """compound_head(), include/linux/page-flags.h, Linux 6.18, of each pfn (folios are naturally aligned in pfn space)."""
     flags = m.mem.view("flags")
     heads = pfn.copy()
     tail = (flags[heads] & PG_tail).astype(bool)
@@ -73,7 +73,7 @@ def folio_heads(m: Machine, pfn: np.ndarray) -> np.ndarray:
 
 
 def precise_mapcounts(m: Machine, pages: np.ndarray, heads: np.ndarray) -> np.ndarray:
-    """folio_precise_page_mapcount() of each page: its PTEs plus its folio's PMDs."""
+    """folio_precise_page_mapcount(), fs/proc/internal.h, Linux 6.18, of each page: its PTEs plus its folio's PMDs."""
     mapcount = m.mem.view("mapcount")[pages].astype(np.int64)
     if m.entire_mapcount:
         entire = m.entire_mapcount
@@ -82,7 +82,7 @@ def precise_mapcounts(m: Machine, pages: np.ndarray, heads: np.ndarray) -> np.nd
 
 
 def show_smap(m: Machine, vma: Vma) -> dict[str, int]:
-    """show_smap() of one VMA, in kB (smaps_pte_entry + smaps_account), Linux 6.18."""
+    """show_smap(), fs/proc/task_mmu.c, Linux 6.18, of one VMA, in kB (smaps_pte_entry + smaps_account)."""
     mem = m.mem
     bits, pfn = mapping_ptes(vma.mm, vma.start, vma.end - vma.start)
     normal = (bits & PTE_PRESENT).astype(bool) & ~(bits & PTE_SPECIAL).astype(bool)
@@ -139,10 +139,10 @@ def smaps_of_mapping(m: Machine, mm: Mm, mp: Mapping) -> dict[str, int]:
     return total
 
 
-def pagemap_bits(
+def pte_to_pagemap_entry(
     m: Machine, bits: np.ndarray, pfn: np.ndarray, pmd_mapped: np.ndarray | None = None
 ) -> tuple[np.ndarray, ...]:
-    """pte_to_pagemap_entry(), Linux 6.18: (present, swap, exclusive) per PTE.
+    """pte_to_pagemap_entry(), fs/proc/task_mmu.c, Linux 6.18: (present, swap, exclusive) per PTE.
 
     Exclusive is the page's precise mapcount == 1 (CONFIG_PAGE_MAPCOUNT), never
     for the zero page or a swap entry.  Soft-dirty is never set: this kernel is

@@ -4,51 +4,49 @@ from __future__ import annotations
 
 from enum import Enum
 
-from foliosim.model.huge_memory import split_folio_to_list
-from foliosim.model.lru import (
-    folio_add_lru,
-    folio_evictable,
+from foliosim.model import huge_memory, lru, rmap, swap
+from foliosim.model.internal import folio_evictable
+from foliosim.model.machine import Machine
+from foliosim.model.mm import (
+    __folio_put,
     folio_get,
+    folio_mapped,
+    folio_maybe_dma_pinned,
     folio_nr_pages,
     folio_put,
+)
+from foliosim.model.page_flags import (
     folio_test_anon,
     folio_test_clear,
     folio_test_dirty,
-    folio_test_lazyfree,
     folio_test_swapbacked,
     folio_test_swapcache,
-    free_folio,
 )
-from foliosim.model.machine import Machine
-from foliosim.model.rmap import (
-    TTU,
-    folio_mapcount,
-    folio_mapped,
-    folio_maybe_dma_pinned,
-    try_to_unmap,
-)
-from foliosim.model.swap import (
-    delete_from_swap_cache,
-    folio_alloc_swap,
-    folio_free_swap,
-    swap_writeout,
-    vm_swap_full,
-)
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     HPAGE_PMD_ORDER,
     PG_active,
+    PG_anon,
     PG_dirty,
     PG_lru,
     PG_mlocked,
     PG_reclaim,
+    PG_swapbacked,
 )
+from foliosim.model.vmstat import count_mthp_stat, count_vm_events
+
+
+def folio_test_lazyfree(m: Machine, folio: int) -> bool:
+    """Whether the folio is lazyfree: anon and not swap-backed (MADV_FREE'd or droppable)."""
+    # The test shrink_folio_list(), mm/vmscan.c, Linux 6.18, spells out.
+    return (int(m.mem.flags[folio]) & (PG_anon | PG_swapbacked)) == PG_anon
 
 
 class PageoutResult(Enum):
     """pageout_t, mm/vmscan.c."""
 
     PAGE_KEEP = 0
-    PAGE_ACTIVATE = 1
+    PAGE_ACTIVATE = 1  # never for a swap-cache folio on zram: writeout cannot fail
     PAGE_SUCCESS = 2
     PAGE_CLEAN = 3
 
@@ -63,19 +61,12 @@ def folio_isolate_lru(m: Machine, folio: int) -> bool:
 
 def folio_putback_lru(m: Machine, folio: int) -> None:
     """folio_putback_lru(), mm/vmscan.c, Linux 6.18: back through the lru_add batch."""
-    folio_add_lru(m, folio)
+    lru.folio_add_lru(m, folio)
     folio_put(m, folio)  # drop the isolation reference
 
 
-def can_split_folio(m: Machine, folio: int) -> bool:
-    """can_split_folio(folio, 1, NULL), mm/huge_memory.c, Linux 6.18: no references beyond
-    the mappings, the swap cache and the caller's."""
-    extra = folio_nr_pages(m, folio) if folio_test_swapcache(m, folio) else 0
-    return folio_mapcount(m, folio) == m.mem.refcount[folio] - extra - 1
-
-
 def is_page_cache_freeable(m: Machine, folio: int) -> bool:
-    """is_page_cache_freeable(): only the isolation and the swap cache hold references."""
+    """is_page_cache_freeable(), mm/vmscan.c, Linux 6.18: only the isolation and the swap cache hold references."""
     return int(m.mem.refcount[folio]) - folio_nr_pages(m, folio) == 1
 
 
@@ -86,7 +77,7 @@ def pageout(m: Machine, folio: int) -> PageoutResult:
     if not folio_test_clear(m, folio, PG_dirty):  # folio_clear_dirty_for_io()
         return PageoutResult.PAGE_CLEAN
     m.mem.flags[folio] |= PG_reclaim
-    swap_writeout(m, folio)
+    swap.swap_writeout(m, folio)
     # zram is synchronous: writeback has ended, so PG_reclaim is clear again.
     m.mem.flags[folio] &= ~PG_reclaim
     return PageoutResult.PAGE_SUCCESS
@@ -100,12 +91,16 @@ def __remove_mapping(m: Machine, folio: int) -> bool:
     if folio_test_dirty(m, folio):
         return False
     # The swap cache's references go with it; a workingset shadow stays behind.
-    delete_from_swap_cache(m, folio, shadow=True)
+    swap.delete_from_swap_cache(m, folio, shadow=True)
     return True
 
 
-def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool) -> list[int]:
-    """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept."""
+def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
+    """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept.
+
+    Model: only reclaim_pages() calls it, with ignore_references=true, so
+    folio_check_references() is never asked and the argument is left out.
+    """
     ret: list[int] = []
     pgactivate = 0
     mem = m.mem
@@ -113,7 +108,7 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
         nr_pages = folio_nr_pages(m, folio)
         activate = False
         keep = False
-        name = m.folio_name(folio) if m.tracing else ""
+        name = folio_name(m, folio) if m.tracing else ""
         if not folio_evictable(m, folio):
             activate = True
         else:
@@ -121,30 +116,30 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
             if folio_test_anon(m, folio) and was_swapbacked and not folio_test_swapcache(m, folio):
                 if folio_maybe_dma_pinned(m, folio):
                     keep = True
-                elif nr_pages > 1 and not can_split_folio(m, folio):
+                elif nr_pages > 1 and not huge_memory.can_split_folio(m, folio):
                     activate = True
                 elif (
                     nr_pages > 1
                     and m.deferred_split.get(folio)
-                    and not split_folio_to_list(m, folio, folio_list)
+                    and not huge_memory.split_folio_to_list(m, folio, folio_list)
                 ):
                     # Partially mapped folios are split at once: the unmapped
                     # pages are freed without I/O.
                     activate = True
-                elif not folio_alloc_swap(m, folio):
+                elif not swap.folio_alloc_swap(m, folio):
                     order = mem.order[folio]
                     if not order:
                         if m.tracing:
                             m.trace("shrink_folio_list", f"folio {name}: no swap space, activated")
                         activate = True  # activate_locked_split
-                    elif not split_folio_to_list(m, folio, folio_list):
+                    elif not huge_memory.split_folio_to_list(m, folio, folio_list):
                         activate = True
                     else:
                         # Fall back to swapping the pages one by one.
                         if order == HPAGE_PMD_ORDER:
-                            m.count_vm_events("thp_swpout_fallback", 1)
-                        m.count_mthp_stat(order, "swpout_fallback", 1)
-                        if not folio_alloc_swap(m, folio):
+                            count_vm_events(m, "thp_swpout_fallback", 1)
+                        count_mthp_stat(m, order, "swpout_fallback", 1)
+                        if not swap.folio_alloc_swap(m, folio):
                             activate = True  # activate_locked_split
                         else:
                             mem.flags[folio] |= PG_dirty
@@ -153,12 +148,12 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
                 # A split folio's tails make their own pass through this loop.
                 nr_pages = folio_nr_pages(m, folio)
             if not keep and not activate and folio_mapped(m, folio):
-                flags = TTU.BATCH_FLUSH
+                flags = rmap.TTU.BATCH_FLUSH
                 if mem.order[folio] == HPAGE_PMD_ORDER:
-                    flags |= TTU.SPLIT_HUGE_PMD
+                    flags |= rmap.TTU.SPLIT_HUGE_PMD
                 if nr_pages > 1:
-                    flags |= TTU.SYNC
-                try_to_unmap(m, folio, flags)
+                    flags |= rmap.TTU.SYNC
+                rmap.try_to_unmap(m, folio, flags)
                 if folio_mapped(m, folio):
                     if m.tracing:
                         m.trace("shrink_folio_list", f"folio {name} still mapped: activated")
@@ -177,46 +172,46 @@ def shrink_folio_list(m: Machine, folio_list: list[int], ignore_references: bool
                     activate = True
                 else:
                     res = pageout(m, folio)
-                    if res is PageoutResult.PAGE_KEEP:
-                        keep = True
-                    elif res is PageoutResult.PAGE_ACTIVATE:
-                        activate = True
-                    elif res is PageoutResult.PAGE_SUCCESS and folio_test_dirty(m, folio):
+                    # PAGE_KEEP, or written but redirtied meanwhile (PAGE_SUCCESS
+                    # still dirty); pageout() never returns PAGE_ACTIVATE here.
+                    if res is PageoutResult.PAGE_KEEP or (
+                        res is PageoutResult.PAGE_SUCCESS and folio_test_dirty(m, folio)
+                    ):
                         keep = True
             if not keep and not activate:
                 if folio_test_lazyfree(m, folio):
                     if int(mem.refcount[folio]) != 1:  # folio_ref_freeze(folio, 1)
                         keep = True
                     else:
-                        m.count_vm_events("pglazyfreed", nr_pages)
+                        count_vm_events(m, "pglazyfreed", nr_pages)
                         mem.refcount[folio] = 0
-                        free_folio(m, folio)
+                        __folio_put(m, folio)
                         continue
                 elif not __remove_mapping(m, folio):
                     keep = True
                 else:
                     # __remove_mapping() froze the count at the isolation reference.
                     mem.refcount[folio] = 0
-                    free_folio(m, folio)
+                    __folio_put(m, folio)
                     continue
         if activate:
             # activate_locked:
             if folio_test_swapcache(m, folio) and (
-                vm_swap_full(m) or mem.flags[folio] & PG_mlocked
+                swap.vm_swap_full(m) or mem.flags[folio] & PG_mlocked
             ):
-                folio_free_swap(m, folio)
+                swap.folio_free_swap(m, folio)
             if not mem.flags[folio] & PG_mlocked:
                 mem.flags[folio] |= PG_active
                 pgactivate += nr_pages
         ret.append(folio)
     if pgactivate:
-        m.count_vm_events("pgactivate", pgactivate)
+        count_vm_events(m, "pgactivate", pgactivate)
     return ret
 
 
 def reclaim_folio_list(m: Machine, folio_list: list[int]) -> None:
     """reclaim_folio_list(), mm/vmscan.c, Linux 6.18: shrink, then put back what is left."""
-    for folio in shrink_folio_list(m, folio_list, ignore_references=True):
+    for folio in shrink_folio_list(m, folio_list):
         folio_putback_lru(m, folio)
 
 

@@ -26,6 +26,23 @@ ADVICES = (
     "populate_read",
     "populate_write",
 )
+# /proc/PID/smaps fields reported per mapping in STATE, in kB, summed over
+# its VMAs; `expect NAME smaps FIELD KB` takes one of them.
+SMAPS_KEYS = (
+    "AnonHugePages",
+    "Anonymous",
+    "LazyFree",
+    "Locked",
+    "Private_Clean",
+    "Private_Dirty",
+    "Pss",
+    "Rss",
+    "Shared_Clean",
+    "Shared_Dirty",
+    "Swap",
+    "SwapPss",
+)
+
 PAGE_STATES = ("present", "swap", "none")
 # Values of `read` results and `expect ... data` besides labels.
 DATA_ZERO = "zero"

@@ -16,9 +16,9 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partialmethod
 from typing import NoReturn
 
-from foliosim.observation import SMAPS_KEYS
 from foliosim.scenario import ast
 from foliosim.scenario.errors import ScenarioError
 
@@ -555,11 +555,6 @@ class _Parser:
         self.labels.add(label)
         return ast.Poke(line=self.line, proc=proc, text=text, name=name, runs=runs, label=label)
 
-    def cmd_read(self, proc: str, text: str) -> ast.Command:
-        name, runs = self.map_and_range(proc)
-        self.done()
-        return ast.Read(line=self.line, proc=proc, text=text, name=name, runs=runs)
-
     def cmd_madvise(self, proc: str, text: str) -> ast.Command:
         name, runs = self.map_and_range(proc)
         advice = self.choice(self.next("ADVICE"), "advice", ast.ADVICES)
@@ -568,15 +563,17 @@ class _Parser:
             line=self.line, proc=proc, text=text, name=name, runs=runs, advice=advice
         )
 
-    def cmd_mlock(self, proc: str, text: str) -> ast.Command:
+    def name_and_range(
+        self, cls: type[ast.Read | ast.Mlock | ast.Munlock], proc: str, text: str
+    ) -> ast.Command:
+        # `read`, `mlock` and `munlock` take exactly NAME RANGE.
         name, runs = self.map_and_range(proc)
         self.done()
-        return ast.Mlock(line=self.line, proc=proc, text=text, name=name, runs=runs)
+        return cls(line=self.line, proc=proc, text=text, name=name, runs=runs)
 
-    def cmd_munlock(self, proc: str, text: str) -> ast.Command:
-        name, runs = self.map_and_range(proc)
-        self.done()
-        return ast.Munlock(line=self.line, proc=proc, text=text, name=name, runs=runs)
+    cmd_read = partialmethod(name_and_range, ast.Read)
+    cmd_mlock = partialmethod(name_and_range, ast.Mlock)
+    cmd_munlock = partialmethod(name_and_range, ast.Munlock)
 
     def cmd_fork(self, proc: str, text: str) -> ast.Command:
         w = self.next("CHILD process name")
@@ -671,7 +668,7 @@ class _Parser:
         w2 = self.next("RANGE or 'smaps'")
         if w2.text == "smaps":
             fw = self.next("smaps FIELD")
-            fieldname = self.choice(fw, "smaps field", SMAPS_KEYS)
+            fieldname = self.choice(fw, "smaps field", ast.SMAPS_KEYS)
             kw = self.next("KB")
             kb = self.number(kw.text, kw.col, "kB value")
             self.done()

@@ -19,8 +19,9 @@
 The end states equal linux-6.18's; `foliosim cost` shows what it saves.
 """
 
-from foliosim.model.lru import folio_nr_pages, folio_test_large
-from foliosim.model.memory import FPB_RESPECT_SOFT_DIRTY, FPB_RESPECT_WRITE, folio_pte_batch_flags
+from foliosim.model.internal import FPB_RESPECT_SOFT_DIRTY, FPB_RESPECT_WRITE, folio_pte_batch_flags
+from foliosim.model.mm import folio_nr_pages
+from foliosim.model.page_flags import folio_test_large
 from foliosim.model.rmap import _discard, folio_try_share_anon_rmap_ptes, set_ptes
 from foliosim.model.swap import swap_duplicate_nr, swap_free_nr
 from foliosim.model.types import (

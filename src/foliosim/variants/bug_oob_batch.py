@@ -13,8 +13,9 @@ In the model such a batch is a fault: folio_pte_batch_flags() refuses to read
 past the page table, validate_pte_batch() a batch leaving the VMA.
 """
 
-from foliosim.model.lru import folio_nr_pages, folio_test_anon, folio_test_swapbacked
-from foliosim.model.memory import FPB_RESPECT_WRITE, folio_pte_batch_flags
+from foliosim.model.internal import FPB_RESPECT_WRITE, folio_pte_batch_flags
+from foliosim.model.mm import folio_nr_pages
+from foliosim.model.page_flags import folio_test_anon, folio_test_swapbacked
 from foliosim.variants import replace
 
 BASE = "linux-6.18"

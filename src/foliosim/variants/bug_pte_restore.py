@@ -10,8 +10,9 @@ the child's page), soft-dirty bits were lost (linux-anon-reclaim.md §11 bug 4).
 scenarios/mthp-lazyfree-mixed-write.scn shows the live 6.18.44 kernel has the fix.
 """
 
-from foliosim.model.lru import folio_nr_pages, folio_test_large, folio_test_swapbacked
-from foliosim.model.memory import folio_pte_batch
+from foliosim.model.internal import folio_pte_batch
+from foliosim.model.mm import folio_nr_pages
+from foliosim.model.page_flags import folio_test_large, folio_test_swapbacked
 from foliosim.variants import replace
 
 BASE = "linux-6.18"

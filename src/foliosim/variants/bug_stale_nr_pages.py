@@ -14,20 +14,15 @@ tests/variants/test_builtin.py checks that nothing else differs.  The state
 needs a device-exclusive entry (rmap.make_device_exclusive(): HMM, no syscall).
 """
 
-from foliosim.model import cost
-from foliosim.model.lru import (
-    folio_nr_pages,
-    folio_test_large,
-    folio_test_swapbacked,
-    folio_test_swapcache,
-)
+from foliosim.model import cost, huge_memory, mlock
+from foliosim.model.mm import folio_maybe_dma_pinned, folio_nr_pages
+from foliosim.model.page_flags import folio_test_large, folio_test_swapbacked, folio_test_swapcache
 from foliosim.model.rmap import (
     TTU,
     _discard,
     _unmap_swapbacked_ptes,
     _unmap_swapbacked_run,
     flush_tlb_range,
-    folio_maybe_dma_pinned,
     folio_unmap_pte_batch,
     get_and_clear_ptes,
     lazyfree_range,
@@ -35,6 +30,7 @@ from foliosim.model.rmap import (
     set_ptes,
     validate_pte_batch,
 )
+from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     PTE_DIRTY,
     VM_LOCKED,
@@ -53,37 +49,33 @@ BASE = "linux-6.18"
 def try_to_unmap_one(m, folio, vma, index, flags):
     """try_to_unmap_one() before the CVE-2026-63950 fix: nr_pages set once, not per iteration."""
     mm = vma.mm
-    ret = True
-    nr_pages = 1  # BUG: set once, at its declaration (unsigned long nr_pages = 1)
     mem = m.mem
+    nr_pages = 1  # BUG: set once, at its declaration (unsigned long nr_pages = 1)
     pmd = mm.pmds.get(index >> 9) if mem.order[folio] == 9 else None
     if pmd is not None and pmd[1] == folio:
         if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
             return False  # PMD mapping: mlock_vma_folio() at once (model: stays mlocked)
-        from foliosim.model.huge_memory import split_huge_pmd_locked, unmap_huge_pmd_locked
 
         if not mem.flags[folio] & PG_swapbacked and m.profile.has("lazyfree_pmd_discard"):
             # Since Linux v6.11 ("mm/vmscan: avoid split lazyfree THP during
             # shrink_folio_list") a lazyfree PMD is discarded whole; the live
             # 6.18.44 build splits it instead (docs/kernel-notes.md).
-            return unmap_huge_pmd_locked(m, vma, folio)
+            return huge_memory.unmap_huge_pmd_locked(m, vma, folio)
         if not flags & TTU.SPLIT_HUGE_PMD:
             return False
-        split_huge_pmd_locked(m, vma, index >> 9)
+        huge_memory.split_huge_pmd_locked(m, vma, index >> 9)
     # The walk reads each PTE when it gets there: entries cleared by an earlier
     # batch of this walk are skipped.
     for vpn, t, i, page in page_vma_mapped_walk(m, folio, vma, index):
         if not pte_maps_page(t.bits[i]) or int(t.pfn[i]) != page:
             continue  # cleared by an earlier batch of this walk
         if vma.flags & VM_LOCKED and not flags & TTU.IGNORE_MLOCK:
-            from foliosim.model.mlock import mlock_folio
-
             if not folio_test_large(m, folio):
-                mlock_folio(m, folio)
+                mlock.mlock_folio(m, folio)
             if m.tracing:
                 m.trace(
                     "try_to_unmap_one",
-                    f"folio {m.folio_name(folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
+                    f"folio {folio_name(m, folio)} in a VM_LOCKED VMA: mlocked, not unmapped",
                 )
             return False
         if (
@@ -124,4 +116,4 @@ def try_to_unmap_one(m, folio, vma, index, flags):
         _discard(m, vma, folio, page, nr_pages)
         if nr_pages == folio_nr_pages(m, folio):
             break  # walk_done
-    return ret
+    return True

@@ -7,8 +7,9 @@ Lorenzo Stoakes' review of the seed (shared/seed/000_40a7ff58577b0a4a.txt, 10 Ma
 The body is the seed's, with the return values inverted.
 """
 
-from foliosim.model.lru import folio_test_dirty
-from foliosim.model.rmap import folio_mapcount, set_ptes
+from foliosim.model.mm import folio_mapcount
+from foliosim.model.page_flags import folio_test_dirty
+from foliosim.model.rmap import set_ptes
 from foliosim.model.types import MM_ANONPAGES, VM_DROPPABLE, PG_swapbacked
 from foliosim.variants import replace
 

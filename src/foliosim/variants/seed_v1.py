@@ -9,8 +9,9 @@ caller aborts the walk) and 0 after subtracting nr_pages from MM_ANONPAGES (the
 caller goes to discard).  "No functional change is intended."
 """
 
-from foliosim.model.lru import folio_test_dirty
-from foliosim.model.rmap import folio_mapcount, set_ptes
+from foliosim.model.mm import folio_mapcount
+from foliosim.model.page_flags import folio_test_dirty
+from foliosim.model.rmap import set_ptes
 from foliosim.model.types import MM_ANONPAGES, VM_DROPPABLE, PG_swapbacked
 from foliosim.variants import replace
 

@@ -9,8 +9,9 @@ try_to_unmap_one.  Otherwise adjust the rss stats of the mm and jump to a
 label" (the label `discard` renamed `finish_unmap`).
 """
 
-from foliosim.model.lru import folio_test_dirty
-from foliosim.model.rmap import folio_mapcount, set_ptes
+from foliosim.model.mm import folio_mapcount
+from foliosim.model.page_flags import folio_test_dirty
+from foliosim.model.rmap import set_ptes
 from foliosim.model.types import MM_ANONPAGES, VM_DROPPABLE, PG_swapbacked
 from foliosim.variants import replace
 

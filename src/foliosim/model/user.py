@@ -1,0 +1,106 @@
+"""The user program: its stores and loads, and the data tokens it writes and reads back.
+
+Not kernel code: this is the scenario's process touching its memory through the
+MMU, faulting into the model (handle_mm_fault(), mm/memory.c) where the PTE does
+not allow the access, as the kernel backend's worker does with real loads and
+stores.  Each page stored gets a token naming (label, mapping, page index), so a
+later load says whether the page holds what was written there, zeroes, or
+something else ("garbage"), as the worker's data check does.
+"""
+
+from __future__ import annotations
+
+from foliosim.model import memory
+from foliosim.model.machine import Machine
+from foliosim.model.types import PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PTE_YOUNG, Mm
+from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Runs
+
+# A token: label id << LABEL_SHIFT | mapping id << MAP_SHIFT | page index; 0 is zeroes.
+LABEL_SHIFT = 40
+MAP_SHIFT = 24
+
+
+class UserProgram:
+    """What the scenario's processes stored: label and mapping ids of the data tokens."""
+
+    def __init__(self, m: Machine) -> None:
+        self.m = m
+        self.labels: dict[str, int] = {}
+        self.label_names: list[str] = []
+        self.map_ids: dict[str, int] = {}
+        self.map_names: list[str] = []
+
+    def token(self, label: str, name: str, index: int) -> int:
+        """The token user space stores in page `index` of mapping `name` under `label`."""
+        lid = self.labels.get(label)
+        if lid is None:
+            lid = self.labels[label] = len(self.label_names) + 1
+            self.label_names.append(label)
+        mid = self.map_ids.get(name)
+        if mid is None:
+            mid = self.map_ids[name] = len(self.map_names)
+            self.map_names.append(name)
+        return (lid << LABEL_SHIFT) | (mid << MAP_SHIFT) | index
+
+    def tokens(self, label: str, name: str, first: int, nr: int) -> list[int]:
+        """The tokens of `nr` pages from index `first` of mapping `name` under `label`."""
+        return [self.token(label, name, first + k) for k in range(nr)]
+
+    def classify(self, tok: int, name: str, index: int) -> str:
+        """What a load of page `index` of mapping `name` finds: a label, zero or garbage."""
+        if tok == 0:
+            return DATA_ZERO
+        lid = tok >> LABEL_SHIFT
+        mid = (tok >> MAP_SHIFT) & ((1 << (LABEL_SHIFT - MAP_SHIFT)) - 1)
+        idx = tok & ((1 << MAP_SHIFT) - 1)
+        if self.map_ids.get(name) == mid and idx == index:
+            return self.label_names[lid - 1]
+        return DATA_GARBAGE
+
+    def user_write(self, mm: Mm, name: str, start: int, end: int, first: int, label: str) -> None:
+        """Stores to pages [start, end): a write fault where the PTE does not allow it."""
+        m = self.m
+        data = m.mem.data
+        base = self.token(label, name, first) - start  # + vpn: the page's token
+        t = None
+        for vpn in range(start, end):
+            if t is None or not vpn & 511:
+                t = mm.pte_table(vpn)
+            i = vpn & 511
+            if t is None or not t.bits[i] & PTE_WRITE:
+                pmd = mm.pmds.get(vpn >> 9) if t is None else None
+                if pmd is None or not pmd[0] & PTE_WRITE:
+                    memory.handle_mm_fault(m, mm.find_vma(vpn), vpn, write=True)
+                t = mm.pte_table(vpn)
+                if t is None:
+                    # A store through a huge PMD.
+                    pmd = mm.pmds[vpn >> 9]
+                    pmd[0] |= PTE_DIRTY | PTE_YOUNG
+                    data[pmd[1] + i] = base + vpn
+                    continue
+            t.bits[i] |= PTE_DIRTY | PTE_YOUNG  # the MMU sets them on the store
+            data[t.pfn[i]] = base + vpn
+
+    def user_read(self, mm: Mm, name: str, runs: Runs) -> list[str]:
+        """Loads of every page of the runs: a read fault where nothing is mapped."""
+        m = self.m
+        start = mm.mappings[name].start
+        out = []
+        for first, last in runs:
+            for idx in range(first, last + 1):
+                vpn = start + idx
+                t = mm.pte_table(vpn)
+                i = vpn & 511
+                if t is None or not int(t.bits[i]) & PTE_PRESENT:
+                    if t is not None or (vpn >> 9) not in mm.pmds:
+                        memory.handle_mm_fault(m, mm.find_vma(vpn), vpn, write=False)
+                    t = mm.pte_table(vpn)
+                    if t is None:
+                        # A load through a huge PMD.
+                        pmd = mm.pmds[vpn >> 9]
+                        pmd[0] |= PTE_YOUNG
+                        out.append(self.classify(int(m.mem.data[pmd[1] + i]), name, idx))
+                        continue
+                t.bits[i] |= PTE_YOUNG
+                out.append(self.classify(int(m.mem.data[int(t.pfn[i])]), name, idx))
+        return out

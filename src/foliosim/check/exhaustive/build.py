@@ -27,8 +27,11 @@ from foliosim.check.exhaustive.space import (
 )
 from foliosim.model.huge_memory import deferred_split_folio
 from foliosim.model.machine import Machine
+from foliosim.model.mm import GUP_PIN_COUNTING_BIAS
 from foliosim.model.mmap import SLOT_BASE
+from foliosim.model.page_alloc import folio_alloc
 from foliosim.model.profile import Profile
+from foliosim.model.rmap import anon_vma_alloc
 from foliosim.model.swap import SwapInfo
 from foliosim.model.types import (
     MM_ANONPAGES,
@@ -59,24 +62,7 @@ from foliosim.model.types import (
     PG_unevictable,
     Vma,
 )
-
-try:  # the layered model (foliosim.model.page_alloc, mm, vmstat)
-    from foliosim.model.mm import GUP_PIN_COUNTING_BIAS
-    from foliosim.model.page_alloc import folio_alloc
-    from foliosim.model.rmap import anon_vma_alloc
-    from foliosim.model.vmstat import count_mthp_stat
-except ImportError:  # the model before it: Machine methods
-    from foliosim.model.rmap import GUP_PIN_COUNTING_BIAS
-
-    def folio_alloc(m: Machine, order: int) -> int:
-        return m.folio_alloc(order)
-
-    def anon_vma_alloc(m: Machine):  # type: ignore[no-untyped-def]
-        return m.anon_vma_alloc()
-
-    def count_mthp_stat(m: Machine, order: int, item: str, delta: int = 1) -> None:
-        m.count_mthp_stat(order, item, delta)
-
+from foliosim.model.vmstat import count_mthp_stat
 
 BASE = SLOT_BASE * PTRS_PER_PTE  # the first mapping slot, 2M aligned
 FILLER_BASE = BASE + 8 * PTRS_PER_PTE  # where swapped-out filler pages live

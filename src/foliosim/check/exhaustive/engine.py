@@ -22,7 +22,6 @@ configuration when the fingerprints are equal.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,13 +35,6 @@ from foliosim.model.machine import Machine
 from foliosim.model.madvise import do_madvise
 from foliosim.model.profile import PROFILES, Profile, get_profile
 from foliosim.model.vmscan import folio_isolate_lru, folio_putback_lru, shrink_folio_list
-
-
-# The model's shrink_folio_list() lost its unused ignore_references parameter
-# in the layering of the model; both are accepted until every branch has it.
-_SHRINK_TAKES_IGNORE_REFERENCES = (
-    "ignore_references" in inspect.signature(shrink_folio_list).parameters
-)
 
 
 class SideError(Exception):
@@ -93,12 +85,7 @@ def reclaim(m: Machine, c: Config, folio: int) -> str:
     lru_add_drain(m)
     if not folio_isolate_lru(m, folio):
         return "not on an LRU"
-    kept = (
-        shrink_folio_list(m, [folio], ignore_references=False)  # type: ignore[call-arg]
-        if _SHRINK_TAKES_IGNORE_REFERENCES
-        else shrink_folio_list(m, [folio])
-    )
-    for f in kept:
+    for f in shrink_folio_list(m, [folio]):
         folio_putback_lru(m, f)
     return ""
 

@@ -8,6 +8,7 @@ from foliosim.check.findings import Shrunk, count_commands, next_number, save_fi
 from foliosim.check.judge import Judge
 from foliosim.model.backend import ModelBackend
 from foliosim.scenario.parser import parse_file
+from foliosim.variants import VariantBackend, load_variant
 
 # Differs between the two profiles at the observe (line 6) and in the final state.
 GUP_LAZYFREE = "mmap A 1\nwrite A 0\nmadvise A 0 free\ngup A 0 as r\nmadvise A 0 pageout\nobserve\n"
@@ -17,7 +18,7 @@ def _judge():
     return Judge(
         [
             ("linux-6.18", ModelBackend("linux-6.18")),
-            ("revert", ModelBackend("linux-6.18-revert-faeb2831b517")),
+            ("revert", VariantBackend(load_variant("pre-6.15-swapbacked"))),
         ]
     )
 
@@ -63,7 +64,7 @@ def test_a_saved_finding_replays_as_saved_with_its_header_and_observations(tmp_p
         line.startswith(f"#   line {observe.line} observe, p0 A page 0 flags") for line in header
     )
     saved = json.loads((tmp_path / "000.revert.json").read_text())
-    assert saved["backend"]["profile"] == "linux-6.18-revert-faeb2831b517"
+    assert saved["backend"]["variant"] == "pre-6.15-swapbacked"
     assert (tmp_path / "000.linux-6.18.json").exists()
 
 

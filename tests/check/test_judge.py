@@ -5,6 +5,7 @@ from __future__ import annotations
 from foliosim.check.judge import CRASH, DIFFERS, EXPLAINED, INVALID, SAME, Judge, parses
 from foliosim.check.known import KnownDifference
 from foliosim.model.backend import ModelBackend
+from foliosim.variants import VariantBackend, load_variant
 
 # The reverted fix's own scenario: a clean lazyfree page held by a GUP reference
 # meets reclaim; before faeb2831b517 (v6.15) it was made swapbacked again.
@@ -14,7 +15,7 @@ GUP_LAZYFREE = "mmap A 1\nwrite A 0\nmadvise A 0 free\ngup A 0 as r\nmadvise A 0
 def _pair():
     return [
         ("linux-6.18", ModelBackend("linux-6.18")),
-        ("revert", ModelBackend("linux-6.18-revert-faeb2831b517")),
+        ("revert", VariantBackend(load_variant("pre-6.15-swapbacked"))),
     ]
 
 

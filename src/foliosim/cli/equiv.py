@@ -15,6 +15,8 @@ import random
 
 from rich.console import Console
 
+from foliosim.check.exhaustive import command as exhaustive
+from foliosim.check.exhaustive.engine import SideError
 from foliosim.check.fuzz import DEFAULT_SHRINK_BUDGET, Campaign
 from foliosim.cli.common import UsageError, model_backend
 from foliosim.cli.fuzz import print_summary
@@ -44,10 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUNS",
         help="runs allowed to shrink each difference",
     )
+    exhaustive.add_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     """Compare the two profiles on `--count` scenarios; the exit status."""
+    if args.exhaustive:
+        if args.profile_a == args.profile_b:
+            raise UsageError("foliosim equiv: the two variants are the same")
+        try:
+            return exhaustive.main(args)
+        except (exhaustive.BoundsError, SideError) as e:
+            raise UsageError(f"foliosim equiv: {e}") from None
     if args.count < 1:
         raise UsageError(f"foliosim equiv: --count {args.count}: must be at least 1")
     if args.profile_a == args.profile_b:

@@ -156,12 +156,14 @@ def validate_swap(m: Machine) -> None:
             f"{int(refs[o])} swap PTEs name it"
         )
     for o, f in sorted(si.cache.items()):
-        if not m.mem.flags[f] & PG_swapcache or int(m.mem.swap[f]) != int(o):
+        # The cache names each slot's page; a large folio's flags and swap are its head's.
+        head = page_folio(m, f)
+        if not m.mem.flags[head] & PG_swapcache or int(m.mem.swap[head]) + f - head != int(o):
             raise InvariantError(
                 f"validate_swap: slot {int(o)} caches pfn {f}, whose folio->swap "
-                f"is {int(m.mem.swap[f])}"
+                f"is {int(m.mem.swap[head])} (page {f - head} of the folio)"
             )
-        if not m.mem.flags[f] & PG_swapbacked:
+        if not m.mem.flags[head] & PG_swapbacked:
             raise InvariantError(f"validate_swap: slot {int(o)}: cached folio not swapbacked")
     used = si.swap_map_v > 0
     used[list(si.cache)] = True

@@ -17,16 +17,9 @@ from foliosim.model.types import (
     PG_anon_exclusive,
 )
 
-# 29f40594a281 ("mm/rmap: fix incorrect pte restoration for lazyfree folios", Dev Jain),
-# in 6.18.y (mm/rmap.c of linux-6.18.35 passes FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY
-# to folio_pte_batch_flags()).  Branch `variants` is adding it to the model: once it
-# lands, drop this marker from the two rows below.
-UNMAP_BATCH_RESPECTS_WRITE_AND_SOFT_DIRTY = pytest.mark.xfail(
-    strict=True,
-    reason="model: folio_unmap_pte_batch() calls folio_pte_batch() without flags, so write "
-    "and soft-dirty differences do not end the batch; 6.18.y's folio_unmap_pte_batch() "
-    "passes FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY (29f40594a281)",
-)
+# The write and soft-dirty rows: 29f40594a281 ("mm/rmap: fix incorrect pte restoration
+# for lazyfree folios", Dev Jain), in 6.18.y (mm/rmap.c of linux-6.18.35 passes
+# FPB_RESPECT_WRITE | FPB_RESPECT_SOFT_DIRTY to folio_pte_batch_flags()).
 
 
 def _lazyfree_64k(variant: str) -> tuple[Sim, int]:
@@ -65,13 +58,11 @@ def _lazyfree_64k(variant: str) -> tuple[Sim, int]:
             "write bit differs at 8",
             8,
             id="write bit differs at 8: 8",
-            marks=UNMAP_BATCH_RESPECTS_WRITE_AND_SOFT_DIRTY,
         ),
         pytest.param(
             "soft-dirty differs at 8",
             8,
             id="soft-dirty differs at 8: 8",
-            marks=UNMAP_BATCH_RESPECTS_WRITE_AND_SOFT_DIRTY,
         ),
     ],
 )

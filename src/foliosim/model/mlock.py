@@ -137,6 +137,17 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
             continue
         t = vma.mm.pte_table(vpn)
         if t is None:
+            pmd = vma.mm.pmds.get(vpn >> 9)
+            if pmd is not None:
+                # pmd_trans_huge_lock(): a PMD-mapped THP is (un)mlocked whole;
+                # a VMA boundary inside it would have split the PMD
+                # (vma_adjust_trans_huge()).  Never the huge zero page.
+                skip = (vpn | 511) + 1
+                if pmd[1] != m.huge_zero_pfn:
+                    if newflags & VM_LOCKED:
+                        mlock_folio(m, pmd[1])
+                    else:
+                        munlock_folio(m, pmd[1])
             continue
         i = vpn & 511
         bits = int(t.bits[i])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model import gup, lru, mmap
+from foliosim.model import vma as mm_vma
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import (
@@ -17,6 +18,7 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     VM_DROPPABLE,
     VM_LOCKED,
+    VM_LOCKONFAULT,
     Mm,
     PG_active,
     PG_lru,
@@ -182,16 +184,30 @@ def vma_is_mlockable(vma: Vma) -> bool:
     return not vma.flags & VM_DROPPABLE
 
 
+def mlock_fixup(m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, newflags: int) -> Vma:
+    """mlock_fixup(), mm/mlock.c, Linux 6.18: [start, end) of the VMA gets newflags; returns the new prev."""
+    oldflags = vma.flags
+    if newflags == oldflags or not vma_is_mlockable(vma):
+        return vma  # VM_DROPPABLE never gets VM_LOCKED
+    vma = mm_vma.vma_modify_flags(m, prev, vma, start, end, newflags)
+    if newflags & VM_LOCKED and oldflags & VM_LOCKED:
+        vma.flags = newflags  # no work to do, and mlocking twice would be wrong
+    else:
+        mlock_vma_pages_range(m, vma, start, end, newflags)
+    return vma
+
+
 def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
     """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
-    for vma in mmap.vmas_in_range(mm, start, end):
-        if not vma_is_mlockable(vma):
-            continue  # mlock_fixup(): VM_DROPPABLE never gets VM_LOCKED
-        newflags = (vma.flags & ~VM_LOCKED) | flags
-        if newflags == vma.flags:
-            continue
-        s, e = max(start, vma.start), min(end, vma.end)
-        mlock_vma_pages_range(m, mmap.vma_split_range(m, vma, s, e), s, e, newflags)
+    vmas = mmap.vmas_in_range(mm, start, end)
+    if not vmas:
+        return
+    vma: Vma | None = vmas[0]
+    prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
+    while vma is not None and vma.start < end:
+        newflags = (vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | flags
+        prev = mlock_fixup(m, vma, prev, max(start, vma.start), min(end, vma.end), newflags)
+        vma = mm_vma.vma_next(mm, prev)
 
 
 def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:

@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("foliosim.cli.fuzz", "search for scenarios on which model and kernel differ"),
     "equiv": ("foliosim.cli.equiv", "search for scenarios on which two model profiles differ"),
     "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
+    "race": ("foliosim.cli.race", "check the lazyfree path's barriers with herd7 (LKMM, x86-TSO, ARMv8)"),
 }
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

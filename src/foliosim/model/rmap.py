@@ -8,6 +8,7 @@ import numpy as np
 
 from foliosim.model import huge_memory, mlock, swap
 from foliosim.model import vma as mm_vma
+from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import (
@@ -24,6 +25,7 @@ from foliosim.model.page_flags import (
     folio_test_swapbacked,
     folio_test_swapcache,
 )
+from foliosim.model.page_ref import folio_ref_count
 from foliosim.model.trace import folio_name
 from foliosim.model.types import (
     MM_ANONPAGES,
@@ -334,10 +336,12 @@ def lazyfree_range(
     """
     mm = vma.mm
     # smp_mb(): clear PTE; barrier; read refcount -- pairs with GUP-fast's
-    # inc refcount; barrier; read PTE.  `foliosim race` explores the orders.
-    ref_count = int(m.mem.refcount[folio])
+    # inc refcount; barrier; read PTE.  `foliosim race` checks the orders.
+    smp_mb()
+    ref_count = folio_ref_count(m, folio)
     map_count = folio_mapcount(m, folio)
     # smp_rmb(): order the refcount read before the PG_dirty read (__remove_mapping).
+    smp_rmb()
     if folio_test_dirty(m, folio) and not vma.flags & VM_DROPPABLE:
         # Redirtied either through the page table or a previously taken GUP reference.
         set_ptes(t, i, pteval, pfn, nr_pages)

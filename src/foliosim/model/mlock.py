@@ -158,11 +158,16 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
         page = int(t.pfn[i])
         folio = page_folio(m, page)
         if m.mem.order[folio]:
-            # allow_mlock_munlock(): a large folio only when all of it lies in
-            # the range and is mapped there (folio_mlock_step() covers it).
+            # allow_mlock_munlock(): mlock takes a large folio only when all of
+            # it lies in the range and is mapped there (folio_mlock_step() covers
+            # it); munlock takes it anyway, as it may have been mlocked before a
+            # VMA split.
             nr = folio_nr_pages(m, folio)
             first = vpn - (page - folio)
             skip = first + nr
+            if not newflags & VM_LOCKED:
+                munlock_folio(m, folio)
+                continue
             if first < start or first + nr > end:
                 continue
             ft = vma.mm.pte_table(first)

@@ -34,6 +34,8 @@ class Outcome:
     explained: list[tuple[Difference, KnownDifference]] = field(default_factory=list)
     error: str = ""  # crash: "model raised InvariantError: ..."; invalid: the parser's error
     signature: frozenset[str] = frozenset()
+    # With three backends: the pair whose differences `unexplained` and `explained` are.
+    pair: tuple[str, str] | None = None
 
     @property
     def is_failure(self) -> bool:
@@ -42,6 +44,8 @@ class Outcome:
 
     def side_names(self) -> tuple[str, str]:
         """The names of the two backends compared ('a', 'b' with one backend)."""
+        if self.pair is not None:
+            return self.pair
         names = list(self.observations)
         return (names[0], names[1]) if len(names) == 2 else ("a", "b")
 
@@ -138,8 +142,8 @@ class Judge:
     def __init__(
         self, backends: Sequence[tuple[str, Any]], known: Sequence[KnownDifference] = ()
     ) -> None:
-        if not 1 <= len(backends) <= 2:
-            raise ValueError("a campaign compares two backends or checks one")
+        if not 1 <= len(backends) <= 3:
+            raise ValueError("a campaign compares two or three backends, or checks one")
         self.backends = list(backends)
         self.known = list(known)
 
@@ -173,16 +177,29 @@ class Judge:
             return Outcome(CRASH, scenario, obs, error=msg, signature=sig)
         if len(self.backends) == 1:
             return Outcome(SAME, scenario, obs)
-        a, b = self.names
+        # Every pair, in order (model-kernel, model-c, kernel-c with three); the first
+        # pair that differs unexplained is the outcome's.
+        names = self.names
+        pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+        first: tuple[str, str] | None = None
         explained: list[tuple[Difference, KnownDifference]] = []
         unexplained: list[Difference] = []
-        for d in diff_observations(obs[a], obs[b], scenario):
-            k = explain_difference(d, scenario, self.known)
-            if k is None:
-                unexplained.append(d)
-            else:
-                explained.append((d, k))
+        sig: frozenset[str] = frozenset()
+        for a, b in pairs:
+            pair_unexplained: list[Difference] = []
+            for d in diff_observations(obs[a], obs[b], scenario):
+                k = explain_difference(d, scenario, self.known)
+                if k is None:
+                    pair_unexplained.append(d)
+                elif first is None:
+                    explained.append((d, k))
+            if pair_unexplained:
+                tag = "" if len(pairs) == 1 else f"{a}/{b}: "
+                sig |= frozenset(tag + s for d in pair_unexplained for s in difference_signature(d))
+                if first is None:
+                    first, unexplained = (a, b), pair_unexplained
         if unexplained:
-            sig = frozenset().union(*(difference_signature(d) for d in unexplained))
-            return Outcome(DIFFERS, scenario, obs, unexplained, explained, signature=sig)
+            return Outcome(
+                DIFFERS, scenario, obs, unexplained, explained, signature=sig, pair=first
+            )
         return Outcome(EXPLAINED if explained else SAME, scenario, obs, [], explained)

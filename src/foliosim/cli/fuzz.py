@@ -26,7 +26,8 @@ from foliosim.check.known import KNOWN_DIFFERENCES, KnownDifference
 from foliosim.cli.common import DEFAULT_PROFILE, UsageError, kernel_backend, model_backend
 from foliosim.scenario.ast import ADVICES
 
-BACKEND_CHOICES = ("model,kernel", "kernel,model", "model")
+# `c`: the scenario exported as a C program (foliosim.cexport), a second kernel harness.
+BACKEND_CHOICES = ("model,kernel", "kernel,model", "model", "model,c", "kernel,c", "model,kernel,c")
 
 
 EXIT_STATUSES = {
@@ -65,8 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--backends",
         default="model,kernel",
         metavar="LIST",
-        help="model,kernel (default: compare them) or model (model alone, "
-        "invariants checked: any exception is a finding)",
+        help="model,kernel (default: compare them), model (model alone, "
+        "invariants checked: any exception is a finding), or model,c, kernel,c, "
+        "model,kernel,c (c: the exported C program)",
     )
     parser.add_argument(
         "--mthp",
@@ -108,6 +110,10 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
         if name == "model":
             # Alone, the model is checked: invariant violations are what we look for.
             out.append(("model", model_backend(args.profile, check=names == "model")))
+        elif name == "c":
+            from foliosim.cexport.backend import c_backend
+
+            out.append(("c", c_backend()))
         else:
             try:
                 out.append(("kernel", kernel_backend()))
@@ -121,7 +127,7 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
 def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "model":
         return f"model ({args.profile}{', checked' if args.backends == 'model' else ''})"
-    return f"kernel ({platform.release()})"
+    return f"{name} ({platform.release()})"
 
 
 def _progress_line(stats: Stats, status: str) -> Text:
@@ -197,7 +203,7 @@ def print_summary(
 ) -> None:
     """The end-of-campaign report: counts, findings, coverage, rate."""
     c = console
-    pair = len(names) == 2
+    pair = len(names) >= 2
     head = "interrupted after" if stats.interrupted else "ran"
     c.print(
         f"{head} {stats.generated} scenarios in {stats.elapsed:.1f} s "

@@ -41,6 +41,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fuzz": ("foliosim.cli.fuzz", "search for scenarios on which model and kernel differ"),
     "equiv": ("foliosim.cli.equiv", "search for scenarios on which two model profiles differ"),
     "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
+    "export-c": ("foliosim.cli.export_c", "write a scenario as a standalone C program"),
     "race": ("foliosim.cli.race", "check the lazyfree path's barriers with herd7 (LKMM, x86-TSO, ARMv8)"),
 }
 

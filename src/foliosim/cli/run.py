@@ -29,6 +29,9 @@ from foliosim.cli.report import failed_expects, print_report
 from foliosim.scenario.ast import Scenario
 from foliosim.scenario.errors import ScenarioError
 
+# `c`: the scenario exported as a C program (foliosim.cexport), a second kernel harness.
+BACKEND_CHOICES = ("model", "kernel", "both", "c", "model,c", "kernel,c", "model,kernel,c")
+
 EXIT_STATUSES = {
     0: "every expectation held (and with --backend both, model and kernel agree)",
     1: "an expectation failed, or model and kernel differ",
@@ -40,9 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="scenario files (.scn)")
     parser.add_argument(
         "--backend",
-        choices=("model", "kernel", "both"),
+        "--backends",
+        dest="backend",
+        choices=BACKEND_CHOICES,
         default="model",
-        help="where to run: the model (default), the live kernel, or both and compare",
+        help="where to run: the model (default), the live kernel, both and compare, "
+        "or a list of model, kernel and c (the exported C program) to compare",
     )
     parser.add_argument(
         "--profile", default=DEFAULT_PROFILE, help=f"model profile (default {DEFAULT_PROFILE})"
@@ -189,8 +195,8 @@ def _tracer(console: Console, prefix: str = "") -> _Tracer:
 
 def main(args: argparse.Namespace) -> int:
     """Run every scenario of `args.files`; the exit status of `foliosim run`."""
-    names = ["model", "kernel"] if args.backend == "both" else [args.backend]
-    if args.check and args.backend == "kernel":
+    names = ["model", "kernel"] if args.backend == "both" else args.backend.split(",")
+    if args.check and "model" not in names:
         raise UsageError(
             "foliosim run: --check checks model invariants; it needs --backend model or both"
         )
@@ -213,6 +219,10 @@ def main(args: argparse.Namespace) -> int:
         backends["model"] = model_backend(args.profile, args.check)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
+    if "c" in names:
+        from foliosim.cexport.backend import c_backend
+
+        backends["c"] = c_backend()
 
     # The JSON owns stdout when it goes there; the report moves to stderr.
     report_file = sys.stderr if "-" in targets.values() else sys.stdout
@@ -241,24 +251,27 @@ def main(args: argparse.Namespace) -> int:
             print_report(console, obs, scenario, raw=args.raw)
             if failed_expects(obs):
                 status = 1
-        if len(names) == 2:
-            diffs = diff_observations(observed["model"], observed["kernel"], scenario)
-            if diffs:
-                status = 1
-                console.print()
-                console.print(
-                    Text(
-                        f"{len(diffs)} difference{'s' if len(diffs) > 1 else ''}, "
-                        "model vs kernel "
-                        f"({scenario.name})",
-                        style="bold red",
-                    )
-                )
-                for d in diffs:
-                    console.print(
-                        Text("  " + format_difference(d, "model", "kernel")), highlight=False
-                    )
-            else:
-                console.print()
-                console.print(Text(f"model and kernel agree ({scenario.name})", style="bold green"))
+        for x, a in enumerate(names):
+            for b in names[x + 1 :]:
+                status |= _compare(console, observed, scenario, a, b)
     return status
+
+
+def _compare(
+    console: Console, observed: dict[str, dict[str, Any]], scenario: Scenario, a: str, b: str
+) -> int:
+    """Print how backends a and b differ on `scenario`; 1 if they do."""
+    diffs = diff_observations(observed[a], observed[b], scenario)
+    console.print()
+    if not diffs:
+        console.print(Text(f"{a} and {b} agree ({scenario.name})", style="bold green"))
+        return 0
+    console.print(
+        Text(
+            f"{len(diffs)} difference{'s' if len(diffs) > 1 else ''}, {a} vs {b} ({scenario.name})",
+            style="bold red",
+        )
+    )
+    for d in diffs:
+        console.print(Text("  " + format_difference(d, a, b)), highlight=False)
+    return 1

@@ -17,7 +17,7 @@ def test_equiv_finds_what_reverting_faeb2831b517_changes(cli, tmp_path):
         "linux-6.18",
         "linux-6.18-revert-faeb2831b517",
         "--seed",
-        "1",
+        "7",
         "--count",
         "300",
         "--out",

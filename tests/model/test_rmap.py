@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from helpers import Sim
 
-from foliosim.model import mmap, rmap, swap, vmscan
+from foliosim.model import madvise, mmap, rmap, swap, vmscan
 from foliosim.model.types import (
     PTE_PRESENT,
     PTE_SOFT_DIRTY,
@@ -44,7 +44,10 @@ def _lazyfree_64k(variant: str) -> tuple[Sim, int]:
         t.bits[i] |= PTE_SOFT_DIRTY
     if variant == "VMA ends at 8":
         vma = sim.vma("A")
-        mmap.vma_modify_flags(sim.m, vma, vma.start + 8, vma.end, VM_NOHUGEPAGE, 0)
+        # madvise(MADV_NOHUGEPAGE) of pages 8-15: madvise_update_vma() splits the VMA.
+        madvise.madvise_update_vma(
+            sim.m, vma, None, vma.start + 8, vma.end, vma.flags | VM_NOHUGEPAGE
+        )
     sim.validate()
     return sim, sim.folio("A", 0)
 

@@ -99,7 +99,8 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
             vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT),
             vma.name,
             swap_readahead_info=vma.swap_readahead_info,
-        )  # vm_area_dup() copies it
+            pgoff=vma.pgoff,
+        )  # vm_area_dup() copies them
         child.vmas.append(new)
         if vma.flags & VM_WIPEONFORK:
             # The child gets the VMA but neither anon_vma nor page tables: zeroes.

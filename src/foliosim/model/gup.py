@@ -12,6 +12,7 @@ from foliosim.model.types import (
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_WRITE,
+    PTE_YOUNG,
     VM_WRITE,
     ZERO_PFN,
     Mm,
@@ -37,26 +38,38 @@ def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) ->
     t = vma.mm.pte_table(vpn)
     i = vpn & 511
     if t is None:
-        # follow_huge_pmd()
-        pmd = vma.mm.pmds.get(vpn >> 9)
+        pmd = vma.mm.pmds.get(vpn >> 9)  # follow_pmd_mask(): a leaf PMD
         if pmd is None:
             return -1
-        bits, pfn = pmd[0], pmd[1] + i
-    else:
-        bits = int(t.bits[i])
-        pfn = int(t.pfn[i])
+        return follow_huge_pmd(m, vma, pmd, i, write, touch)
+    bits = int(t.bits[i])
+    pfn = int(t.pfn[i])
     if not bits & PTE_PRESENT:
         return -1
     if write and not bits & PTE_WRITE:
         return -1  # can_follow_write_pte(): break COW first
     if bits & PTE_SPECIAL:
-        return pfn if t is None else ZERO_PFN
+        return ZERO_PFN
     if touch:
         folio = page_folio(m, pfn)
         if write and not bits & PTE_DIRTY and not m.mem.flags[folio] & PG_dirty:
             m.mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
         lru.folio_mark_accessed(m, folio)
     return pfn
+
+
+def follow_huge_pmd(m: Machine, vma: Vma, pmd: list[int], i: int, write: bool, touch: bool) -> int:
+    """follow_huge_pmd(), mm/gup.c, Linux 6.18: page i of a PMD-mapped THP (or the huge zero page), or -1.
+
+    FOLL_TOUCH only makes the PMD young (and dirty for a write): touch_pmd(),
+    mm/huge_memory.c.  Unlike follow_page_pte(), no folio_mark_accessed().
+    """
+    bits = pmd[0]
+    if write and not bits & PTE_WRITE:
+        return -1  # can_follow_write_pmd(): break COW (or the huge zero page) first
+    if touch:
+        pmd[0] |= PTE_YOUNG | (PTE_DIRTY if write else 0)  # touch_pmd()
+    return pmd[1] + i
 
 
 def try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
@@ -105,6 +118,19 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
     vpn = start
     while vpn < end:  # gup_fast_pte_range()
         t = mm.pte_table(vpn)
+        pmd = mm.pmds.get(vpn >> 9) if t is None else None
+        if pmd is not None:
+            # gup_fast_pmd_leaf(): the pages of a THP up to the PMD's end (or
+            # end), one reference each; never the huge zero page (pmd_special).
+            if pmd[0] & PTE_SPECIAL:
+                break
+            stop = min(end, (vpn | 511) + 1)
+            pfn = pmd[1] + (vpn & 511)
+            try_grab_folio(m, pfn, stop - vpn)
+            m.mem.flags[pmd[1]] |= PG_referenced  # folio_set_referenced()
+            pages.extend(range(pfn, pfn + stop - vpn))
+            vpn = stop
+            continue
         bits = int(t.bits[vpn & 511]) if t is not None else 0
         if not bits & PTE_PRESENT or bits & PTE_SPECIAL:
             break

@@ -229,6 +229,23 @@ def __split_huge_pmd(m: Machine, vma: Vma, idx: int) -> None:
         split_huge_pmd_locked(m, vma, idx)
 
 
+def split_huge_pmd_if_needed(m: Machine, vma: Vma, address: int) -> None:
+    """split_huge_pmd_if_needed(), mm/huge_memory.c, Linux 6.18: a VMA boundary moves to `address`."""
+    # If it is not 2M-aligned and its 2M block could hold a huge PMD of this VMA,
+    # split that PMD (split_huge_pmd_address(), freeze=false).
+    down = address & ~(HPAGE_PMD_NR - 1)
+    if address != down and vma.start <= down and down + HPAGE_PMD_NR <= vma.end:
+        __split_huge_pmd(m, vma, down >> 9)
+
+
+def vma_adjust_trans_huge(m: Machine, vma: Vma, start: int, end: int, next: Vma | None) -> None:
+    """vma_adjust_trans_huge(), mm/huge_memory.c, Linux 6.18: split the huge PMDs a new VMA boundary cuts."""
+    split_huge_pmd_if_needed(m, vma, start)
+    split_huge_pmd_if_needed(m, vma, end)
+    if next is not None:  # next->vm_start moves up to end
+        split_huge_pmd_if_needed(m, next, end)
+
+
 def zap_huge_pmd(m: Machine, vma: Vma, idx: int) -> None:
     """zap_huge_pmd(), mm/huge_memory.c, Linux 6.18: the whole 2M goes."""
     mm = vma.mm
@@ -465,5 +482,6 @@ __all__ = [
     "split_huge_pmd_locked",
     "thp_vma_allowable_orders",
     "thpsize_enabled_store",
+    "vma_adjust_trans_huge",
     "zap_huge_pmd",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model import gup, huge_memory, lru, memory, mmap, rmap, swap, vmscan
+from foliosim.model import vma as mm_vma
 from foliosim.model.errors import SyscallError
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
@@ -246,8 +247,23 @@ def madvise_willneed(m: Machine, vma: Vma, start: int, end: int) -> None:
     lru.lru_add_drain(m)
 
 
-def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str) -> None:
-    """madvise_vma_behavior(), mm/madvise.c, Linux 6.18: one VMA's part of the range."""
+def madvise_update_vma(
+    m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, new_flags: int
+) -> Vma:
+    """madvise_update_vma(), mm/madvise.c, Linux 6.18: [start, end) of the VMA gets new_flags,
+    merged with a neighbour or split off (vma_modify_flags()); returns the VMA that has them."""
+    if new_flags == vma.flags:
+        return vma
+    vma = mm_vma.vma_modify_flags(m, prev, vma, start, end, new_flags)
+    vma.flags = new_flags  # vm_flags_reset()
+    return vma
+
+
+def madvise_vma_behavior(
+    m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, advice: str
+) -> Vma:
+    """madvise_vma_behavior(), mm/madvise.c, Linux 6.18: one VMA's part of the range; returns
+    the VMA the walk goes on from (another one if flags were changed by a merge)."""
     if advice in ("free", "dontneed"):
         if not madvise_dontneed_free_valid_vma(vma):
             raise SyscallError("EINVAL")
@@ -263,12 +279,15 @@ def madvise_vma_behavior(m: Machine, vma: Vma, start: int, end: int, advice: str
             madvise_cold_or_pageout_pte_range(m, vma, s, e, pageout=advice == "pageout")
     elif advice == "willneed":
         madvise_willneed(m, vma, start, end)
-    elif advice == "hugepage":
-        mmap.vma_modify_flags(m, vma, start, end, set_=VM_HUGEPAGE, clear=VM_NOHUGEPAGE)
+    elif advice == "hugepage":  # hugepage_madvise(), mm/khugepaged.c
+        new_flags = (vma.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE
+        return madvise_update_vma(m, vma, prev, start, end, new_flags)
     elif advice == "nohugepage":
-        mmap.vma_modify_flags(m, vma, start, end, set_=VM_NOHUGEPAGE, clear=VM_HUGEPAGE)
+        new_flags = (vma.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE
+        return madvise_update_vma(m, vma, prev, start, end, new_flags)
     else:
         raise ValueError(advice)
+    return vma
 
 
 def do_madvise(m: Machine, mm: Mm, start: int, end: int, advice: str) -> None:
@@ -276,5 +295,14 @@ def do_madvise(m: Machine, mm: Mm, start: int, end: int, advice: str) -> None:
     if advice in ("populate_read", "populate_write"):
         gup.faultin_page_range(m, mm, start, end, write=advice == "populate_write")
         return
-    for vma in mmap.vmas_in_range(mm, start, end):
-        madvise_vma_behavior(m, vma, max(start, vma.start), min(end, vma.end), advice)
+    # madvise_walk_vmas(): from the VMA at start on, each next VMA found after the
+    # one the previous step left (a merge may have swallowed the next ones).
+    vmas = mmap.vmas_in_range(mm, start, end)
+    if not vmas:
+        return
+    vma: Vma | None = vmas[0]
+    prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
+    while vma is not None and vma.start < end:
+        vma = madvise_vma_behavior(m, vma, prev, max(start, vma.start), min(end, vma.end), advice)
+        prev = vma
+        vma = mm_vma.vma_next(mm, vma)

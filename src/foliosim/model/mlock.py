@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model import gup, lru, mmap
+from foliosim.model import vma as mm_vma
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import (
@@ -17,6 +18,7 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     VM_DROPPABLE,
     VM_LOCKED,
+    VM_LOCKONFAULT,
     Mm,
     PG_active,
     PG_lru,
@@ -137,6 +139,17 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
             continue
         t = vma.mm.pte_table(vpn)
         if t is None:
+            pmd = vma.mm.pmds.get(vpn >> 9)
+            if pmd is not None:
+                # pmd_trans_huge_lock(): a PMD-mapped THP is (un)mlocked whole;
+                # a VMA boundary inside it would have split the PMD
+                # (vma_adjust_trans_huge()).  Never the huge zero page.
+                skip = (vpn | 511) + 1
+                if pmd[1] != m.huge_zero_pfn:
+                    if newflags & VM_LOCKED:
+                        mlock_folio(m, pmd[1])
+                    else:
+                        munlock_folio(m, pmd[1])
             continue
         i = vpn & 511
         bits = int(t.bits[i])
@@ -145,11 +158,16 @@ def mlock_vma_pages_range(m: Machine, vma: Vma, start: int, end: int, newflags: 
         page = int(t.pfn[i])
         folio = page_folio(m, page)
         if m.mem.order[folio]:
-            # allow_mlock_munlock(): a large folio only when all of it lies in
-            # the range and is mapped there (folio_mlock_step() covers it).
+            # allow_mlock_munlock(): mlock takes a large folio only when all of
+            # it lies in the range and is mapped there (folio_mlock_step() covers
+            # it); munlock takes it anyway, as it may have been mlocked before a
+            # VMA split.
             nr = folio_nr_pages(m, folio)
             first = vpn - (page - folio)
             skip = first + nr
+            if not newflags & VM_LOCKED:
+                munlock_folio(m, folio)
+                continue
             if first < start or first + nr > end:
                 continue
             ft = vma.mm.pte_table(first)
@@ -171,16 +189,30 @@ def vma_is_mlockable(vma: Vma) -> bool:
     return not vma.flags & VM_DROPPABLE
 
 
+def mlock_fixup(m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, newflags: int) -> Vma:
+    """mlock_fixup(), mm/mlock.c, Linux 6.18: [start, end) of the VMA gets newflags; returns the new prev."""
+    oldflags = vma.flags
+    if newflags == oldflags or not vma_is_mlockable(vma):
+        return vma  # VM_DROPPABLE never gets VM_LOCKED
+    vma = mm_vma.vma_modify_flags(m, prev, vma, start, end, newflags)
+    if newflags & VM_LOCKED and oldflags & VM_LOCKED:
+        vma.flags = newflags  # no work to do, and mlocking twice would be wrong
+    else:
+        mlock_vma_pages_range(m, vma, start, end, newflags)
+    return vma
+
+
 def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
     """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
-    for vma in mmap.vmas_in_range(mm, start, end):
-        if not vma_is_mlockable(vma):
-            continue  # mlock_fixup(): VM_DROPPABLE never gets VM_LOCKED
-        newflags = (vma.flags & ~VM_LOCKED) | flags
-        if newflags == vma.flags:
-            continue
-        s, e = max(start, vma.start), min(end, vma.end)
-        mlock_vma_pages_range(m, mmap.vma_split_range(m, vma, s, e), s, e, newflags)
+    vmas = mmap.vmas_in_range(mm, start, end)
+    if not vmas:
+        return
+    vma: Vma | None = vmas[0]
+    prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
+    while vma is not None and vma.start < end:
+        newflags = (vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | flags
+        prev = mlock_fixup(m, vma, prev, max(start, vma.start), min(end, vma.end), newflags)
+        vma = mm_vma.vma_next(mm, prev)
 
 
 def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from foliosim.model import memory
+from foliosim.model import memory, rmap
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PTRS_PER_PTE,
@@ -46,50 +46,12 @@ def vmas_in_range(mm: Mm, start: int, end: int) -> list[Vma]:
     return [v for v in mm.vmas if v.start < end and start < v.end]
 
 
-def __split_vma(m: Machine, vma: Vma, at: int) -> Vma:
-    """__split_vma(), mm/vma.c, Linux 6.18: cut the VMA at `at`; returns the new upper part."""
-    new = Vma(
-        vma.mm,
-        at,
-        vma.end,
-        vma.flags,
-        vma.name,
-        vma.anon_vma,
-        list(vma.chain),
-        vma.swap_readahead_info,
-    )
-    vma.end = at
-    for av in new.chain:  # anon_vma_clone()
-        av.vmas.insert(av.vmas.index(vma) + 1, new)
-    vma.mm.vmas.insert(vma.mm.vmas.index(vma) + 1, new)
-    return new
-
-
-def vma_split_range(m: Machine, vma: Vma, start: int, end: int) -> Vma:
-    """Split the VMA so that one VMA covers exactly [start, end); return it."""
-    if start > vma.start:
-        vma = __split_vma(m, vma, start)
-    if end < vma.end:
-        __split_vma(m, vma, end)
-    return vma
-
-
-def vma_modify_flags(m: Machine, vma: Vma, start: int, end: int, set_: int, clear: int) -> Vma:
-    """vma_modify_flags(), mm/vma.c, Linux 6.18: split off [start, end) and change its flags (no merge in the model)."""
-    if (vma.flags | set_) & ~clear == vma.flags:
-        return vma
-    vma = vma_split_range(m, vma, start, end)
-    vma.flags = (vma.flags | set_) & ~clear
-    return vma
-
-
 def unlink_vma(m: Machine, vma: Vma) -> None:
     """The VMA leaves its anon_vmas and the mm's VMA tree.
 
     unlink_anon_vmas(), mm/rmap.c, and the VMA tree removal of vms_complete_munmap_vmas(), mm/vma.c, Linux 6.18.
     """
-    for av in vma.chain:
-        av.vmas.remove(vma)
+    rmap.unlink_anon_vmas(vma)
     vma.mm.vmas.remove(vma)
 
 
@@ -129,7 +91,5 @@ __all__ = [
     "do_mmap",
     "do_munmap",
     "exit_mmap",
-    "vma_modify_flags",
-    "vma_split_range",
     "vmas_in_range",
 ]

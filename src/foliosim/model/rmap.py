@@ -7,6 +7,7 @@ from enum import Flag, auto
 import numpy as np
 
 from foliosim.model import cost, huge_memory, mlock, swap
+from foliosim.model import vma as mm_vma
 from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.errors import InvariantError
 from foliosim.model.internal import (
@@ -78,13 +79,41 @@ def anon_vma_alloc(m: Machine) -> AnonVma:
     return av
 
 
+def anon_vma_chain_link(vma: Vma, av: AnonVma) -> None:
+    """anon_vma_chain_link(), mm/rmap.c, Linux 6.18: link the VMA into the anon_vma."""
+    vma.chain.append(av)
+    # anon_vma_interval_tree_insert(): ordered by vm_pgoff, an equal key after
+    # the ones already there.
+    i = len(av.vmas)
+    while i and av.vmas[i - 1].pgoff > vma.pgoff:
+        i -= 1
+    av.vmas.insert(i, vma)
+
+
+def anon_vma_clone(dst: Vma, src: Vma) -> None:
+    """anon_vma_clone(), mm/rmap.c, Linux 6.18: dst joins every anon_vma src is linked into."""
+    for av in src.chain:
+        if av not in dst.chain:
+            anon_vma_chain_link(dst, av)
+
+
+def unlink_anon_vmas(vma: Vma) -> None:
+    """unlink_anon_vmas(), mm/rmap.c, Linux 6.18: the VMA leaves every anon_vma it is linked into."""
+    for av in vma.chain:
+        av.vmas.remove(vma)
+    vma.chain = []
+    vma.anon_vma = None
+
+
 def anon_vma_prepare(m: Machine, vma: Vma) -> None:
-    """anon_vma_prepare(), mm/rmap.c, Linux 6.18: give the VMA an anon_vma on its first anonymous fault."""
+    """__anon_vma_prepare(), mm/rmap.c, Linux 6.18: give the VMA an anon_vma on its first anonymous fault."""
     if vma.anon_vma is None:
-        av = anon_vma_alloc(m)
+        # A neighbour's, when a later merge could join the two VMAs again.
+        av = mm_vma.find_mergeable_anon_vma(vma)
+        if av is None:
+            av = anon_vma_alloc(m)
         vma.anon_vma = av
-        vma.chain.append(av)
-        av.vmas.append(vma)
+        anon_vma_chain_link(vma, av)
 
 
 def folio_mms(m: Machine, folio: int) -> set[int]:

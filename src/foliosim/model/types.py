@@ -182,6 +182,13 @@ class Vma:
     anon_vma: AnonVma | None = None  # where new folios of this VMA go
     chain: list[AnonVma] = field(default_factory=list)  # every anon_vma it is linked into
     swap_readahead_info: int = 0  # SWAP_RA_VAL(addr, win, hits), mm/swap_state.c
+    # vm_pgoff: for a private anonymous VMA, the page number it was mapped at
+    # (do_mmap(), mm/mmap.c); a VMA split off at page `at` gets pgoff + (at - start).
+    pgoff: int = -1
+
+    def __post_init__(self) -> None:
+        if self.pgoff < 0:
+            self.pgoff = self.start
 
     def contains(self, vpn: int) -> bool:
         return self.start <= vpn < self.end

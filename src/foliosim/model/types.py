@@ -1,7 +1,8 @@
 """Kernel state of the model: the memory map, page tables, VMAs, mms.
 
-Per-page state lives in numpy arrays indexed by pfn, like the kernel's
-memmap; page tables are numpy arrays of 512 entries per 2M region.  A folio
+Per-page state lives in `array.array`s indexed by pfn, like the kernel's
+memmap (fast scalar access from Python; numpy views of the same buffers do the
+vector work); page tables are arrays of 512 entries per 2M region.  A folio
 is named by the pfn of its head page.
 """
 

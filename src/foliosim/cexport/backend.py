@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from foliosim.cexport.generate import CProgram
+from foliosim.kernel import procfs
 from foliosim.kernel.errors import KernelBackendError
 from foliosim.scenario.ast import Scenario
 
@@ -92,13 +92,9 @@ class CBackend(CProgram):
     @staticmethod
     def unavailable_reason() -> str | None:
         """One line saying why this machine cannot run exported scenarios; None if it can."""
-        if platform.system() != "Linux":
-            return f"needs Linux, this is {platform.system()}"
-        if os.geteuid() != 0:
-            return (
-                "needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, THP and swap "
-                f"settings); running as uid {os.geteuid()}"
-            )
+        reason = procfs.live_kernel_unavailable_reason()
+        if reason:
+            return reason
         if len(os.sched_getaffinity(0)) < 2:
             return "needs at least 2 CPUs (scenario CPU and orchestrator CPU)"
         if compiler() is None:

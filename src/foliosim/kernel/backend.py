@@ -174,24 +174,9 @@ class KernelBackend:
     @staticmethod
     def unavailable_reason() -> str | None:
         """One line saying why this machine cannot run scenarios live; None if it can."""
-        if platform.system() != "Linux":
-            return f"needs Linux, this is {platform.system()}"
-        if os.geteuid() != 0:
-            return (
-                "needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
-                "THP and swap settings); running as uid " + str(os.geteuid())
-            )
-        if not os.path.exists("/proc/kpageflags") or not os.path.exists("/proc/kpagecount"):
-            return "this kernel has no /proc/kpageflags or /proc/kpagecount"
-        if not (procfs.THP_DIR / "enabled").exists():
-            return "this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
-        missing = [
-            kb
-            for kb in MTHP_SIZES_KB
-            if not (procfs.THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()
-        ]
-        if missing:
-            return f"this kernel has no mTHP sysfs for {missing[0]}kB"
+        reason = procfs.live_kernel_unavailable_reason()
+        if reason:
+            return reason
         if _cpus() is None:
             return "needs at least 2 CPUs (scenario CPU and runner CPU)"
         if shutil.which("gcc") is None and shutil.which("cc") is None:

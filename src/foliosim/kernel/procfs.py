@@ -7,11 +7,13 @@ kpagecount are read by pfn from outside, smaps is parsed as text.
 from __future__ import annotations
 
 import os
+import platform
 import struct
 from collections.abc import Callable
 from pathlib import Path
 
 from foliosim.observation import KPF_BITS, SMAPS_KEYS
+from foliosim.scenario.ast import MTHP_SIZES_KB
 
 PAGE_SIZE = 4096
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
@@ -136,3 +138,27 @@ def read_pagemap(pid: int, addr: int, npages: int) -> list[int]:
     finally:
         os.close(fd)
     return list(struct.unpack(f"<{len(data) // 8}Q", data))
+
+
+def live_kernel_unavailable_reason() -> str | None:
+    """Why this machine's kernel cannot be observed as the contract needs (one line); None if it can.
+
+    What both kernel harnesses (the worker and the exported C program) read:
+    pfns from /proc/PID/pagemap (root), /proc/kpageflags and kpagecount, the
+    THP and per-size mTHP sysfs.
+    """
+    if platform.system() != "Linux":
+        return f"needs Linux, this is {platform.system()}"
+    if os.geteuid() != 0:
+        return (
+            "needs root (pfns in /proc/PID/pagemap, /proc/kpageflags, "
+            "THP and swap settings); running as uid " + str(os.geteuid())
+        )
+    if not os.path.exists("/proc/kpageflags") or not os.path.exists("/proc/kpagecount"):
+        return "this kernel has no /proc/kpageflags or /proc/kpagecount"
+    if not (THP_DIR / "enabled").exists():
+        return "this kernel has no THP sysfs (/sys/kernel/mm/transparent_hugepage)"
+    missing = [kb for kb in MTHP_SIZES_KB if not (THP_DIR / f"hugepages-{kb}kB" / "stats").is_dir()]
+    if missing:
+        return f"this kernel has no mTHP sysfs for {missing[0]}kB"
+    return None

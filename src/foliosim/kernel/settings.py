@@ -92,7 +92,7 @@ def _run(argv: list[str], trace: Trace | None) -> None:
 class RunLock:
     """flock on RUN_DIR/lock: one kernel-backend run on the machine at a time."""
 
-    def __init__(self, timeout: float = 120.0) -> None:
+    def __init__(self, timeout: float = 900.0) -> None:
         self.timeout = timeout
         self.fd = -1
 

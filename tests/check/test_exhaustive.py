@@ -290,6 +290,39 @@ def test_batched_swap_restores_a_pinned_swap_cache_batch_from_one_merged_pte():
     assert pages and all(ln.count("holding its data") == 2 for ln in pages), lines
 
 
+UNPINNED_BATCHED_SWAP = '''"""batched-swap, one PTE at a time (as 6.18) for a swap-backed folio that may be pinned."""
+from foliosim.model.mm import folio_maybe_dma_pinned
+from foliosim.model.page_flags import folio_test_swapbacked
+from foliosim.variants import batched_swap as v4
+from foliosim.variants import replace
+
+BASE = "linux-6.18"
+
+
+@replace
+def folio_unmap_pte_batch(m, folio, vma, vpn, t, i):
+    """v4's folio_unmap_pte_batch(), 1 for a maybe-pinned swap-backed folio."""
+    if folio_test_swapbacked(m, folio) and folio_maybe_dma_pinned(m, folio):
+        return 1
+    return v4.folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
+
+
+@replace
+def _unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages):
+    """v4's swap-backed branch."""
+    return v4._unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages)
+'''
+
+
+def test_batched_swap_differs_only_where_the_folio_may_be_pinned(tmp_path):
+    # The same batching with the pinned case left to the per-PTE path agrees
+    # with linux-6.18 everywhere, so the merged restore is the only difference.
+    path = tmp_path / "unpinned.py"
+    path.write_text(UNPINNED_BATCHED_SWAP)
+    report = check(load_side("linux-6.18"), load_side(str(path)), Bounds(max_order=2, max_procs=1))
+    assert report.minimal is None, report.kinds
+
+
 def test_cli_reports_batched_swap_not_equivalent_with_its_scenario(cli, tmp_path):
     code, out, err = cli(
         "equiv", "linux-6.18", "batched-swap", "--exhaustive", "--max-order", "2",

@@ -127,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     more = (
         " (stopped after the first size with a difference; --all checks everything)"
-        if (report.stopped_early)
+        if report.stopped_early
         else ""
     )
     out.print(f"NOT equivalent: {report.differing:,} configurations differ{more}")

@@ -1,6 +1,7 @@
 """Known differences: what the model cannot see of the live kernel, each with why.
 
-A campaign that compares the model with the live kernel counts a difference
+A campaign that compares the model with the live kernel (or the two kernel
+harnesses, worker and exported C program, with each other) counts a difference
 one of these explains as "explained", never silently dropped.  Between two
 model profiles (`foliosim equiv`) nothing is known: every difference counts.
 Each entry is also in the table of docs/fuzzing.md.

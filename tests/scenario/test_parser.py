@@ -934,7 +934,12 @@ ERRORS = [
         12,
         "reference 'R' is already held (taken at line 2); release it first or choose another name",
     ),
-    ("mmap A 4\npin A 0 R", 2, 9, "pin: expected 'as REF', found 'R' (usage: pin NAME RANGE as REF [readonly])"),
+    (
+        "mmap A 4\npin A 0 R",
+        2,
+        9,
+        "pin: expected 'as REF', found 'R' (usage: pin NAME RANGE as REF [readonly])",
+    ),
     (
         "mmap A 4\npin A 0 as R readonl",
         2,

@@ -459,13 +459,14 @@ class CProgram:
         L = cmd.line
         runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
         call = (
-            f"fs_process_madvise((pid_t)fs_turn({L}), {m.ident}, (const int64_t[]){{{runs}, -1}}, "
-            f"{MADV_NAMES[cmd.advice]})"
+            f"fs_process_madvise((pid_t)fs_turn({L}), {m.ident}, "
+            f"(const int64_t[]){{{runs}, -1}}, {MADV_NAMES[cmd.advice]})"
         )
+        target = self.procs[cmd.target].ident
         return self.line(
             cmd,
             [f"r = {call};", f"fs_reply({L}, r, 0);"],
-            [f"fs_run_process_madvise({L}, {self.P(cmd)}, {self.procs[cmd.target].ident}, {m.ident});"],
+            [f"fs_run_process_madvise({L}, {self.P(cmd)}, {target}, {m.ident});"],
         )
 
     # -- checks -------------------------------------------------------------------

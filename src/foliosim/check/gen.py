@@ -289,7 +289,8 @@ def _reference_command(draw: st.DrawFn, s: GenState, kind: str, line: int) -> as
     if kind == "expect_ref_data":
         ref = _pick(draw, s.refs)
         values = [ast.DATA_ZERO, *dict.fromkeys(s.labels), ast.DATA_GARBAGE]
-        return ast.ExpectRefData(line, _pick(draw, list(s.procs)), "", ref=ref, value=_pick(draw, values))
+        proc = _pick(draw, list(s.procs))
+        return ast.ExpectRefData(line, proc, "", ref=ref, value=_pick(draw, values))
     target, name = _pick(draw, s.mapped())
     runs = draw(page_runs(s.procs[target][name]))
     if kind == "pin":

@@ -750,7 +750,9 @@ class KernelBackend:
         iov = b"".join(
             struct.pack("<QQ", m.addr + a * PAGE_SIZE, (b - a + 1) * PAGE_SIZE) for a, b in cmd.runs
         )
-        what = ", ".join(f"{{{m.addr + a * PAGE_SIZE:#x}, {(b - a + 1) * PAGE_SIZE}}}" for a, b in cmd.runs)
+        what = ", ".join(
+            f"{{{m.addr + a * PAGE_SIZE:#x}, {(b - a + 1) * PAGE_SIZE}}}" for a, b in cmd.runs
+        )
         err = self._call_fd(
             w,
             "process_madvise",

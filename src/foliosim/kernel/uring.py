@@ -97,7 +97,7 @@ class Ring:
         return int(struct.unpack_from("<I", m, off)[0])
 
     def write_fixed(self, fd: int, addr: int, length: int) -> int:
-        """IORING_OP_WRITE_FIXED of [addr, addr+length) of fixed buffer 0 to `fd`; the bytes written."""
+        """IORING_OP_WRITE_FIXED of [addr, addr+length) of fixed buffer 0 to `fd`: bytes written."""
         p = self.p
         tail = self._u32(self.sq, p.sq_off.tail)
         idx = tail & self._u32(self.sq, p.sq_off.ring_mask)

@@ -75,7 +75,9 @@ def io_coalesce_buffer(m: Machine, pages: list[int]) -> list[int]:
     return heads
 
 
-def io_sqe_buffer_register(m: Machine, mm: Mm, start: int, end: int, write: bool = True) -> IoMappedUbuf:
+def io_sqe_buffer_register(
+    m: Machine, mm: Mm, start: int, end: int, write: bool = True
+) -> IoMappedUbuf:
     """io_sqe_buffer_register(), io_uring/rsrc.c, Linux 6.18: pin [start, end) for fixed IO."""
     pages = io_pin_pages(m, mm, start, end, write)
     bvec = list(pages)

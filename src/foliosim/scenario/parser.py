@@ -787,7 +787,9 @@ class _Parser:
         if w.text not in self.procs:
             live = f"live processes: {_names(self.procs)}"
             if w.text in self.exited:
-                self.fail(w.col, f"process {_q(w.text)} exited at line {self.exited[w.text]} ({live})")
+                self.fail(
+                    w.col, f"process {_q(w.text)} exited at line {self.exited[w.text]} ({live})"
+                )
             self.fail(
                 w.col, f"unknown process {_q(w.text)} ({live}){_did_you_mean(w.text, self.procs)}"
             )

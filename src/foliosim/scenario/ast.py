@@ -198,10 +198,6 @@ class ExpectVmstat(Command):
 
 # -- references: long-term pins, what a reference holds, process_madvise (issue 12) ----
 
-# The advices process_madvise(2) accepts (process_madvise_remote_valid(), mm/madvise.c).
-PROCESS_MADVISE_ADVICES = ("cold", "pageout", "willneed", "collapse")
-
-
 @dataclass(frozen=True)
 class Pin(Command):
     """pin NAME RANGE as REF [readonly]: a long-term pin (FOLL_PIN | FOLL_LONGTERM)."""

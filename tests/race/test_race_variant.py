@@ -43,7 +43,7 @@ def _straight(body):
 @pytest.mark.parametrize("name", SEEDS)
 def test_a_seed_variant_records_the_same_reclaim_thread_as_linux_6_18(name):
     linux, _, linux_paths = record_reclaim()
-    thread, setup, paths = record_reclaim(variant=load_variant(name))
+    thread, _, paths = record_reclaim(variant=load_variant(name))
     assert _straight(thread.body) == [
         ("Xchg", "pte"),
         ("Fence", "mb"),
@@ -124,8 +124,10 @@ def test_a_variant_reading_the_refcount_array_directly_is_refused_with_its_line(
         if "m.mem.refcount[folio]" in text and "=" in text
     )
     assert err.splitlines() == [
-        f"{DIRECT}:{line}: reads folio->_refcount directly (m.mem.refcount[folio]); "
-        "call folio_ref_count(m, folio), the access foliosim race records"
+        (
+            f"{DIRECT}:{line}: reads folio->_refcount directly (m.mem.refcount[folio]); "
+            "call folio_ref_count(m, folio), the access foliosim race records"
+        )
     ]
 
 

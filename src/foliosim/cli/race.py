@@ -148,12 +148,10 @@ def main(args: argparse.Namespace) -> int:
 
 def _record_error(e, variant) -> str:
     # FILE:LINE: reason, the file as the user named it on the command line.
-    from pathlib import Path
-
     where = e.path
-    if where and variant is not None and variant.path:
-        if Path(where).resolve() == Path(variant.path).resolve():
-            where = variant.name if variant.name.endswith(".py") else variant.path
+    same = where and variant is not None and variant.path
+    if same and Path(where).resolve() == Path(variant.path).resolve():
+        where = variant.name if variant.name.endswith(".py") else variant.path
     if where and e.line:
         return f"{where}:{e.line}: {e.reason}"
     return f"foliosim race: {e.reason}"
@@ -188,7 +186,9 @@ def table(reports, models) -> str:
     rows = [head, "|" + "---|" * (len(models) + 1)]
     for r in reports:
         if r.variant is not None:
-            name = f"`--variant {r.variant}" + (f" {_config_name(r.without)}`" if r.without else "`")
+            name = f"`--variant {r.variant}" + (
+                f" {_config_name(r.without)}`" if r.without else "`"
+            )
         else:
             name = "both barriers (linux-6.18)" if not r.without else f"`{_config_name(r.without)}`"
         rows.append(f"| {name} | " + " | ".join(r.verdict(m) for m in models) + " |")

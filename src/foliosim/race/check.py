@@ -197,13 +197,10 @@ def check(
     its base profile replaces `profile`.
     """
     tests, paths = build_tests(profile, without, functions, variant)
-    named = variant is not None and bool(variant.replacements)
-    report = Report(
-        variant.base if variant is not None else profile,
-        tuple(without),
-        paths,
-        variant=variant.name if named else None,
-    )
+    report = Report(profile, tuple(without), paths)
+    if variant is not None:
+        report.profile = variant.base
+        report.variant = variant.name if variant.replacements else None
     for model in models:
         for test in tests:
             report.outcomes.append(judge(test, model, herd, dot_dir))
@@ -214,11 +211,12 @@ def litmus_files(report: Report) -> dict[str, str]:
     """file name -> litmus text with the verdict found, for --litmus DIR."""
     files = {}
     for o in report.outcomes:
-        suffix = "-".join(["without", *report.without]) if report.without else "both-barriers"
+        dropped = ["-".join(["without", *report.without])] if report.without else []
+        suffix = dropped[0] if dropped else "both-barriers"
         if report.variant is not None:
             # The variant's own barriers: named after it (its file's stem).
             stem = re.sub(r"[^\w.-]", "_", Path(report.variant).name.removesuffix(".py"))
-            suffix = "+".join([stem, *(["-".join(["without", *report.without])] * bool(report.without))])
+            suffix = "+".join([stem, *dropped])
         name = f"{o.model}/{o.test.name}+{suffix}.litmus"
         files[name] = litmus.to_litmus(o.test, o.model, "safe" if o.safe else "unsafe")
     return files

@@ -293,7 +293,7 @@ def _namespaces(extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     out: list[dict[str, Any]] = []
     for name, mod in list(sys.modules.items()):
-        if mod is not None and (name.startswith("foliosim.") or name.startswith(_PREFIX)):
+        if mod is not None and name.startswith(("foliosim.", _PREFIX)):
             out.append(vars(mod))
     for ns in extra:
         if all(ns is not o for o in out):
@@ -529,7 +529,9 @@ def _tree(paths: list[tuple[list[Stmt | _Branch], bool]]) -> list[Stmt]:
         first = heads[0]
         if first is None:
             if any(h is not None for h in heads):
-                raise RecordError("the code is not deterministic: paths of unequal length", locate=False)
+                raise RecordError(
+                    "the code is not deterministic: paths of unequal length", locate=False
+                )
             if paths[0][1]:
                 out.append(Let("discarded", 1, "the folio is discarded: its data is gone"))
             return out
@@ -541,6 +543,8 @@ def _tree(paths: list[tuple[list[Stmt | _Branch], bool]]) -> list[Stmt]:
             out.append(If(first.cond, tuple(_tree(then)), tuple(_tree(orelse))))
             return out
         if not all(h == first for h in heads):
-            raise RecordError("the code is not deterministic: accesses differ between runs", locate=False)
+            raise RecordError(
+                "the code is not deterministic: accesses differ between runs", locate=False
+            )
         out.append(first)
         k += 1

@@ -74,6 +74,20 @@ def _outcome(body, regs):
     return (False, False)
 
 
+@pytest.mark.parametrize("barrier", ["smp_mb", "smp_rmb"])
+def test_without_drops_the_barrier_call_of_the_variant_too(barrier):
+    linux, _, _ = record_reclaim(without=(barrier,))
+    thread, _, _ = record_reclaim(without=(barrier,), variant=load_variant("reviewed"))
+    assert thread.body == linux.body
+
+
+def test_profile_and_variant_together_are_refused(capsys):
+    argv = ["race", "--model", "sc", "--profile", "linux-6.18.44-fc", "--variant", "seed-v1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "give one" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("name", SEEDS)
 def test_a_seed_variant_is_safe_under_sc(name, capsys):
     assert main(["race", "--model", "sc", "--variant", name]) == 0

@@ -1,7 +1,7 @@
 """`foliosim race`: the barriers of the lazyfree unmap path, checked by herd7 (docs/race.md).
 
 The reclaim side is recorded from the model's try_to_unmap_one() and
-lazyfree_range(); GUP-fast and a GUP user race with it; herd7 judges the
+lazyfree_range() (or from a variant's code, --variant V); GUP-fast and a GUP user race with it; herd7 judges the
 generated litmus tests under the LKMM, x86-TSO and ARMv8, and foliosim
 explores them under SC.  Exit 0: safe under every model asked; 1: some
 execution reaches the bad outcome; 2: bad arguments, or herd7 not available

@@ -22,7 +22,9 @@ __all__ = [
     "KPF_NOT_ON_ZERO_PAGE",
     "MTHP_SIZE_NAMES",
     "MTHP_STAT_KEYS",
+    "PROC_FAULT_KEYS",
     "SMAPS_KEYS",
+    "VMA_KEYS",
     "VMSTAT_KEYS",
     "dumps",
     "kpageflags_names",
@@ -46,6 +48,17 @@ VMSTAT_KEYS = (
     "thp_swpout",
     "thp_swpout_fallback",
 )
+
+# Each process's fault counters of /proc/PID/stat (minflt, field 10; majflt, field
+# 12), as deltas since the scenario start (a forked child: since its fork, where
+# copy_process() zeroes them), the harness's own faults taken off.
+PROC_FAULT_KEYS = ("majflt", "minflt")
+
+# Each VMA inside a mapping (STATE procs.P.maps.NAME.vmas, in address order):
+# first and last page (mapping page indexes), the permissions column of the
+# /proc/PID/smaps header ("rw-p") and the words of its VmFlags line, in the
+# kernel's order.
+VMA_KEYS = ("first", "flags", "last", "prot")
 
 # Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on this
 # machine's Linux 6.18.44, shmem_* left out.  anon_fault_declined is not upstream

@@ -83,6 +83,30 @@ class TestWorkerIsQuiet:
             helper.kill()
 
 
+class TestHarnessFaults:
+    """The worker counts its own faults apart, so minflt less them is the scenario's."""
+
+    def test_a_fresh_worker_counts_every_fault_so_far_as_its_own(self, worker):
+        assert worker.harness_faults() == faults(worker.pid)
+
+    def test_a_forked_child_counts_only_the_scenario_pages_it_touches(self, worker):
+        worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
+        worker.call(OP_WRITE, addr=ADDR, length=4, index0=0, label="x", mapname="A")
+        child = worker.fork()
+        try:
+            # Reads of present pages fault nothing; one write is one COW fault.  The
+            # child's code pages were loaded while it settled (touch_read_only()).
+            assert child.read(ADDR, 4, 0, "A") == ["x"] * 4
+            child.call(OP_WRITE, addr=ADDR, length=1, index0=0, label="y", mapname="A")
+            hmin, hmaj = child.harness_faults()
+            minflt, majflt = faults(child.pid)
+            assert (minflt - hmin, majflt - hmaj) == (1, 0)
+            pmin, _ = worker.harness_faults()
+            assert faults(worker.pid)[0] - pmin == 4
+        finally:
+            child.kill()
+
+
 class TestContentTokens:
     def test_another_pages_token_reads_as_garbage(self, worker):
         worker.call(OP_MMAP, addr=ADDR, length=2 * 4096)

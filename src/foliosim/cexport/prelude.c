@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
@@ -103,7 +105,10 @@ FS_FN void fs_copy(char *dst, size_t size, const char *src)
 /* What the orchestrator asks of a scenario process; what the process answers. */
 enum { FS_GO_LINE, FS_GO_SETTLE };
 struct fs_turn_msg { int32_t line; int32_t op; int64_t arg; };
-struct fs_reply_msg { int32_t line; int32_t err; int64_t val; int64_t n; };
+struct fs_reply_msg {
+	int32_t line; int32_t err; int64_t val; int64_t n;
+	int64_t harness_min, harness_maj;	/* the process's own faults so far (fs_harness_*) */
+};
 
 /* Channels: orchestrator -> process i (fs_ctl[i]), process i -> orchestrator (fs_res[i]).
  * Index FS_NPROC is the poke helper.  All are made before the first process starts. */
@@ -123,6 +128,8 @@ static uint16_t fs_codes[FS_MAX_READ + 1];
 static uint64_t fs_codes_n;
 static uint64_t fs_own_start[512], fs_own_end[512];
 static int fs_n_own;
+static uint64_t fs_ro_start[512], fs_ro_end[512];	/* own readable, not private-writable */
+static int fs_n_ro;
 static char *fs_scratch, *fs_ballast;
 static int fs_kpageflags = -1;	/* opened at the start: the pfn space is not per-mm */
 static uint64_t fs_ballast_next;
@@ -183,9 +190,37 @@ FS_FN int64_t fs_turn(int line)
 	return fs_turn_op(line).arg;
 }
 
+/*
+ * The faults a scenario process takes for the harness, not for the scenario: its start
+ * (populating its own memory), COW breaking and ballast after fork.  /proc/PID/stat
+ * counts them with the scenario's (mm_account_fault() charges current); every reply
+ * carries them and the orchestrator takes them off.  getrusage(RUSAGE_SELF) reads the
+ * same task counters and faults nothing.
+ */
+static int64_t fs_harness_min, fs_harness_maj;
+
+static void fs_harness_add(const struct rusage *since)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	fs_harness_min += now.ru_minflt - since->ru_minflt;
+	fs_harness_maj += now.ru_majflt - since->ru_majflt;
+}
+
+/* Every fault so far was the harness's (at the start, or in a child before its first line). */
+static void fs_harness_all(void)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	fs_harness_min = now.ru_minflt;
+	fs_harness_maj = now.ru_majflt;
+}
+
 FS_FN void fs_reply(int line, int err, int64_t val)
 {
-	struct fs_reply_msg r = { line, err, val, 0 };
+	struct fs_reply_msg r = { line, err, val, 0, fs_harness_min, fs_harness_maj };
 	if (fs_write_full(fs_res[fs_self][1], &r, sizeof(r)))
 		_exit(0);
 }
@@ -193,7 +228,7 @@ FS_FN void fs_reply(int line, int err, int64_t val)
 /* The reply of a read: the outcome, then one code per page read (0 zero, 1 garbage, 2+k label k). */
 FS_FN void fs_reply_read(int line, int err)
 {
-	struct fs_reply_msg r = { line, err, 0, (int64_t)fs_codes_n };
+	struct fs_reply_msg r = { line, err, 0, (int64_t)fs_codes_n, fs_harness_min, fs_harness_maj };
 	if (fs_write_full(fs_res[fs_self][1], &r, sizeof(r))
 	    || fs_write_full(fs_res[fs_self][1], fs_codes, fs_codes_n * sizeof(fs_codes[0])))
 		_exit(0);
@@ -381,6 +416,10 @@ static void fs_populate_own_memory(void)
 				}
 			} else if (readable) {
 				madvise((void *)start, end - start, MADV_POPULATE_READ);
+				if (fs_n_ro < 512) {
+					fs_ro_start[fs_n_ro] = start;
+					fs_ro_end[fs_n_ro++] = end;
+				}
 			}
 		}
 		if (!eol)
@@ -452,7 +491,10 @@ FS_FN void fs_proc_start(int self, int cpu)
  * folio batch of this CPU, and a page that was never touched gives it nothing to do. */
 FS_FN int fs_drain_batches(void)
 {
-	return fs_err(madvise(fs_scratch, FS_PAGE, MADV_COLD));
+	int r = fs_err(madvise(fs_scratch, FS_PAGE, MADV_COLD));
+
+	fs_harness_all();
+	return r;
 }
 
 /* After fork both sides share every own page copy-on-write.  Write each once now (stores:
@@ -465,6 +507,17 @@ static void fs_break_cow(void)
 			volatile char *c = (volatile char *)a;
 			*c = *c;
 		}
+}
+
+/* A forked child has no page tables for its file mappings (dup_mmap() copies none for a
+ * VMA without anon_vma: vma_needs_copy(), mm/memory.c), so the first run of each code
+ * page would fault at some scenario line.  Load a byte of each page now (loads: the
+ * faultin_page_range() of MADV_POPULATE_READ ends with lru_add_drain()). */
+static void fs_touch_read_only(void)
+{
+	for (int i = 0; i < fs_n_ro; i++)
+		for (uint64_t a = fs_ro_start[i]; a < fs_ro_end[i]; a += FS_PAGE)
+			(void)*(volatile char *)a;
 }
 
 /* Whether the page at `addr` of this process is on an LRU list (PG_lru). */
@@ -487,9 +540,13 @@ static int fs_own_page_is_lru(int pagemap, const char *addr)
  * child has its copies), so lru_add stays empty. */
 FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 {
-	pid_t pid = fork();
+	struct rusage since;
+	pid_t pid;
 
+	getrusage(RUSAGE_SELF, &since);
+	pid = fork();
 	if (pid < 0) {
+		fs_harness_add(&since);
 		fs_reply(line, errno, 0);
 		return;
 	}
@@ -499,6 +556,7 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 		fs_self = child;
 		fs_turn_op(line);		/* FS_GO_SETTLE */
 		fs_break_cow();
+		fs_touch_read_only();
 		/* A pagemap fd is bound to the mm it was opened on: this is a new one. */
 		pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		for (i = 0; i < FS_BALLAST_PER_FORK; i++) {
@@ -508,6 +566,8 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 				break;
 		}
 		close(pagemap);
+		/* The child's counters start at zero in copy_process(): all its faults so far. */
+		fs_harness_all();
 		fs_reply(line, i < FS_BALLAST_PER_FORK ? 0 : ENOSPC, i + 1);
 		child_main();
 		_exit(0);
@@ -515,6 +575,7 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 	fs_reply(line, 0, pid);
 	fs_turn_op(line);			/* FS_GO_SETTLE */
 	fs_break_cow();
+	fs_harness_add(&since);
 	fs_reply(line, 0, 0);
 	/* The child's ballast pages are its own from now on: skip them here too. */
 	fs_ballast_next += FS_BALLAST_PER_FORK;
@@ -532,6 +593,7 @@ FS_FN void fs_exit(int line)
 
 static pid_t fs_pid[FS_NPROC + 1];
 static int fs_alive[FS_NPROC + 1];
+static int64_t fs_harness[FS_NPROC + 1][2];	/* each process's own faults, as it last said */
 static unsigned char fs_live[FS_NPROC + 1][FS_NMAP + 1];	/* mapping m is in process p */
 static int fs_cpu;				/* the scenario's CPU */
 static int fs_verbose_trace;
@@ -812,6 +874,8 @@ FS_FN struct fs_reply_msg fs_recv(int p, int line)
 	if (r.line != line)
 		fs_die("line %d: process %s answered for line %d (a generator bug)", line,
 		       p == FS_NPROC ? "helper" : fs_proc_bare[p], r.line);
+	fs_harness[p][0] = r.harness_min;
+	fs_harness[p][1] = r.harness_maj;
 	return r;
 }
 
@@ -932,10 +996,18 @@ struct fs_page {
 	int order;
 };
 
+struct fs_vma {			/* one VMA inside a mapping, from /proc/PID/smaps */
+	uint64_t start, end;
+	char prot[8];		/* the header's permissions column, e.g. rw-p */
+	char flags[192];	/* the VmFlags words, blank-separated */
+};
+
 struct fs_mapstate {
 	int live;
 	int64_t smaps[FS_NSMAPS];
 	struct fs_page *pages;
+	struct fs_vma *vmas;
+	int nvma;
 };
 
 struct fs_state {
@@ -944,6 +1016,7 @@ struct fs_state {
 	struct fs_counter mthp[FS_NMTHP][FS_NSTAT_MAX];
 	int n_mthp[FS_NMTHP];
 	int proc_in[FS_NPROC];
+	int64_t minflt[FS_NPROC], majflt[FS_NPROC];	/* /proc/PID/stat, harness faults taken off */
 	struct fs_mapstate maps[FS_NPROC][FS_NMAP + 1];
 };
 
@@ -984,6 +1057,8 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 	FILE *f;
 	uint64_t s = 0, e = 0;
 
+	struct fs_vma *cur = NULL;
+
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -999,11 +1074,32 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 			s = fs_hex(&q);
 			q++;
 			e = fs_hex(&q);
+			cur = NULL;
+			for (int m = 0; m < FS_NMAP; m++) {
+				struct fs_mapstate *ms = &maps[m];
+				if (!live[m] || s < fs_map[m].addr || e > fs_map[m].addr + fs_map[m].pages * FS_PAGE)
+					continue;
+				ms->vmas = realloc(ms->vmas, (ms->nvma + 1) * sizeof(*ms->vmas));
+				if (!ms->vmas)
+					fs_die("out of memory");
+				cur = &ms->vmas[ms->nvma++];
+				memset(cur, 0, sizeof(*cur));
+				cur->start = s;
+				cur->end = e;
+				sscanf(sp + 1, "%7s", cur->prot);
+			}
 			continue;
 		}
 		if (!colon)
 			continue;
 		*colon = 0;
+		if (strcmp(line, "VmFlags") == 0) {
+			if (cur) {
+				fs_copy(cur->flags, sizeof(cur->flags), sp + 1);
+				cur->flags[strcspn(cur->flags, "\n")] = 0;
+			}
+			continue;
+		}
 		for (int k = 0; k < FS_NSMAPS; k++) {
 			if (strcmp(line, fs_smaps_key[k]))
 				continue;
@@ -1014,6 +1110,25 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 		}
 	}
 	fclose(f);
+}
+
+/* minflt and majflt of /proc/PID/stat: fields 10 and 12, counted after the comm's ')'. */
+static void fs_read_faults(pid_t pid, int64_t *minflt, int64_t *majflt)
+{
+	char path[64], text[1024], *q;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : (int)read(fd, text, sizeof(text) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		fs_die("%s: %s", path, strerror(errno));
+	text[n] = 0;
+	q = strrchr(text, ')');
+	if (!q || sscanf(q + 2, "%*s %*s %*s %*s %*s %*s %*s %" SCNd64 " %*s %" SCNd64, minflt, majflt) != 2)
+		fs_die("%s: cannot parse", path);
 }
 
 static void fs_read_pages(pid_t pid, int m, struct fs_page *pages, int kpf, int kpc)
@@ -1074,11 +1189,15 @@ FS_FN void fs_read_state(struct fs_state *st, int only)
 		st->proc_in[p] = fs_alive[p] && (only < 0 || only == p);
 		for (int m = 0; m < FS_NMAP; m++) {
 			free(st->maps[p][m].pages);
+			free(st->maps[p][m].vmas);
 			memset(&st->maps[p][m], 0, sizeof(st->maps[p][m]));
 			st->maps[p][m].live = st->proc_in[p] && fs_live[p][m];
 		}
 		if (!st->proc_in[p])
 			continue;
+		fs_read_faults(fs_pid[p], &st->minflt[p], &st->majflt[p]);
+		st->minflt[p] -= fs_harness[p][0];
+		st->majflt[p] -= fs_harness[p][1];
 		fs_read_smaps(fs_pid[p], st->maps[p], fs_live[p]);
 		for (int m = 0; m < FS_NMAP; m++) {
 			if (!st->maps[p][m].live)
@@ -1248,6 +1367,8 @@ FS_FN void fs_js_state(const struct fs_state *st)
 			continue;
 		fs_js_key(fs_proc_json[p], 1);
 		fs_js_open("{");
+		fs_js_key("majflt", 0);
+		fs_js_int(st->majflt[p]);
 		fs_js_key("maps", 0);
 		fs_js_open("{");
 		for (int j = 0; j < FS_NMAP; j++) {
@@ -1290,9 +1411,32 @@ FS_FN void fs_js_state(const struct fs_state *st)
 				fs_js_int(ms->smaps[k]);
 			}
 			fs_js_close("}");
+			fs_js_key("vmas", 0);
+			fs_js_open("[");
+			for (int v = 0; v < ms->nvma; v++) {
+				const struct fs_vma *vm = &ms->vmas[v];
+				fs_js_open("{");
+				fs_js_key("first", 0);
+				fs_js_int((int64_t)((vm->start - fs_map[m].addr) / FS_PAGE));
+				fs_js_key("flags", 0);
+				fs_js_open("[");
+				char words[sizeof(vm->flags)];
+				memcpy(words, vm->flags, sizeof(words));
+				for (char *w = strtok(words, " "); w; w = strtok(NULL, " "))
+					fs_js_plain_str(w);
+				fs_js_close("]");
+				fs_js_key("last", 0);
+				fs_js_int((int64_t)((vm->end - fs_map[m].addr) / FS_PAGE) - 1);
+				fs_js_key("prot", 0);
+				fs_js_plain_str(vm->prot);
+				fs_js_close("}");
+			}
+			fs_js_close("]");
 			fs_js_close("}");
 		}
 		fs_js_close("}");
+		fs_js_key("minflt", 0);
+		fs_js_int(st->minflt[p]);
 		fs_js_close("}");
 	}
 	fs_js_close("}");

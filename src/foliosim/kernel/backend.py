@@ -642,7 +642,7 @@ class KernelBackend:
         pfns = procfs.PfnReader()
         try:
             procs = {
-                name: {"maps": self._proc_maps(p, pfns)}
+                name: {"maps": self._proc_maps(p, pfns), **self._proc_faults(p)}
                 for name, p in self.procs.items()
                 if only is None or name == only
             }
@@ -655,7 +655,8 @@ class KernelBackend:
         live = [m for m in proc.maps.values() if m.mapped]
         if not live:
             return {}
-        vmas = procfs.read_smaps(pid)
+        full = procfs.read_smaps_vmas(pid)
+        vmas = [(v.start, v.end, v.fields) for v in full]
         self._t("read", f"/proc/{pid}/smaps")
         out = {}
         for m in live:
@@ -664,8 +665,19 @@ class KernelBackend:
             out[m.name] = {
                 "smaps": procfs.smaps_for_range(vmas, m.addr, m.end),
                 "pages": [_page(e, pfns) for e in entries],
+                "vmas": procfs.vmas_for_range(full, m.addr, m.end),
             }
         return out
+
+    def _proc_faults(self, proc: Proc) -> dict[str, int]:
+        # /proc/PID/stat counts the worker's own faults too (its start, lru_add drains,
+        # COW breaking after fork): the worker keeps them apart (worker.c), and they
+        # are taken off, so only the scenario's faults remain.
+        minflt, majflt = procfs.read_stat_faults(proc.worker.pid)
+        hmin, hmaj = proc.worker.harness_faults()
+        self._t("read", f"/proc/{proc.worker.pid}/stat minflt {minflt} majflt {majflt}, "
+                f"harness {hmin} {hmaj}")
+        return {"minflt": minflt - hmin, "majflt": majflt - hmaj}
 
 
 def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:

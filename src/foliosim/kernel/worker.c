@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -47,6 +48,10 @@ enum {
 	OP_PING = 1, OP_MMAP, OP_MUNMAP, OP_WRITE, OP_READ, OP_MADVISE, OP_MLOCK,
 	OP_MUNLOCK, OP_FORK, OP_EXIT, OP_GUP_BEGIN, OP_GUP_SPLICE, OP_GUP_END,
 	OP_DRAIN_ALL, OP_DRAIN_LRU_ADD, OP_POKE, OP_BREAK_COW,
+};
+/* Observations: opcodes 40-49. */
+enum {
+	OP_HARNESS_FAULTS = 40,
 };
 
 struct req {
@@ -80,12 +85,48 @@ static char rec_msg[sizeof(struct rep) + REC_PER_MSG * sizeof(struct rec)] __att
 #define recs ((struct rec *)(rec_msg + sizeof(struct rep)))
 static uint64_t own_start[256], own_end[256];
 static int n_own;
+static uint64_t ro_start[256], ro_end[256];	/* own readable mappings not private-writable */
+static int n_ro;
 static char *scratch, *ballast;
 static int gup_pipe[2] = {-1, -1};
 static uint64_t pm_buf[1], kpf_buf[1];
 static sigjmp_buf fault_jmp;
 static volatile int fault_armed;
 static char altstack[1 << 16];
+
+/*
+ * The faults this process took for the harness, not for the scenario: its start
+ * (populating its own memory), the lru_add drains (ballast pages) and the COW
+ * breaking after fork.  /proc/PID/stat counts them in minflt/majflt with the
+ * scenario's (mm_account_fault() charges current); the runner subtracts them.
+ * getrusage(RUSAGE_SELF) reads the same task counters and faults nothing (its
+ * struct lives on the stack, populated at start).
+ */
+static int64_t harness_min, harness_maj;
+
+static void harness_mark(struct rusage *r)
+{
+	getrusage(RUSAGE_SELF, r);
+}
+
+static void harness_add(const struct rusage *since)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	harness_min += now.ru_minflt - since->ru_minflt;
+	harness_maj += now.ru_majflt - since->ru_majflt;
+}
+
+/* Every fault so far was the harness's (at the start, or in a child before it answers). */
+static void harness_all(void)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	harness_min = now.ru_minflt;
+	harness_maj = now.ru_majflt;
+}
 
 /* The token of (label, map, index): "fsim:LABEL:MAP:INDEX\n" repeated over a page. */
 static void make_token_page(char *dst, const char *label, const char *map, uint64_t index)
@@ -199,6 +240,7 @@ static void settle_own_memory(void)
 				if (n_own < 256) { own_start[n_own] = s; own_end[n_own++] = e; }
 			} else if (rd) {
 				madvise((void *)s, e - s, MADV_POPULATE_READ);
+				if (n_ro < 256) { ro_start[n_ro] = s; ro_end[n_ro++] = e; }
 			}
 		}
 		if (!eol)
@@ -223,6 +265,20 @@ static void break_cow(void)
 			volatile char *c = (volatile char *)a;
 			*c = *c;
 		}
+}
+
+/*
+ * A forked child has no page tables for its file mappings (dup_mmap() copies
+ * none for a VMA without anon_vma: vma_needs_copy(), mm/memory.c), so the first
+ * run of each code page would fault at some scenario line.  Load one byte of
+ * every page now instead (loads, not MADV_POPULATE_READ, whose
+ * faultin_page_range() ends with lru_add_drain()).
+ */
+static void touch_read_only(void)
+{
+	for (int i = 0; i < n_ro; i++)
+		for (uint64_t a = ro_start[i]; a < ro_end[i]; a += PAGE)
+			(void)*(volatile char *)a;
 }
 
 __attribute__((noinline)) static void grow_stack(void)
@@ -391,11 +447,13 @@ int main(int argc, char **argv)
 	madvise(scratch, PAGE, MADV_NOHUGEPAGE);
 	madvise(ballast, BALLAST_PAGES * PAGE, MADV_NOHUGEPAGE);
 	page_is_lru(scratch);	/* opens pagemap/kpageflags now, not mid-scenario */
+	harness_all();
 	reply(0, getpid());
 
 	while (recv_req(&q, &fd) == 0) {
 		int flags;
 		void *p;
+		struct rusage ru;
 		switch (q.op) {
 		case OP_PING:
 			reply(0, getpid());
@@ -432,10 +490,12 @@ int main(int argc, char **argv)
 		case OP_FORK: {
 			/* Own folios still in lru_add are off the LRU; a COW fault on one
 			 * would drain every batch (see break_cow()). */
+			harness_mark(&ru);
 			int64_t r = drain_lru_add();
 			if (r < 0) {
 				if (fd >= 0)
 					close(fd);
+				harness_add(&ru);
 				reply(r, 0);
 				break;
 			}
@@ -447,17 +507,24 @@ int main(int argc, char **argv)
 				close(pm);
 				pm = open("/proc/self/pagemap", O_RDONLY);
 				break_cow();
+				touch_read_only();
+				/* The child's counters start at zero in copy_process(). */
+				harness_all();
 				reply(0, getpid());
 			} else {
+				int e = pid < 0 ? errno : 0;
 				if (fd >= 0)
 					close(fd);
 				break_cow();
-				reply(pid < 0 ? -errno : 0, pid);
+				harness_add(&ru);
+				reply(-e, pid);
 			}
 			break;
 		}
 		case OP_BREAK_COW:
+			harness_mark(&ru);
 			break_cow();
+			harness_add(&ru);
 			reply(0, 0);
 			break;
 		case OP_EXIT:
@@ -490,12 +557,18 @@ int main(int argc, char **argv)
 			reply(sys(madvise(scratch, PAGE, MADV_COLD)), 0);
 			break;
 		case OP_DRAIN_LRU_ADD: {
+			harness_mark(&ru);
 			int64_t r = drain_lru_add();
+			harness_add(&ru);
 			reply(r < 0 ? r : 0, r);
 			break;
 		}
 		case OP_POKE:
 			reply(do_poke(&q), 0);
+			break;
+		/* Observations. */
+		case OP_HARNESS_FAULTS:
+			reply(0, harness_min | harness_maj << 32);
 			break;
 		default:
 			reply(-ENOSYS, 0);

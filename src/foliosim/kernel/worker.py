@@ -31,6 +31,8 @@ OP_DRAIN_ALL = 14
 OP_DRAIN_LRU_ADD = 15
 OP_POKE = 16
 OP_BREAK_COW = 17
+# Observations: opcodes 40-49.
+OP_HARNESS_FAULTS = 40  # val: the worker's own faults, minflt | majflt << 32
 
 NAME_LEN = 72
 REQ = struct.Struct(f"<Ii QQQq {NAME_LEN}s{NAME_LEN}s")
@@ -165,6 +167,11 @@ class Worker:
         if len(msg) != REP.size or not fds:
             raise KernelBackendError("kernel backend: no pipe came back from a gup")
         return fds[0]
+
+    def harness_faults(self) -> tuple[int, int]:
+        """(minflt, majflt) the worker took for the harness (start, drains, COW breaking)."""
+        val = self.call(OP_HARNESS_FAULTS)
+        return val & 0xFFFFFFFF, val >> 32
 
     def exit(self) -> None:
         """Make the process exit and wait until its memory is gone."""

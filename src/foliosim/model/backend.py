@@ -97,6 +97,7 @@ class ModelBackend:
         events: list[Event] = []
         for cmd in scenario.commands:
             m.line = cmd.line
+            m.current = cmd.proc  # the command's system calls and accesses run in its task
             if cmd.proc not in m.mms:
                 raise InvariantError(f"no process {cmd.proc!r}")
             events.extend(execute(self, cmd))
@@ -196,7 +197,12 @@ class ModelBackend:
             process_vm_access.process_vm_rw_core(self.m, mm, start, end, data)
             self._shadow_store(cmd.proc, cmd.name, first, end - start, cmd.label)
 
-        return self._per_run(cmd, "poke", cmd.name, cmd.runs, poke)
+        # The helper process makes the call: GUP's faults count on it (mm_account_fault()).
+        self.m.current = None
+        try:
+            return self._per_run(cmd, "poke", cmd.name, cmd.runs, poke)
+        finally:
+            self.m.current = cmd.proc
 
     def cmd_read(self, cmd: Read) -> list[Event]:
         data = self.user.user_read(self._mm(cmd), cmd.name, cmd.runs)

@@ -790,7 +790,7 @@ ERRORS = [
         8,
         (
             "expect: missing mapping NAME or 'vmstat' (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -827,7 +827,7 @@ ERRORS = [
         17,
         (
             "expect: missing LABEL, 'zero' or 'garbage' (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -836,7 +836,8 @@ ERRORS = [
         2,
         12,
         (
-            "expect: unexpected 'swapped' after the range, expected one of data, present, swap, none; "
+            "expect: unexpected 'swapped' after the range, expected one of data, present, swap, none, "
+            "order, mapcount, exclusive, flags; "
             "did you mean 'swap'?"
         ),
     ),
@@ -878,7 +879,7 @@ ERRORS = [
         22,
         (
             "expect: unexpected 'kB' after '4', expected end of line (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -901,7 +902,7 @@ ERRORS = [
         23,
         (
             "expect: missing N (usage: expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE "
-            "present|swap|none, expect NAME smaps FIELD KB, or expect vmstat COUNTER N)"
+            "present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, or expect vmstat COUNTER N)"
         ),
     ),
     (
@@ -910,7 +911,7 @@ ERRORS = [
         25,
         (
             "expect: unexpected '2' after '1', expected end of line (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),

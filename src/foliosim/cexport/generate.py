@@ -32,6 +32,10 @@ from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -79,6 +83,7 @@ MADV_NAMES = {
     "populate_write": "MADV_POPULATE_WRITE",
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
+PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)
 MAX_PROCS = 64  # two pipes each, inherited by every process: fds stay well under 1024
 
 
@@ -400,6 +405,41 @@ class CProgram:
         ]
         return self.line(cmd, [], orch)
 
+    # -- page expectations: order, mapcount, exclusive, flags ----------------------
+
+    def expect_pages(self, cmd: ExpectOrder | ExpectMapcount | ExpectExclusive, kind: str, want: int) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        orch = [
+            (
+                f"fs_expect_pages({cmd.line}, {self.P(cmd)}, {m.ident}, FS_EXPECT_{kind}, {want}, "
+                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "ORDER", cmd.order)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "MAPCOUNT", cmd.mapcount)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "EXCLUSIVE", int(cmd.exclusive))
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        flags = ", ".join(c_string(f) for f in cmd.flags)
+        orch = [
+            (
+                f"fs_expect_flags({cmd.line}, {self.P(cmd)}, {m.ident}, "
+                f"(const char *const[]){{{flags}, NULL}}, {c_string(' '.join(cmd.flags))}, "
+                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
     # -- checks -------------------------------------------------------------------
 
     def check(self, call: str) -> str:
@@ -414,7 +454,7 @@ class CProgram:
 
     def line_checks(self, cmd: Command) -> list[str]:
         L = cmd.line
-        is_expect = isinstance(cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat))
+        is_expect = isinstance(cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, *PAGE_EXPECTS))
         if self.mode == "scenario":
             if is_expect:
                 return [self.check(f"fs_ck_expect({L}, {c_string(self.expect_desc(cmd))});")]
@@ -442,6 +482,9 @@ class CProgram:
                 got = ev["got"]
                 if got is None:
                     text = "null"
+                elif isinstance(cmd, (ExpectOrder, ExpectMapcount, ExpectFlags)):
+                    # fs_expect_pages()/fs_expect_flags() keep JSON tokens (null, "+dirty").
+                    text = ",".join(json.dumps(v) for v in got)
                 elif isinstance(got, list):
                     text = ",".join(got)
                 else:

@@ -1726,7 +1726,7 @@ FS_FN void fs_observe(int line, int p, const char *label_json)
 static int fs_got_ok;
 
 /* got: a list of words (data or page states), a number, or null. */
-enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL };
+enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL, FS_GOT_RAW_LIST };
 
 static void fs_expect_event(int line, int p, const char *text_json, int kind)
 {
@@ -1739,6 +1739,15 @@ static void fs_expect_event(int line, int p, const char *text_json, int kind)
 	} else if (kind == FS_GOT_INT) {
 		fs_js_value();
 		fs_js_s(fs_got);
+	} else if (kind == FS_GOT_RAW_LIST) {
+		/* JSON tokens (numbers, null, quoted strings without commas), comma-joined */
+		fs_js_open("[");
+		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
+		for (char *w = fs_copybuf[0] ? strtok(fs_copybuf, ",") : NULL; w; w = strtok(NULL, ",")) {
+			fs_js_value();
+			fs_js_s(w);
+		}
+		fs_js_close("]");
 	} else {
 		fs_js_open("[");
 		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
@@ -1807,6 +1816,86 @@ FS_FN void fs_expect_state(int line, int p, int m, const char *want, const int64
 				      fs_state_names[fs_st.maps[p][m].pages[i].state]);
 	fs_got_ok = fs_all_words(fs_got, want);
 	fs_expect_event(line, p, text_json, FS_GOT_LIST);
+}
+
+/* -- page expectations: order, mapcount, exclusive, flags -- */
+
+enum { FS_EXPECT_ORDER, FS_EXPECT_MAPCOUNT, FS_EXPECT_EXCLUSIVE };
+
+/* expect NAME RANGE order N | mapcount N | exclusive yes|no: one value per page of the
+ * runs (null where the page is not present, for order and mapcount). */
+FS_FN void fs_expect_pages(int line, int p, int m, int kind, int64_t want, const int64_t *runs,
+			   const char *text_json)
+{
+	size_t n = 0;
+
+	fs_read_state(&fs_st, p);
+	if (!fs_st.maps[p][m].live) {
+		fs_got_ok = 0;
+		fs_expect_event(line, p, text_json, FS_GOT_NULL);
+		return;
+	}
+	fs_got[0] = 0;
+	fs_got_ok = 1;
+	for (int r = 0; runs[r] >= 0; r += 2)
+		for (int64_t i = runs[r]; i <= runs[r + 1]; i++) {
+			const struct fs_page *pg = &fs_st.maps[p][m].pages[i];
+			const char *sep = n ? "," : "";
+			if (kind == FS_EXPECT_EXCLUSIVE) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s%s", sep, pg->exclusive ? "yes" : "no");
+				fs_got_ok &= pg->exclusive == want;
+			} else if (pg->state != 1) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%snull", sep);
+				fs_got_ok = 0;
+			} else {
+				int64_t v = kind == FS_EXPECT_ORDER ? pg->order : pg->count;
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s%lld", sep, (long long)v);
+				fs_got_ok &= v == want;
+			}
+		}
+	fs_expect_event(line, p, text_json, kind == FS_EXPECT_EXCLUSIVE ? FS_GOT_LIST : FS_GOT_RAW_LIST);
+}
+
+/* expect NAME RANGE flags +FLAG -FLAG...: `flags` the words as written, NULL-ended; per
+ * page the same words as the page has them ("+dirty -mlocked"), null if not present. */
+FS_FN void fs_expect_flags(int line, int p, int m, const char *const *flags, const char *want,
+			   const int64_t *runs, const char *text_json)
+{
+	char names[1024], have[1100];
+	size_t n = 0;
+
+	fs_read_state(&fs_st, p);
+	if (!fs_st.maps[p][m].live) {
+		fs_got_ok = 0;
+		fs_expect_event(line, p, text_json, FS_GOT_NULL);
+		return;
+	}
+	fs_got[0] = 0;
+	fs_got_ok = 1;
+	for (int r = 0; runs[r] >= 0; r += 2)
+		for (int64_t i = runs[r]; i <= runs[r + 1]; i++) {
+			const struct fs_page *pg = &fs_st.maps[p][m].pages[i];
+			char seen[512];
+			size_t k = 0;
+
+			if (pg->state != 1) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%snull", n ? "," : "");
+				fs_got_ok = 0;
+				continue;
+			}
+			fs_flag_names(pg->flags, names, sizeof(names));
+			snprintf(have, sizeof(have), ",%s,", names);
+			seen[0] = 0;
+			for (int f = 0; flags[f]; f++) {
+				char key[80];
+				snprintf(key, sizeof(key), ",%s,", flags[f] + 1);
+				k += snprintf(seen + k, sizeof(seen) - k, "%s%c%s", k ? " " : "",
+					      strstr(have, key) ? '+' : '-', flags[f] + 1);
+			}
+			fs_got_ok &= strcmp(seen, want) == 0;
+			n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s\"%s\"", n ? "," : "", seen);
+		}
+	fs_expect_event(line, p, text_json, FS_GOT_RAW_LIST);
 }
 
 FS_FN void fs_expect_smaps(int line, int p, int m, int key, int64_t kb, const char *text_json)

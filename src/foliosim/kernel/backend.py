@@ -48,6 +48,10 @@ from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -496,6 +500,23 @@ class KernelBackend:
 
     def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[dict[str, Any]]:
         return [expect_event(cmd, {}, self._vmstat_all())]
+
+    # -- page expectations: order, mapcount, exclusive, flags -------------------------
+
+    def _expect_page(self, cmd: Command) -> list[dict[str, Any]]:
+        return [expect_event(cmd, self._state(only=cmd.proc), {})]
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
 
     def _setting(self, cmd: Command, op: str, change: Callable[[], None]) -> list[dict[str, Any]]:
         try:

@@ -51,6 +51,10 @@ from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -290,3 +294,21 @@ class ModelBackend:
 
     def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[Event]:
         return [expect_event(cmd, {}, vmstat.vmstat_all(self.m))]
+
+
+    # -- page expectations: order, mapcount, exclusive, flags -------------------------
+
+    def _expect_page(self, cmd: Command) -> list[Event]:
+        return [expect_event(cmd, read_state(self.m, only=cmd.proc), {})]
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[Event]:
+        return self._expect_page(cmd)

@@ -400,7 +400,8 @@ ERRORS = [
         13,
         (
             "madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, willneed, "
-            "hugepage, nohugepage, populate_read, populate_write; did you mean 'free'?"
+            "hugepage, nohugepage, populate_read, populate_write, dontfork, dofork, wipeonfork, "
+            "keeponfork; did you mean 'free'?"
         ),
     ),
     ("mmap A 4\nmadvise A 0", 2, 13, "madvise: missing ADVICE (usage: madvise NAME RANGE ADVICE)"),

@@ -81,6 +81,10 @@ MADV_NAMES = {
     "nohugepage": "MADV_NOHUGEPAGE",
     "populate_read": "MADV_POPULATE_READ",
     "populate_write": "MADV_POPULATE_WRITE",
+    "dontfork": "MADV_DONTFORK",
+    "dofork": "MADV_DOFORK",
+    "wipeonfork": "MADV_WIPEONFORK",
+    "keeponfork": "MADV_KEEPONFORK",
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
 PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)

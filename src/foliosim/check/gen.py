@@ -76,6 +76,11 @@ ADVICE_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("populate_read", 2),
     ("populate_write", 2),
     ("hugepage", 2),  # only with mthp
+    # fork controls: VM_DONTCOPY, VM_WIPEONFORK
+    ("dontfork", 1),
+    ("dofork", 1),
+    ("wipeonfork", 1),
+    ("keeponfork", 1),
 )
 assert {a for a, _ in ADVICE_WEIGHTS} == set(ast.ADVICES)
 
@@ -92,6 +97,11 @@ class GenState:
     refs_made: int = 0
     swap_pages: int | None = None
     commands: list[ast.Command] = field(default_factory=list)
+    # MADV_DONTFORK'd pages of each (process, mapping); a child forked while a
+    # mapping has some is left without those VMAs, so the mapping is never drawn in
+    # it (an access there is SIGSEGV, which the generator does not aim at).
+    dontfork: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    hidden: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def line(self) -> int:
@@ -99,7 +109,9 @@ class GenState:
 
     def mapped(self) -> list[tuple[str, str]]:
         """Every (process, mapping) pair alive now, in a stable order."""
-        return [(p, m) for p in self.procs for m in sorted(self.procs[p])]
+        return [
+            (p, m) for p in self.procs for m in sorted(self.procs[p]) if (p, m) not in self.hidden
+        ]
 
     def children(self) -> list[str]:
         return [p for p in self.procs if p != "p0"]
@@ -205,6 +217,13 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         elif kind == "madvise":
             advices = [(a, w) for a, w in ADVICE_WEIGHTS if s.mthp or a != "hugepage"]
             cmd = ast.Madvise(line, proc, "", name=name, runs=runs, advice=_weighted(draw, advices))
+            if cmd.advice in ("dontfork", "dofork"):
+                pages_of = s.dontfork.setdefault((proc, name), set())
+                for first, last in runs:
+                    if cmd.advice == "dontfork":
+                        pages_of.update(range(first, last + 1))
+                    else:
+                        pages_of.difference_update(range(first, last + 1))
         elif kind == "mlock":
             cmd = ast.Mlock(line, proc, "", name=name, runs=runs)
         elif kind == "munlock":
@@ -216,6 +235,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             cmd = ast.Gup(line, proc, "", name=name, runs=runs, ref=ref)
         else:
             del s.procs[proc][name]
+            s.dontfork.pop((proc, name), None)
             cmd = ast.Munmap(line, proc, "", name=name)
     elif kind == "observe":
         proc = _pick(draw, list(s.procs))
@@ -242,6 +262,9 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         s.children_forked += 1
         child = f"p{s.children_forked}"
         s.procs[child] = dict(s.procs[parent])
+        for name in s.procs[child]:
+            if s.dontfork.get((parent, name)) or (parent, name) in s.hidden:
+                s.hidden.add((child, name))
         cmd = ast.Fork(line, parent, "", child=child)
     elif kind == "exit":
         proc = _pick(draw, s.children())

@@ -86,6 +86,10 @@ MADV = {
     "nohugepage": 15,
     "populate_read": 22,
     "populate_write": 23,
+    "dontfork": 10,
+    "dofork": 11,
+    "wipeonfork": 18,
+    "keeponfork": 19,
 }
 MAP_DROPPABLE = 0x08
 MAP_ANONYMOUS = 0x20

@@ -25,6 +25,11 @@ ADVICES = (
     "nohugepage",
     "populate_read",
     "populate_write",
+    # fork controls: VM_DONTCOPY, VM_WIPEONFORK
+    "dontfork",
+    "dofork",
+    "wipeonfork",
+    "keeponfork",
 )
 # /proc/PID/smaps fields reported per mapping in STATE, in kB, summed over
 # its VMAs; `expect NAME smaps FIELD KB` takes one of them.

@@ -32,6 +32,8 @@ How cow.c's steps become scenario lines (the adaptations):
 - cow.c's "did we get a THP / was it swapped out" checks, which turn into SKIP,
   become `expect` lines (present, swap): a scenario that did not get its
   context fails instead of skipping.
+- vmsplice() fills a default-sized pipe (16 pages) and returns early; cow.c
+  compares the `transferred` bytes only, so `gup` takes the first 16 pages.
 - The child's memcpy(old, mem) backup is `c: expect A R data old` (it reads
   the pages in the child before the parent writes, as cow.c does); memcmp()
   after the parent's memset() is the second one.
@@ -177,6 +179,20 @@ def munmap_area(ctx: Context, proc: str = "") -> tuple[str, set[str]]:
     return f"{proc}munmap A {ctx.area}", {"munmap-range"}
 
 
+# PIPE_DEF_BUFFERS (include/linux/pipe_fs_i.h): cow.c vmsplice()s into a pipe of
+# the default size, which takes the first 16 pages and returns early; cow.c then
+# compares only the `transferred` bytes.
+PIPE_DEF_BUFFERS = 16
+
+
+def vmsplice_range(ctx: Context) -> str:
+    """The pages one vmsplice() of the test area puts into a default-sized pipe."""
+    if ctx.area_pages <= PIPE_DEF_BUFFERS:
+        return ctx.area
+    first = 0 if ctx.area in ("all",) else int(ctx.area.split("-")[0])
+    return f"{first}-{first + PIPE_DEF_BUFFERS - 1}"
+
+
 SEE_FORK = "copy_present_ptes(), do_wp_page(), wp_can_reuse_anon_folio(), mm/memory.c"
 
 
@@ -198,7 +214,7 @@ def anon_results() -> list[Result]:
             if vmsplice:
                 um, n = munmap_area(ctx, "c: ")
                 needs |= n | {"ref-data"}
-                body += [f"c: gup A {r} as R  # child: vmsplice() (R/O GUP)", f"{um}  # child unmaps it"]
+                body += [f"c: gup A {vmsplice_range(ctx)} as R  # child: vmsplice() (R/O GUP)", f"{um}  # child unmaps it"]
             if mprot:
                 needs.add("mprotect")
                 body += [f"mprotect A {r} read", f"mprotect A {r} readwrite"]
@@ -217,7 +233,7 @@ def anon_results() -> list[Result]:
         ]:
             um, n = munmap_area(ctx)
             needs = set(ctx.needs) | n | {"ref-data"}
-            gup = f"gup A {r} as R  # parent: vmsplice() (R/O GUP)"
+            gup = f"gup A {vmsplice_range(ctx)} as R  # parent: vmsplice() (R/O GUP)"
             body = ([gup, "fork c"] if before else ["fork c", gup]) + [
                 f"{um}  # parent unmaps it",
                 f"c: write A {r} as new  # child: memset(mem, 0xff, size)",

@@ -145,7 +145,9 @@ def test_peer_library_holds_every_generated_cow_scenario() -> None:
     import sys
 
     gen = SCENARIO_DIR.parent / "tools" / "gen_peer_cow.py"
-    proc = subprocess.run([sys.executable, str(gen), "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(gen), "--check"], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert PEER_SCENARIOS, "scenarios/peer/ is empty"
 
@@ -162,7 +164,8 @@ def test_peer_scenario_is_listed_in_the_peer_coverage(path: Path) -> None:
 # (16K and 2M): the other sizes run the same harness code with other numbers,
 # and the worker and the model still run every one of them.
 C_PEER_SCENARIOS = [
-    p for p in PEER_SCENARIOS
+    p
+    for p in PEER_SCENARIOS
     if not re.search(r"-[0-9]+k$", p.stem) or re.search(r"-(16|2048)k$", p.stem)
 ]
 _C_RUNS: dict[Path, list[dict[str, Any]]] = {}
@@ -189,6 +192,9 @@ def test_peer_scenario_gives_the_same_observation_on_the_c_harness(path: Path) -
         diffs = diff_observations(model, obs)
         if not diffs and not _failed_expectations(obs):
             return
-        seen.append(f"run {i + 1}:\n" + format_differences(diffs, "model", "c")
-                    + "\n".join(_failed_expectations(obs)))
+        seen.append(
+            f"run {i + 1}:\n"
+            + format_differences(diffs, "model", "c")
+            + "\n".join(_failed_expectations(obs))
+        )
     pytest.fail(f"model and C harness differ on {TRIES} runs:\n" + "\n".join(seen))

@@ -129,46 +129,141 @@ def contexts() -> list[Context]:
     out = []
     base_setup = ["mmap A 4K", "madvise A all nohugepage", "write A all as old"]
     out.append(Context("base", "with base page", 4, base_setup, "all", 1, True, frozenset()))
-    out.append(Context(
-        "base-swap", "with swapped out base page", 4,
-        ["swap 64M", *base_setup, "madvise A all pageout",
-         "expect A all swap  # else cow.c skips: MADV_PAGEOUT did not work"],
-        "all", 1, True, frozenset()))
+    out.append(
+        Context(
+            "base-swap",
+            "with swapped out base page",
+            4,
+            [
+                "swap 64M",
+                *base_setup,
+                "madvise A all pageout",
+                "expect A all swap  # else cow.c skips: MADV_PAGEOUT did not work",
+            ],
+            "all",
+            1,
+            True,
+            frozenset(),
+        )
+    )
     for kb in THP_SIZES_KB:
         pages = kb // 4
         last = pages - 1
         pmd = pages == PMD_PAGES
         sz = f"{kb // 1024}M" if kb >= 1024 else f"{kb}K"
         mthp = [f"mthp {sz} madvise"] if pmd else ["mthp 2M never", f"mthp {sz} madvise"]
-        thp = [*mthp, f"mmap A {sz}", "madvise A all hugepage",
-               "write A 0 as old",
-               f"expect A {last} present  # else cow.c skips: did not get a THP populated",
-               "write A all as old"]
-        swapped = lambda rng: [f"madvise A {rng} pageout",  # noqa: E731
-                               f"expect A {rng} swap  # else cow.c skips: MADV_PAGEOUT did not work"]
+        thp = [
+            *mthp,
+            f"mmap A {sz}",
+            "madvise A all hugepage",
+            "write A 0 as old",
+            f"expect A {last} present  # else cow.c skips: did not get a THP populated",
+            "write A all as old",
+        ]
+        swapped = lambda rng: [
+            f"madvise A {rng} pageout",
+            f"expect A {rng} swap  # else cow.c skips: MADV_PAGEOUT did not work",
+        ]
         tag = f"{kb}k"
         if pmd:
-            out.append(Context(f"thp-{tag}", f"with THP ({kb} kB)", kb, thp, "all", pages, True, frozenset()))
-            out.append(Context(f"thp-swap-{tag}", f"with swapped-out THP ({kb} kB)", kb,
-                               ["swap 64M", *thp, *swapped("all")], "all", pages, True, frozenset()))
+            out.append(
+                Context(
+                    f"thp-{tag}", f"with THP ({kb} kB)", kb, thp, "all", pages, True, frozenset()
+                )
+            )
+            out.append(
+                Context(
+                    f"thp-swap-{tag}",
+                    f"with swapped-out THP ({kb} kB)",
+                    kb,
+                    ["swap 64M", *thp, *swapped("all")],
+                    "all",
+                    pages,
+                    True,
+                    frozenset(),
+                )
+            )
         pte = [*thp, "mprotect A 1 read  # PTE-map the THP", "mprotect A 1 readwrite"]
-        out.append(Context(f"pte-{tag}", f"with PTE-mapped THP ({kb} kB)", kb, pte, "all", pages,
-                           True, frozenset({"mprotect"})))
-        out.append(Context(f"pte-swap-{tag}", f"with swapped-out, PTE-mapped THP ({kb} kB)", kb,
-                           ["swap 64M", *pte, *swapped("all")], "all", pages, True,
-                           frozenset({"mprotect"})))
+        out.append(
+            Context(
+                f"pte-{tag}",
+                f"with PTE-mapped THP ({kb} kB)",
+                kb,
+                pte,
+                "all",
+                pages,
+                True,
+                frozenset({"mprotect"}),
+            )
+        )
+        out.append(
+            Context(
+                f"pte-swap-{tag}",
+                f"with swapped-out, PTE-mapped THP ({kb} kB)",
+                kb,
+                ["swap 64M", *pte, *swapped("all")],
+                "all",
+                pages,
+                True,
+                frozenset({"mprotect"}),
+            )
+        )
         single = [*thp, f"madvise A 1-{last} dontneed  # all but a single subpage"]
-        out.append(Context(f"single-pte-{tag}", f"with single PTE of THP ({kb} kB)", kb, single,
-                           "0", 1, False, frozenset()))
-        out.append(Context(f"single-pte-swap-{tag}", f"with single PTE of swapped-out THP ({kb} kB)",
-                           kb, ["swap 64M", *single, *swapped("0")], "0", 1, False, frozenset()))
-        out.append(Context(f"partial-mremap-{tag}", f"with partially mremap()'ed THP ({kb} kB)", kb,
-                           thp, f"0-{pages // 2 - 1}", pages // 2, False, frozenset({"mremap-part"})))
-        shared = [*thp, f"madvise A 1-{last} dontfork",
-                  "fork c0  # share only the first page with a child", "c0: exit",
-                  f"madvise A 1-{last} dofork"]
-        out.append(Context(f"partial-shared-{tag}", f"with partially shared THP ({kb} kB)", kb,
-                           shared, "all", pages, True, frozenset({"dontfork"})))
+        out.append(
+            Context(
+                f"single-pte-{tag}",
+                f"with single PTE of THP ({kb} kB)",
+                kb,
+                single,
+                "0",
+                1,
+                False,
+                frozenset(),
+            )
+        )
+        out.append(
+            Context(
+                f"single-pte-swap-{tag}",
+                f"with single PTE of swapped-out THP ({kb} kB)",
+                kb,
+                ["swap 64M", *single, *swapped("0")],
+                "0",
+                1,
+                False,
+                frozenset(),
+            )
+        )
+        out.append(
+            Context(
+                f"partial-mremap-{tag}",
+                f"with partially mremap()'ed THP ({kb} kB)",
+                kb,
+                thp,
+                f"0-{pages // 2 - 1}",
+                pages // 2,
+                False,
+                frozenset({"mremap-part"}),
+            )
+        )
+        shared = [
+            *thp,
+            f"madvise A 1-{last} dontfork",
+            "fork c0  # share only the first page with a child",
+            "c0: exit",
+            f"madvise A 1-{last} dofork",
+        ]
+        out.append(
+            Context(
+                f"partial-shared-{tag}",
+                f"with partially shared THP ({kb} kB)",
+                kb,
+                shared,
+                "all",
+                pages,
+                True,
+                frozenset({"dontfork"}),
+            )
+        )
     return out
 
 
@@ -205,30 +300,49 @@ def anon_results() -> list[Result]:
         # do_test_cow_in_parent(): fork; child backs up; parent [mprotect dance] writes; child compares.
         for fn, desc, mprot, vmsplice in [
             ("cow_in_parent", "Basic COW after fork()", False, False),
-            ("cow_in_parent_mprotect", "Basic COW after fork() with mprotect() optimization", True, False),
+            (
+                "cow_in_parent_mprotect",
+                "Basic COW after fork() with mprotect() optimization",
+                True,
+                False,
+            ),
             ("vmsplice_in_child", "vmsplice() + unmap in child", False, True),
-            ("vmsplice_in_child_mprotect", "vmsplice() + unmap in child with mprotect() optimization", True, True),
+            (
+                "vmsplice_in_child_mprotect",
+                "vmsplice() + unmap in child with mprotect() optimization",
+                True,
+                True,
+            ),
         ]:
             needs = set(ctx.needs)
             body = ["fork c", f"c: expect A {r} data old  # child: memcpy(old, mem, size)"]
             if vmsplice:
                 um, n = munmap_area(ctx, "c: ")
                 needs |= n | {"ref-data"}
-                body += [f"c: gup A {vmsplice_range(ctx)} as R  # child: vmsplice() (R/O GUP)", f"{um}  # child unmaps it"]
+                body += [
+                    f"c: gup A {vmsplice_range(ctx)} as R  # child: vmsplice() (R/O GUP)",
+                    f"{um}  # child unmaps it",
+                ]
             if mprot:
                 needs.add("mprotect")
                 body += [f"mprotect A {r} read", f"mprotect A {r} readwrite"]
             body.append(f"write A {r} as new  # parent: memset(mem, 0xff, size)")
             if vmsplice:
                 body.append("c: expect R data old  # the child reads the old data from the pipe")
-                claim = "the child's vmsplice()d pages still hold the old data after the parent wrote"
+                claim = (
+                    "the child's vmsplice()d pages still hold the old data after the parent wrote"
+                )
             else:
                 body.append(f"c: expect A {r} data old  # memcmp(old, mem, size) == 0")
                 claim = "the child still reads the old data after the parent wrote"
             tests.append((fn, desc, needs, body, claim))
         # do_test_vmsplice_in_parent(): vmsplice before/after fork, parent unmaps, child writes.
         for fn, desc, before in [
-            ("vmsplice_before_fork", "vmsplice() before fork(), unmap in parent after fork()", True),
+            (
+                "vmsplice_before_fork",
+                "vmsplice() before fork(), unmap in parent after fork()",
+                True,
+            ),
             ("vmsplice_after_fork", "vmsplice() + unmap in parent after fork()", False),
         ]:
             um, n = munmap_area(ctx)
@@ -240,8 +354,15 @@ def anon_results() -> list[Result]:
                 "c: exit",
                 "expect R data old  # the parent reads the old data from the pipe",
             ]
-            tests.append((fn, desc, needs, body,
-                          "the parent's vmsplice()d pages still hold the old data after the child wrote"))
+            tests.append(
+                (
+                    fn,
+                    desc,
+                    needs,
+                    body,
+                    "the parent's vmsplice()d pages still hold the old data after the child wrote",
+                )
+            )
         # do_test_iouring(): R/W longterm pin, then mprotect dance or fork; write; the pin sees it.
         for fn, desc, use_fork in [
             ("iouring_ro", "R/O-mapping a page registered as iouring fixed buffer", False),
@@ -254,16 +375,25 @@ def anon_results() -> list[Result]:
             else:
                 needs.add("mprotect")
                 body += [f"mprotect A {r} read", f"mprotect A {r} readwrite"]
-            body += [f"write A {r} as new  # memset(mem, 0xff, size)",
-                     "expect P data new  # IORING_OP_WRITE_FIXED sees the new data"]
+            body += [
+                f"write A {r} as new  # memset(mem, 0xff, size)",
+                "expect P data new  # IORING_OP_WRITE_FIXED sees the new data",
+            ]
             tests.append((fn, desc, needs, body, "the pinned pages hold what the process wrote"))
         # do_test_ro_pin(): R/O longterm pin on shared / previously shared / R/O exclusive pages.
-        for kind, kdesc in [("shared", "shared"), ("previously_shared", "previously-shared"),
-                            ("ro_exclusive", "exclusive")]:
+        for kind, kdesc in [
+            ("shared", "shared"),
+            ("previously_shared", "previously-shared"),
+            ("ro_exclusive", "exclusive"),
+        ]:
             for fast in (False, True):
                 fn = f"ro_{'fast_' if fast else ''}pin_on_{'ro_' if kind != 'shared' else ''}{kind.replace('ro_', '')}"
                 desc = f"R/O GUP{'-fast' if fast else ''} pin on R/O-mapped {kdesc} page"
-                needs = set(ctx.needs) | {"pin-readonly", "ref-data"} | ({"gup-fast"} if fast else set())
+                needs = (
+                    set(ctx.needs)
+                    | {"pin-readonly", "ref-data"}
+                    | ({"gup-fast"} if fast else set())
+                )
                 body = []
                 if kind in ("shared", "previously_shared"):
                     body.append("fork c")
@@ -272,47 +402,116 @@ def anon_results() -> list[Result]:
                 else:
                     needs.add("mprotect")
                     body += [f"mprotect A {r} read", f"mprotect A {r} readwrite"]
-                body += [f"pin A {r} as P readonly  # PIN_LONGTERM_TEST_START: unshares",
-                         f"write A {r} as new  # memset(mem, 0xff, size)",
-                         "expect P data new  # PIN_LONGTERM_TEST_READ sees the new data"]
+                body += [
+                    f"pin A {r} as P readonly  # PIN_LONGTERM_TEST_START: unshares",
+                    f"write A {r} as new  # memset(mem, 0xff, size)",
+                    "expect P data new  # PIN_LONGTERM_TEST_READ sees the new data",
+                ]
                 tests.append((fn, desc, needs, body, "the R/O pin sees what the process wrote"))
         for fn, desc, needs, body, claim in tests:
             name = f"cow-{fn.replace('_', '-')}-{ctx.key}"
             see = f"cow.c test_{fn}(), {ctx.log.replace('with ', 'run_with ')}; {SEE_FORK}"
-            out.append(Result(name, f"{desc} ... {ctx.log}", f"test_{fn}", ctx.key, needs,
-                              [*ctx.setup, *body], see, claim))
+            out.append(
+                Result(
+                    name,
+                    f"{desc} ... {ctx.log}",
+                    f"test_{fn}",
+                    ctx.key,
+                    needs,
+                    [*ctx.setup, *body],
+                    see,
+                    claim,
+                )
+            )
         del r
-    for fn in ["cow_in_parent", "cow_in_parent_mprotect", "vmsplice_in_child",
-               "vmsplice_in_child_mprotect", "vmsplice_before_fork", "vmsplice_after_fork",
-               "iouring_ro", "iouring_fork", "ro_pin_on_shared", "ro_fast_pin_on_shared",
-               "ro_pin_on_ro_previously_shared", "ro_fast_pin_on_ro_previously_shared",
-               "ro_pin_on_ro_exclusive", "ro_fast_pin_on_ro_exclusive"]:
-        out.append(Result(f"cow-{fn}-hugetlb", f"... with hugetlb", f"test_{fn}", "hugetlb",
-                          set(), out_of_scope="hugetlb: the model has no hugetlb (MAP_HUGETLB)"))
+    for fn in [
+        "cow_in_parent",
+        "cow_in_parent_mprotect",
+        "vmsplice_in_child",
+        "vmsplice_in_child_mprotect",
+        "vmsplice_before_fork",
+        "vmsplice_after_fork",
+        "iouring_ro",
+        "iouring_fork",
+        "ro_pin_on_shared",
+        "ro_fast_pin_on_shared",
+        "ro_pin_on_ro_previously_shared",
+        "ro_fast_pin_on_ro_previously_shared",
+        "ro_pin_on_ro_exclusive",
+        "ro_fast_pin_on_ro_exclusive",
+    ]:
+        out.append(
+            Result(
+                f"cow-{fn}-hugetlb",
+                "... with hugetlb",
+                f"test_{fn}",
+                "hugetlb",
+                set(),
+                out_of_scope="hugetlb: the model has no hugetlb (MAP_HUGETLB)",
+            )
+        )
     return out
 
 
 def collapse_results() -> list[Result]:
     """anon_thp_test_cases[]: do_test_anon_thp_collapse() on a PMD THP."""
     out = []
-    thp = ["mthp 2M madvise", "mmap A 2M", "madvise A all hugepage", "write A 0 as old",
-           "expect A 511 present", "write A all as old",
-           "mprotect A 1 read  # PTE-map the THP", "mprotect A 1 readwrite"]
+    thp = [
+        "mthp 2M madvise",
+        "mmap A 2M",
+        "madvise A all hugepage",
+        "write A 0 as old",
+        "expect A 511 present",
+        "write A all as old",
+        "mprotect A 1 read  # PTE-map the THP",
+        "mprotect A 1 readwrite",
+    ]
     for kind, desc, pre, area, post in [
         ("unshared", "collapsing before fork()", ["madvise A all collapse"], "all", []),
-        ("fully-shared", "collapsing after fork() (fully shared)", [], "all", ["madvise A all collapse"]),
-        ("lower-shared", "collapsing after fork() (lower shared)", ["madvise A 256-511 dontfork"], "0-255",
-         ["madvise A all dofork", "madvise A all collapse"]),
-        ("upper-shared", "collapsing after fork() (upper shared)", ["madvise A 0-255 dontfork"], "256-511",
-         ["madvise A all dofork", "madvise A all collapse"]),
+        (
+            "fully-shared",
+            "collapsing after fork() (fully shared)",
+            [],
+            "all",
+            ["madvise A all collapse"],
+        ),
+        (
+            "lower-shared",
+            "collapsing after fork() (lower shared)",
+            ["madvise A 256-511 dontfork"],
+            "0-255",
+            ["madvise A all dofork", "madvise A all collapse"],
+        ),
+        (
+            "upper-shared",
+            "collapsing after fork() (upper shared)",
+            ["madvise A 0-255 dontfork"],
+            "256-511",
+            ["madvise A all dofork", "madvise A all collapse"],
+        ),
     ]:
         needs = {"mprotect", "collapse"} | ({"dontfork"} if "dontfork" in " ".join(pre) else set())
-        body = [*thp, *pre, "fork c", f"c: expect A {area} data old", *post,
-                "write A all as new", f"c: expect A {area} data old"]
-        out.append(Result(f"cow-anon-thp-collapse-{kind}", f"Basic COW after fork() when {desc}",
-                          f"test_anon_thp_collapse_{kind.replace('-', '_')}", "thp-2048k", needs, body,
-                          "cow.c do_test_anon_thp_collapse(); collapse_huge_page(), mm/khugepaged.c",
-                          "the child still reads the old data after the parent wrote the collapsed THP"))
+        body = [
+            *thp,
+            *pre,
+            "fork c",
+            f"c: expect A {area} data old",
+            *post,
+            "write A all as new",
+            f"c: expect A {area} data old",
+        ]
+        out.append(
+            Result(
+                f"cow-anon-thp-collapse-{kind}",
+                f"Basic COW after fork() when {desc}",
+                f"test_anon_thp_collapse_{kind.replace('-', '_')}",
+                "thp-2048k",
+                needs,
+                body,
+                "cow.c do_test_anon_thp_collapse(); collapse_huge_page(), mm/khugepaged.c",
+                "the child still reads the old data after the parent wrote the collapsed THP",
+            )
+        )
     return out
 
 
@@ -320,27 +519,60 @@ def zeropage_results() -> list[Result]:
     """non_anon_test_cases[] on the shared zeropage and the huge zeropage (both anonymous)."""
     out = []
     for zp, log, setup, area in [
-        ("zeropage", "with shared zeropage",
-         ["mmap A 4K", "mmap S 4K prot read", "read A 0", "read S 0"], "all"),
-        ("huge-zeropage", "with huge zeropage",
-         ["thp madvise", "mmap A 2M", "mmap S 2M prot read", "madvise A all hugepage",
-          "madvise S all hugepage", "read A 0", "read S 0",
-          "expect A 1 present  # else cow.c skips: did not get THPs populated", "expect S 1 present"], "all"),
+        (
+            "zeropage",
+            "with shared zeropage",
+            ["mmap A 4K", "mmap S 4K prot read", "read A 0", "read S 0"],
+            "all",
+        ),
+        (
+            "huge-zeropage",
+            "with huge zeropage",
+            [
+                "thp madvise",
+                "mmap A 2M",
+                "mmap S 2M prot read",
+                "madvise A all hugepage",
+                "madvise S all hugepage",
+                "read A 0",
+                "read S 0",
+                "expect A 1 present  # else cow.c skips: did not get THPs populated",
+                "expect S 1 present",
+            ],
+            "all",
+        ),
     ]:
-        out.append(Result(f"cow-basic-cow-{zp}", f"Basic COW ... {log}", "test_cow", zp,
-                          {"mmap-prot"},
-                          [*setup, f"write A {area} as new", f"expect S {area} data zero  # smem unchanged"],
-                          "cow.c test_cow(); do_wp_page() on the zero page, mm/memory.c",
-                          "a write to a page mapping the shared zeropage does not show in another mapping"))
+        out.append(
+            Result(
+                f"cow-basic-cow-{zp}",
+                f"Basic COW ... {log}",
+                "test_cow",
+                zp,
+                {"mmap-prot"},
+                [*setup, f"write A {area} as new", f"expect S {area} data zero  # smem unchanged"],
+                "cow.c test_cow(); do_wp_page() on the zero page, mm/memory.c",
+                "a write to a page mapping the shared zeropage does not show in another mapping",
+            )
+        )
         for fast in (False, True):
             fn = f"ro{'_fast' if fast else ''}_pin"
-            out.append(Result(f"cow-{fn.replace('_', '-')}-{zp}",
-                              f"R/O longterm GUP{'-fast' if fast else ''} pin ... {log}", f"test_{fn}", zp,
-                              {"mmap-prot", "pin-readonly", "ref-data"} | ({"gup-fast"} if fast else set()),
-                              [*setup, "pin A all as P readonly  # unshares the zero page",
-                               "write A all as new", "expect P data new"],
-                              "cow.c do_test_ro_pin(RO_PIN_TEST); gup_must_unshare(), mm/gup.c",
-                              "the R/O pin of the zero page sees what the process wrote"))
+            out.append(
+                Result(
+                    f"cow-{fn.replace('_', '-')}-{zp}",
+                    f"R/O longterm GUP{'-fast' if fast else ''} pin ... {log}",
+                    f"test_{fn}",
+                    zp,
+                    {"mmap-prot", "pin-readonly", "ref-data"} | ({"gup-fast"} if fast else set()),
+                    [
+                        *setup,
+                        "pin A all as P readonly  # unshares the zero page",
+                        "write A all as new",
+                        "expect P data new",
+                    ],
+                    "cow.c do_test_ro_pin(RO_PIN_TEST); gup_must_unshare(), mm/gup.c",
+                    "the R/O pin of the zero page sees what the process wrote",
+                )
+            )
     return out
 
 
@@ -350,7 +582,7 @@ def all_results() -> list[Result]:
 
 def scenario_text(res: Result) -> str:
     head = [
-        f"# {res.name}: cow.c \"{res.desc}\": {res.claim}.",
+        f'# {res.name}: cow.c "{res.desc}": {res.claim}.',
         "# Expect: pass on model and kernel.",
         f"# See: {res.see}",
         "# Generated by tools/gen_peer_cow.py from tools/testing/selftests/mm/cow.c (Linux 6.18).",
@@ -361,17 +593,27 @@ def scenario_text(res: Result) -> str:
 def table(results: list[Result], words: set[str]) -> str:
     in_scope = [r for r in results if not r.out_of_scope]
     today_words = words - ISSUE11 - ISSUE12  # words main already had (none of WORDS today)
-    base = {"mprotect", "mmap-prot", "munmap-range", "dontfork", "pin", "pin-readonly",
-            "ref-data", "collapse"}
+    base = {
+        "mprotect",
+        "mmap-prot",
+        "munmap-range",
+        "dontfork",
+        "pin",
+        "pin-readonly",
+        "ref-data",
+        "collapse",
+    }
 
     def count(allowed: set[str]) -> int:
         return sum(1 for r in in_scope if r.needs <= allowed)
 
     n = len(in_scope)
     lines = [
-        f"cow.c's anonymous-memory results here: {n} (14 anon tests x 52 contexts, 4 collapse "
-        f"tests, 3 zeropage and 3 huge-zeropage tests); {len(results) - n} hugetlb results are out "
-        "of scope.",
+        (
+            f"cow.c's anonymous-memory results here: {n} (14 anon tests x 52 contexts, 4 collapse "
+            "tests, 3 zeropage and 3 huge-zeropage tests); the hugetlb runs "
+            f"({len(results) - n} per hugetlb size) are out of scope: the model has no hugetlb."
+        ),
         "",
         "| language | results expressible | share |",
         "|---|---|---|",
@@ -381,13 +623,21 @@ def table(results: list[Result], words: set[str]) -> str:
         ("with issue 11's words", ISSUE11),
         ("with issues 11 and 12", base),
         ("with 11, 12 and a GUP-fast pin word", base | {"gup-fast"}),
-        ("with 11, 12, GUP-fast and mremap of part of a mapping", base | {"gup-fast", "mremap-part"}),
+        (
+            "with 11, 12, GUP-fast and mremap of part of a mapping",
+            base | {"gup-fast", "mremap-part"},
+        ),
         ("this checkout's parser (generated below)", words),
     ]:
         c = count(allowed)
         lines.append(f"| {label} | {c} | {100 * c / n:.1f}% |")
-    lines += ["", "Per test function (contexts expressible with this checkout's parser / all; what blocks the rest):",
-              "", "| cow.c test | written | blocked by |", "|---|---|---|"]
+    lines += [
+        "",
+        "Per test function (contexts expressible with this checkout's parser / all; what blocks the rest):",
+        "",
+        "| cow.c test | written | blocked by |",
+        "|---|---|---|",
+    ]
     by_test: dict[str, list[Result]] = {}
     for r in in_scope:
         by_test.setdefault(r.test, []).append(r)
@@ -412,8 +662,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     words = available_words()
     results = all_results()
-    want = {f"{r.name}.scn": scenario_text(r) for r in results
-            if not r.out_of_scope and r.needs <= words}
+    want = {
+        f"{r.name}.scn": scenario_text(r)
+        for r in results
+        if not r.out_of_scope and r.needs <= words
+    }
     stale = []
     have = {p.name for p in OUT_DIR.glob("cow-*.scn")}
     for name in sorted(have - set(want)):

@@ -1,4 +1,4 @@
-"""The scenario library (scenarios/*.scn) holds on the model, on Linux, and both agree.
+"""The scenario library (scenarios/, scenarios/peer/) holds on the model, on Linux, and both agree.
 
 Every expectation in the library was seen on the live kernel; the model is
 right where it reproduces them.  The kernel tests are marked `kernel`

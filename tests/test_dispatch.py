@@ -118,6 +118,8 @@ expect A 0 order 0
 expect A 0 mapcount 1
 expect A 0 exclusive yes
 expect A 0 flags +anon -mlocked
+mlockall current future onfault
+munlockall
 munmap A
 """
 

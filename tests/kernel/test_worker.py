@@ -10,7 +10,9 @@ import pytest
 from foliosim.kernel.build import worker_binary
 from foliosim.kernel.worker import (
     OP_DRAIN_ALL,
+    OP_DRAIN_LRU_ADD,
     OP_MADVISE,
+    OP_MLOCKALL,
     OP_MMAP,
     OP_MUNMAP,
     OP_PING,
@@ -105,6 +107,18 @@ class TestHarnessFaults:
             assert faults(worker.pid)[0] - pmin == 4
         finally:
             child.kill()
+
+
+    def test_mlockall_current_counts_the_population_of_its_own_memory_as_its_own(self, worker):
+        # mm_populate(0, TASK_SIZE) faults the worker's ballast and scratch pages;
+        # the worker counts them and unlocks its own VMAs again.
+        before, hbefore = faults(worker.pid), worker.harness_faults()
+        worker.call(OP_MLOCKALL, arg=1, addr=0x200000000000, length=0x100000000000)
+        after, hafter = faults(worker.pid), worker.harness_faults()
+        assert after[0] - before[0] == hafter[0] - hbefore[0] > 0
+        with open(f"/proc/{worker.pid}/smaps") as f:
+            assert not any(ln.startswith("VmFlags:") and " lo " in ln for ln in f)
+        worker.call(OP_DRAIN_LRU_ADD)  # the ballast works as before
 
 
 class TestContentTokens:

@@ -88,3 +88,36 @@ def test_flags_hold_when_each_plus_flag_is_set_and_each_minus_flag_clear():
     (cmd,) = parse("mmap A 1\nexpect A 0 flags -anon")[1:]
     ev = expect_event(cmd, _state([PRESENT]), {})
     assert (ev["got"], ev["ok"]) == (["+anon"], False)
+
+
+# -- mlock onfault, mlockall, munlockall ---------------------------------------------
+
+
+def test_mlock_onfault_mlockall_and_munlockall_parse():
+    cmds = parse("mmap A 4\nmlock A 0-1 onfault\nmlock A 2\nmlockall future onfault current\n"
+                 "mlockall future\nmunlockall\n")
+    assert (cmds[1].onfault, cmds[2].onfault) == (True, False)
+    assert (cmds[3].current, cmds[3].future, cmds[3].onfault) == (True, True, True)
+    assert (cmds[4].current, cmds[4].future, cmds[4].onfault) == (False, True, False)
+    assert isinstance(cmds[5], ast.Munlockall)
+    assert to_text(parse_text("mlockall future onfault current\n", "t.scn")) == (
+        "mlockall current future onfault\n"
+    )
+
+
+MLOCK_ERRORS = [
+    ("mmap A 4\nmlock A 0 onfalt", 2, 11, "mlock: unexpected 'onfalt', expected 'onfault'"),
+    ("mmap A 4\nmlock A 0 onfault x", 2, 19, "mlock: unexpected 'x' after 'onfault'"),
+    ("mlockall", 1, 10, "mlockall: needs current, future or both"),
+    ("mlockall onfault", 1, 18, "mlockall: needs current, future or both"),
+    ("mlockall current current", 1, 18, "mlockall: 'current' given twice"),
+    ("mlockall now", 1, 10, "mlockall: unexpected 'now', expected current, future, onfault"),
+    ("munlockall all", 1, 12, "munlockall: unexpected 'all' after 'munlockall'"),
+]
+
+
+@pytest.mark.parametrize("text, line, col, start", MLOCK_ERRORS)
+def test_bad_mlock_words_are_refused_at_the_word(text, line, col, start):
+    e = refuse(text)
+    assert (e.line, e.col) == (line, col), str(e)
+    assert e.reason.startswith(start), e.reason

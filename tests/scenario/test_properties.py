@@ -91,10 +91,11 @@ def scenarios(draw, max_commands=25):
                 "mapcount",
                 "exclusive",
                 "flags",
+                "mlock_onfault",
             ]
         if refs:
             kinds.append("release")
-        kinds += ["mmap", "fork", "observe", "vmstat", "swap", "thp", "mthp", "exit"]
+        kinds += ["mmap", "fork", "observe", "vmstat", "swap", "thp", "mthp", "mlockall", "munlockall", "exit"]
         kind = draw(st.sampled_from(kinds))
         at = {"line": line, "proc": proc, "text": ""}
         if maps:
@@ -168,6 +169,13 @@ def scenarios(draw, max_commands=25):
                 field=draw(st.sampled_from(SMAPS_KEYS)),
                 kb=draw(st.integers(0, 1 << 40)),
             )
+        elif kind == "mlock_onfault":
+            cmd = ast.Mlock(**at, name=name, runs=runs, onfault=True)
+        elif kind == "mlockall":
+            current, future = draw(st.sampled_from([(True, False), (False, True), (True, True)]))
+            cmd = ast.Mlockall(**at, current=current, future=future, onfault=draw(st.booleans()))
+        elif kind == "munlockall":
+            cmd = ast.Munlockall(**at)
         elif kind == "order":
             cmd = ast.ExpectOrder(**at, name=name, runs=runs, order=draw(st.integers(0, 9)))
         elif kind == "mapcount":
@@ -336,6 +344,12 @@ def test_random_text_parses_or_raises_a_well_formed_scenario_error(text):
                 "-mlocked",
                 "+lru",
                 "dirty",
+                "mlock",
+                "onfault",
+                "mlockall",
+                "current",
+                "future",
+                "munlockall",
             ]
         ),
         max_size=40,

@@ -43,9 +43,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Poke,
@@ -305,8 +307,36 @@ class CProgram:
 
     def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
         m = self.map_of(cmd, cmd.name)
-        call = f"fs_mlock({m.ident}, {{first}}, {{last}})"
+        fn = "fs_mlock_onfault" if cmd.onfault else "fs_mlock"  # mlock2(MLOCK_ONFAULT)
+        call = f"{fn}({m.ident}, {{first}}, {{last}})"
         return self.syscall_line(cmd, "mlock", m, self.per_run(call, cmd.runs))
+
+    # -- mlockall, munlockall --------------------------------------------------------
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[dict[str, Any]]:
+        flags = "|".join(
+            n
+            for n, on in (
+                ("MCL_CURRENT", cmd.current),
+                ("MCL_FUTURE", cmd.future),
+                ("MCL_ONFAULT", cmd.onfault),
+            )
+            if on
+        )
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_mlockall({flags}), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "mlockall", -1);'],
+        )
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[dict[str, Any]]:
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_munlockall(), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "munlockall", -1);'],
+        )
 
     def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
         m = self.map_of(cmd, cmd.name)

@@ -279,6 +279,38 @@ FS_FN int fs_munlock(int m, uint64_t first, uint64_t last)
 	return fs_err(munlock(fs_at(m, first), (last - first + 1) * FS_PAGE));
 }
 
+/* -- mlock2(MLOCK_ONFAULT), mlockall, munlockall -- */
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
+FS_FN int fs_mlock_onfault(int m, uint64_t first, uint64_t last)
+{
+	return fs_err(syscall(SYS_mlock2, fs_at(m, first), (last - first + 1) * FS_PAGE, MLOCK_ONFAULT));
+}
+
+static void fs_mlockall_restore(void);
+
+/* mlockall(MCL_CURRENT) locks and populates every VMA, this process's own too
+ * (apply_mlockall_flags(), then mm_populate(0, TASK_SIZE): mm/mlock.c); put them back. */
+FS_FN int fs_mlockall(int flags)
+{
+	int r = fs_err(mlockall(flags));
+
+	if (!r && (flags & MCL_CURRENT))
+		fs_mlockall_restore();
+	return r;
+}
+
+FS_FN int fs_munlockall(void)
+{
+	return fs_err(munlockall());
+}
+
 /* One page copied with a SIGSEGV/SIGBUS caught (an access outside any mapping): EFAULT. */
 __attribute__((noinline)) static int fs_copy_page(void *dst, const void *src)
 {
@@ -405,6 +437,14 @@ static void fs_populate_own_memory(void)
 		readable = p[0] == 'r';
 		writable = p[1] == 'w';
 		private_ = p[3] == 'p';
+		/* The vDSO's pages: loaded, so that mm_populate() of mlockall(MCL_CURRENT)
+		 * (which populates every VMA, the vDSO's too) faults none of them. */
+		if (eol && memmem(p, eol - p, "[vdso]", 6) && fs_n_ro < 512) {
+			fs_ro_start[fs_n_ro] = start;
+			fs_ro_end[fs_n_ro++] = end;
+			for (uint64_t a = start; a < end; a += FS_PAGE)
+				(void)*(volatile char *)a;
+		}
 		if (!(eol && (memmem(p, eol - p, "[vsyscall]", 10) || memmem(p, eol - p, "[vvar", 5)
 			      || memmem(p, eol - p, "[vdso]", 6)))) {
 			madvise((void *)start, end - start, MADV_NOHUGEPAGE);
@@ -529,6 +569,49 @@ static int fs_own_page_is_lru(int pagemap, const char *addr)
 	    || pread(fs_kpageflags, &flags, 8, (e & ((1ULL << 55) - 1)) * 8) != 8)
 		return 0;
 	return flags >> FS_KPF_LRU & 1;
+}
+
+/* After mlockall(MCL_CURRENT): the ballast pages not used yet and the scratch page that
+ * its mm_populate() faulted are this process's own faults; every VMA outside the
+ * scenario's mappings is munlocked (a locked ballast would feed the mlock batch, not
+ * lru_add), and those pages are dropped again. */
+static void fs_mlockall_restore(void)
+{
+	const uint64_t nballast = FS_BALLAST_PER_FORK * (FS_NFORK + 1);
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	ssize_t len = 0, n;
+	uint64_t e;
+
+	for (uint64_t i = fs_ballast_next; i < nballast; i++)
+		if (pread(pagemap, &e, 8, ((uint64_t)(uintptr_t)fs_ballast / FS_PAGE + i) * 8) == 8 && e >> 63 & 1)
+			fs_harness_min++;
+	if (pread(pagemap, &e, 8, (uint64_t)(uintptr_t)fs_scratch / FS_PAGE * 8) == 8 && e >> 63 & 1)
+		fs_harness_min++;
+	close(pagemap);
+	while (fd >= 0 && (n = read(fd, fs_maps_text + len, sizeof(fs_maps_text) - 1 - len)) > 0)
+		len += n;
+	if (fd >= 0)
+		close(fd);
+	fs_maps_text[len] = 0;
+	for (const char *p = fs_maps_text; *p;) {
+		const char *eol = strchr(p, '\n');
+		uint64_t start = fs_hex(&p), end;
+		int ours = 0;
+
+		p++;
+		end = fs_hex(&p);
+		for (int m = 0; m < FS_NMAP; m++)
+			if (start < fs_map[m].addr + fs_map[m].pages * FS_PAGE && fs_map[m].addr < end)
+				ours = 1;
+		if (!ours)
+			munlock((void *)start, end - start);
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	madvise(fs_ballast + fs_ballast_next * FS_PAGE, (nballast - fs_ballast_next) * FS_PAGE, MADV_DONTNEED);
+	madvise(fs_scratch, FS_PAGE, MADV_DONTNEED);
 }
 
 /* `fork CHILD` in this process: the child runs `child_main`, which never returns.

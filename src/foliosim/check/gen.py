@@ -62,6 +62,8 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("poke", 4),
     ("mthp", 4),
     ("thp", 2),
+    ("mlockall", 1),
+    ("munlockall", 1),
 )
 COMMAND_KINDS = tuple(k for k, _ in KIND_WEIGHTS)
 
@@ -225,7 +227,8 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
                     else:
                         pages_of.difference_update(range(first, last + 1))
         elif kind == "mlock":
-            cmd = ast.Mlock(line, proc, "", name=name, runs=runs)
+            onfault = draw(st.integers(0, 2)) == 2  # mlock2(MLOCK_ONFAULT) one in three
+            cmd = ast.Mlock(line, proc, "", name=name, runs=runs, onfault=onfault)
         elif kind == "munlock":
             cmd = ast.Munlock(line, proc, "", name=name, runs=runs)
         elif kind == "gup":
@@ -279,6 +282,13 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         cmd = ast.Mthp(line, "p0", "", size_kb=size_kb, mode=mode)
     elif kind == "thp":
         cmd = ast.Thp(line, "p0", "", mode=ast.THP_MODES[draw(st.integers(0, 2))])
+    elif kind == "mlockall":
+        proc = _pick(draw, list(s.procs))
+        current, future = ((True, False), (False, True), (True, True))[draw(st.integers(0, 2))]
+        onfault = draw(st.integers(0, 1)) == 1
+        cmd = ast.Mlockall(line, proc, "", current=current, future=future, onfault=onfault)
+    elif kind == "munlockall":
+        cmd = ast.Munlockall(line, _pick(draw, list(s.procs)), "")
     else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
         raise AssertionError(kind)
     return _with_text(cmd)

@@ -33,8 +33,11 @@ from foliosim.kernel.worker import (
     OP_GUP_SPLICE,
     OP_MADVISE,
     OP_MLOCK,
+    OP_MLOCK2,
+    OP_MLOCKALL,
     OP_MMAP,
     OP_MUNLOCK,
+    OP_MUNLOCKALL,
     OP_MUNMAP,
     OP_POKE,
     OP_WRITE,
@@ -59,9 +62,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Poke,
@@ -98,6 +103,12 @@ PROT_READ_WRITE = 0x3
 SLOT_ALIGN = 2 << 20
 # Far from the heap, the libraries and the stack of a 47-bit address space.
 SLOT_BASE = 0x200000000000
+# Where every scenario slot lies, whatever the scenario (the worker's own memory is
+# elsewhere: the binary, heap and libraries at 0x55.../0x7f..., the stack at the top).
+SLOT_SPAN = 0x100000000000
+# include/uapi/asm-generic/mman-common.h
+MLOCK_ONFAULT = 0x01
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 
 
 @dataclass
@@ -422,7 +433,57 @@ class KernelBackend:
         )
 
     def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
+        if cmd.onfault:
+            return self._mlock2_onfault(cmd)
         return self._lock(cmd, OP_MLOCK, "mlock")
+
+    # -- mlock2(MLOCK_ONFAULT), mlockall, munlockall ------------------------------------
+
+    def _mlock2_onfault(self, cmd: Mlock) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        return self._per_run(
+            cmd,
+            "mlock",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w,
+                "mlock2",
+                f"mlock2({a:#x}, {n * PAGE_SIZE}, MLOCK_ONFAULT)",
+                OP_MLOCK2,
+                arg=MLOCK_ONFAULT,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[dict[str, Any]]:
+        flags = (
+            (MCL_CURRENT if cmd.current else 0)
+            | (MCL_FUTURE if cmd.future else 0)
+            | (MCL_ONFAULT if cmd.onfault else 0)
+        )
+        names = "|".join(
+            n for n, on in (("MCL_CURRENT", cmd.current), ("MCL_FUTURE", cmd.future),
+                            ("MCL_ONFAULT", cmd.onfault)) if on
+        )
+        # With MCL_CURRENT the worker unlocks its own VMAs again, all outside the
+        # scenario's slots (worker.c, mlockall_restore()).
+        err = self._call(
+            self._worker(cmd),
+            "mlockall",
+            f"mlockall({names})",
+            OP_MLOCKALL,
+            arg=flags,
+            addr=SLOT_BASE,
+            length=SLOT_SPAN,
+        )
+        return [error_event(cmd, "mlockall", err)] if err else []
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[dict[str, Any]]:
+        err = self._call(self._worker(cmd), "munlockall", "munlockall()", OP_MUNLOCKALL)
+        return [error_event(cmd, "munlockall", err)] if err else []
 
     def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
         return self._lock(cmd, OP_MUNLOCK, "munlock")

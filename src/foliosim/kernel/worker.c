@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -52,7 +53,17 @@ enum {
 /* Observations: opcodes 40-49. */
 enum {
 	OP_HARNESS_FAULTS = 40,
+	OP_MLOCK2 = 41,		/* arg: mlock2() flags */
+	OP_MLOCKALL = 42,	/* arg: MCL_* flags; addr, len: where the scenario's mappings live */
+	OP_MUNLOCKALL = 43,
 };
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
 
 struct req {
 	uint32_t op;
@@ -233,6 +244,13 @@ static void settle_own_memory(void)
 		int w = p[1] == 'w', pr = p[3] == 'p', rd = p[0] == 'r';
 		int special = eol && (memmem(p, eol - p, "[vsyscall]", 10) || memmem(p, eol - p, "[vvar", 5)
 				      || memmem(p, eol - p, "[vdso]", 6));
+		/* The vDSO's pages: loaded, so that mm_populate() of mlockall(MCL_CURRENT)
+		 * (which populates every VMA, the vDSO's too) faults none of them. */
+		if (eol && memmem(p, eol - p, "[vdso]", 6) && n_ro < 256) {
+			ro_start[n_ro] = s; ro_end[n_ro++] = e;
+			for (uint64_t a = s; a < e; a += PAGE)
+				(void)*(volatile char *)a;
+		}
 		if (!special) {
 			madvise((void *)s, e - s, MADV_NOHUGEPAGE);
 			if (w && pr) {
@@ -303,6 +321,52 @@ static int page_is_lru(void *addr)
 	if (pread(kpf, kpf_buf, 8, pfn * 8) != 8)
 		return -1;
 	return kpf_buf[0] >> 5 & 1;
+}
+
+/*
+ * mlockall(MCL_CURRENT) locks and populates every VMA, the worker's own too
+ * (apply_mlockall_flags(), then mm_populate(0, TASK_SIZE): mm/mlock.c).  Put
+ * its own memory back as the harness needs it: count the ballast and scratch
+ * pages the population faulted as its own faults, munlock every VMA outside
+ * the scenario's range [lo, hi) (a locked ballast would feed the mlock batch,
+ * not lru_add, and refuse MADV_DONTNEED), and drop those pages again.
+ */
+static int pages_present(char *start, uint64_t npages)
+{
+	int n = 0;
+
+	if (pm < 0)
+		pm = open("/proc/self/pagemap", O_RDONLY);
+	for (uint64_t i = 0; i < npages; i++)
+		if (pread(pm, pm_buf, 8, ((uint64_t)start / PAGE + i) * 8) == 8 && pm_buf[0] >> 63 & 1)
+			n++;
+	return n;
+}
+
+static void mlockall_restore(uint64_t lo, uint64_t hi)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	ssize_t n = 0, r;
+
+	harness_min += pages_present(ballast, BALLAST_PAGES) + pages_present(scratch, 1);
+	while (fd >= 0 && (r = read(fd, maps_buf + n, sizeof(maps_buf) - 1 - n)) > 0)
+		n += r;
+	if (fd >= 0)
+		close(fd);
+	maps_buf[n] = 0;
+	for (const char *p = maps_buf; *p;) {
+		const char *eol = strchr(p, '\n');
+		uint64_t s = hexval(&p), e;
+		p++;
+		e = hexval(&p);
+		if (e <= lo || s >= hi)
+			munlock((void *)s, e - s);
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	madvise(ballast, BALLAST_PAGES * PAGE, MADV_DONTNEED);
+	madvise(scratch, PAGE, MADV_DONTNEED);
 }
 
 /* Fault ballast pages one at a time until the lru_add batch drains. */
@@ -569,6 +633,19 @@ int main(int argc, char **argv)
 		/* Observations. */
 		case OP_HARNESS_FAULTS:
 			reply(0, harness_min | harness_maj << 32);
+			break;
+		case OP_MLOCK2:
+			reply(sys(syscall(SYS_mlock2, (void *)q.addr, q.len, q.arg)), 0);
+			break;
+		case OP_MLOCKALL: {
+			int64_t r = sys(mlockall(q.arg));
+			if (!r && (q.arg & MCL_CURRENT))
+				mlockall_restore(q.addr, q.addr + q.len);
+			reply(r, 0);
+			break;
+		}
+		case OP_MUNLOCKALL:
+			reply(sys(munlockall()), 0);
 			break;
 		default:
 			reply(-ENOSYS, 0);

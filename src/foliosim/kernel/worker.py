@@ -33,6 +33,9 @@ OP_POKE = 16
 OP_BREAK_COW = 17
 # Observations: opcodes 40-49.
 OP_HARNESS_FAULTS = 40  # val: the worker's own faults, minflt | majflt << 32
+OP_MLOCK2 = 41  # arg: mlock2() flags
+OP_MLOCKALL = 42  # arg: MCL_* flags; addr, length: the scenario's address range
+OP_MUNLOCKALL = 43
 
 NAME_LEN = 72
 REQ = struct.Struct(f"<Ii QQQq {NAME_LEN}s{NAME_LEN}s")

@@ -6,6 +6,7 @@ backend's worker makes, by calling the model's entry point for it:
     mmap / munmap       do_mmap(), do_munmap()            mmap.py     mm/mmap.c
     madvise             do_madvise()                      madvise.py  mm/madvise.c
     mlock / munlock     do_mlock(), sys_munlock()         mlock.py    mm/mlock.c
+    mlockall/munlockall sys_mlockall(), sys_munlockall()  mlock.py    mm/mlock.c
     fork                kernel_clone()                    fork.py     kernel/fork.c
     exit                do_exit()                         exit.py     kernel/exit.c
     gup                 vmsplice_to_pipe()                splice.py   fs/splice.c
@@ -44,7 +45,7 @@ from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.observe import mthp_order, read_state
 from foliosim.model.profile import get_profile
-from foliosim.model.types import Mm
+from foliosim.model.types import VM_LOCKED, VM_LOCKONFAULT, Mm
 from foliosim.model.user import UserProgram
 from foliosim.observation import FORMAT
 from foliosim.scenario.ast import (
@@ -62,9 +63,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Poke,
@@ -227,9 +230,28 @@ class ModelBackend:
 
     def cmd_mlock(self, cmd: Mlock) -> list[Event]:
         mm = self._mm(cmd)
+        # mlock(2), or mlock2(MLOCK_ONFAULT): VM_LOCKED | VM_LOCKONFAULT.
+        flags = VM_LOCKED | (VM_LOCKONFAULT if cmd.onfault else 0)
         return self._per_run(
-            cmd, "mlock", cmd.name, cmd.runs, lambda s, e, _first: mlock.do_mlock(self.m, mm, s, e)
+            cmd,
+            "mlock",
+            cmd.name,
+            cmd.runs,
+            lambda s, e, _first: mlock.do_mlock(self.m, mm, s, e, flags),
         )
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[Event]:
+        flags = (
+            (mlock.MCL_CURRENT if cmd.current else 0)
+            | (mlock.MCL_FUTURE if cmd.future else 0)
+            | (mlock.MCL_ONFAULT if cmd.onfault else 0)
+        )
+        mlock.sys_mlockall(self.m, self._mm(cmd), flags)
+        return []
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[Event]:
+        mlock.sys_munlockall(self.m, self._mm(cmd))
+        return []
 
     def cmd_munlock(self, cmd: Munlock) -> list[Event]:
         mm = self._mm(cmd)

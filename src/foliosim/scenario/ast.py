@@ -174,6 +174,7 @@ class Madvise(Command):
 class Mlock(Command):
     name: str
     runs: Runs
+    onfault: bool = False  # mlock2(MLOCK_ONFAULT): VM_LOCKONFAULT, no population
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,23 @@ class ExpectSmaps(Command):
 class ExpectVmstat(Command):
     counter: str
     value: int
+
+
+# -- mlockall, munlockall ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mlockall(Command):
+    """mlockall [current] [future] [onfault]: MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT."""
+
+    current: bool
+    future: bool
+    onfault: bool = False
+
+
+@dataclass(frozen=True)
+class Munlockall(Command):
+    pass
 
 
 # -- page expectations: order, mapcount, exclusive, flags ---------------------------

@@ -54,13 +54,15 @@ USAGE = {
     "write": "write NAME RANGE [as LABEL]",
     "read": "read NAME RANGE",
     "madvise": "madvise NAME RANGE ADVICE",
-    "mlock": "mlock NAME RANGE",
+    "mlock": "mlock NAME RANGE [onfault]",
     "munlock": "munlock NAME RANGE",
     "fork": "fork CHILD",
     "exit": "exit",
     "gup": "gup NAME RANGE as REF",
     "release": "release REF",
     "poke": "poke NAME RANGE [as LABEL]",
+    "mlockall": "mlockall [current] [future] [onfault]",
+    "munlockall": "munlockall",
     "observe": "observe [LABEL]",
     "expect": (
         "expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE present|swap|none, "
@@ -579,8 +581,59 @@ class _Parser:
         return cls(line=self.line, proc=proc, text=text, name=name, runs=runs)
 
     cmd_read = partialmethod(name_and_range, ast.Read)
-    cmd_mlock = partialmethod(name_and_range, ast.Mlock)
     cmd_munlock = partialmethod(name_and_range, ast.Munlock)
+
+    # -- mlock [onfault], mlockall, munlockall --------------------------------------
+
+    def cmd_mlock(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        onfault = False
+        w = self.peek()
+        if w is not None:
+            if w.text != "onfault":
+                self.fail(
+                    w.col,
+                    f"mlock: unexpected {_q(w.text)}, expected 'onfault' or end of line "
+                    f"({self.usage()}){_did_you_mean(w.text, ('onfault',))}",
+                )
+            self.pos += 1
+            onfault = True
+            self.done()
+        return ast.Mlock(line=self.line, proc=proc, text=text, name=name, runs=runs, onfault=onfault)
+
+    def cmd_mlockall(self, proc: str, text: str) -> ast.Command:
+        words = ("current", "future", "onfault")
+        given: dict[str, int] = {}
+        while (w := self.peek()) is not None:
+            self.pos += 1
+            if w.text not in words:
+                self.fail(
+                    w.col,
+                    f"mlockall: unexpected {_q(w.text)}, expected current, future, onfault or "
+                    f"end of line ({self.usage()}){_did_you_mean(w.text, words)}",
+                )
+            if w.text in given:
+                self.fail(w.col, f"mlockall: {_q(w.text)} given twice")
+            given[w.text] = w.col
+        if "current" not in given and "future" not in given:
+            # mlockall() refuses flags without MCL_CURRENT or MCL_FUTURE with EINVAL.
+            self.fail(
+                self.words[-1].end + 1,
+                "mlockall: needs current, future or both (MCL_CURRENT, MCL_FUTURE; onfault "
+                f"alone is EINVAL) ({self.usage()})",
+            )
+        return ast.Mlockall(
+            line=self.line,
+            proc=proc,
+            text=text,
+            current="current" in given,
+            future="future" in given,
+            onfault="onfault" in given,
+        )
+
+    def cmd_munlockall(self, proc: str, text: str) -> ast.Command:
+        self.done()
+        return ast.Munlockall(line=self.line, proc=proc, text=text)
 
     def cmd_fork(self, proc: str, text: str) -> ast.Command:
         w = self.next("CHILD process name")

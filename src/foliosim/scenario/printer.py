@@ -56,7 +56,16 @@ def command_text(cmd: ast.Command) -> str:
         case ast.Madvise():
             return f"madvise {_name(cmd.name, cmd)} {range_text(cmd.runs)} {cmd.advice}"
         case ast.Mlock():
-            return f"mlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}"
+            onfault = " onfault" if cmd.onfault else ""
+            return f"mlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}{onfault}"
+        case ast.Mlockall():
+            if not (cmd.current or cmd.future):
+                raise ValueError(f"line {cmd.line}: mlockall needs current or future")
+            words = [w for w, on in (("current", cmd.current), ("future", cmd.future),
+                                      ("onfault", cmd.onfault)) if on]
+            return "mlockall " + " ".join(words)
+        case ast.Munlockall():
+            return "munlockall"
         case ast.Munlock():
             return f"munlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}"
         case ast.Fork():

@@ -114,6 +114,12 @@ expect A 0 data a
 expect A all present
 expect A smaps Rss 16
 expect vmstat pswpout 0
+expect A 0 order 0
+expect A 0 mapcount 1
+expect A 0 exclusive yes
+expect A 0 flags +anon -mlocked
+mlockall current future onfault
+munlockall
 pin A 0-1 as R
 expect R data a
 process_madvise p0 A 0 cold
@@ -133,7 +139,11 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (17, "expect"),
         (18, "expect"),
         (19, "expect"),
+        (20, "expect"),
         (21, "expect"),
+        (22, "expect"),
+        (23, "expect"),
+        (27, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

@@ -7,6 +7,10 @@ from typing import Any
 from foliosim.scenario.ast import (
     Command,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -48,6 +52,8 @@ def expect_event(
     elif isinstance(cmd, ExpectVmstat):
         got = vmstat.get(cmd.counter)
         ok = got == cmd.value
+    elif isinstance(cmd, (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)):
+        got, ok = _page_expect(cmd, _pages(state, cmd.proc, cmd.name))
     else:
         raise TypeError(f"not an expect command: {cmd!r}")
     return {
@@ -67,3 +73,39 @@ def _mapping(state: dict[str, Any], proc: str, name: str) -> dict[str, Any] | No
 def _pages(state: dict[str, Any], proc: str, name: str) -> list[dict[str, Any]] | None:
     m = _mapping(state, proc, name)
     return None if m is None else m["pages"]
+
+
+# -- page expectations: order, mapcount, exclusive, flags -----------------------------
+
+
+def flags_seen(page: dict[str, Any], flags: tuple[str, ...]) -> str | None:
+    """The words of `flags` as the page has them ("+dirty -mlocked"); None if not present."""
+    if page["state"] != "present":
+        return None
+    have = set(page.get("flags", ()))
+    return " ".join(("+" if f[1:] in have else "-") + f[1:] for f in flags)
+
+
+def _page_expect(
+    cmd: ExpectOrder | ExpectMapcount | ExpectExclusive | ExpectFlags,
+    pages: list[dict[str, Any]] | None,
+) -> tuple[Any, bool]:
+    # got: one value per page of the range, in range order; null for a page that
+    # is not present (order, mapcount and flags are read by pfn).
+    if pages is None:
+        return None, False
+    sel = [pages[i] for i in runs_pages(cmd.runs)]
+    got: list[Any]
+    if isinstance(cmd, ExpectOrder):
+        got = [p.get("order") if p["state"] == "present" else None for p in sel]
+        return got, all(v == cmd.order for v in got)
+    if isinstance(cmd, ExpectMapcount):
+        got = [p.get("mapcount") if p["state"] == "present" else None for p in sel]
+        return got, all(v == cmd.mapcount for v in got)
+    if isinstance(cmd, ExpectExclusive):
+        got = ["yes" if p["exclusive"] else "no" for p in sel]
+        want = "yes" if cmd.exclusive else "no"
+        return got, all(v == want for v in got)
+    want_flags = " ".join(cmd.flags)
+    got = [flags_seen(p, cmd.flags) for p in sel]
+    return got, all(v == want_flags for v in got)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# SMAPS_KEYS, the /proc/PID/smaps fields of STATE, is defined in the scenario layer
-# (the parser checks `expect NAME smaps FIELD` against it and must not import this
-# module); it is re-exported here with the rest of the schema.
-from foliosim.scenario.ast import MTHP_SIZES_KB, SMAPS_KEYS
+# SMAPS_KEYS, the /proc/PID/smaps fields of STATE, and KPF_NAMES, the kpageflags
+# names, are defined in the scenario layer (the parser checks `expect NAME smaps
+# FIELD` and `expect NAME RANGE flags +FLAG` against them and must not import this
+# module); they are re-exported here with the rest of the schema.
+from foliosim.scenario.ast import KPF_NAMES, KPF_NEVER_REPORTED, MTHP_SIZES_KB, SMAPS_KEYS
 
 __all__ = [
     "FORMAT",
@@ -22,7 +23,9 @@ __all__ = [
     "KPF_NOT_ON_ZERO_PAGE",
     "MTHP_SIZE_NAMES",
     "MTHP_STAT_KEYS",
+    "PROC_FAULT_KEYS",
     "SMAPS_KEYS",
+    "VMA_KEYS",
     "VMSTAT_KEYS",
     "dumps",
     "kpageflags_names",
@@ -46,6 +49,17 @@ VMSTAT_KEYS = (
     "thp_swpout",
     "thp_swpout_fallback",
 )
+
+# Each process's fault counters of /proc/PID/stat (minflt, field 10; majflt, field
+# 12), as deltas since the scenario start (a forked child: since its fork, where
+# copy_process() zeroes them), the harness's own faults taken off.
+PROC_FAULT_KEYS = ("majflt", "minflt")
+
+# Each VMA inside a mapping (STATE procs.P.maps.NAME.vmas, in address order):
+# first and last page (mapping page indexes), the permissions column of the
+# /proc/PID/smaps header ("rw-p") and the words of its VmFlags line, in the
+# kernel's order.
+VMA_KEYS = ("first", "flags", "last", "prot")
 
 # Files of /sys/kernel/mm/transparent_hugepage/hugepages-<N>kB/stats/ on this
 # machine's Linux 6.18.44, shmem_* left out.  anon_fault_declined is not upstream
@@ -76,51 +90,8 @@ def mthp_size_name(size_kb: int) -> str:
 
 MTHP_SIZE_NAMES = tuple(mthp_size_name(s) for s in MTHP_SIZES_KB)
 
-# /proc/kpageflags bit -> name (include/uapi/linux/kernel-page-flags.h), lower case.
-# Bit 34 (KPF_MAPPEDTODISK, PG_owner_2) is PageAnonExclusive on anonymous pages.
-KPF_NAMES = {
-    0: "locked",
-    1: "error",
-    2: "referenced",
-    3: "uptodate",
-    4: "dirty",
-    5: "lru",
-    6: "active",
-    7: "slab",
-    8: "writeback",
-    9: "reclaim",
-    10: "buddy",
-    11: "mmap",
-    12: "anon",
-    13: "swapcache",
-    14: "swapbacked",
-    15: "compound_head",
-    16: "compound_tail",
-    17: "huge",
-    18: "unevictable",
-    19: "hwpoison",
-    20: "nopage",
-    21: "ksm",
-    22: "thp",
-    23: "offline",
-    24: "zero_page",
-    25: "idle",
-    26: "pgtable",
-    32: "reserved",
-    33: "mlocked",
-    34: "anon_exclusive",
-    35: "private",
-    36: "private_2",
-    37: "owner_private",
-    38: "arch",
-    39: "uncached",
-    40: "softdirty",
-    41: "arch_2",
-}
 KPF_BITS = {name: bit for bit, name in KPF_NAMES.items()}
 
-# Never reported: other activity on a shared machine changes them.
-KPF_NEVER_REPORTED = frozenset({"lru", "idle"})
 # Not reported on the shared zero page (global state every toucher changes).
 KPF_NOT_ON_ZERO_PAGE = frozenset({"referenced", "active"})
 

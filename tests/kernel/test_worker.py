@@ -10,7 +10,9 @@ import pytest
 from foliosim.kernel.build import worker_binary
 from foliosim.kernel.worker import (
     OP_DRAIN_ALL,
+    OP_DRAIN_LRU_ADD,
     OP_MADVISE,
+    OP_MLOCKALL,
     OP_MMAP,
     OP_MUNMAP,
     OP_PING,
@@ -81,6 +83,42 @@ class TestWorkerIsQuiet:
             assert worker.read(ADDR, 4, 0, "A") == ["p"] * 4
         finally:
             helper.kill()
+
+
+class TestHarnessFaults:
+    """The worker counts its own faults apart, so minflt less them is the scenario's."""
+
+    def test_a_fresh_worker_counts_every_fault_so_far_as_its_own(self, worker):
+        assert worker.harness_faults() == faults(worker.pid)
+
+    def test_a_forked_child_counts_only_the_scenario_pages_it_touches(self, worker):
+        worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
+        worker.call(OP_WRITE, addr=ADDR, length=4, index0=0, label="x", mapname="A")
+        child = worker.fork()
+        try:
+            # Reads of present pages fault nothing; one write is one COW fault.  The
+            # child's code pages were loaded while it settled (touch_read_only()).
+            assert child.read(ADDR, 4, 0, "A") == ["x"] * 4
+            child.call(OP_WRITE, addr=ADDR, length=1, index0=0, label="y", mapname="A")
+            hmin, hmaj = child.harness_faults()
+            minflt, majflt = faults(child.pid)
+            assert (minflt - hmin, majflt - hmaj) == (1, 0)
+            pmin, _ = worker.harness_faults()
+            assert faults(worker.pid)[0] - pmin == 4
+        finally:
+            child.kill()
+
+
+    def test_mlockall_current_counts_the_population_of_its_own_memory_as_its_own(self, worker):
+        # mm_populate(0, TASK_SIZE) faults the worker's ballast and scratch pages;
+        # the worker counts them and unlocks its own VMAs again.
+        before, hbefore = faults(worker.pid), worker.harness_faults()
+        worker.call(OP_MLOCKALL, arg=1, addr=0x200000000000, length=0x100000000000)
+        after, hafter = faults(worker.pid), worker.harness_faults()
+        assert after[0] - before[0] == hafter[0] - hbefore[0] > 0
+        with open(f"/proc/{worker.pid}/smaps") as f:
+            assert not any(ln.startswith("VmFlags:") and " lo " in ln for ln in f)
+        worker.call(OP_DRAIN_LRU_ADD)  # the ballast works as before
 
 
 class TestContentTokens:

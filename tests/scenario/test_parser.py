@@ -353,8 +353,8 @@ ERRORS = [
         1,
         (
             "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, write, read, "
-            "madvise, mlock, munlock, fork, exit, gup, release, poke, observe, expect, pin, "
-            "process_madvise)"
+            "madvise, mlock, munlock, fork, exit, gup, release, poke, mlockall, munlockall, observe, "
+            "expect, pin, process_madvise)"
         ),
     ),
     ("mmap A 4\nwrite A", 2, 9, "write: missing RANGE (usage: write NAME RANGE [as LABEL])"),
@@ -401,7 +401,8 @@ ERRORS = [
         13,
         (
             "madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, willneed, "
-            "hugepage, nohugepage, populate_read, populate_write; did you mean 'free'?"
+            "hugepage, nohugepage, populate_read, populate_write, dontfork, dofork, wipeonfork, "
+            "keeponfork; did you mean 'free'?"
         ),
     ),
     ("mmap A 4\nmadvise A 0", 2, 13, "madvise: missing ADVICE (usage: madvise NAME RANGE ADVICE)"),
@@ -791,7 +792,7 @@ ERRORS = [
         8,
         (
             "expect: missing mapping NAME or 'vmstat' (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -828,7 +829,7 @@ ERRORS = [
         17,
         (
             "expect: missing LABEL, 'zero' or 'garbage' (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -837,7 +838,8 @@ ERRORS = [
         2,
         12,
         (
-            "expect: unexpected 'swapped' after the range, expected one of data, present, swap, none; "
+            "expect: unexpected 'swapped' after the range, expected one of data, present, swap, none, "
+            "order, mapcount, exclusive, flags; "
             "did you mean 'swap'?"
         ),
     ),
@@ -879,7 +881,7 @@ ERRORS = [
         22,
         (
             "expect: unexpected 'kB' after '4', expected end of line (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -902,7 +904,7 @@ ERRORS = [
         23,
         (
             "expect: missing N (usage: expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE "
-            "present|swap|none, expect NAME smaps FIELD KB, or expect vmstat COUNTER N)"
+            "present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, or expect vmstat COUNTER N)"
         ),
     ),
     (
@@ -911,7 +913,7 @@ ERRORS = [
         25,
         (
             "expect: unexpected '2' after '1', expected end of line (usage: expect NAME RANGE data "
-            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD KB, "
+            "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
             "or expect vmstat COUNTER N)"
         ),
     ),
@@ -980,8 +982,9 @@ ERRORS = [
         3,
         20,
         "expect: unexpected '1' after 'zero', expected end of line (usage: expect NAME RANGE "
-        "data LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD "
-        "KB, or expect vmstat COUNTER N)",
+        "data LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE "
+        "order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
+        "or expect vmstat COUNTER N)",
     ),
     (
         "mmap A 4\nprocess_madvise p9 A 0 cold",
@@ -1012,7 +1015,8 @@ ERRORS = [
         2,
         24,
         "process_madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, "
-        "willneed, hugepage, nohugepage, populate_read, populate_write; did you mean 'free'?",
+        "willneed, hugepage, nohugepage, populate_read, populate_write, dontfork, dofork, "
+        "wipeonfork, keeponfork; did you mean 'free'?",
     ),
     (
         "mmap A 4\nprocess_madvise p0 A 0",

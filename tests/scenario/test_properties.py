@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from foliosim.observation import SMAPS_KEYS
 from foliosim.scenario import ast
 from foliosim.scenario.errors import ScenarioError
-from foliosim.scenario.parser import parse_text
+from foliosim.scenario.parser import FLAG_NAMES, parse_text
 from foliosim.scenario.printer import to_text
 
 PATH = "prop.scn"
@@ -86,6 +86,12 @@ def scenarios(draw, max_commands=25):
                 "mlock",
                 "munlock",
                 "munmap",
+                # page expectations
+                "order",
+                "mapcount",
+                "exclusive",
+                "flags",
+                "mlock_onfault",
             ]
         if refs:
             kinds += ["release", "refdata"]
@@ -93,7 +99,7 @@ def scenarios(draw, max_commands=25):
             kinds.append("pin")
         if any(procs.values()):
             kinds.append("pmadvise")
-        kinds += ["mmap", "fork", "observe", "vmstat", "swap", "thp", "mthp", "exit"]
+        kinds += ["mmap", "fork", "observe", "vmstat", "swap", "thp", "mthp", "mlockall", "munlockall", "exit"]
         kind = draw(st.sampled_from(kinds))
         at = {"line": line, "proc": proc, "text": ""}
         if maps:
@@ -184,6 +190,24 @@ def scenarios(draw, max_commands=25):
                 field=draw(st.sampled_from(SMAPS_KEYS)),
                 kb=draw(st.integers(0, 1 << 40)),
             )
+        elif kind == "mlock_onfault":
+            cmd = ast.Mlock(**at, name=name, runs=runs, onfault=True)
+        elif kind == "mlockall":
+            current, future = draw(st.sampled_from([(True, False), (False, True), (True, True)]))
+            cmd = ast.Mlockall(**at, current=current, future=future, onfault=draw(st.booleans()))
+        elif kind == "munlockall":
+            cmd = ast.Munlockall(**at)
+        elif kind == "order":
+            cmd = ast.ExpectOrder(**at, name=name, runs=runs, order=draw(st.integers(0, 9)))
+        elif kind == "mapcount":
+            cmd = ast.ExpectMapcount(**at, name=name, runs=runs, mapcount=draw(st.integers(0, 1 << 40)))
+        elif kind == "exclusive":
+            cmd = ast.ExpectExclusive(**at, name=name, runs=runs, exclusive=draw(st.booleans()))
+        elif kind == "flags":
+            chosen = draw(st.lists(st.sampled_from(FLAG_NAMES), min_size=1, max_size=4, unique=True))
+            signs = draw(st.lists(st.sampled_from("+-"), min_size=len(chosen), max_size=len(chosen)))
+            flags = tuple(sg + f for sg, f in zip(signs, chosen))
+            cmd = ast.ExpectFlags(**at, name=name, runs=runs, flags=flags)
         else:
             cmd = ast.ExpectVmstat(
                 **at, counter=draw(counters), value=draw(st.integers(-(1 << 63), 1 << 63))
@@ -336,6 +360,22 @@ def test_random_text_parses_or_raises_a_well_formed_scenario_error(text):
                 "pswpout",
                 "munmap",
                 "poke",
+                "order",
+                "mapcount",
+                "exclusive",
+                "yes",
+                "no",
+                "flags",
+                "+dirty",
+                "-mlocked",
+                "+lru",
+                "dirty",
+                "mlock",
+                "onfault",
+                "mlockall",
+                "current",
+                "future",
+                "munlockall",
             ]
         ),
         max_size=40,

@@ -32,6 +32,10 @@ from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -40,9 +44,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Pin,
@@ -80,8 +86,13 @@ MADV_NAMES = {
     "nohugepage": "MADV_NOHUGEPAGE",
     "populate_read": "MADV_POPULATE_READ",
     "populate_write": "MADV_POPULATE_WRITE",
+    "dontfork": "MADV_DONTFORK",
+    "dofork": "MADV_DOFORK",
+    "wipeonfork": "MADV_WIPEONFORK",
+    "keeponfork": "MADV_KEEPONFORK",
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
+PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)
 MAX_PROCS = 64  # two pipes each, inherited by every process: fds stay well under 1024
 
 
@@ -304,8 +315,36 @@ class CProgram:
 
     def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
         m = self.map_of(cmd, cmd.name)
-        call = f"fs_mlock({m.ident}, {{first}}, {{last}})"
+        fn = "fs_mlock_onfault" if cmd.onfault else "fs_mlock"  # mlock2(MLOCK_ONFAULT)
+        call = f"{fn}({m.ident}, {{first}}, {{last}})"
         return self.syscall_line(cmd, "mlock", m, self.per_run(call, cmd.runs))
+
+    # -- mlockall, munlockall --------------------------------------------------------
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[dict[str, Any]]:
+        flags = "|".join(
+            n
+            for n, on in (
+                ("MCL_CURRENT", cmd.current),
+                ("MCL_FUTURE", cmd.future),
+                ("MCL_ONFAULT", cmd.onfault),
+            )
+            if on
+        )
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_mlockall({flags}), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "mlockall", -1);'],
+        )
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[dict[str, Any]]:
+        L = cmd.line
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_munlockall(), 0);"],
+            [f'fs_run({L}, {self.P(cmd)}, "munlockall", -1);'],
+        )
 
     def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
         m = self.map_of(cmd, cmd.name)
@@ -415,6 +454,40 @@ class CProgram:
         ]
         return self.line(cmd, [], orch)
 
+    # -- page expectations: order, mapcount, exclusive, flags ----------------------
+
+    def expect_pages(self, cmd: ExpectOrder | ExpectMapcount | ExpectExclusive, kind: str, want: int) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        orch = [
+            (
+                f"fs_expect_pages({cmd.line}, {self.P(cmd)}, {m.ident}, FS_EXPECT_{kind}, {want}, "
+                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "ORDER", cmd.order)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "MAPCOUNT", cmd.mapcount)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[dict[str, Any]]:
+        return self.expect_pages(cmd, "EXCLUSIVE", int(cmd.exclusive))
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        flags = ", ".join(c_string(f) for f in cmd.flags)
+        orch = [
+            (
+                f"fs_expect_flags({cmd.line}, {self.P(cmd)}, {m.ident}, "
+                f"(const char *const[]){{{flags}, NULL}}, {c_string(' '.join(cmd.flags))}, "
+                f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
     # -- references: long-term pins, what a reference holds, process_madvise -------
 
     def cmd_pin(self, cmd: Pin) -> list[dict[str, Any]]:
@@ -483,6 +556,7 @@ class CProgram:
 
     def line_checks(self, cmd: Command) -> list[str]:
         L = cmd.line
+        is_expect = isinstance(cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, *PAGE_EXPECTS))
         is_expect = isinstance(
             cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, ExpectRefData)
         )
@@ -513,6 +587,9 @@ class CProgram:
                 got = ev["got"]
                 if got is None:
                     text = "null"
+                elif isinstance(cmd, (ExpectOrder, ExpectMapcount, ExpectFlags)):
+                    # fs_expect_pages()/fs_expect_flags() keep JSON tokens (null, "+dirty").
+                    text = ",".join(json.dumps(v) for v in got)
                 elif isinstance(got, list):
                     text = ",".join(got)
                 else:

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
@@ -107,7 +109,10 @@ FS_FN void fs_copy(char *dst, size_t size, const char *src)
 /* What the orchestrator asks of a scenario process; what the process answers. */
 enum { FS_GO_LINE, FS_GO_SETTLE };
 struct fs_turn_msg { int32_t line; int32_t op; int64_t arg; };
-struct fs_reply_msg { int32_t line; int32_t err; int64_t val; int64_t n; };
+struct fs_reply_msg {
+	int32_t line; int32_t err; int64_t val; int64_t n;
+	int64_t harness_min, harness_maj;	/* the process's own faults so far (fs_harness_*) */
+};
 
 /* Channels: orchestrator -> process i (fs_ctl[i]), process i -> orchestrator (fs_res[i]).
  * Index FS_NPROC is the poke helper.  All are made before the first process starts. */
@@ -127,6 +132,8 @@ static uint16_t fs_codes[FS_MAX_READ + 1];
 static uint64_t fs_codes_n;
 static uint64_t fs_own_start[512], fs_own_end[512];
 static int fs_n_own;
+static uint64_t fs_ro_start[512], fs_ro_end[512];	/* own readable, not private-writable */
+static int fs_n_ro;
 static char *fs_scratch, *fs_ballast;
 static int fs_kpageflags = -1;	/* opened at the start: the pfn space is not per-mm */
 static uint64_t fs_ballast_next;
@@ -187,9 +194,37 @@ FS_FN int64_t fs_turn(int line)
 	return fs_turn_op(line).arg;
 }
 
+/*
+ * The faults a scenario process takes for the harness, not for the scenario: its start
+ * (populating its own memory), COW breaking and ballast after fork.  /proc/PID/stat
+ * counts them with the scenario's (mm_account_fault() charges current); every reply
+ * carries them and the orchestrator takes them off.  getrusage(RUSAGE_SELF) reads the
+ * same task counters and faults nothing.
+ */
+static int64_t fs_harness_min, fs_harness_maj;
+
+static void fs_harness_add(const struct rusage *since)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	fs_harness_min += now.ru_minflt - since->ru_minflt;
+	fs_harness_maj += now.ru_majflt - since->ru_majflt;
+}
+
+/* Every fault so far was the harness's (at the start, or in a child before its first line). */
+static void fs_harness_all(void)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	fs_harness_min = now.ru_minflt;
+	fs_harness_maj = now.ru_majflt;
+}
+
 FS_FN void fs_reply(int line, int err, int64_t val)
 {
-	struct fs_reply_msg r = { line, err, val, 0 };
+	struct fs_reply_msg r = { line, err, val, 0, fs_harness_min, fs_harness_maj };
 	if (fs_write_full(fs_res[fs_self][1], &r, sizeof(r)))
 		_exit(0);
 }
@@ -197,7 +232,7 @@ FS_FN void fs_reply(int line, int err, int64_t val)
 /* The reply of a read: the outcome, then one code per page read (0 zero, 1 garbage, 2+k label k). */
 FS_FN void fs_reply_read(int line, int err)
 {
-	struct fs_reply_msg r = { line, err, 0, (int64_t)fs_codes_n };
+	struct fs_reply_msg r = { line, err, 0, (int64_t)fs_codes_n, fs_harness_min, fs_harness_maj };
 	if (fs_write_full(fs_res[fs_self][1], &r, sizeof(r))
 	    || fs_write_full(fs_res[fs_self][1], fs_codes, fs_codes_n * sizeof(fs_codes[0])))
 		_exit(0);
@@ -246,6 +281,38 @@ FS_FN int fs_mlock(int m, uint64_t first, uint64_t last)
 FS_FN int fs_munlock(int m, uint64_t first, uint64_t last)
 {
 	return fs_err(munlock(fs_at(m, first), (last - first + 1) * FS_PAGE));
+}
+
+/* -- mlock2(MLOCK_ONFAULT), mlockall, munlockall -- */
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
+FS_FN int fs_mlock_onfault(int m, uint64_t first, uint64_t last)
+{
+	return fs_err(syscall(SYS_mlock2, fs_at(m, first), (last - first + 1) * FS_PAGE, MLOCK_ONFAULT));
+}
+
+static void fs_mlockall_restore(void);
+
+/* mlockall(MCL_CURRENT) locks and populates every VMA, this process's own too
+ * (apply_mlockall_flags(), then mm_populate(0, TASK_SIZE): mm/mlock.c); put them back. */
+FS_FN int fs_mlockall(int flags)
+{
+	int r = fs_err(mlockall(flags));
+
+	if (!r && (flags & MCL_CURRENT))
+		fs_mlockall_restore();
+	return r;
+}
+
+FS_FN int fs_munlockall(void)
+{
+	return fs_err(munlockall());
 }
 
 /* One page copied with a SIGSEGV/SIGBUS caught (an access outside any mapping): EFAULT. */
@@ -374,6 +441,14 @@ static void fs_populate_own_memory(void)
 		readable = p[0] == 'r';
 		writable = p[1] == 'w';
 		private_ = p[3] == 'p';
+		/* The vDSO's pages: loaded, so that mm_populate() of mlockall(MCL_CURRENT)
+		 * (which populates every VMA, the vDSO's too) faults none of them. */
+		if (eol && memmem(p, eol - p, "[vdso]", 6) && fs_n_ro < 512) {
+			fs_ro_start[fs_n_ro] = start;
+			fs_ro_end[fs_n_ro++] = end;
+			for (uint64_t a = start; a < end; a += FS_PAGE)
+				(void)*(volatile char *)a;
+		}
 		if (!(eol && (memmem(p, eol - p, "[vsyscall]", 10) || memmem(p, eol - p, "[vvar", 5)
 			      || memmem(p, eol - p, "[vdso]", 6)))) {
 			madvise((void *)start, end - start, MADV_NOHUGEPAGE);
@@ -385,6 +460,10 @@ static void fs_populate_own_memory(void)
 				}
 			} else if (readable) {
 				madvise((void *)start, end - start, MADV_POPULATE_READ);
+				if (fs_n_ro < 512) {
+					fs_ro_start[fs_n_ro] = start;
+					fs_ro_end[fs_n_ro++] = end;
+				}
 			}
 		}
 		if (!eol)
@@ -456,7 +535,10 @@ FS_FN void fs_proc_start(int self, int cpu)
  * folio batch of this CPU, and a page that was never touched gives it nothing to do. */
 FS_FN int fs_drain_batches(void)
 {
-	return fs_err(madvise(fs_scratch, FS_PAGE, MADV_COLD));
+	int r = fs_err(madvise(fs_scratch, FS_PAGE, MADV_COLD));
+
+	fs_harness_all();
+	return r;
 }
 
 /* After fork both sides share every own page copy-on-write.  Write each once now (stores:
@@ -471,6 +553,17 @@ static void fs_break_cow(void)
 		}
 }
 
+/* A forked child has no page tables for its file mappings (dup_mmap() copies none for a
+ * VMA without anon_vma: vma_needs_copy(), mm/memory.c), so the first run of each code
+ * page would fault at some scenario line.  Load a byte of each page now (loads: the
+ * faultin_page_range() of MADV_POPULATE_READ ends with lru_add_drain()). */
+static void fs_touch_read_only(void)
+{
+	for (int i = 0; i < fs_n_ro; i++)
+		for (uint64_t a = fs_ro_start[i]; a < fs_ro_end[i]; a += FS_PAGE)
+			(void)*(volatile char *)a;
+}
+
 /* Whether the page at `addr` of this process is on an LRU list (PG_lru). */
 static int fs_own_page_is_lru(int pagemap, const char *addr)
 {
@@ -482,6 +575,49 @@ static int fs_own_page_is_lru(int pagemap, const char *addr)
 	return flags >> FS_KPF_LRU & 1;
 }
 
+/* After mlockall(MCL_CURRENT): the ballast pages not used yet and the scratch page that
+ * its mm_populate() faulted are this process's own faults; every VMA outside the
+ * scenario's mappings is munlocked (a locked ballast would feed the mlock batch, not
+ * lru_add), and those pages are dropped again. */
+static void fs_mlockall_restore(void)
+{
+	const uint64_t nballast = FS_BALLAST_PER_FORK * (FS_NFORK + 1);
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	ssize_t len = 0, n;
+	uint64_t e;
+
+	for (uint64_t i = fs_ballast_next; i < nballast; i++)
+		if (pread(pagemap, &e, 8, ((uint64_t)(uintptr_t)fs_ballast / FS_PAGE + i) * 8) == 8 && e >> 63 & 1)
+			fs_harness_min++;
+	if (pread(pagemap, &e, 8, (uint64_t)(uintptr_t)fs_scratch / FS_PAGE * 8) == 8 && e >> 63 & 1)
+		fs_harness_min++;
+	close(pagemap);
+	while (fd >= 0 && (n = read(fd, fs_maps_text + len, sizeof(fs_maps_text) - 1 - len)) > 0)
+		len += n;
+	if (fd >= 0)
+		close(fd);
+	fs_maps_text[len] = 0;
+	for (const char *p = fs_maps_text; *p;) {
+		const char *eol = strchr(p, '\n');
+		uint64_t start = fs_hex(&p), end;
+		int ours = 0;
+
+		p++;
+		end = fs_hex(&p);
+		for (int m = 0; m < FS_NMAP; m++)
+			if (start < fs_map[m].addr + fs_map[m].pages * FS_PAGE && fs_map[m].addr < end)
+				ours = 1;
+		if (!ours)
+			munlock((void *)start, end - start);
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	madvise(fs_ballast + fs_ballast_next * FS_PAGE, (nballast - fs_ballast_next) * FS_PAGE, MADV_DONTNEED);
+	madvise(fs_scratch, FS_PAGE, MADV_DONTNEED);
+}
+
 /* `fork CHILD` in this process: the child runs `child_main`, which never returns.
  * The child first breaks COW on its own memory, then faults fresh ballast pages one at
  * a time until the last one is on the LRU: the lru_add batch filled and moved, alone,
@@ -491,9 +627,13 @@ static int fs_own_page_is_lru(int pagemap, const char *addr)
  * child has its copies), so lru_add stays empty. */
 FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 {
-	pid_t pid = fork();
+	struct rusage since;
+	pid_t pid;
 
+	getrusage(RUSAGE_SELF, &since);
+	pid = fork();
 	if (pid < 0) {
+		fs_harness_add(&since);
 		fs_reply(line, errno, 0);
 		return;
 	}
@@ -503,6 +643,7 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 		fs_self = child;
 		fs_turn_op(line);		/* FS_GO_SETTLE */
 		fs_break_cow();
+		fs_touch_read_only();
 		/* A pagemap fd is bound to the mm it was opened on: this is a new one. */
 		pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 		for (i = 0; i < FS_BALLAST_PER_FORK; i++) {
@@ -512,6 +653,8 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 				break;
 		}
 		close(pagemap);
+		/* The child's counters start at zero in copy_process(): all its faults so far. */
+		fs_harness_all();
 		fs_reply(line, i < FS_BALLAST_PER_FORK ? 0 : ENOSPC, i + 1);
 		child_main();
 		_exit(0);
@@ -519,6 +662,7 @@ FS_FN void fs_fork(int line, int child, void (*child_main)(void))
 	fs_reply(line, 0, pid);
 	fs_turn_op(line);			/* FS_GO_SETTLE */
 	fs_break_cow();
+	fs_harness_add(&since);
 	fs_reply(line, 0, 0);
 	/* The child's ballast pages are its own from now on: skip them here too. */
 	fs_ballast_next += FS_BALLAST_PER_FORK;
@@ -536,6 +680,7 @@ FS_FN void fs_exit(int line)
 
 static pid_t fs_pid[FS_NPROC + 1];
 static int fs_alive[FS_NPROC + 1];
+static int64_t fs_harness[FS_NPROC + 1][2];	/* each process's own faults, as it last said */
 static unsigned char fs_live[FS_NPROC + 1][FS_NMAP + 1];	/* mapping m is in process p */
 static int fs_cpu;				/* the scenario's CPU */
 static int fs_verbose_trace;
@@ -816,6 +961,8 @@ FS_FN struct fs_reply_msg fs_recv(int p, int line)
 	if (r.line != line)
 		fs_die("line %d: process %s answered for line %d (a generator bug)", line,
 		       p == FS_NPROC ? "helper" : fs_proc_bare[p], r.line);
+	fs_harness[p][0] = r.harness_min;
+	fs_harness[p][1] = r.harness_maj;
 	return r;
 }
 
@@ -944,10 +1091,18 @@ struct fs_page {
 	int order;
 };
 
+struct fs_vma {			/* one VMA inside a mapping, from /proc/PID/smaps */
+	uint64_t start, end;
+	char prot[8];		/* the header's permissions column, e.g. rw-p */
+	char flags[192];	/* the VmFlags words, blank-separated */
+};
+
 struct fs_mapstate {
 	int live;
 	int64_t smaps[FS_NSMAPS];
 	struct fs_page *pages;
+	struct fs_vma *vmas;
+	int nvma;
 };
 
 struct fs_state {
@@ -956,6 +1111,7 @@ struct fs_state {
 	struct fs_counter mthp[FS_NMTHP][FS_NSTAT_MAX];
 	int n_mthp[FS_NMTHP];
 	int proc_in[FS_NPROC];
+	int64_t minflt[FS_NPROC], majflt[FS_NPROC];	/* /proc/PID/stat, harness faults taken off */
 	struct fs_mapstate maps[FS_NPROC][FS_NMAP + 1];
 };
 
@@ -996,6 +1152,8 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 	FILE *f;
 	uint64_t s = 0, e = 0;
 
+	struct fs_vma *cur = NULL;
+
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
@@ -1011,11 +1169,32 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 			s = fs_hex(&q);
 			q++;
 			e = fs_hex(&q);
+			cur = NULL;
+			for (int m = 0; m < FS_NMAP; m++) {
+				struct fs_mapstate *ms = &maps[m];
+				if (!live[m] || s < fs_map[m].addr || e > fs_map[m].addr + fs_map[m].pages * FS_PAGE)
+					continue;
+				ms->vmas = realloc(ms->vmas, (ms->nvma + 1) * sizeof(*ms->vmas));
+				if (!ms->vmas)
+					fs_die("out of memory");
+				cur = &ms->vmas[ms->nvma++];
+				memset(cur, 0, sizeof(*cur));
+				cur->start = s;
+				cur->end = e;
+				sscanf(sp + 1, "%7s", cur->prot);
+			}
 			continue;
 		}
 		if (!colon)
 			continue;
 		*colon = 0;
+		if (strcmp(line, "VmFlags") == 0) {
+			if (cur) {
+				fs_copy(cur->flags, sizeof(cur->flags), sp + 1);
+				cur->flags[strcspn(cur->flags, "\n")] = 0;
+			}
+			continue;
+		}
 		for (int k = 0; k < FS_NSMAPS; k++) {
 			if (strcmp(line, fs_smaps_key[k]))
 				continue;
@@ -1026,6 +1205,25 @@ static void fs_read_smaps(pid_t pid, struct fs_mapstate *maps, const unsigned ch
 		}
 	}
 	fclose(f);
+}
+
+/* minflt and majflt of /proc/PID/stat: fields 10 and 12, counted after the comm's ')'. */
+static void fs_read_faults(pid_t pid, int64_t *minflt, int64_t *majflt)
+{
+	char path[64], text[1024], *q;
+	int fd, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : (int)read(fd, text, sizeof(text) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		fs_die("%s: %s", path, strerror(errno));
+	text[n] = 0;
+	q = strrchr(text, ')');
+	if (!q || sscanf(q + 2, "%*s %*s %*s %*s %*s %*s %*s %" SCNd64 " %*s %" SCNd64, minflt, majflt) != 2)
+		fs_die("%s: cannot parse", path);
 }
 
 static void fs_read_pages(pid_t pid, int m, struct fs_page *pages, int kpf, int kpc)
@@ -1086,11 +1284,15 @@ FS_FN void fs_read_state(struct fs_state *st, int only)
 		st->proc_in[p] = fs_alive[p] && (only < 0 || only == p);
 		for (int m = 0; m < FS_NMAP; m++) {
 			free(st->maps[p][m].pages);
+			free(st->maps[p][m].vmas);
 			memset(&st->maps[p][m], 0, sizeof(st->maps[p][m]));
 			st->maps[p][m].live = st->proc_in[p] && fs_live[p][m];
 		}
 		if (!st->proc_in[p])
 			continue;
+		fs_read_faults(fs_pid[p], &st->minflt[p], &st->majflt[p]);
+		st->minflt[p] -= fs_harness[p][0];
+		st->majflt[p] -= fs_harness[p][1];
 		fs_read_smaps(fs_pid[p], st->maps[p], fs_live[p]);
 		for (int m = 0; m < FS_NMAP; m++) {
 			if (!st->maps[p][m].live)
@@ -1260,6 +1462,8 @@ FS_FN void fs_js_state(const struct fs_state *st)
 			continue;
 		fs_js_key(fs_proc_json[p], 1);
 		fs_js_open("{");
+		fs_js_key("majflt", 0);
+		fs_js_int(st->majflt[p]);
 		fs_js_key("maps", 0);
 		fs_js_open("{");
 		for (int j = 0; j < FS_NMAP; j++) {
@@ -1302,9 +1506,32 @@ FS_FN void fs_js_state(const struct fs_state *st)
 				fs_js_int(ms->smaps[k]);
 			}
 			fs_js_close("}");
+			fs_js_key("vmas", 0);
+			fs_js_open("[");
+			for (int v = 0; v < ms->nvma; v++) {
+				const struct fs_vma *vm = &ms->vmas[v];
+				fs_js_open("{");
+				fs_js_key("first", 0);
+				fs_js_int((int64_t)((vm->start - fs_map[m].addr) / FS_PAGE));
+				fs_js_key("flags", 0);
+				fs_js_open("[");
+				char words[sizeof(vm->flags)];
+				memcpy(words, vm->flags, sizeof(words));
+				for (char *w = strtok(words, " "); w; w = strtok(NULL, " "))
+					fs_js_plain_str(w);
+				fs_js_close("]");
+				fs_js_key("last", 0);
+				fs_js_int((int64_t)((vm->end - fs_map[m].addr) / FS_PAGE) - 1);
+				fs_js_key("prot", 0);
+				fs_js_plain_str(vm->prot);
+				fs_js_close("}");
+			}
+			fs_js_close("]");
 			fs_js_close("}");
 		}
 		fs_js_close("}");
+		fs_js_key("minflt", 0);
+		fs_js_int(st->minflt[p]);
 		fs_js_close("}");
 	}
 	fs_js_close("}");
@@ -1594,7 +1821,7 @@ FS_FN void fs_observe(int line, int p, const char *label_json)
 static int fs_got_ok;
 
 /* got: a list of words (data or page states), a number, or null. */
-enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL };
+enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL, FS_GOT_RAW_LIST };
 
 static void fs_expect_event(int line, int p, const char *text_json, int kind)
 {
@@ -1607,6 +1834,15 @@ static void fs_expect_event(int line, int p, const char *text_json, int kind)
 	} else if (kind == FS_GOT_INT) {
 		fs_js_value();
 		fs_js_s(fs_got);
+	} else if (kind == FS_GOT_RAW_LIST) {
+		/* JSON tokens (numbers, null, quoted strings without commas), comma-joined */
+		fs_js_open("[");
+		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
+		for (char *w = fs_copybuf[0] ? strtok(fs_copybuf, ",") : NULL; w; w = strtok(NULL, ",")) {
+			fs_js_value();
+			fs_js_s(w);
+		}
+		fs_js_close("]");
 	} else {
 		fs_js_open("[");
 		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
@@ -1675,6 +1911,86 @@ FS_FN void fs_expect_state(int line, int p, int m, const char *want, const int64
 				      fs_state_names[fs_st.maps[p][m].pages[i].state]);
 	fs_got_ok = fs_all_words(fs_got, want);
 	fs_expect_event(line, p, text_json, FS_GOT_LIST);
+}
+
+/* -- page expectations: order, mapcount, exclusive, flags -- */
+
+enum { FS_EXPECT_ORDER, FS_EXPECT_MAPCOUNT, FS_EXPECT_EXCLUSIVE };
+
+/* expect NAME RANGE order N | mapcount N | exclusive yes|no: one value per page of the
+ * runs (null where the page is not present, for order and mapcount). */
+FS_FN void fs_expect_pages(int line, int p, int m, int kind, int64_t want, const int64_t *runs,
+			   const char *text_json)
+{
+	size_t n = 0;
+
+	fs_read_state(&fs_st, p);
+	if (!fs_st.maps[p][m].live) {
+		fs_got_ok = 0;
+		fs_expect_event(line, p, text_json, FS_GOT_NULL);
+		return;
+	}
+	fs_got[0] = 0;
+	fs_got_ok = 1;
+	for (int r = 0; runs[r] >= 0; r += 2)
+		for (int64_t i = runs[r]; i <= runs[r + 1]; i++) {
+			const struct fs_page *pg = &fs_st.maps[p][m].pages[i];
+			const char *sep = n ? "," : "";
+			if (kind == FS_EXPECT_EXCLUSIVE) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s%s", sep, pg->exclusive ? "yes" : "no");
+				fs_got_ok &= pg->exclusive == want;
+			} else if (pg->state != 1) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%snull", sep);
+				fs_got_ok = 0;
+			} else {
+				int64_t v = kind == FS_EXPECT_ORDER ? pg->order : pg->count;
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s%lld", sep, (long long)v);
+				fs_got_ok &= v == want;
+			}
+		}
+	fs_expect_event(line, p, text_json, kind == FS_EXPECT_EXCLUSIVE ? FS_GOT_LIST : FS_GOT_RAW_LIST);
+}
+
+/* expect NAME RANGE flags +FLAG -FLAG...: `flags` the words as written, NULL-ended; per
+ * page the same words as the page has them ("+dirty -mlocked"), null if not present. */
+FS_FN void fs_expect_flags(int line, int p, int m, const char *const *flags, const char *want,
+			   const int64_t *runs, const char *text_json)
+{
+	char names[1024], have[1100];
+	size_t n = 0;
+
+	fs_read_state(&fs_st, p);
+	if (!fs_st.maps[p][m].live) {
+		fs_got_ok = 0;
+		fs_expect_event(line, p, text_json, FS_GOT_NULL);
+		return;
+	}
+	fs_got[0] = 0;
+	fs_got_ok = 1;
+	for (int r = 0; runs[r] >= 0; r += 2)
+		for (int64_t i = runs[r]; i <= runs[r + 1]; i++) {
+			const struct fs_page *pg = &fs_st.maps[p][m].pages[i];
+			char seen[512];
+			size_t k = 0;
+
+			if (pg->state != 1) {
+				n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%snull", n ? "," : "");
+				fs_got_ok = 0;
+				continue;
+			}
+			fs_flag_names(pg->flags, names, sizeof(names));
+			snprintf(have, sizeof(have), ",%s,", names);
+			seen[0] = 0;
+			for (int f = 0; flags[f]; f++) {
+				char key[80];
+				snprintf(key, sizeof(key), ",%s,", flags[f] + 1);
+				k += snprintf(seen + k, sizeof(seen) - k, "%s%c%s", k ? " " : "",
+					      strstr(have, key) ? '+' : '-', flags[f] + 1);
+			}
+			fs_got_ok &= strcmp(seen, want) == 0;
+			n += snprintf(fs_got + n, FS_WORDS_SIZE - n, "%s\"%s\"", n ? "," : "", seen);
+		}
+	fs_expect_event(line, p, text_json, FS_GOT_RAW_LIST);
 }
 
 FS_FN void fs_expect_smaps(int line, int p, int m, int key, int64_t kb, const char *text_json)

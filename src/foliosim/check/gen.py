@@ -63,6 +63,8 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("poke", 4),
     ("mthp", 4),
     ("thp", 2),
+    ("mlockall", 1),
+    ("munlockall", 1),
     # references (issue 12): long-term pins (writable: the kernel backend has no R/O
     # one), what a reference holds, process_madvise
     ("pin", 3),
@@ -82,6 +84,11 @@ ADVICE_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("populate_read", 2),
     ("populate_write", 2),
     ("hugepage", 2),  # only with mthp
+    # fork controls: VM_DONTCOPY, VM_WIPEONFORK
+    ("dontfork", 1),
+    ("dofork", 1),
+    ("wipeonfork", 1),
+    ("keeponfork", 1),
 )
 assert {a for a, _ in ADVICE_WEIGHTS} == set(ast.ADVICES)
 
@@ -99,6 +106,11 @@ class GenState:
     swap_pages: int | None = None
     labels: list[str] = field(default_factory=list)  # written so far, for `expect REF data`
     commands: list[ast.Command] = field(default_factory=list)
+    # MADV_DONTFORK'd pages of each (process, mapping); a child forked while a
+    # mapping has some is left without those VMAs, so the mapping is never drawn in
+    # it (an access there is SIGSEGV, which the generator does not aim at).
+    dontfork: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    hidden: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def line(self) -> int:
@@ -106,7 +118,9 @@ class GenState:
 
     def mapped(self) -> list[tuple[str, str]]:
         """Every (process, mapping) pair alive now, in a stable order."""
-        return [(p, m) for p in self.procs for m in sorted(self.procs[p])]
+        return [
+            (p, m) for p in self.procs for m in sorted(self.procs[p]) if (p, m) not in self.hidden
+        ]
 
     def children(self) -> list[str]:
         return [p for p in self.procs if p != "p0"]
@@ -217,8 +231,16 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         elif kind == "madvise":
             advices = [(a, w) for a, w in ADVICE_WEIGHTS if s.mthp or a != "hugepage"]
             cmd = ast.Madvise(line, proc, "", name=name, runs=runs, advice=_weighted(draw, advices))
+            if cmd.advice in ("dontfork", "dofork"):
+                pages_of = s.dontfork.setdefault((proc, name), set())
+                for first, last in runs:
+                    if cmd.advice == "dontfork":
+                        pages_of.update(range(first, last + 1))
+                    else:
+                        pages_of.difference_update(range(first, last + 1))
         elif kind == "mlock":
-            cmd = ast.Mlock(line, proc, "", name=name, runs=runs)
+            onfault = draw(st.integers(0, 2)) == 2  # mlock2(MLOCK_ONFAULT) one in three
+            cmd = ast.Mlock(line, proc, "", name=name, runs=runs, onfault=onfault)
         elif kind == "munlock":
             cmd = ast.Munlock(line, proc, "", name=name, runs=runs)
         elif kind == "gup":
@@ -228,6 +250,7 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             cmd = ast.Gup(line, proc, "", name=name, runs=runs, ref=ref)
         else:
             del s.procs[proc][name]
+            s.dontfork.pop((proc, name), None)
             cmd = ast.Munmap(line, proc, "", name=name)
     elif kind == "observe":
         proc = _pick(draw, list(s.procs))
@@ -254,6 +277,9 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         s.children_forked += 1
         child = f"p{s.children_forked}"
         s.procs[child] = dict(s.procs[parent])
+        for name in s.procs[child]:
+            if s.dontfork.get((parent, name)) or (parent, name) in s.hidden:
+                s.hidden.add((child, name))
         cmd = ast.Fork(line, parent, "", child=child)
     elif kind == "exit":
         proc = _pick(draw, s.children())
@@ -270,6 +296,13 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         cmd = ast.Mthp(line, "p0", "", size_kb=size_kb, mode=mode)
     elif kind == "thp":
         cmd = ast.Thp(line, "p0", "", mode=ast.THP_MODES[draw(st.integers(0, 2))])
+    elif kind == "mlockall":
+        proc = _pick(draw, list(s.procs))
+        current, future = ((True, False), (False, True), (True, True))[draw(st.integers(0, 2))]
+        onfault = draw(st.integers(0, 1)) == 1
+        cmd = ast.Mlockall(line, proc, "", current=current, future=future, onfault=onfault)
+    elif kind == "munlockall":
+        cmd = ast.Munlockall(line, _pick(draw, list(s.procs)), "")
     else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
         raise AssertionError(kind)
     return _with_text(cmd)

@@ -36,8 +36,11 @@ from foliosim.kernel.worker import (
     OP_GUP_SPLICE,
     OP_MADVISE,
     OP_MLOCK,
+    OP_MLOCK2,
+    OP_MLOCKALL,
     OP_MMAP,
     OP_MUNLOCK,
+    OP_MUNLOCKALL,
     OP_MUNMAP,
     OP_PIN,
     OP_POKE,
@@ -53,6 +56,10 @@ from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -61,9 +68,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Pin,
@@ -91,6 +100,10 @@ MADV = {
     "nohugepage": 15,
     "populate_read": 22,
     "populate_write": 23,
+    "dontfork": 10,
+    "dofork": 11,
+    "wipeonfork": 18,
+    "keeponfork": 19,
 }
 MAP_DROPPABLE = 0x08
 MAP_ANONYMOUS = 0x20
@@ -99,6 +112,12 @@ PROT_READ_WRITE = 0x3
 SLOT_ALIGN = 2 << 20
 # Far from the heap, the libraries and the stack of a 47-bit address space.
 SLOT_BASE = 0x200000000000
+# Where every scenario slot lies, whatever the scenario (the worker's own memory is
+# elsewhere: the binary, heap and libraries at 0x55.../0x7f..., the stack at the top).
+SLOT_SPAN = 0x100000000000
+# include/uapi/asm-generic/mman-common.h
+MLOCK_ONFAULT = 0x01
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 
 
 @dataclass
@@ -453,7 +472,57 @@ class KernelBackend:
         )
 
     def cmd_mlock(self, cmd: Mlock) -> list[dict[str, Any]]:
+        if cmd.onfault:
+            return self._mlock2_onfault(cmd)
         return self._lock(cmd, OP_MLOCK, "mlock")
+
+    # -- mlock2(MLOCK_ONFAULT), mlockall, munlockall ------------------------------------
+
+    def _mlock2_onfault(self, cmd: Mlock) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        return self._per_run(
+            cmd,
+            "mlock",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w,
+                "mlock2",
+                f"mlock2({a:#x}, {n * PAGE_SIZE}, MLOCK_ONFAULT)",
+                OP_MLOCK2,
+                arg=MLOCK_ONFAULT,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[dict[str, Any]]:
+        flags = (
+            (MCL_CURRENT if cmd.current else 0)
+            | (MCL_FUTURE if cmd.future else 0)
+            | (MCL_ONFAULT if cmd.onfault else 0)
+        )
+        names = "|".join(
+            n for n, on in (("MCL_CURRENT", cmd.current), ("MCL_FUTURE", cmd.future),
+                            ("MCL_ONFAULT", cmd.onfault)) if on
+        )
+        # With MCL_CURRENT the worker unlocks its own VMAs again, all outside the
+        # scenario's slots (worker.c, mlockall_restore()).
+        err = self._call(
+            self._worker(cmd),
+            "mlockall",
+            f"mlockall({names})",
+            OP_MLOCKALL,
+            arg=flags,
+            addr=SLOT_BASE,
+            length=SLOT_SPAN,
+        )
+        return [error_event(cmd, "mlockall", err)] if err else []
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[dict[str, Any]]:
+        err = self._call(self._worker(cmd), "munlockall", "munlockall()", OP_MUNLOCKALL)
+        return [error_event(cmd, "munlockall", err)] if err else []
 
     def cmd_munlock(self, cmd: Munlock) -> list[dict[str, Any]]:
         return self._lock(cmd, OP_MUNLOCK, "munlock")
@@ -535,6 +604,23 @@ class KernelBackend:
 
     def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[dict[str, Any]]:
         return [expect_event(cmd, {}, self._vmstat_all())]
+
+    # -- page expectations: order, mapcount, exclusive, flags -------------------------
+
+    def _expect_page(self, cmd: Command) -> list[dict[str, Any]]:
+        return [expect_event(cmd, self._state(only=cmd.proc), {})]
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[dict[str, Any]]:
+        return self._expect_page(cmd)
 
     def _setting(self, cmd: Command, op: str, change: Callable[[], None]) -> list[dict[str, Any]]:
         try:
@@ -794,7 +880,7 @@ class KernelBackend:
         pfns = procfs.PfnReader()
         try:
             procs = {
-                name: {"maps": self._proc_maps(p, pfns)}
+                name: {"maps": self._proc_maps(p, pfns), **self._proc_faults(p)}
                 for name, p in self.procs.items()
                 if only is None or name == only
             }
@@ -807,7 +893,8 @@ class KernelBackend:
         live = [m for m in proc.maps.values() if m.mapped]
         if not live:
             return {}
-        vmas = procfs.read_smaps(pid)
+        full = procfs.read_smaps_vmas(pid)
+        vmas = [(v.start, v.end, v.fields) for v in full]
         self._t("read", f"/proc/{pid}/smaps")
         out = {}
         for m in live:
@@ -816,8 +903,19 @@ class KernelBackend:
             out[m.name] = {
                 "smaps": procfs.smaps_for_range(vmas, m.addr, m.end),
                 "pages": [_page(e, pfns) for e in entries],
+                "vmas": procfs.vmas_for_range(full, m.addr, m.end),
             }
         return out
+
+    def _proc_faults(self, proc: Proc) -> dict[str, int]:
+        # /proc/PID/stat counts the worker's own faults too (its start, lru_add drains,
+        # COW breaking after fork): the worker keeps them apart (worker.c), and they
+        # are taken off, so only the scenario's faults remain.
+        minflt, majflt = procfs.read_stat_faults(proc.worker.pid)
+        hmin, hmaj = proc.worker.harness_faults()
+        self._t("read", f"/proc/{proc.worker.pid}/stat minflt {minflt} majflt {majflt}, "
+                f"harness {hmin} {hmaj}")
+        return {"minflt": minflt - hmin, "majflt": majflt - hmaj}
 
 
 def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import os
 import platform
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from foliosim.observation import KPF_BITS, SMAPS_KEYS
@@ -57,18 +58,59 @@ def read_mthp_stats(sizes_kb: tuple[int, ...]) -> dict[int, dict[str, int]]:
 
 def read_smaps(pid: int) -> list[tuple[int, int, dict[str, int]]]:
     """(start, end, {field: kB}) for every VMA of /proc/PID/smaps."""
-    vmas: list[tuple[int, int, dict[str, int]]] = []
+    return [(v.start, v.end, v.fields) for v in read_smaps_vmas(pid)]
+
+
+@dataclass
+class SmapsVma:
+    """One VMA of /proc/PID/smaps: its range, permissions column, kB fields and VmFlags."""
+
+    start: int
+    end: int
+    prot: str
+    fields: dict[str, int] = field(default_factory=dict)
+    vmflags: list[str] = field(default_factory=list)
+
+
+def read_smaps_vmas(pid: int) -> list[SmapsVma]:
+    """Every VMA of /proc/PID/smaps, with its header's permissions and its VmFlags line."""
+    vmas: list[SmapsVma] = []
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             head, _, rest = line.partition(" ")
             if "-" in head and not head.endswith(":"):
                 s, _, e = head.partition("-")
-                vmas.append((int(s, 16), int(e, 16), {}))
+                vmas.append(SmapsVma(int(s, 16), int(e, 16), rest.split()[0]))
+            elif head == "VmFlags:" and vmas:
+                vmas[-1].vmflags = rest.split()
             elif head.endswith(":") and vmas:
                 key = head[:-1]
                 if key in SMAPS_KEYS:
-                    vmas[-1][2][key] = int(rest.split()[0])
+                    vmas[-1].fields[key] = int(rest.split()[0])
     return vmas
+
+
+def vmas_for_range(vmas: list[SmapsVma], start: int, end: int) -> list[dict[str, object]]:
+    """The contract's VMA list of one mapping: first and last page, perms and VmFlags."""
+    return [
+        {
+            "first": (v.start - start) // PAGE_SIZE,
+            "last": (v.end - start) // PAGE_SIZE - 1,
+            "prot": v.prot,
+            "flags": v.vmflags,
+        }
+        for v in vmas
+        if v.start >= start and v.end <= end
+    ]
+
+
+def read_stat_faults(pid: int) -> tuple[int, int]:
+    """(minflt, majflt) of /proc/PID/stat (fields 10 and 12, after the parenthesised comm)."""
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    fields = text[text.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state): minflt is field 10, majflt field 12.
+    return int(fields[7]), int(fields[9])
 
 
 def smaps_for_range(

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -49,6 +50,20 @@ enum {
 	OP_MUNLOCK, OP_FORK, OP_EXIT, OP_GUP_BEGIN, OP_GUP_SPLICE, OP_GUP_END,
 	OP_DRAIN_ALL, OP_DRAIN_LRU_ADD, OP_POKE, OP_BREAK_COW,
 };
+/* Observations: opcodes 40-49. */
+enum {
+	OP_HARNESS_FAULTS = 40,
+	OP_MLOCK2 = 41,		/* arg: mlock2() flags */
+	OP_MLOCKALL = 42,	/* arg: MCL_* flags; addr, len: where the scenario's mappings live */
+	OP_MUNLOCKALL = 43,
+};
+
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 0x01
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
 
 /* References (issue 12): opcodes 50-59. */
 enum {
@@ -101,6 +116,8 @@ static char rec_msg[sizeof(struct rep) + REC_PER_MSG * sizeof(struct rec)] __att
 #define recs ((struct rec *)(rec_msg + sizeof(struct rep)))
 static uint64_t own_start[256], own_end[256];
 static int n_own;
+static uint64_t ro_start[256], ro_end[256];	/* own readable mappings not private-writable */
+static int n_ro;
 static char *scratch, *ballast;
 static int gup_pipe[2] = {-1, -1};
 static uint64_t pm_buf[1], kpf_buf[1];
@@ -108,6 +125,40 @@ static struct iovec pmadv_iov[PMADV_IOV_MAX];
 static sigjmp_buf fault_jmp;
 static volatile int fault_armed;
 static char altstack[1 << 16];
+
+/*
+ * The faults this process took for the harness, not for the scenario: its start
+ * (populating its own memory), the lru_add drains (ballast pages) and the COW
+ * breaking after fork.  /proc/PID/stat counts them in minflt/majflt with the
+ * scenario's (mm_account_fault() charges current); the runner subtracts them.
+ * getrusage(RUSAGE_SELF) reads the same task counters and faults nothing (its
+ * struct lives on the stack, populated at start).
+ */
+static int64_t harness_min, harness_maj;
+
+static void harness_mark(struct rusage *r)
+{
+	getrusage(RUSAGE_SELF, r);
+}
+
+static void harness_add(const struct rusage *since)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	harness_min += now.ru_minflt - since->ru_minflt;
+	harness_maj += now.ru_majflt - since->ru_majflt;
+}
+
+/* Every fault so far was the harness's (at the start, or in a child before it answers). */
+static void harness_all(void)
+{
+	struct rusage now;
+
+	getrusage(RUSAGE_SELF, &now);
+	harness_min = now.ru_minflt;
+	harness_maj = now.ru_majflt;
+}
 
 /* The token of (label, map, index): "fsim:LABEL:MAP:INDEX\n" repeated over a page. */
 static void make_token_page(char *dst, const char *label, const char *map, uint64_t index)
@@ -214,6 +265,13 @@ static void settle_own_memory(void)
 		int w = p[1] == 'w', pr = p[3] == 'p', rd = p[0] == 'r';
 		int special = eol && (memmem(p, eol - p, "[vsyscall]", 10) || memmem(p, eol - p, "[vvar", 5)
 				      || memmem(p, eol - p, "[vdso]", 6));
+		/* The vDSO's pages: loaded, so that mm_populate() of mlockall(MCL_CURRENT)
+		 * (which populates every VMA, the vDSO's too) faults none of them. */
+		if (eol && memmem(p, eol - p, "[vdso]", 6) && n_ro < 256) {
+			ro_start[n_ro] = s; ro_end[n_ro++] = e;
+			for (uint64_t a = s; a < e; a += PAGE)
+				(void)*(volatile char *)a;
+		}
 		if (!special) {
 			madvise((void *)s, e - s, MADV_NOHUGEPAGE);
 			if (w && pr) {
@@ -221,6 +279,7 @@ static void settle_own_memory(void)
 				if (n_own < 256) { own_start[n_own] = s; own_end[n_own++] = e; }
 			} else if (rd) {
 				madvise((void *)s, e - s, MADV_POPULATE_READ);
+				if (n_ro < 256) { ro_start[n_ro] = s; ro_end[n_ro++] = e; }
 			}
 		}
 		if (!eol)
@@ -247,6 +306,20 @@ static void break_cow(void)
 		}
 }
 
+/*
+ * A forked child has no page tables for its file mappings (dup_mmap() copies
+ * none for a VMA without anon_vma: vma_needs_copy(), mm/memory.c), so the first
+ * run of each code page would fault at some scenario line.  Load one byte of
+ * every page now instead (loads, not MADV_POPULATE_READ, whose
+ * faultin_page_range() ends with lru_add_drain()).
+ */
+static void touch_read_only(void)
+{
+	for (int i = 0; i < n_ro; i++)
+		for (uint64_t a = ro_start[i]; a < ro_end[i]; a += PAGE)
+			(void)*(volatile char *)a;
+}
+
 __attribute__((noinline)) static void grow_stack(void)
 {
 	volatile char big[256 * 1024];
@@ -269,6 +342,52 @@ static int page_is_lru(void *addr)
 	if (pread(kpf, kpf_buf, 8, pfn * 8) != 8)
 		return -1;
 	return kpf_buf[0] >> 5 & 1;
+}
+
+/*
+ * mlockall(MCL_CURRENT) locks and populates every VMA, the worker's own too
+ * (apply_mlockall_flags(), then mm_populate(0, TASK_SIZE): mm/mlock.c).  Put
+ * its own memory back as the harness needs it: count the ballast and scratch
+ * pages the population faulted as its own faults, munlock every VMA outside
+ * the scenario's range [lo, hi) (a locked ballast would feed the mlock batch,
+ * not lru_add, and refuse MADV_DONTNEED), and drop those pages again.
+ */
+static int pages_present(char *start, uint64_t npages)
+{
+	int n = 0;
+
+	if (pm < 0)
+		pm = open("/proc/self/pagemap", O_RDONLY);
+	for (uint64_t i = 0; i < npages; i++)
+		if (pread(pm, pm_buf, 8, ((uint64_t)start / PAGE + i) * 8) == 8 && pm_buf[0] >> 63 & 1)
+			n++;
+	return n;
+}
+
+static void mlockall_restore(uint64_t lo, uint64_t hi)
+{
+	int fd = open("/proc/self/maps", O_RDONLY);
+	ssize_t n = 0, r;
+
+	harness_min += pages_present(ballast, BALLAST_PAGES) + pages_present(scratch, 1);
+	while (fd >= 0 && (r = read(fd, maps_buf + n, sizeof(maps_buf) - 1 - n)) > 0)
+		n += r;
+	if (fd >= 0)
+		close(fd);
+	maps_buf[n] = 0;
+	for (const char *p = maps_buf; *p;) {
+		const char *eol = strchr(p, '\n');
+		uint64_t s = hexval(&p), e;
+		p++;
+		e = hexval(&p);
+		if (e <= lo || s >= hi)
+			munlock((void *)s, e - s);
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	madvise(ballast, BALLAST_PAGES * PAGE, MADV_DONTNEED);
+	madvise(scratch, PAGE, MADV_DONTNEED);
 }
 
 /* Fault ballast pages one at a time until the lru_add batch drains. */
@@ -459,11 +578,13 @@ int main(int argc, char **argv)
 	madvise(scratch, PAGE, MADV_NOHUGEPAGE);
 	madvise(ballast, BALLAST_PAGES * PAGE, MADV_NOHUGEPAGE);
 	page_is_lru(scratch);	/* opens pagemap/kpageflags now, not mid-scenario */
+	harness_all();
 	reply(0, getpid());
 
 	while (recv_req(&q, &fd) == 0) {
 		int flags;
 		void *p;
+		struct rusage ru;
 		switch (q.op) {
 		case OP_PING:
 			reply(0, getpid());
@@ -500,10 +621,12 @@ int main(int argc, char **argv)
 		case OP_FORK: {
 			/* Own folios still in lru_add are off the LRU; a COW fault on one
 			 * would drain every batch (see break_cow()). */
+			harness_mark(&ru);
 			int64_t r = drain_lru_add();
 			if (r < 0) {
 				if (fd >= 0)
 					close(fd);
+				harness_add(&ru);
 				reply(r, 0);
 				break;
 			}
@@ -515,17 +638,24 @@ int main(int argc, char **argv)
 				close(pm);
 				pm = open("/proc/self/pagemap", O_RDONLY);
 				break_cow();
+				touch_read_only();
+				/* The child's counters start at zero in copy_process(). */
+				harness_all();
 				reply(0, getpid());
 			} else {
+				int e = pid < 0 ? errno : 0;
 				if (fd >= 0)
 					close(fd);
 				break_cow();
-				reply(pid < 0 ? -errno : 0, pid);
+				harness_add(&ru);
+				reply(-e, pid);
 			}
 			break;
 		}
 		case OP_BREAK_COW:
+			harness_mark(&ru);
 			break_cow();
+			harness_add(&ru);
 			reply(0, 0);
 			break;
 		case OP_EXIT:
@@ -558,12 +688,31 @@ int main(int argc, char **argv)
 			reply(sys(madvise(scratch, PAGE, MADV_COLD)), 0);
 			break;
 		case OP_DRAIN_LRU_ADD: {
+			harness_mark(&ru);
 			int64_t r = drain_lru_add();
+			harness_add(&ru);
 			reply(r < 0 ? r : 0, r);
 			break;
 		}
 		case OP_POKE:
 			reply(do_poke(&q), 0);
+			break;
+		/* Observations. */
+		case OP_HARNESS_FAULTS:
+			reply(0, harness_min | harness_maj << 32);
+			break;
+		case OP_MLOCK2:
+			reply(sys(syscall(SYS_mlock2, (void *)q.addr, q.len, q.arg)), 0);
+			break;
+		case OP_MLOCKALL: {
+			int64_t r = sys(mlockall(q.arg));
+			if (!r && (q.arg & MCL_CURRENT))
+				mlockall_restore(q.addr, q.addr + q.len);
+			reply(r, 0);
+			break;
+		}
+		case OP_MUNLOCKALL:
+			reply(sys(munlockall()), 0);
 			break;
 		/* -- references (issue 12) -- */
 		case OP_PIN:

@@ -31,6 +31,11 @@ OP_DRAIN_ALL = 14
 OP_DRAIN_LRU_ADD = 15
 OP_POKE = 16
 OP_BREAK_COW = 17
+# Observations: opcodes 40-49.
+OP_HARNESS_FAULTS = 40  # val: the worker's own faults, minflt | majflt << 32
+OP_MLOCK2 = 41  # arg: mlock2() flags
+OP_MLOCKALL = 42  # arg: MCL_* flags; addr, length: the scenario's address range
+OP_MUNLOCKALL = 43
 # References (issue 12): opcodes 50-59.
 OP_PIN = 50
 OP_PROCESS_MADVISE = 51
@@ -178,6 +183,11 @@ class Worker:
         if len(msg) != REP.size or not fds:
             raise KernelBackendError("kernel backend: no pipe came back from a gup")
         return fds[0]
+
+    def harness_faults(self) -> tuple[int, int]:
+        """(minflt, majflt) the worker took for the harness (start, drains, COW breaking)."""
+        val = self.call(OP_HARNESS_FAULTS)
+        return val & 0xFFFFFFFF, val >> 32
 
     def exit(self) -> None:
         """Make the process exit and wait until its memory is gone."""

@@ -6,6 +6,7 @@ backend's worker makes, by calling the model's entry point for it:
     mmap / munmap       do_mmap(), do_munmap()            mmap.py     mm/mmap.c
     madvise             do_madvise()                      madvise.py  mm/madvise.c
     mlock / munlock     do_mlock(), sys_munlock()         mlock.py    mm/mlock.c
+    mlockall/munlockall sys_mlockall(), sys_munlockall()  mlock.py    mm/mlock.c
     fork                kernel_clone()                    fork.py     kernel/fork.c
     exit                do_exit()                         exit.py     kernel/exit.c
     gup                 vmsplice_to_pipe()                splice.py   fs/splice.c
@@ -48,13 +49,17 @@ from foliosim.model.errors import InvariantError, SyscallError
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.observe import mthp_order, read_state
 from foliosim.model.profile import get_profile
-from foliosim.model.types import Mm
+from foliosim.model.types import VM_LOCKED, VM_LOCKONFAULT, Mm
 from foliosim.model.user import UserProgram
 from foliosim.observation import FORMAT
 from foliosim.scenario.ast import (
     Command,
     Exit,
     ExpectData,
+    ExpectExclusive,
+    ExpectFlags,
+    ExpectMapcount,
+    ExpectOrder,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -63,9 +68,11 @@ from foliosim.scenario.ast import (
     Gup,
     Madvise,
     Mlock,
+    Mlockall,
     Mmap,
     Mthp,
     Munlock,
+    Munlockall,
     Munmap,
     Observe,
     Pin,
@@ -107,6 +114,7 @@ class ModelBackend:
         events: list[Event] = []
         for cmd in scenario.commands:
             m.line = cmd.line
+            m.current = cmd.proc  # the command's system calls and accesses run in its task
             if cmd.proc not in m.mms:
                 raise InvariantError(f"no process {cmd.proc!r}")
             events.extend(execute(self, cmd))
@@ -206,7 +214,12 @@ class ModelBackend:
             process_vm_access.process_vm_rw_core(self.m, mm, start, end, data)
             self._shadow_store(cmd.proc, cmd.name, first, end - start, cmd.label)
 
-        return self._per_run(cmd, "poke", cmd.name, cmd.runs, poke)
+        # The helper process makes the call: GUP's faults count on it (mm_account_fault()).
+        self.m.current = None
+        try:
+            return self._per_run(cmd, "poke", cmd.name, cmd.runs, poke)
+        finally:
+            self.m.current = cmd.proc
 
     def cmd_read(self, cmd: Read) -> list[Event]:
         data = self.user.user_read(self._mm(cmd), cmd.name, cmd.runs)
@@ -227,9 +240,28 @@ class ModelBackend:
 
     def cmd_mlock(self, cmd: Mlock) -> list[Event]:
         mm = self._mm(cmd)
+        # mlock(2), or mlock2(MLOCK_ONFAULT): VM_LOCKED | VM_LOCKONFAULT.
+        flags = VM_LOCKED | (VM_LOCKONFAULT if cmd.onfault else 0)
         return self._per_run(
-            cmd, "mlock", cmd.name, cmd.runs, lambda s, e, _first: mlock.do_mlock(self.m, mm, s, e)
+            cmd,
+            "mlock",
+            cmd.name,
+            cmd.runs,
+            lambda s, e, _first: mlock.do_mlock(self.m, mm, s, e, flags),
         )
+
+    def cmd_mlockall(self, cmd: Mlockall) -> list[Event]:
+        flags = (
+            (mlock.MCL_CURRENT if cmd.current else 0)
+            | (mlock.MCL_FUTURE if cmd.future else 0)
+            | (mlock.MCL_ONFAULT if cmd.onfault else 0)
+        )
+        mlock.sys_mlockall(self.m, self._mm(cmd), flags)
+        return []
+
+    def cmd_munlockall(self, cmd: Munlockall) -> list[Event]:
+        mlock.sys_munlockall(self.m, self._mm(cmd))
+        return []
 
     def cmd_munlock(self, cmd: Munlock) -> list[Event]:
         mm = self._mm(cmd)
@@ -346,3 +378,21 @@ class ModelBackend:
 
     def cmd_expect_vmstat(self, cmd: ExpectVmstat) -> list[Event]:
         return [expect_event(cmd, {}, vmstat.vmstat_all(self.m))]
+
+
+    # -- page expectations: order, mapcount, exclusive, flags -------------------------
+
+    def _expect_page(self, cmd: Command) -> list[Event]:
+        return [expect_event(cmd, read_state(self.m, only=cmd.proc), {})]
+
+    def cmd_expect_order(self, cmd: ExpectOrder) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_mapcount(self, cmd: ExpectMapcount) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_exclusive(self, cmd: ExpectExclusive) -> list[Event]:
+        return self._expect_page(cmd)
+
+    def cmd_expect_flags(self, cmd: ExpectFlags) -> list[Event]:
+        return self._expect_page(cmd)

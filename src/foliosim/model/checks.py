@@ -186,6 +186,17 @@ class _ShadowMap:
     content: np.ndarray  # what the page must hold (0 = zeroes)
     may_lose: np.ndarray  # Linux may replace it by zeroes (MADV_FREE'd, droppable)
     droppable: bool
+    # Pages a fork child does not get: VM_WIPEONFORK (zeroes, in a VMA of its own)
+    # and VM_DONTCOPY (no VMA), set by madvise.
+    wipe: np.ndarray | None = None
+    dontcopy: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.content)
+        if self.wipe is None:
+            self.wipe = np.full(n, self.droppable)
+        if self.dontcopy is None:
+            self.dontcopy = np.zeros(n, bool)
 
 
 @dataclass
@@ -219,13 +230,21 @@ class Shadow:
         elif advice == "dontneed":
             sm.content[first:end] = 0
             sm.may_lose[first:end] = sm.droppable
+        elif advice in ("wipeonfork", "keeponfork"):
+            sm.wipe[first:end] = advice == "wipeonfork" or sm.droppable
+        elif advice in ("dontfork", "dofork"):
+            sm.dontcopy[first:end] = advice == "dontfork"
 
     def fork(self, parent: str, child: str) -> None:
+        # dup_mmap(): a VM_WIPEONFORK page reads zero in the child, and keeps the
+        # flag; a VM_DONTCOPY page has no VMA there (nothing to read).
         self.procs[child] = {
-            n: (
-                _ShadowMap(np.zeros_like(s.content), s.may_lose.copy(), True)
-                if s.droppable
-                else _ShadowMap(s.content.copy(), s.may_lose.copy(), False)
+            n: _ShadowMap(
+                np.where(s.wipe | s.dontcopy, 0, s.content),
+                s.may_lose.copy(),
+                s.droppable,
+                s.wipe.copy(),
+                np.zeros_like(s.dontcopy),
             )
             for n, s in self.procs[parent].items()
         }

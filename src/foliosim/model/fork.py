@@ -18,6 +18,7 @@ from foliosim.model.types import (
     PTE_WRITE,
     PTE_YOUNG,
     VM_LOCKED,
+    VM_DONTCOPY,
     VM_LOCKONFAULT,
     VM_WIPEONFORK,
     Mapping,
@@ -92,6 +93,9 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
     for name, mp in parent.mappings.items():
         child.mappings[name] = Mapping(mp.name, mp.start, mp.pages, mp.droppable)
     for vma in parent.vmas:
+        if vma.flags & VM_DONTCOPY:
+            # MADV_DONTFORK: the child gets no VMA there at all (vma_iter_clear_gfp()).
+            continue
         new = Vma(
             child,
             vma.start,

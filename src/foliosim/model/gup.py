@@ -13,6 +13,7 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     PTE_WRITE,
     PTE_YOUNG,
+    VM_LOCKONFAULT,
     VM_WRITE,
     ZERO_PFN,
     Mm,
@@ -104,6 +105,10 @@ def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) ->
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain."""
 
+    # "Rightly or wrongly, the VM_LOCKONFAULT case has never used faultin_page()
+    # to break COW, so it has no work to do here" -- and no lru_add_drain() either.
+    if vma.flags & VM_LOCKONFAULT:
+        return
     write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs
     for vpn in range(start, end):
         __get_user_pages(m, vma.mm, vpn, write)

@@ -49,6 +49,9 @@ class Machine:
         self.huge_zero_pfn = -1  # the huge zero folio, allocated on first use
         self._anon_vma_ids = 0
         self.anon_vmas: dict[int, AnonVma] = {}
+        # The task whose system call or access runs now (`current`): mm_account_fault()
+        # charges its faults.  None: a task outside the scenario (the poke helper).
+        self.current: str | None = None
         self.line = 0  # scenario line being executed, for traces and reports
         self._trace = trace
         self.tracing = trace is not None

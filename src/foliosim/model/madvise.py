@@ -17,9 +17,12 @@ from foliosim.model.types import (
     PTE_SPECIAL,
     PTE_SWAP,
     PTE_YOUNG,
+    VM_DONTCOPY,
+    VM_DROPPABLE,
     VM_HUGEPAGE,
     VM_LOCKED,
     VM_NOHUGEPAGE,
+    VM_WIPEONFORK,
     Mm,
     PG_active,
     PG_dirty,
@@ -285,6 +288,20 @@ def madvise_vma_behavior(
     elif advice == "nohugepage":
         new_flags = (vma.flags | VM_NOHUGEPAGE) & ~VM_HUGEPAGE
         return madvise_update_vma(m, vma, prev, start, end, new_flags)
+    # Fork controls: the flags dup_mmap() (kernel/fork.c) reads.  Model: no VM_IO,
+    # no file and no VM_SHARED VMA exists, so DOFORK and WIPEONFORK never fail.
+    elif advice == "dontfork":
+        return madvise_update_vma(m, vma, prev, start, end, vma.flags | VM_DONTCOPY)
+    elif advice == "dofork":
+        return madvise_update_vma(m, vma, prev, start, end, vma.flags & ~VM_DONTCOPY)
+    elif advice == "wipeonfork":
+        # "MADV_WIPEONFORK is only supported on anonymous memory": EINVAL for a file
+        # or VM_SHARED VMA, which the model has none of.
+        return madvise_update_vma(m, vma, prev, start, end, vma.flags | VM_WIPEONFORK)
+    elif advice == "keeponfork":
+        if vma.flags & VM_DROPPABLE:
+            raise SyscallError("EINVAL")  # a droppable VMA is always wiped on fork
+        return madvise_update_vma(m, vma, prev, start, end, vma.flags & ~VM_WIPEONFORK)
     else:
         raise ValueError(advice)
     return vma

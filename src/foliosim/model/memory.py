@@ -47,7 +47,7 @@ _VM_THP_FLAGS = VM_HUGEPAGE | VM_NOHUGEPAGE
 class VmFault:
     """struct vm_fault: where and how the fault happened."""
 
-    __slots__ = ("i", "t", "vma", "vpn", "write")
+    __slots__ = ("i", "major", "t", "vma", "vpn", "write")
 
     def __init__(self, vma: Vma, vpn: int, write: bool, t: PageTable) -> None:
         self.vma = vma
@@ -55,16 +55,41 @@ class VmFault:
         self.write = write
         self.t = t
         self.i = vpn & 511
+        self.major = False  # the fault returns VM_FAULT_MAJOR
+
+
+def mm_account_fault(m: Machine, major: bool) -> None:
+    """mm_account_fault(), mm/memory.c, Linux 6.18: count the fault on `current`'s task.
+
+    A fault is major when it returned VM_FAULT_MAJOR (do_swap_page() had to read
+    the page); FAULT_FLAG_TRIED never happens in the model.  GUP faults count
+    too (regs == NULL only skips the perf events), on the task that made the
+    call: process_vm_writev()'s helper, not the target.
+    """
+    count_vm_events(m, "pgfault", 1)
+    if m.current is None:
+        return
+    task = m.mms.get(m.current)
+    if task is None:
+        return
+    if major:
+        task.maj_flt += 1
+    else:
+        task.min_flt += 1
 
 
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool = False) -> None:
-    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18.
+    """handle_mm_fault(), mm/memory.c, Linux 6.18: __handle_mm_fault(), then mm_account_fault().
 
     `unshare` is FAULT_FLAG_UNSHARE (a R/O long-term pin's fault, mm/gup.c
     faultin_page()): like a write fault on a non-writable entry, but the page
     is only made exclusive, never writable.
     """
-    count_vm_events(m, "pgfault", 1)
+    mm_account_fault(m, __handle_mm_fault(m, vma, vpn, write, unshare))
+
+
+def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool = False) -> bool:
+    """__handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18: True for VM_FAULT_MAJOR."""
     mm = vma.mm
     idx = vpn >> 9
     t = mm.pgtables.get(idx)
@@ -77,14 +102,14 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool =
             ) and huge_memory.thp_vma_suitable_order(vma, vpn, HPAGE_PMD_ORDER):
                 rmap.anon_vma_prepare(m, vma)
                 if huge_memory.do_huge_pmd_anonymous_page(m, vma, vpn, write):
-                    return
+                    return False
         elif (write or unshare) and not pmd[0] & PTE_WRITE:
             if huge_memory.do_huge_pmd_wp_page(m, vma, vpn, unshare=unshare):
-                return
+                return False
             # The PMD was split: handle the fault on its PTE.
         else:
             pmd[0] |= PTE_YOUNG | (PTE_DIRTY if write else 0)  # huge_pmd_set_accessed()
-            return
+            return False
         t = mm.pte_table(vpn, alloc=True)
     vmf = VmFault(vma, vpn, write, t)
     bits = int(t.bits[vmf.i])
@@ -96,6 +121,7 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool =
         do_wp_page(m, vmf, unshare=unshare)
     else:
         t.bits[vmf.i] = bits | PTE_YOUNG | (PTE_DIRTY if write else 0)
+    return vmf.major
 
 
 def pte_range_none(t: PageTable, i: int, nr: int) -> bool:
@@ -294,6 +320,8 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         lru.folio_add_lru(m, folio)
         swap.swap_read_folio(m, folio, offset)
         mem.swap[folio] = -1
+        # Had to read the page from swap area: Major fault.
+        vmf.major = True
         count_vm_events(m, "pgmajfault", 1)
         if m.tracing:
             m.trace(
@@ -302,6 +330,7 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
     else:
         # swapin_readahead(): VMA-based readahead (zram is not rotational).
         folio = swapcache = swap.swap_vma_readahead(m, vma, vmf.vpn, offset)
+        vmf.major = True
         count_vm_events(m, "pgmajfault", 1)
     if vmf.write and folio == swapcache and not folio_test_lru(m, folio):
         # A write fault must tell from the refcount whether it owns the swap-cache

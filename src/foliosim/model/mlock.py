@@ -215,14 +215,71 @@ def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -
         vma = mm_vma.vma_next(mm, prev)
 
 
-def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
-    """do_mlock(), mm/mlock.c, Linux 6.18: the mlock(2) entry point; lock, then populate."""
+def do_mlock(m: Machine, mm: Mm, start: int, end: int, flags: int = VM_LOCKED) -> None:
+    """do_mlock(), mm/mlock.c, Linux 6.18: mlock(2) (flags VM_LOCKED) and mlock2(2)
+    (MLOCK_ONFAULT: VM_LOCKED | VM_LOCKONFAULT); lock, then populate."""
     # No lru_add_drain_all() (older kernels had one): in 6.18 only
     # mlock_vma_pages_range() drains, this CPU's batches, around its walk.
-    apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
-    # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+    apply_vma_lock_flags(m, mm, start, end, flags)
+    __mm_populate(m, mm, start, end)
+
+
+def __mm_populate(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """__mm_populate(), mm/gup.c, Linux 6.18: populate_vma_page_range() on each VMA of the range.
+
+    Every VMA, locked or not (a droppable one too); populate_vma_page_range()
+    itself does nothing for VM_LOCKONFAULT.  Model: no VM_IO or VM_PFNMAP VMA
+    exists, and no error is possible.
+    """
     for vma in mmap.vmas_in_range(mm, start, end):
         gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+
+
+# -- mlockall(2), munlockall(2) --------------------------------------------------------
+
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4  # include/uapi/asm-generic/mman-common.h
+VM_LOCKED_MASK = VM_LOCKED | VM_LOCKONFAULT
+
+
+def apply_mlockall_flags(m: Machine, mm: Mm, flags: int) -> None:
+    """apply_mlockall_flags(), mm/mlock.c, Linux 6.18: mm->def_flags for future mappings,
+    and for MCL_CURRENT mlock_fixup() of every VMA (0: munlockall)."""
+    mm.def_flags &= ~VM_LOCKED_MASK
+    if flags & MCL_FUTURE:
+        mm.def_flags |= VM_LOCKED
+        if flags & MCL_ONFAULT:
+            mm.def_flags |= VM_LOCKONFAULT
+        if not flags & MCL_CURRENT:
+            return
+    to_add = 0
+    if flags & MCL_CURRENT:
+        to_add |= VM_LOCKED
+        if flags & MCL_ONFAULT:
+            to_add |= VM_LOCKONFAULT
+    # for_each_vma(): the walk goes on after the VMA mlock_fixup() left as prev.
+    prev: Vma | None = None
+    vma: Vma | None = mm.vmas[0] if mm.vmas else None
+    while vma is not None:
+        newflags = (vma.flags & ~VM_LOCKED_MASK) | to_add
+        prev = mlock_fixup(m, vma, prev, vma.start, vma.end, newflags)
+        vma = mm_vma.vma_next(mm, prev)
+
+
+def sys_mlockall(m: Machine, mm: Mm, flags: int) -> None:
+    """SYSCALL_DEFINE1(mlockall), mm/mlock.c, Linux 6.18: apply the flags, then with
+    MCL_CURRENT mm_populate(0, TASK_SIZE), every VMA.
+
+    The parser refuses what mlockall() refuses with EINVAL (no flag, or only
+    MCL_ONFAULT); root has CAP_IPC_LOCK, so RLIMIT_MEMLOCK never applies.
+    """
+    apply_mlockall_flags(m, mm, flags)
+    if flags & MCL_CURRENT and mm.vmas:
+        __mm_populate(m, mm, mm.vmas[0].start, mm.vmas[-1].end)
+
+
+def sys_munlockall(m: Machine, mm: Mm) -> None:
+    """SYSCALL_DEFINE0(munlockall), mm/mlock.c, Linux 6.18: apply_mlockall_flags(0)."""
+    apply_mlockall_flags(m, mm, 0)
 
 
 def sys_munlock(m: Machine, mm: Mm, start: int, end: int) -> None:

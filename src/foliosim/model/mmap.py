@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from foliosim.model import memory, rmap
+from foliosim.model import memory, mlock, rmap
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PTRS_PER_PTE,
+    VM_ACCOUNT,
+    VM_DONTDUMP,
     VM_DROPPABLE,
+    VM_LOCKED,
+    VM_LOCKONFAULT,
+    VM_NORESERVE,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -24,10 +29,18 @@ def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: 
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
-    flags = VM_WRITE
+    # A private writable mapping is accounted (accountable_mapping(), mm/mmap.c);
+    # mm->def_flags (mlockall(MCL_FUTURE)) applies to every new VMA.
+    flags = VM_WRITE | VM_ACCOUNT | mm.def_flags
     if droppable:
-        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK (| VM_NORESERVE | VM_DONTDUMP).
-        flags |= VM_DROPPABLE | VM_WIPEONFORK
+        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP,
+        # and VM_NORESERVE means no VM_ACCOUNT.
+        flags = (flags & ~VM_ACCOUNT) | VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP
+    populate = bool(flags & VM_LOCKED)  # do_mmap(): *populate = len for VM_LOCKED
+    if flags & VM_LOCKED and flags & VM_DROPPABLE:
+        # __mmap_complete(), mm/vma.c: !vma_supports_mlock() clears VM_LOCKED_MASK
+        # on the VMA; do_mmap() asked for the population all the same.
+        flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
     vma = Vma(mm, start, start + pages, flags, name)
     mm.vmas.append(vma)
     mm.vmas.sort(key=lambda v: v.start)
@@ -38,6 +51,9 @@ def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: 
             f"{mm.name} {name}: {pages} pages at {start << 12:#x}"
             f"{' droppable' if droppable else ''}",
         )
+    if populate:
+        # vm_mmap_pgoff(), mm/util.c: mm_populate(addr, len) after the mmap.
+        mlock.__mm_populate(m, mm, start, start + pages)
     return mp
 
 

@@ -32,8 +32,10 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
             maps[name] = {
                 "smaps": task_mmu.smaps_of_mapping(m, mm, mp),
                 "pages": read_pages(m, mm, mp.start, mp.pages),
+                "vmas": task_mmu.vmas_of_mapping(mm, mp),
             }
-        procs[pname] = {"maps": maps}
+        # /proc/PID/stat's minflt and majflt: the task's counters (mm_account_fault()).
+        procs[pname] = {"maps": maps, "minflt": mm.min_flt, "majflt": mm.maj_flt}
     vmstat = {k: int(m.vmstat.get(k, 0)) for k in VMSTAT_KEYS}
     mthp = {}
     for kb in MTHP_SIZES_KB:

@@ -6,6 +6,16 @@ import numpy as np
 
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
+    VM_ACCOUNT,
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_DROPPABLE,
+    VM_HUGEPAGE,
+    VM_LOCKONFAULT,
+    VM_NOHUGEPAGE,
+    VM_NORESERVE,
+    VM_WIPEONFORK,
+    VM_WRITE,
     PTE_DIRTY,
     PTE_PRESENT,
     PTE_SPECIAL,
@@ -159,3 +169,54 @@ def pte_to_pagemap_entry(
         pages = np.where(pmd_mapped, heads, pages)
     exclusive = normal & (precise_mapcounts(m, pages, heads) == 1)
     return present, swap, exclusive
+
+
+# show_smap_vma_flags(), fs/proc/task_mmu.c, Linux 6.18: the VmFlags mnemonics of the
+# vm_flags the model keeps, in the kernel's bit order (VM_READ 0x1 ... VM_DROPPABLE
+# bit 40), which is the order smaps prints them in.  None: a flag every model VMA
+# has.  Model: every VMA is a private anonymous mapping made readable, with VM_MAYREAD,
+# VM_MAYWRITE and VM_MAYEXEC (do_mmap()'s defaults); VM_SOFTDIRTY has no letter
+# without CONFIG_MEM_SOFT_DIRTY (this kernel's build).
+VM_MNEMONICS: tuple[tuple[int | None, str], ...] = (
+    (None, "rd"),  # VM_READ 0x1
+    (VM_WRITE, "wr"),  # 0x2
+    (None, "mr"),  # VM_MAYREAD 0x10
+    (None, "mw"),  # VM_MAYWRITE 0x20
+    (None, "me"),  # VM_MAYEXEC 0x40
+    (VM_LOCKED, "lo"),  # 0x2000
+    (VM_DONTCOPY, "dc"),  # 0x20000
+    (VM_LOCKONFAULT, "lf"),  # 0x80000
+    (VM_ACCOUNT, "ac"),  # 0x100000
+    (VM_NORESERVE, "nr"),  # 0x200000
+    (VM_WIPEONFORK, "wf"),  # 0x2000000
+    (VM_DONTDUMP, "dd"),  # 0x4000000
+    (VM_HUGEPAGE, "hg"),  # 0x20000000
+    (VM_NOHUGEPAGE, "nh"),  # 0x40000000
+    (VM_DROPPABLE, "dp"),  # bit 40
+)
+
+
+def show_smap_vma_flags(vma: Vma) -> list[str]:
+    """show_smap_vma_flags(), fs/proc/task_mmu.c, Linux 6.18: the VMA's VmFlags words, in order."""
+    return [name for flag, name in VM_MNEMONICS if flag is None or vma.flags & flag]
+
+
+def show_vma_header_prot(vma: Vma) -> str:
+    """The permissions column of show_vma_header_prefix(), fs/proc/task_mmu.c, Linux 6.18."""
+    return "r" + ("w" if vma.flags & VM_WRITE else "-") + "-p"
+
+
+def vmas_of_mapping(mm: Mm, mp: Mapping) -> list[dict[str, object]]:
+    """The contract's VMA list of a mapping: each VMA inside it, first and last page, perms, VmFlags."""
+    out: list[dict[str, object]] = []
+    for vma in mm.vmas:
+        if vma.start < mp.start + mp.pages and mp.start < vma.end:
+            out.append(
+                {
+                    "first": vma.start - mp.start,
+                    "last": vma.end - 1 - mp.start,
+                    "prot": show_vma_header_prot(vma),
+                    "flags": show_smap_vma_flags(vma),
+                }
+            )
+    return out

@@ -78,6 +78,12 @@ VM_NOHUGEPAGE = 1 << 3
 VM_DROPPABLE = 1 << 4
 VM_WIPEONFORK = 1 << 5
 VM_LOCKONFAULT = 1 << 6
+# More vm_flags of include/linux/mm.h the model keeps (bit numbers its own;
+# /proc/PID/smaps' VmFlags letters come from task_mmu.VM_MNEMONICS).
+VM_DONTCOPY = 1 << 16  # MADV_DONTFORK: dup_mmap() skips the VMA
+VM_ACCOUNT = 1 << 17  # a private writable mapping charged to the commit limit
+VM_NORESERVE = 1 << 18  # MAP_NORESERVE (MAP_DROPPABLE sets it)
+VM_DONTDUMP = 1 << 19  # MADV_DONTDUMP (MAP_DROPPABLE sets it)
 
 # mm counters
 MM_ANONPAGES = 0
@@ -219,6 +225,12 @@ class Mm:
     mappings: dict[str, Mapping] = field(default_factory=dict)
     next_slot: int = 0
     has_pinned: bool = False  # MMF_HAS_PINNED
+    # The task's fault counters (task_struct min_flt/maj_flt; the model's
+    # process is its mm): what mm_account_fault() counts for `current`.
+    min_flt: int = 0
+    maj_flt: int = 0
+    # mm->def_flags: vm_flags every new VMA gets (mlockall(MCL_FUTURE)).
+    def_flags: int = 0
 
     def pte_table(self, vpn: int, alloc: bool = False) -> PageTable | None:
         """The PTE page covering vpn (pte_offset_map), allocated if asked (pte_alloc)."""

@@ -25,6 +25,11 @@ ADVICES = (
     "nohugepage",
     "populate_read",
     "populate_write",
+    # fork controls: VM_DONTCOPY, VM_WIPEONFORK
+    "dontfork",
+    "dofork",
+    "wipeonfork",
+    "keeponfork",
 )
 # /proc/PID/smaps fields reported per mapping in STATE, in kB, summed over
 # its VMAs; `expect NAME smaps FIELD KB` takes one of them.
@@ -44,6 +49,52 @@ SMAPS_KEYS = (
 )
 
 PAGE_STATES = ("present", "swap", "none")
+
+# /proc/kpageflags bit -> name (include/uapi/linux/kernel-page-flags.h), lower case.
+# Bit 34 (KPF_MAPPEDTODISK, PG_owner_2) is PageAnonExclusive on anonymous pages.
+# Defined here, where the parser checks `expect NAME RANGE flags +FLAG` against it;
+# foliosim.observation re-exports it with the rest of the schema.
+KPF_NAMES = {
+    0: "locked",
+    1: "error",
+    2: "referenced",
+    3: "uptodate",
+    4: "dirty",
+    5: "lru",
+    6: "active",
+    7: "slab",
+    8: "writeback",
+    9: "reclaim",
+    10: "buddy",
+    11: "mmap",
+    12: "anon",
+    13: "swapcache",
+    14: "swapbacked",
+    15: "compound_head",
+    16: "compound_tail",
+    17: "huge",
+    18: "unevictable",
+    19: "hwpoison",
+    20: "nopage",
+    21: "ksm",
+    22: "thp",
+    23: "offline",
+    24: "zero_page",
+    25: "idle",
+    26: "pgtable",
+    32: "reserved",
+    33: "mlocked",
+    34: "anon_exclusive",
+    35: "private",
+    36: "private_2",
+    37: "owner_private",
+    38: "arch",
+    39: "uncached",
+    40: "softdirty",
+    41: "arch_2",
+}
+# Never reported: other activity on a shared machine changes them.
+KPF_NEVER_REPORTED = frozenset({"lru", "idle"})
 # Values of `read` results and `expect ... data` besides labels.
 DATA_ZERO = "zero"
 DATA_GARBAGE = "garbage"
@@ -123,6 +174,7 @@ class Madvise(Command):
 class Mlock(Command):
     name: str
     runs: Runs
+    onfault: bool = False  # mlock2(MLOCK_ONFAULT): VM_LOCKONFAULT, no population
 
 
 @dataclass(frozen=True)
@@ -196,6 +248,60 @@ class ExpectVmstat(Command):
     value: int
 
 
+# -- mlockall, munlockall ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mlockall(Command):
+    """mlockall [current] [future] [onfault]: MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT."""
+
+    current: bool
+    future: bool
+    onfault: bool = False
+
+
+@dataclass(frozen=True)
+class Munlockall(Command):
+    pass
+
+
+# -- page expectations: order, mapcount, exclusive, flags ---------------------------
+
+
+@dataclass(frozen=True)
+class ExpectOrder(Command):
+    """expect NAME RANGE order N: every page present, in a folio of order N."""
+
+    name: str
+    runs: Runs
+    order: int
+
+
+@dataclass(frozen=True)
+class ExpectMapcount(Command):
+    """expect NAME RANGE mapcount N: every page present, /proc/kpagecount N."""
+
+    name: str
+    runs: Runs
+    mapcount: int
+
+
+@dataclass(frozen=True)
+class ExpectExclusive(Command):
+    """expect NAME RANGE exclusive yes|no: pagemap bit 56 (PM_MMAP_EXCLUSIVE) of every page."""
+
+    name: str
+    runs: Runs
+    exclusive: bool
+
+
+@dataclass(frozen=True)
+class ExpectFlags(Command):
+    """expect NAME RANGE flags +FLAG -FLAG...: every page present, with each + flag, without each -."""
+
+    name: str
+    runs: Runs
+    flags: tuple[str, ...]  # "+dirty", "-mlocked", ... as written
 # -- references: long-term pins, what a reference holds, process_madvise (issue 12) ----
 
 @dataclass(frozen=True)

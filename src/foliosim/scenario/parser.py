@@ -54,16 +54,19 @@ USAGE = {
     "write": "write NAME RANGE [as LABEL]",
     "read": "read NAME RANGE",
     "madvise": "madvise NAME RANGE ADVICE",
-    "mlock": "mlock NAME RANGE",
+    "mlock": "mlock NAME RANGE [onfault]",
     "munlock": "munlock NAME RANGE",
     "fork": "fork CHILD",
     "exit": "exit",
     "gup": "gup NAME RANGE as REF",
     "release": "release REF",
     "poke": "poke NAME RANGE [as LABEL]",
+    "mlockall": "mlockall [current] [future] [onfault]",
+    "munlockall": "munlockall",
     "observe": "observe [LABEL]",
     "expect": (
         "expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE present|swap|none, "
+        "expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., "
         "expect NAME smaps FIELD KB, or expect vmstat COUNTER N"
     ),
     # -- references (issue 12) --
@@ -71,6 +74,12 @@ USAGE = {
     "process_madvise": "process_madvise OTHER NAME RANGE ADVICE",
 }
 COMMANDS = tuple(USAGE)
+# The page expectations after `expect NAME RANGE`, besides data and the states.
+PAGE_EXPECTS = ("order", "mapcount", "exclusive", "flags")
+ORDER_MAX = 9  # HPAGE_PMD_ORDER: anonymous folios are at most 2M
+FLAG_NAMES = tuple(
+    sorted(n for n in ast.KPF_NAMES.values() if n not in ast.KPF_NEVER_REPORTED)
+)
 
 
 def parse_file(path: str | os.PathLike[str]) -> ast.Scenario:
@@ -575,8 +584,59 @@ class _Parser:
         return cls(line=self.line, proc=proc, text=text, name=name, runs=runs)
 
     cmd_read = partialmethod(name_and_range, ast.Read)
-    cmd_mlock = partialmethod(name_and_range, ast.Mlock)
     cmd_munlock = partialmethod(name_and_range, ast.Munlock)
+
+    # -- mlock [onfault], mlockall, munlockall --------------------------------------
+
+    def cmd_mlock(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        onfault = False
+        w = self.peek()
+        if w is not None:
+            if w.text != "onfault":
+                self.fail(
+                    w.col,
+                    f"mlock: unexpected {_q(w.text)}, expected 'onfault' or end of line "
+                    f"({self.usage()}){_did_you_mean(w.text, ('onfault',))}",
+                )
+            self.pos += 1
+            onfault = True
+            self.done()
+        return ast.Mlock(line=self.line, proc=proc, text=text, name=name, runs=runs, onfault=onfault)
+
+    def cmd_mlockall(self, proc: str, text: str) -> ast.Command:
+        words = ("current", "future", "onfault")
+        given: dict[str, int] = {}
+        while (w := self.peek()) is not None:
+            self.pos += 1
+            if w.text not in words:
+                self.fail(
+                    w.col,
+                    f"mlockall: unexpected {_q(w.text)}, expected current, future, onfault or "
+                    f"end of line ({self.usage()}){_did_you_mean(w.text, words)}",
+                )
+            if w.text in given:
+                self.fail(w.col, f"mlockall: {_q(w.text)} given twice")
+            given[w.text] = w.col
+        if "current" not in given and "future" not in given:
+            # mlockall() refuses flags without MCL_CURRENT or MCL_FUTURE with EINVAL.
+            self.fail(
+                self.words[-1].end + 1,
+                "mlockall: needs current, future or both (MCL_CURRENT, MCL_FUTURE; onfault "
+                f"alone is EINVAL) ({self.usage()})",
+            )
+        return ast.Mlockall(
+            line=self.line,
+            proc=proc,
+            text=text,
+            current="current" in given,
+            future="future" in given,
+            onfault="onfault" in given,
+        )
+
+    def cmd_munlockall(self, proc: str, text: str) -> ast.Command:
+        self.done()
+        return ast.Munlockall(line=self.line, proc=proc, text=text)
 
     def cmd_fork(self, proc: str, text: str) -> ast.Command:
         w = self.next("CHILD process name")
@@ -696,7 +756,9 @@ class _Parser:
                 line=self.line, proc=proc, text=text, name=name, field=fieldname, kb=kb
             )
         runs = self.range(w2, name, m.pages)
-        kind = self.next("'data', 'present', 'swap' or 'none'")
+        kind = self.next("'data', 'present', 'swap', 'none', 'order', 'mapcount', 'exclusive' or 'flags'")
+        if kind.text in PAGE_EXPECTS:
+            return self.expect_page(proc, text, name, runs, kind)
         if kind.text == "data":
             vw = self.data_value()
             self.done()
@@ -704,7 +766,7 @@ class _Parser:
                 line=self.line, proc=proc, text=text, name=name, runs=runs, value=vw.text
             )
         if kind.text not in ast.PAGE_STATES:
-            choices = ("data",) + ast.PAGE_STATES
+            choices = ("data",) + ast.PAGE_STATES + PAGE_EXPECTS
             self.fail(
                 kind.col,
                 f"expect: unexpected {_q(kind.text)} after the range, expected one of "
@@ -715,6 +777,61 @@ class _Parser:
             line=self.line, proc=proc, text=text, name=name, runs=runs, state=kind.text
         )
 
+    # -- page expectations: order, mapcount, exclusive, flags ------------------------
+
+    def expect_page(
+        self, proc: str, text: str, name: str, runs: ast.Runs, kind: _Word
+    ) -> ast.Command:
+        """expect NAME RANGE order N | mapcount N | exclusive yes|no | flags [+|-]FLAG..."""
+        common = dict(line=self.line, proc=proc, text=text, name=name, runs=runs)
+        if kind.text in ("order", "mapcount"):
+            nw = self.next("N")
+            n = self.number(nw.text, nw.col, kind.text)
+            if kind.text == "order" and n > ORDER_MAX:
+                self.fail(
+                    nw.col,
+                    f"expect: order {n} is above {ORDER_MAX} (anonymous folios are order 0-9: "
+                    "4K to 2M)",
+                )
+            self.done()
+            if kind.text == "order":
+                return ast.ExpectOrder(**common, order=n)  # type: ignore[arg-type]
+            return ast.ExpectMapcount(**common, mapcount=n)  # type: ignore[arg-type]
+        if kind.text == "exclusive":
+            yw = self.next("yes or no")
+            yes = self.choice(yw, "exclusive value", ("yes", "no")) == "yes"
+            self.done()
+            return ast.ExpectExclusive(**common, exclusive=yes)  # type: ignore[arg-type]
+        flags: list[str] = []
+        seen: dict[str, int] = {}
+        if self.peek() is None:
+            self.next("+FLAG or -FLAG")
+        while (fw := self.peek()) is not None:
+            self.pos += 1
+            sign, flag = fw.text[:1], fw.text[1:]
+            if sign not in ("+", "-"):
+                self.fail(
+                    fw.col,
+                    f"expect: flag {_q(fw.text)} needs a sign: +{fw.text} (set) or "
+                    f"-{fw.text} (clear)",
+                )
+            if flag in ast.KPF_NEVER_REPORTED:
+                self.fail(
+                    fw.col + 1,
+                    f"expect: flag {_q(flag)} cannot be asserted: it is never reported "
+                    "(other activity on the machine changes it)",
+                )
+            if flag not in FLAG_NAMES:
+                self.fail(
+                    fw.col + 1,
+                    f"expect: unknown page flag {_q(flag)} (/proc/kpageflags names, lower "
+                    f"case, e.g. dirty, mlocked, anon_exclusive){_did_you_mean(flag, FLAG_NAMES)}",
+                )
+            if flag in seen:
+                self.fail(fw.col, f"expect: flag {_q(flag)} given twice (first at column {seen[flag]})")
+            seen[flag] = fw.col
+            flags.append(fw.text)
+        return ast.ExpectFlags(**common, flags=tuple(flags))  # type: ignore[arg-type]
     # -- references: long-term pins, what a reference holds, process_madvise (issue 12) --
 
     def take_ref(self) -> str:

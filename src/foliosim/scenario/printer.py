@@ -56,7 +56,16 @@ def command_text(cmd: ast.Command) -> str:
         case ast.Madvise():
             return f"madvise {_name(cmd.name, cmd)} {range_text(cmd.runs)} {cmd.advice}"
         case ast.Mlock():
-            return f"mlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}"
+            onfault = " onfault" if cmd.onfault else ""
+            return f"mlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}{onfault}"
+        case ast.Mlockall():
+            if not (cmd.current or cmd.future):
+                raise ValueError(f"line {cmd.line}: mlockall needs current or future")
+            words = [w for w, on in (("current", cmd.current), ("future", cmd.future),
+                                      ("onfault", cmd.onfault)) if on]
+            return "mlockall " + " ".join(words)
+        case ast.Munlockall():
+            return "munlockall"
         case ast.Munlock():
             return f"munlock {_name(cmd.name, cmd)} {range_text(cmd.runs)}"
         case ast.Fork():
@@ -81,6 +90,20 @@ def command_text(cmd: ast.Command) -> str:
             return f"expect {_name(cmd.name, cmd)} {range_text(cmd.runs)} {cmd.state}"
         case ast.ExpectSmaps():
             return f"expect {_name(cmd.name, cmd)} smaps {cmd.field} {cmd.kb}"
+        case ast.ExpectOrder():
+            return f"expect {_name(cmd.name, cmd)} {range_text(cmd.runs)} order {cmd.order}"
+        case ast.ExpectMapcount():
+            return f"expect {_name(cmd.name, cmd)} {range_text(cmd.runs)} mapcount {cmd.mapcount}"
+        case ast.ExpectExclusive():
+            yes = "yes" if cmd.exclusive else "no"
+            return f"expect {_name(cmd.name, cmd)} {range_text(cmd.runs)} exclusive {yes}"
+        case ast.ExpectFlags():
+            if not cmd.flags or any(
+                f[:1] not in "+-" or not f[1:] or not _COUNTER_RE.fullmatch(f[1:])
+                for f in cmd.flags
+            ):
+                raise ValueError(f"line {cmd.line}: flags {cmd.flags!r} cannot be written")
+            return f"expect {_name(cmd.name, cmd)} {range_text(cmd.runs)} flags {' '.join(cmd.flags)}"
         case ast.ExpectVmstat():
             if not _COUNTER_RE.fullmatch(cmd.counter):
                 raise ValueError(f"line {cmd.line}: bad vmstat counter {cmd.counter!r}")

@@ -20,8 +20,9 @@ from foliosim.scenario.parser import parse_file
 SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 # The kernel build every expectation of the library was seen on (scenarios/README.md).
 LIBRARY_PROFILE = "linux-6.18.44-fc"
-SCENARIOS = sorted(SCENARIO_DIR.glob("*.scn"))
-IDS = [p.name for p in SCENARIOS]
+# scenarios/pressure/: reclaim under a memory cgroup's limit (issue 13, docs/pressure.md).
+SCENARIOS = sorted(SCENARIO_DIR.glob("*.scn")) + sorted(SCENARIO_DIR.glob("pressure/*.scn"))
+IDS = [str(p.relative_to(SCENARIO_DIR)) for p in SCENARIOS]
 
 
 @cache
@@ -97,7 +98,7 @@ def test_scenario_states_its_claim_expectation_and_kernel_reference(path: Path) 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)
 def test_scenario_is_described_in_the_readme(path: Path) -> None:
-    assert f"`{path.name}`" in (SCENARIO_DIR / "README.md").read_text()
+    assert f"`{path.relative_to(SCENARIO_DIR)}`" in (SCENARIO_DIR / "README.md").read_text()
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=IDS)

@@ -7,6 +7,7 @@ from typing import Any
 from foliosim.scenario.ast import (
     Command,
     ExpectData,
+    ExpectMemcg,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -41,6 +42,13 @@ def expect_event(
     elif isinstance(cmd, ExpectVmstat):
         got = vmstat.get(cmd.counter)
         ok = got == cmd.value
+    elif isinstance(cmd, ExpectMemcg):
+        # memcg (issue 13): `state` is the backend's memcg fields (a superset of
+        # STATE["memcg"]); a field it cannot produce is missing, got null, and fails.
+        got = state.get(cmd.field, False)
+        ok = got is not False and got == cmd.value
+        if got is False:
+            got = None
     else:
         raise TypeError(f"not an expect command: {cmd!r}")
     return {

@@ -353,7 +353,7 @@ ERRORS = [
         1,
         (
             "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, write, read, "
-            "madvise, mlock, munlock, fork, exit, gup, release, poke, observe, expect)"
+            "madvise, mlock, munlock, fork, exit, gup, release, poke, observe, expect, memcg)"
         ),
     ),
     ("mmap A 4\nwrite A", 2, 9, "write: missing RANGE (usage: write NAME RANGE [as LABEL])"),

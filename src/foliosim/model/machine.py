@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from foliosim.model.profile import Profile
-from foliosim.model.types import AnonVma, Memmap, Mm
+from foliosim.model.types import AnonVma, MemCgroup, Memmap, Mm
 
 Trace = Callable[[int, str, str], None]
 
@@ -46,6 +46,7 @@ class Machine:
         self.huge_zero_pfn = -1  # the huge zero folio, allocated on first use
         self._anon_vma_ids = 0
         self.anon_vmas: dict[int, AnonVma] = {}
+        self.memcg = MemCgroup()  # memcg (issue 13): the scenario's memory cgroup and lruvec
         self.line = 0  # scenario line being executed, for traces and reports
         self._trace = trace
         self.tracing = trace is not None

@@ -85,6 +85,15 @@ def command_text(cmd: ast.Command) -> str:
             if not _COUNTER_RE.fullmatch(cmd.counter):
                 raise ValueError(f"line {cmd.line}: bad vmstat counter {cmd.counter!r}")
             return f"expect vmstat {cmd.counter} {cmd.value}"
+        # memcg (issue 13)
+        case ast.MemcgLimit():
+            return "memcg limit max" if cmd.pages is None else f"memcg limit {size_text(cmd.pages)}"
+        case ast.MemcgReclaim():
+            return f"memcg reclaim {size_text(cmd.pages)}"
+        case ast.MemcgSwappiness():
+            return f"memcg swappiness {cmd.value}"
+        case ast.ExpectMemcg():
+            return f"expect memcg {cmd.field} {'max' if cmd.value is None else cmd.value}"
     raise ValueError(f"line {cmd.line}: not a scenario command: {cmd!r}")
 
 

@@ -88,6 +88,16 @@ def remove(path: Path, trace: Trace | None = None) -> None:
             time.sleep(0.01)
 
 
+def remove_stale(trace: Trace | None = None) -> None:
+    """Remove every scenario cgroup left behind: called under the run lock, so none is live.
+
+    The saved-settings file names the cgroup of a killed run, but a run of an
+    older foliosim (before memcg) repairs that file without knowing the key.
+    """
+    for path in sorted(V1_ROOT.glob("foliosim-*")):
+        remove(path, trace)
+
+
 class Memcg:
     """One scenario's memory cgroup (v1)."""
 

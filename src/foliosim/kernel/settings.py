@@ -199,8 +199,7 @@ class Settings:
         saved = json.loads(state_file().read_text())
         saved["memcg"] = str(cg.path)
         self._store(saved)
-        if cg.path.is_dir():  # a run with our pid that was killed: not one to keep
-            memcg.remove(cg.path, self.trace)
+        memcg.remove_stale(self.trace)  # under the run lock: none of them is live
         cg.create()
         return cg
 

@@ -40,6 +40,7 @@ from foliosim.kernel.worker import (
     OP_MUNMAP,
     OP_POKE,
     OP_WRITE,
+    NAME_LEN,
     Worker,
     WorkerError,
 )
@@ -697,6 +698,8 @@ class KernelBackend:
     def _memcg_write(self, cmd: Command, name: str, value: str) -> str | None:
         assert self.memcg is not None
         path = str(self.memcg.file(name))
+        if len(path.encode()) >= NAME_LEN:  # the request's path field (worker.c, NAME_MAX_)
+            raise KernelBackendError(f"kernel backend: cgroup path too long for the worker: {path}")
         return self._call(
             self._worker(cmd),
             "write",

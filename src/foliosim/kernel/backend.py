@@ -307,6 +307,7 @@ class KernelBackend:
                 events.extend(execute(self, cmd))
             self._line = 0
             final = self._state()
+            noise = self._reclaim_noise()
         except _Interrupted as e:
             interrupted = e.signum
             raise KernelBackendError(
@@ -327,7 +328,7 @@ class KernelBackend:
         return {
             "format": FORMAT,
             "scenario": scenario.name,
-            "backend": {"name": "kernel", "release": platform.release()},
+            "backend": {"name": "kernel", "release": platform.release(), **noise},
             "events": events,
             "final": final,
         }
@@ -678,6 +679,19 @@ class KernelBackend:
         return state
 
     # -- memcg (issue 13) ------------------------------------------------------------
+
+    def _reclaim_noise(self) -> dict[str, Any]:
+        # Reclaim of the scenario's cgroup counts no global pgscan_kswapd/direct
+        # (shrink_inactive_list(), mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so a move
+        # of either is other reclaim on the machine, whose scans the reclaim
+        # counters of `expect vmstat` then include: said in the observation's backend.
+        if not self.uses_memcg:
+            return {}
+        vm = self._vmstat_all()
+        moved = {k: vm.get(k, 0) for k in ("pgscan_kswapd", "pgscan_direct") if vm.get(k, 0)}
+        if moved:
+            self._t("memcg", f"machine-wide reclaim during the run: {moved}")
+        return {"reclaim_noise": moved} if moved else {}
 
     def _spawn_pump(self, binary: Any, cpu: int) -> None:
         # A worker in the cgroup that only ever makes zero-page faults, so that a

@@ -737,7 +737,8 @@ class KernelBackend:
         usage = self.memcg.read_int("memory.usage_in_bytes")
         target = max(usage - cmd.pages * PAGE_SIZE, 0)
         err = self._memcg_write(cmd, "memory.limit_in_bytes", str(target))
-        self._memcg_write(cmd, "memory.limit_in_bytes", "-1" if old >= memcg.V1_NO_LIMIT else str(old))
+        back = "-1" if old >= memcg.V1_NO_LIMIT else str(old)
+        self._memcg_write(cmd, "memory.limit_in_bytes", back)
         after = self.memcg.read_int("memory.usage_in_bytes")
         self._t("memcg", f"usage {usage // 1024} kB -> {after // 1024} kB")
         return [error_event(cmd, "memcg", err)] if err else []

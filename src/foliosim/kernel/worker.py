@@ -31,6 +31,9 @@ OP_DRAIN_ALL = 14
 OP_DRAIN_LRU_ADD = 15
 OP_POKE = 16
 OP_BREAK_COW = 17
+# References (issue 12): opcodes 50-59.
+OP_PIN = 50
+OP_PROCESS_MADVISE = 51
 # memcg (issue 13): 60-69
 OP_MEMCG_WRITE = 60
 OP_MEMCG_FLUSH = 61
@@ -156,6 +159,16 @@ class Worker:
         if cret != 0 or cpid != child:
             raise KernelBackendError("kernel backend: forked worker failed to start")
         return Worker(ours, child)
+
+    def call_with_fd(self, op: int, fd: int, extra: bytes = b"", **kw: object) -> int:
+        """Send one request with `fd` (SCM_RIGHTS) and, if given, a second message `extra`."""
+        self._send(op, fds=[fd], **kw)  # type: ignore[arg-type]
+        if extra:
+            self.sock.send(extra)
+        ret, val = self._recv_rep(self.sock)
+        if ret < 0:
+            raise WorkerError(-ret, os.strerror(-ret))
+        return val
 
     def gup_end(self) -> int:
         """Receive the read end of the gup pipe (SCM_RIGHTS); the caller owns it."""

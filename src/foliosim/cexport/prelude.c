@@ -819,7 +819,15 @@ FS_FN struct fs_reply_msg fs_recv(int p, int line)
 	return r;
 }
 
-/* Start a process forked from the orchestrator (p0 or the helper) and wait until it is ready. */
+/* Start a process forked from the orchestrator (p0 or the helper) and wait until it is ready.
+ * The orchestrator forks it from the scenario's CPU, not from the other CPUs: the first
+ * stores on either side of fork() are COW faults whose copies wait in the lru_add batch
+ * of the CPU that took them, off the LRU.  Taken on another CPU, they stay there until
+ * that CPU drains (nothing here makes it), and the first COW fault on one of them at a
+ * scenario `fork` finds it off the LRU: wp_can_reuse_anon_folio() (mm/memory.c, 6.18)
+ * then calls lru_add_drain(), which empties every batch of the scenario's CPU.  Taken on
+ * the scenario's CPU, the populate's lru_add_drain() (faultin_page_range(), mm/gup.c)
+ * and the contract's start drain put them on the LRU. */
 FS_FN void fs_spawn(int p, void (*main_)(void))
 {
 	pid_t pid = fork();
@@ -2267,7 +2275,7 @@ static const char *fs_settings_differ(void)
 
 FS_FN void fs_start(int argc, char **argv, void (*p0_main)(void), void (*helper_main)(void))
 {
-	cpu_set_t allowed, others;
+	cpu_set_t allowed, others, mine;
 	struct sigaction sa;
 	char swapdev[128], text[64];
 	struct utsname u;
@@ -2310,9 +2318,11 @@ FS_FN void fs_start(int argc, char **argv, void (*p0_main)(void), void (*helper_
 	signal(SIGPIPE, SIG_IGN);
 	if (root)
 		fs_settings_start();
-	/* The orchestrator's own faults happen on the other CPUs, and never as large folios
-	 * (the mTHP counters are machine-wide). */
-	if (sched_setaffinity(0, sizeof(others), &others))
+	/* The orchestrator's own faults never make large folios (the mTHP counters are
+	 * machine-wide).  It forks p0 and the helper from the scenario's CPU: see fs_spawn. */
+	CPU_ZERO(&mine);
+	CPU_SET(fs_cpu, &mine);
+	if (sched_setaffinity(0, sizeof(mine), &mine))
 		fs_die("sched_setaffinity: %s", strerror(errno));
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -2333,6 +2343,9 @@ FS_FN void fs_start(int argc, char **argv, void (*p0_main)(void), void (*helper_
 	fflush(stdout);		/* before any fork: nothing buffered is written twice */
 	fs_spawn(FS_NPROC, helper_main);
 	fs_spawn(0, p0_main);
+	/* From here the orchestrator's own faults happen on the other CPUs. */
+	if (sched_setaffinity(0, sizeof(others), &others))
+		fs_die("sched_setaffinity: %s", strerror(errno));
 	fs_data = malloc(FS_WORDS_SIZE);
 	fs_got = malloc(FS_WORDS_SIZE);
 	fs_copybuf = malloc(FS_WORDS_SIZE);

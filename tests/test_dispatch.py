@@ -124,6 +124,10 @@ pin A 0-1 as R
 expect R data a
 process_madvise p0 A 0 cold
 release R
+memcg swappiness 60
+memcg limit max
+memcg reclaim 4K
+expect memcg limit max
 munmap A
 """
 
@@ -144,6 +148,7 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (22, "expect"),
         (23, "expect"),
         (27, "expect"),
+        (33, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from kernel_helpers import run_text
 
+from foliosim.kernel import memcg
 from foliosim.kernel.settings import (
     KHUGEPAGED_SLEEP,
     THP_DIR,
@@ -61,6 +62,8 @@ def _settings() -> dict:
         "zram_disksize": Path("/sys/block/zram0/disksize").read_text(),
         "khugepaged_sleep": KHUGEPAGED_SLEEP.read_text(),
         "kdamonds": {k: p.read_text() for k, p in kdamond_state_files().items()},
+        # memcg (issue 13): the scenario cgroups of runs (foliosim-<runner pid>)
+        "memcgs": sorted(p.name for p in memcg.V1_ROOT.glob("foliosim-*")),
     }
 
 
@@ -122,6 +125,10 @@ class TestSettingsAreRestored:
         assert "[always]" in during["mthp"][64]
         assert during["khugepaged_sleep"].strip() == "3600000"  # paused for the run
         assert all(state.strip() == "off" for state in during["kdamonds"].values())
+        # Every scenario process is in the run's memory cgroup, the runner is not.
+        assert during["memcgs"] == [f"foliosim-{proc.pid}"]
+        procs = (memcg.V1_ROOT / during["memcgs"][0] / "cgroup.procs").read_text().split()
+        assert sorted(int(p) for p in procs) == sorted(pids[:1] + pids[2:])
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGTERM
@@ -138,8 +145,12 @@ class TestSettingsAreRestored:
         assert wait_dead(pids) == []
         with RunLock():  # the lock died with the runner
             left, saved = _settings(), state_file().exists()
+        # Its memory cgroup is left (empty) until the next run removes it.
+        assert left.pop("memcgs") in ([f"foliosim-{proc.pid}"], [])
+        before_memcgs = before.pop("memcgs")
         # Another engineer's run may have taken the lock first and repaired it already.
         assert ("/dev/zram0" in left["swaps"] and saved) or (left == before and not saved)
+        before["memcgs"] = before_memcgs
         obs = run_text("mmap A 1\nwrite A 0\n")
         assert obs["final"]["procs"]["p0"]["maps"]["A"]["pages"][0]["state"] == "present"
         assert machine_settings() == before

@@ -354,7 +354,7 @@ ERRORS = [
         (
             "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, write, read, "
             "madvise, mlock, munlock, fork, exit, gup, release, poke, mlockall, munlockall, observe, "
-            "expect, pin, process_madvise)"
+            "expect, pin, process_madvise, memcg)"
         ),
     ),
     ("mmap A 4\nwrite A", 2, 9, "write: missing RANGE (usage: write NAME RANGE [as LABEL])"),

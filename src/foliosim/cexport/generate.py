@@ -40,6 +40,10 @@ from foliosim.scenario.ast import (
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
+    MemcgLimit,
+    MemcgReclaim,
+    MemcgSwappiness,
+    ExpectMemcg,
     Fork,
     Gup,
     Madvise,
@@ -541,6 +545,25 @@ class CProgram:
             [f"r = {call};", f"fs_reply({L}, r, 0);"],
             [f"fs_run_process_madvise({L}, {self.P(cmd)}, {target}, {m.ident});"],
         )
+    # -- memcg (issue 13): not exported yet ----------------------------------------
+
+    def _refuse_memcg(self, cmd: Command) -> list[dict[str, Any]]:
+        self.refuse(cmd, "memory cgroup commands are not exported to C yet (issue 13)")
+        return []
+
+    def cmd_memcg_limit(self, cmd: MemcgLimit) -> list[dict[str, Any]]:
+        return self._refuse_memcg(cmd)
+
+    def cmd_memcg_reclaim(self, cmd: MemcgReclaim) -> list[dict[str, Any]]:
+        return self._refuse_memcg(cmd)
+
+    def cmd_memcg_swappiness(self, cmd: MemcgSwappiness) -> list[dict[str, Any]]:
+        return self._refuse_memcg(cmd)
+
+    def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[dict[str, Any]]:
+        return self._refuse_memcg(cmd)
+
+    # -- end memcg ----------------------------------------------------------------
 
     # -- checks -------------------------------------------------------------------
 

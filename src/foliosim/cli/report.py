@@ -268,6 +268,10 @@ def backend_title(obs: dict[str, Any]) -> str:
     if "profile" in backend:
         return f"{name} (profile {backend['profile']})"
     if "release" in backend:
+        noise = backend.get("reclaim_noise")  # memcg scenarios (docs/pressure.md)
+        if noise:
+            moved = ", ".join(f"{k} {v}" for k, v in sorted(noise.items()))
+            return f"{name} (Linux {backend['release']}; other reclaim ran meanwhile: {moved})"
         return f"{name} (Linux {backend['release']})"
     return str(name)
 

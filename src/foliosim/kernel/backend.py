@@ -24,7 +24,7 @@ from typing import Any
 
 from foliosim.dispatch import Trace, error_event, execute
 from foliosim.expect import expect_event
-from foliosim.kernel import procfs
+from foliosim.kernel import memcg, procfs
 from foliosim.kernel.build import worker_binary
 from foliosim.kernel.errors import KernelBackendError
 from foliosim.kernel import uring
@@ -35,6 +35,8 @@ from foliosim.kernel.worker import (
     OP_GUP_BEGIN,
     OP_GUP_SPLICE,
     OP_MADVISE,
+    OP_MEMCG_FLUSH,
+    OP_MEMCG_WRITE,
     OP_MLOCK,
     OP_MLOCK2,
     OP_MLOCKALL,
@@ -46,6 +48,7 @@ from foliosim.kernel.worker import (
     OP_POKE,
     OP_PROCESS_MADVISE,
     OP_WRITE,
+    NAME_LEN,
     Worker,
     WorkerError,
 )
@@ -60,6 +63,7 @@ from foliosim.scenario.ast import (
     ExpectFlags,
     ExpectMapcount,
     ExpectOrder,
+    ExpectMemcg,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -67,6 +71,9 @@ from foliosim.scenario.ast import (
     Fork,
     Gup,
     Madvise,
+    MemcgLimit,
+    MemcgReclaim,
+    MemcgSwappiness,
     Mlock,
     Mlockall,
     Mmap,
@@ -87,6 +94,7 @@ from foliosim.scenario.ast import (
     Write,
     runs_count,
     runs_pages,
+    scenario_uses_memcg,
 )
 
 # include/uapi/asm-generic/mman-common.h
@@ -247,6 +255,9 @@ class KernelBackend:
                 f"{scenario.path}:{pin.line}:1: kernel backend: pin needs io_uring "
                 "(kernel.io_uring_disabled is set)"
             )
+        if scenario_uses_memcg(cmds) and memcg.unavailable_reason():
+            line = next(c.line for c in cmds if scenario_uses_memcg((c,)))
+            return f"{scenario.path}:{line}:1: kernel backend: {memcg.unavailable_reason()}"
         needs_swap = any(isinstance(c, Swap) and c.pages is not None for c in cmds)
         has_swap = ZRAM_DIR.is_dir() and all(shutil.which(t) for t in ("mkswap", "swapon"))
         if needs_swap and not has_swap:
@@ -310,6 +321,9 @@ class KernelBackend:
         # REF of a gup -> (mapping, page index) of each page it took, in pipe order.
         self.ref_pages: dict[str, list[tuple[str, int]]] = {}
         self.helper: Worker | None = None
+        self.pump: Worker | None = None
+        self.memcg: memcg.Memcg | None = None
+        self.uses_memcg = scenario_uses_memcg(scenario.commands)
         self.settings = Settings(self._sys_trace)
         interrupted: int | None = None
         try:
@@ -319,8 +333,16 @@ class KernelBackend:
             # The runner's own faults must not show in the machine-wide mTHP counters
             # when a scenario sets a size to always; the workers (exec'd) are not affected.
             _prctl(PR_SET_THP_DISABLE, 1)
+            if memcg.unavailable_reason() is None:
+                self.memcg = self.settings.make_memcg()
             p0 = Worker.spawn(binary, "worker", cpu)
             self.procs["p0"] = Proc("p0", p0)
+            if self.memcg is not None:
+                # After its own memory is faulted, before any of the scenario's: only
+                # the scenario's pages (and the kernel memory it makes) are charged.
+                self.memcg.join(p0.pid)
+            if self.uses_memcg:
+                self._spawn_pump(binary, cpu)
             self.helper = Worker.spawn(binary, "helper", cpu)
             self._t("spawn", f"p0 pid {p0.pid}, poke helper pid {self.helper.pid}, cpu {cpu}")
             # lru_add_drain() at the start of MADV_COLD empties every batch of this CPU.
@@ -340,6 +362,7 @@ class KernelBackend:
                 events.extend(execute(self, cmd))
             self._line = 0
             final = self._state()
+            noise = self._reclaim_noise()
         except _Interrupted as e:
             interrupted = e.signum
             raise KernelBackendError(
@@ -360,7 +383,7 @@ class KernelBackend:
         return {
             "format": FORMAT,
             "scenario": scenario.name,
-            "backend": {"name": "kernel", "release": platform.release()},
+            "backend": {"name": "kernel", "release": platform.release(), **noise},
             "events": events,
             "final": final,
         }
@@ -370,12 +393,14 @@ class KernelBackend:
             proc.worker.kill()
         if self.helper is not None:
             self.helper.kill()
+        if self.pump is not None:
+            self.pump.kill()
         for fd in self.refs.values():
             os.close(fd)
         for runs in self.pins.values():
             for run in runs:
                 run.ring.close()
-        self.procs, self.refs, self.pins, self.helper = {}, {}, {}, None
+        self.procs, self.refs, self.pins, self.helper, self.pump = {}, {}, {}, None, None
         Settings.restore_saved(self._sys_trace)
 
     # -- tracing ------------------------------------------------------------------------
@@ -886,7 +911,84 @@ class KernelBackend:
             }
         finally:
             pfns.close()
-        return {"vmstat": {k: vm[k] for k in VMSTAT_KEYS if k in vm}, "mthp": mthp, "procs": procs}
+        state = {"vmstat": {k: vm[k] for k in VMSTAT_KEYS if k in vm}, "mthp": mthp, "procs": procs}
+        if self.uses_memcg and only is None:
+            state["memcg"] = self._memcg_fields(only_state=True)
+        return state
+
+    # -- memcg (issue 13) ------------------------------------------------------------
+
+    def _reclaim_noise(self) -> dict[str, Any]:
+        # Reclaim of the scenario's cgroup counts no global pgscan_kswapd/direct
+        # (shrink_inactive_list(), mm/vmscan.c: `if (!cgroup_reclaim(sc))`), so a move
+        # of either is other reclaim on the machine, whose scans the reclaim
+        # counters of `expect vmstat` then include: said in the observation's backend.
+        if not self.uses_memcg:
+            return {}
+        vm = self._vmstat_all()
+        moved = {k: vm.get(k, 0) for k in ("pgscan_kswapd", "pgscan_direct") if vm.get(k, 0)}
+        if moved:
+            self._t("memcg", f"machine-wide reclaim during the run: {moved}")
+        return {"reclaim_noise": moved} if moved else {}
+
+    def _spawn_pump(self, binary: Any, cpu: int) -> None:
+        # A worker in the cgroup that only ever makes zero-page faults, so that a
+        # memory.stat read flushes (kernel/memcg.py).  Its own memory is charged
+        # outside the cgroup, but its RSS counts for OOM victim selection (oom_badness());
+        # oom_score_adj -1000 needs CAP_SYS_RESOURCE, which this machine's root lacks.
+        assert self.memcg is not None
+        self.pump = Worker.spawn(binary, "worker", cpu)
+        self.memcg.join(self.pump.pid)
+        self._t("spawn", f"memcg stat pump pid {self.pump.pid} in {self.memcg.path}")
+
+    def _memcg_fields(self, only_state: bool = False) -> dict[str, Any]:
+        assert self.memcg is not None and self.pump is not None
+        self.pump.call(OP_MEMCG_FLUSH)
+        self._t("memcg", f"{memcg.PUMP_FAULTS} zero-page faults in the cgroup (stat flush)")
+        return self.memcg.state() if only_state else self.memcg.all_fields()
+
+    def _memcg_write(self, cmd: Command, name: str, value: str) -> str | None:
+        assert self.memcg is not None
+        path = str(self.memcg.file(name))
+        if len(path.encode()) >= NAME_LEN:  # the request's path field (worker.c, NAME_MAX_)
+            raise KernelBackendError(f"kernel backend: cgroup path too long for the worker: {path}")
+        return self._call(
+            self._worker(cmd),
+            "write",
+            f"echo {value} > {path}",
+            OP_MEMCG_WRITE,
+            label=value,
+            mapname=path,
+        )
+
+    def cmd_memcg_limit(self, cmd: MemcgLimit) -> list[dict[str, Any]]:
+        # Written by the scenario's process: the reclaim of mem_cgroup_resize_max()
+        # runs in its context, on the scenario's CPU.
+        value = "-1" if cmd.pages is None else str(cmd.pages * PAGE_SIZE)
+        err = self._memcg_write(cmd, "memory.limit_in_bytes", value)
+        return [error_event(cmd, "memcg", err)] if err else []
+
+    def cmd_memcg_reclaim(self, cmd: MemcgReclaim) -> list[dict[str, Any]]:
+        # v1 has no memory.reclaim: a limit SIZE below usage, then the old limit back.
+        assert self.memcg is not None
+        old = self.memcg.read_int("memory.limit_in_bytes")
+        usage = self.memcg.read_int("memory.usage_in_bytes")
+        target = max(usage - cmd.pages * PAGE_SIZE, 0)
+        err = self._memcg_write(cmd, "memory.limit_in_bytes", str(target))
+        back = "-1" if old >= memcg.V1_NO_LIMIT else str(old)
+        self._memcg_write(cmd, "memory.limit_in_bytes", back)
+        after = self.memcg.read_int("memory.usage_in_bytes")
+        self._t("memcg", f"usage {usage // 1024} kB -> {after // 1024} kB")
+        return [error_event(cmd, "memcg", err)] if err else []
+
+    def cmd_memcg_swappiness(self, cmd: MemcgSwappiness) -> list[dict[str, Any]]:
+        err = self._memcg_write(cmd, "memory.swappiness", str(cmd.value))
+        return [error_event(cmd, "memcg", err)] if err else []
+
+    def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[dict[str, Any]]:
+        return [expect_event(cmd, self._memcg_fields(), {})]
+
+    # -- end memcg -------------------------------------------------------------------
 
     def _proc_maps(self, proc: Proc, pfns: procfs.PfnReader) -> dict[str, Any]:
         pid = proc.worker.pid

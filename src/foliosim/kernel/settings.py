@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
+from foliosim.kernel import memcg
 from foliosim.kernel.errors import KernelBackendError
 
 RUN_DIR = Path(os.environ.get("FOLIOSIM_RUN_DIR", "/run/foliosim"))
@@ -155,6 +156,12 @@ class Settings:
         saved = json.loads(path.read_text())
         s = cls(trace)
         errors: list[str] = []
+        if saved.get("memcg"):
+            # First: its tasks are killed and its charges reparented when it goes.
+            try:
+                memcg.remove(Path(saved["memcg"]), trace)
+            except KernelBackendError as e:
+                errors.append(str(e))
         if saved.get("zram_swap_ours") or ZRAM_DEV in active_swaps():
             try:
                 s._zram_off()
@@ -185,6 +192,16 @@ class Settings:
             raise KernelBackendError(f"kernel backend: restoring settings: {errors[0]}")
         path.unlink()
         return True
+
+    def make_memcg(self) -> memcg.Memcg:
+        """The scenario's memory cgroup, noted in the state file before it is made."""
+        cg = memcg.Memcg(memcg.Memcg.path_for_run(), self.trace)
+        saved = json.loads(state_file().read_text())
+        saved["memcg"] = str(cg.path)
+        self._store(saved)
+        memcg.remove_stale(self.trace)  # under the run lock: none of them is live
+        cg.create()
+        return cg
 
     def mark_swap_ours(self) -> None:
         saved = json.loads(state_file().read_text())

@@ -84,6 +84,13 @@ enum {
 #endif
 #define IORING_REGISTER_BUFFERS_ 0
 #define PMADV_IOV_MAX 1024
+/* --- memcg (issue 13): opcodes 60-69 ------------------------------------- */
+enum {
+	OP_MEMCG_WRITE = 60,	/* write label to the cgroup file named by map */
+	OP_MEMCG_FLUSH = 61,	/* PUMP_PAGES zero-page faults: memory.stat flushes */
+};
+#define PUMP_PAGES 256
+/* --- end memcg ------------------------------------------------------------ */
 
 struct req {
 	uint32_t op;
@@ -118,7 +125,7 @@ static uint64_t own_start[256], own_end[256];
 static int n_own;
 static uint64_t ro_start[256], ro_end[256];	/* own readable mappings not private-writable */
 static int n_ro;
-static char *scratch, *ballast;
+static char *scratch, *ballast, *pump;
 static int gup_pipe[2] = {-1, -1};
 static uint64_t pm_buf[1], kpf_buf[1];
 static struct iovec pmadv_iov[PMADV_IOV_MAX];
@@ -492,6 +499,43 @@ static int64_t do_splice(struct req *q)
 	return 0;
 }
 
+static int64_t sys(long r);
+
+/* --- memcg (issue 13) ----------------------------------------------------- */
+/*
+ * A write to a memory cgroup file from this process, so that the reclaim a
+ * lower memory.limit_in_bytes starts (mem_cgroup_resize_max(), mm/memcontrol-v1.c)
+ * runs on the scenario's CPU, as the scenario's process.
+ */
+static int64_t memcg_write(struct req *q)
+{
+	int fd = open(q->map, O_WRONLY | O_CLOEXEC);
+	size_t n = strnlen(q->label, NAME_MAX_);
+	int64_t r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, q->label, n) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/*
+ * Read-fault every pump page (the shared zero page: nothing charged, no LRU
+ * batch) and zap them again.  Each fault counts a PGFAULT memcg event, so the
+ * cgroup's pending stat updates pass MEMCG_CHARGE_BATCH * nr_cpus and the next
+ * memory.stat read flushes them (memcg_vmstats_needs_flush(), mm/memcontrol.c).
+ * The pump's page table was made before the process joined the cgroup.
+ */
+static int64_t memcg_flush(void)
+{
+	for (uint64_t i = 0; i < PUMP_PAGES; i++)
+		(void)*(volatile char *)(pump + i * PAGE);
+	return sys(madvise(pump, PUMP_PAGES * PAGE, MADV_DONTNEED));
+}
+/* --- end memcg ------------------------------------------------------------ */
+
 static int64_t sys(long r)
 {
 	return r < 0 ? -errno : 0;
@@ -573,8 +617,13 @@ int main(int argc, char **argv)
 	scratch = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ballast = mmap(NULL, BALLAST_PAGES * PAGE, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (scratch == MAP_FAILED || ballast == MAP_FAILED)
+	/* memcg: the pump's page table is allocated now, outside any scenario cgroup. */
+	pump = mmap(NULL, PUMP_PAGES * PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (scratch == MAP_FAILED || ballast == MAP_FAILED || pump == MAP_FAILED)
 		return 4;
+	madvise(pump, PUMP_PAGES * PAGE, MADV_NOHUGEPAGE);
+	(void)*(volatile char *)pump;
+	madvise(pump, PUMP_PAGES * PAGE, MADV_DONTNEED);
 	madvise(scratch, PAGE, MADV_NOHUGEPAGE);
 	madvise(ballast, BALLAST_PAGES * PAGE, MADV_NOHUGEPAGE);
 	page_is_lru(scratch);	/* opens pagemap/kpageflags now, not mid-scenario */
@@ -723,6 +772,14 @@ int main(int argc, char **argv)
 		case OP_PROCESS_MADVISE:
 			reply(do_process_madvise(&q, fd), 0);
 			break;
+		/* --- memcg (issue 13) --- */
+		case OP_MEMCG_WRITE:
+			reply(memcg_write(&q), 0);
+			break;
+		case OP_MEMCG_FLUSH:
+			reply(memcg_flush(), 0);
+			break;
+		/* --- end memcg --- */
 		default:
 			reply(-ENOSYS, 0);
 		}

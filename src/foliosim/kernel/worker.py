@@ -39,6 +39,9 @@ OP_MUNLOCKALL = 43
 # References (issue 12): opcodes 50-59.
 OP_PIN = 50
 OP_PROCESS_MADVISE = 51
+# memcg (issue 13): 60-69
+OP_MEMCG_WRITE = 60
+OP_MEMCG_FLUSH = 61
 
 NAME_LEN = 72
 REQ = struct.Struct(f"<Ii QQQq {NAME_LEN}s{NAME_LEN}s")

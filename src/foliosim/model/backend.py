@@ -36,6 +36,7 @@ from foliosim.model import (
     huge_memory,
     io_uring_rsrc,
     madvise,
+    memcontrol,
     mlock,
     mmap,
     pipe,
@@ -45,7 +46,7 @@ from foliosim.model import (
     vmstat,
 )
 from foliosim.model.checks import Shadow, validate_all
-from foliosim.model.errors import InvariantError, SyscallError
+from foliosim.model.errors import InvariantError, NotModelled, SyscallError
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.observe import mthp_order, read_state
 from foliosim.model.profile import get_profile
@@ -61,12 +62,16 @@ from foliosim.scenario.ast import (
     ExpectMapcount,
     ExpectOrder,
     ExpectRefData,
+    ExpectMemcg,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
     Fork,
     Gup,
     Madvise,
+    MemcgLimit,
+    MemcgReclaim,
+    MemcgSwappiness,
     Mlock,
     Mlockall,
     Mmap,
@@ -86,7 +91,9 @@ from foliosim.scenario.ast import (
     Thp,
     Write,
     runs_pages,
+    scenario_uses_memcg,
 )
+from foliosim.scenario.errors import ScenarioError
 
 
 class ModelBackend:
@@ -111,13 +118,17 @@ class ModelBackend:
         self.ref_pages: dict[str, list[tuple[str, int]]] = {}
         # Size the memmap for every page the scenario maps once, so it rarely grows.
         m.mem.reserve(64 + sum(c.pages for c in scenario.commands if isinstance(c, Mmap)))
+        m.memcg.observed = scenario_uses_memcg(scenario.commands)
         events: list[Event] = []
         for cmd in scenario.commands:
             m.line = cmd.line
             m.current = cmd.proc  # the command's system calls and accesses run in its task
             if cmd.proc not in m.mms:
                 raise InvariantError(f"no process {cmd.proc!r}")
-            events.extend(execute(self, cmd))
+            try:
+                events.extend(execute(self, cmd))
+            except NotModelled as e:
+                raise ScenarioError(scenario.path, cmd.line, 1, f"model: {e}") from None
             if self.shadow is not None:
                 try:
                     validate_all(m, self.shadow)
@@ -396,3 +407,25 @@ class ModelBackend:
 
     def cmd_expect_flags(self, cmd: ExpectFlags) -> list[Event]:
         return self._expect_page(cmd)
+    # -- memcg (issue 13) -------------------------------------------------------------
+
+    def _memcg(self, cmd: Command, call: Callable[[], None]) -> list[Event]:
+        try:
+            call()
+        except SyscallError as e:
+            return [error_event(cmd, "memcg", e.errno)]
+        return []
+
+    def cmd_memcg_limit(self, cmd: MemcgLimit) -> list[Event]:
+        return self._memcg(cmd, lambda: memcontrol.mem_cgroup_resize_max(self.m, cmd.pages))
+
+    def cmd_memcg_reclaim(self, cmd: MemcgReclaim) -> list[Event]:
+        return self._memcg(cmd, lambda: memcontrol.memcg_reclaim_v1(self.m, cmd.pages))
+
+    def cmd_memcg_swappiness(self, cmd: MemcgSwappiness) -> list[Event]:
+        self.m.memcg.swappiness = cmd.value  # mem_cgroup_swappiness_write(), memcontrol-v1.c
+        return []
+
+    def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[Event]:
+        # usage and failcnt are not modelled (kernel memory, the charge stock): got null.
+        return [expect_event(cmd, memcontrol.memcg_state(self.m), {})]

@@ -17,3 +17,8 @@ class SyscallError(Exception):
     def __init__(self, errno: str) -> None:
         super().__init__(errno)
         self.errno = errno
+
+
+class NotModelled(Exception):
+    """A kernel path the model does not have yet (memcg, issue 13): the run is refused
+    at that line rather than diverge from Linux."""

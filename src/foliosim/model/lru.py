@@ -16,11 +16,87 @@ from foliosim.model.types import (
     PG_referenced,
     PG_swapbacked,
     PG_swapcache,
+    PG_tail,
     PG_unevictable,
     PG_workingset,
     Vma,
 )
 from foliosim.model.vmstat import count_vm_events
+
+# --- the lruvec's lists (memcg, issue 13) ------------------------------------------
+
+# enum lru_list, include/linux/mmzone.h
+LRU_INACTIVE_ANON = 0
+LRU_ACTIVE_ANON = 1
+LRU_INACTIVE_FILE = 2
+LRU_ACTIVE_FILE = 3
+LRU_UNEVICTABLE = 4
+LRU_ACTIVE = 1  # LRU_ACTIVE_ANON - LRU_INACTIVE_ANON
+LRU_FILE = 2
+EVICTABLE_LRUS = (LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE)
+LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file", "unevictable")
+
+
+def folio_lru_list(m: Machine, folio: int) -> int:
+    """folio_lru_list(), include/linux/mm_inline.h, Linux 6.18: the list the folio's flags pick."""
+    f = int(m.mem.flags[folio])
+    if f & PG_unevictable:
+        return LRU_UNEVICTABLE
+    lru = LRU_INACTIVE_ANON if f & PG_swapbacked else LRU_INACTIVE_FILE
+    return lru + LRU_ACTIVE if f & PG_active else lru
+
+
+def lruvec_add_folio(m: Machine, folio: int) -> None:
+    """lruvec_add_folio(), include/linux/mm_inline.h, Linux 6.18: at the head of its list.
+
+    Model: which list a folio is on follows from its flags (folio_lru_list());
+    its place on the list is the sequence number of its last add, so a folio
+    put on no list (PG_lru clear) keeps a number nobody reads.
+    """
+    cg = m.memcg
+    cg.lru_clock += 1
+    cg.lru_seq[folio] = cg.lru_clock
+
+
+def lruvec_list(m: Machine, lru: int) -> list[int]:
+    """The folios on list `lru` of the scenario's lruvec, tail (scanned first) to head."""
+    flags = m.mem.flags
+    seq = m.memcg.lru_seq
+    out = [
+        f
+        for f in range(1, m.mem.nr)
+        if flags[f] & PG_lru and not flags[f] & PG_tail and folio_lru_list(m, f) == lru
+    ]
+    # Model: the folios a split makes inherit PG_lru without an add of their own
+    # (lru_add_split_folio() puts them beside the head); they sort by pfn at the tail.
+    out.sort(key=lambda f: (seq.get(f, 0), f))
+    return out
+
+
+def lruvec_lru_size(m: Machine, lru: int) -> int:
+    """lruvec_lru_size(), mm/vmscan.c, Linux 6.18: pages on list `lru` (every zone)."""
+    return sum(folio_nr_pages(m, f) for f in lruvec_list(m, lru))
+
+
+def lru_note_cost(m: Machine, file: bool, nr_io: int, nr_rotated: int) -> None:
+    """lru_note_cost_unlock_irq(), mm/swap.c, Linux 6.18: the reclaim cost of a list type.
+
+    Model: the memcg's lruvec has no parent lruvec but the root's, which the
+    model leaves out; list sizes are exact where the kernel reads lagging stats.
+    """
+    cost = nr_io * 32 + nr_rotated  # SWAP_CLUSTER_MAX
+    if not cost:
+        return
+    cg = m.memcg
+    if file:
+        cg.file_cost += cost
+    else:
+        cg.anon_cost += cost
+    lrusize = sum(lruvec_lru_size(m, lst) for lst in EVICTABLE_LRUS)
+    if cg.file_cost + cg.anon_cost > lrusize // 4:
+        cg.file_cost //= 2
+        cg.anon_cost //= 2
+
 
 # --- per-CPU batches -------------------------------------------------------------
 
@@ -32,6 +108,7 @@ def lru_add(m: Machine, folio: int) -> None:
     else:
         folio_clear(m, folio, PG_active)
         folio_set(m, folio, PG_unevictable)
+    lruvec_add_folio(m, folio)
 
 
 def lru_lazyfree(m: Machine, folio: int) -> None:
@@ -47,6 +124,7 @@ def lru_lazyfree(m: Machine, folio: int) -> None:
         # Lazyfree folios go to the file list so they are reclaimed before
         # swap-backed anon folios; clearing PG_swapbacked is what marks them.
         m.mem.flags[folio] = f & ~(PG_active | PG_referenced | PG_swapbacked)
+        lruvec_add_folio(m, folio)  # after lruvec_del_folio(): the inactive file list's head
         count_vm_events(m, "pglazyfree", nr)
         if m.tracing:
             m.trace(
@@ -59,6 +137,7 @@ def lru_deactivate(m: Machine, folio: int) -> None:
     f = int(m.mem.flags[folio])
     if not (f & PG_unevictable) and (f & PG_active):
         m.mem.flags[folio] = f & ~(PG_active | PG_referenced)
+        lruvec_add_folio(m, folio)
         count_vm_events(m, "pgdeactivate", folio_nr_pages(m, folio))
 
 
@@ -68,6 +147,7 @@ def lru_activate(m: Machine, folio: int) -> None:
     if f & (PG_active | PG_unevictable):
         return
     m.mem.flags[folio] = f | PG_active
+    lruvec_add_folio(m, folio)
     count_vm_events(m, "pgactivate", folio_nr_pages(m, folio))
 
 

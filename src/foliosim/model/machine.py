@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from foliosim.model.profile import Profile
-from foliosim.model.types import AnonVma, Memmap, Mm
+from foliosim.model.types import AnonVma, MemCgroup, Memmap, Mm
 
 Trace = Callable[[int, str, str], None]
 
@@ -52,6 +52,7 @@ class Machine:
         # The task whose system call or access runs now (`current`): mm_account_fault()
         # charges its faults.  None: a task outside the scenario (the poke helper).
         self.current: str | None = None
+        self.memcg = MemCgroup()  # memcg (issue 13): the scenario's memory cgroup and lruvec
         self.line = 0  # scenario line being executed, for traces and reports
         self._trace = trace
         self.tracing = trace is not None

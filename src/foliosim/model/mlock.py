@@ -47,6 +47,7 @@ def __mlock_new_folio(m: Machine, folio: int) -> None:
     if m.mem.flags[folio] & PG_mlocked:
         folio_set(m, folio, PG_unevictable)
         count_vm_events(m, "unevictable_pgs_culled", folio_nr_pages(m, folio))
+    lru.lruvec_add_folio(m, folio)  # memcg (issue 13): the head of its list
     folio_set(m, folio, PG_lru)
 
 
@@ -62,6 +63,7 @@ def __munlock_folio(m: Machine, folio: int) -> None:
             count_vm_events(m, "unevictable_pgs_stranded", nr)
     if isolated and m.mem.flags[folio] & PG_unevictable:
         folio_clear(m, folio, PG_unevictable)
+        lru.lruvec_add_folio(m, folio)  # memcg (issue 13): the head of an evictable list
         count_vm_events(m, "unevictable_pgs_rescued", nr)
     if isolated:
         folio_set(m, folio, PG_lru)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from foliosim.model import proc_page, task_mmu
+from foliosim.model import memcontrol, proc_page, task_mmu
 from foliosim.model.machine import Machine
 from foliosim.model.types import Mm, PG_zero
 from foliosim.observation import VMSTAT_KEYS, mthp_size_name
@@ -43,7 +43,10 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
         # The stats files of the profile's build: none it lacks is reported.
         keys = m.profile.mthp_stat_keys
         mthp[mthp_size_name(kb)] = {k: int(stats.get(k, 0)) for k in keys}
-    return {"vmstat": vmstat, "mthp": mthp, "procs": procs}
+    state = {"vmstat": vmstat, "mthp": mthp, "procs": procs}
+    if m.memcg.observed and only is None:  # memcg (issue 13)
+        state["memcg"] = memcontrol.memcg_state(m)
+    return state
 
 
 def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:

@@ -640,3 +640,44 @@ __all__ = [
     "try_to_unmap",
     "try_to_unmap_one",
 ]
+
+
+# --- memcg reclaim (issue 13) -------------------------------------------------------
+
+
+def folio_referenced(m: Machine, folio: int) -> tuple[int, int]:
+    """The mappings in which a PTE (or PMD) of the folio was young, and their vm_flags.
+
+    folio_referenced() and folio_referenced_one(), mm/rmap.c, Linux 6.18 (non-MGLRU):
+    every young bit the walk meets is cleared (ptep_clear_flush_young_notify()),
+    and a VMA counts once however many of its PTEs were young.  Model: every VMA
+    belongs to the target memcg (invalid_folio_referenced_vma() skips none), no
+    VMA has VM_SEQ_READ/VM_RAND_READ, and PG_young (page idle tracking) is never set.
+    """
+    if not folio_mapped(m, folio):
+        return 0, 0
+    referenced = 0
+    vm_flags = 0
+    for vma, index in rmap_walk_anon(m, folio):
+        if vma.flags & VM_LOCKED:
+            # folio_referenced_one() mlocks the folio and ends the walk: the
+            # caller activates it (the model leaves the mlock to the mlock paths).
+            return referenced, vm_flags | VM_LOCKED
+        young = 0
+        pmd = vma.mm.pmds.get(index >> 9)
+        if pmd is not None and pmd[1] == folio:
+            if pmd[0] & PTE_YOUNG:
+                pmd[0] &= ~PTE_YOUNG  # pmdp_clear_flush_young_notify()
+                young += 1
+        else:
+            for _vpn, t, i, _page in page_vma_mapped_walk(m, folio, vma, index):
+                if t.bits[i] & PTE_YOUNG:
+                    t.bits[i] &= ~PTE_YOUNG
+                    young += 1
+        if young:
+            referenced += 1
+            vm_flags |= vma.flags & ~VM_LOCKED
+    return referenced, vm_flags
+
+
+# --- end memcg ----------------------------------------------------------------------

@@ -244,3 +244,29 @@ class Mm:
             if vma.start <= vpn < vma.end:
                 return vma
         return None
+
+
+# --- memcg (issue 13) -----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class MemCgroup:
+    """struct mem_cgroup of the scenario's cgroup, with its one lruvec (one node).
+
+    Model: the scenario runs in one cgroup v1 memcg with no children, as the
+    kernel backend makes it; every folio the model allocates is charged to it.
+    """
+
+    max_pages: int | None = None  # memory.max (memory.limit_in_bytes); None: PAGE_COUNTER_MAX
+    swappiness: int = 60  # inherited from the root, vm_swappiness (mem_cgroup_css_alloc())
+    observed: bool = False  # STATE has "memcg" (the scenario has a memcg command)
+    # lruvec->anon_cost / file_cost (lru_note_cost(), mm/swap.c)
+    anon_cost: int = 0
+    file_cost: int = 0
+    # Order of the lruvec's lists: lruvec_add_folio() puts a folio at the head, so
+    # a folio's place is the sequence number of its last add (larger: nearer the head).
+    lru_seq: dict[int, int] = field(default_factory=dict)
+    lru_clock: int = 0
+
+
+# --- end memcg ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from enum import Enum
 
 from foliosim.model import huge_memory, lru, rmap, swap
@@ -31,7 +33,10 @@ from foliosim.model.types import (
     PG_lru,
     PG_mlocked,
     PG_reclaim,
+    PG_referenced,
     PG_swapbacked,
+    PG_workingset,
+    VM_LOCKED,
 )
 from foliosim.model.vmstat import count_mthp_stat, count_vm_events
 
@@ -40,6 +45,350 @@ def folio_test_lazyfree(m: Machine, folio: int) -> bool:
     """Whether the folio is lazyfree: anon and not swap-backed (MADV_FREE'd or droppable)."""
     # The test shrink_folio_list(), mm/vmscan.c, Linux 6.18, spells out.
     return (int(m.mem.flags[folio]) & (PG_anon | PG_swapbacked)) == PG_anon
+
+
+# --- LRU reclaim (memcg, issue 13) --------------------------------------------------
+
+SWAP_CLUSTER_MAX = 32  # include/linux/swap.h
+DEF_PRIORITY = 12  # include/linux/mmzone.h
+MAX_SWAPPINESS = 200  # include/linux/swap.h
+DEACTIVATE_ANON = 1
+DEACTIVATE_FILE = 2
+
+
+class FolioReferences(Enum):
+    """enum folio_references, mm/vmscan.c."""
+
+    FOLIOREF_RECLAIM = 0
+    FOLIOREF_RECLAIM_CLEAN = 1
+    FOLIOREF_KEEP = 2
+    FOLIOREF_ACTIVATE = 3
+
+
+class ScanBalance(Enum):
+    """enum scan_balance, mm/vmscan.c."""
+
+    SCAN_EQUAL = 0
+    SCAN_FRACT = 1
+    SCAN_ANON = 2
+    SCAN_FILE = 3
+
+
+@dataclass
+class ScanControl:
+    """struct scan_control, mm/vmscan.c, the fields memcg reclaim uses.
+
+    Model: always cgroup reclaim of the scenario's memcg (target_mem_cgroup),
+    gfp GFP_KERNEL (may do I/O), may_writepage and may_unmap set, no demotion,
+    no memory.low/min protection, one node.
+    """
+
+    nr_to_reclaim: int
+    may_swap: bool = True
+    priority: int = DEF_PRIORITY
+    nr_scanned: int = 0
+    nr_reclaimed: int = 0
+    may_deactivate: int = 0
+    force_deactivate: bool = False
+    skipped_deactivate: bool = False
+    memcg_full_walk: bool = False
+    cache_trim_mode: bool = False
+    anon_cost: int = 0
+    file_cost: int = 0
+    # struct reclaim_stat of the latest shrink_folio_list() call
+    nr_reclaimed_list: int = 0
+    nr_pageout: int = 0
+    nr_activate: list[int] = field(default_factory=lambda: [0, 0])
+
+
+def folio_check_references(m: Machine, folio: int) -> FolioReferences:
+    """folio_check_references(), mm/vmscan.c, Linux 6.18 (non-MGLRU).
+
+    No anonymous VMA has VM_EXEC in the model, so a young file-LRU folio
+    (lazyfree) is never activated on first use.
+    """
+    referenced_ptes, vm_flags = rmap.folio_referenced(m, folio)
+    if vm_flags & VM_LOCKED:
+        return FolioReferences.FOLIOREF_ACTIVATE
+    referenced_folio = folio_test_clear(m, folio, PG_referenced)
+    if referenced_ptes:
+        # Mark it and spare it for another trip around the inactive list.
+        m.mem.flags[folio] |= PG_referenced
+        if referenced_folio or referenced_ptes > 1:
+            return FolioReferences.FOLIOREF_ACTIVATE
+        return FolioReferences.FOLIOREF_KEEP
+    if referenced_folio and not folio_test_swapbacked(m, folio):  # folio_is_file_lru()
+        return FolioReferences.FOLIOREF_RECLAIM_CLEAN
+    return FolioReferences.FOLIOREF_RECLAIM
+
+
+def isolate_lru_folios(m: Machine, nr_to_scan: int, lru_list: int) -> tuple[list[int], int]:
+    """isolate_lru_folios(), mm/vmscan.c, Linux 6.18: (folios taken, pages scanned).
+
+    From the tail of the list; each taken folio gets a reference and loses
+    PG_lru.  Model: every folio is in a zone reclaim may use (none skipped).
+    """
+    taken: list[int] = []
+    scan = 0
+    for folio in lru.lruvec_list(m, lru_list):
+        if scan >= nr_to_scan:
+            break
+        scan += folio_nr_pages(m, folio)
+        if folio_test_clear(m, folio, PG_lru):  # folio_try_get() + folio_test_clear_lru()
+            folio_get(m, folio)
+            taken.append(folio)
+    return taken, scan
+
+
+def move_folios_to_lru(m: Machine, folios: list[int]) -> int:
+    """move_folios_to_lru(), mm/vmscan.c, Linux 6.18: back on their lists' heads, in order."""
+    nr_moved = 0
+    for folio in folios:
+        if not folio_evictable(m, folio):
+            folio_putback_lru(m, folio)
+            continue
+        m.mem.flags[folio] |= PG_lru
+        if int(m.mem.refcount[folio]) == 1:  # folio_put_testzero()
+            m.mem.flags[folio] &= ~(PG_lru | PG_active)  # __folio_clear_lru_flags()
+            m.mem.refcount[folio] = 0
+            __folio_put(m, folio)
+            continue
+        folio_put(m, folio)
+        lru.lruvec_add_folio(m, folio)
+        nr_moved += folio_nr_pages(m, folio)
+    return nr_moved
+
+
+def inactive_is_low(m: Machine, inactive_lru: int) -> bool:
+    """inactive_is_low(), mm/vmscan.c, Linux 6.18.
+
+    Model: exact list sizes; the kernel reads the memcg's lruvec stats, which
+    lag (mem_cgroup_flush_stats(), mm/memcontrol.c) by up to 128 updates on 2 CPUs.
+    """
+    inactive = lru.lruvec_lru_size(m, inactive_lru)
+    active = lru.lruvec_lru_size(m, inactive_lru + lru.LRU_ACTIVE)
+    gb = (inactive + active) >> (30 - 12)
+    inactive_ratio = math.isqrt(10 * gb) if gb else 1
+    return inactive * inactive_ratio < active
+
+
+def can_reclaim_anon_pages(m: Machine) -> bool:
+    """can_reclaim_anon_pages(), mm/vmscan.c, Linux 6.18: free swap (no demotion here)."""
+    # mem_cgroup_get_nr_swap_pages(): v1 has no swap.max, so the device's free slots.
+    si = m.swap
+    return si is not None and si.pages - si.inuse_pages > 0
+
+
+def can_age_anon_pages(m: Machine) -> bool:
+    """can_age_anon_pages(), mm/vmscan.c, Linux 6.18: swap is present (total_swap_pages)."""
+    return m.swap is not None
+
+
+def prepare_scan_control(m: Machine, sc: ScanControl) -> None:
+    """prepare_scan_control(), mm/vmscan.c, Linux 6.18, for cgroup reclaim.
+
+    Model: the memcg's WORKINGSET_ACTIVATE_* counts never move between
+    reclaims (no refault activates a folio in the model), so only
+    inactive_is_low() sets may_deactivate.
+    """
+    cg = m.memcg
+    sc.anon_cost = cg.anon_cost
+    sc.file_cost = cg.file_cost
+    if not sc.force_deactivate:
+        sc.may_deactivate = 0
+        if inactive_is_low(m, lru.LRU_INACTIVE_ANON):
+            sc.may_deactivate |= DEACTIVATE_ANON
+        if inactive_is_low(m, lru.LRU_INACTIVE_FILE):
+            sc.may_deactivate |= DEACTIVATE_FILE
+    else:
+        sc.may_deactivate = DEACTIVATE_ANON | DEACTIVATE_FILE
+    file = lru.lruvec_lru_size(m, lru.LRU_INACTIVE_FILE)
+    sc.cache_trim_mode = bool(file >> sc.priority) and not sc.may_deactivate & DEACTIVATE_FILE
+
+
+def calculate_pressure_balance(sc: ScanControl, swappiness: int) -> tuple[list[int], int]:
+    """calculate_pressure_balance(), mm/vmscan.c, Linux 6.18: (fraction, denominator)."""
+    total_cost = sc.anon_cost + sc.file_cost
+    anon_cost = total_cost + sc.anon_cost
+    file_cost = total_cost + sc.file_cost
+    total_cost = anon_cost + file_cost
+    ap = swappiness * (total_cost + 1) // (anon_cost + 1)
+    fp = (MAX_SWAPPINESS - swappiness) * (total_cost + 1) // (file_cost + 1)
+    return [ap, fp], ap + fp
+
+
+def get_scan_count(m: Machine, sc: ScanControl) -> list[int]:
+    """get_scan_count(), mm/vmscan.c, Linux 6.18: how many of each evictable list to scan."""
+    swappiness = m.memcg.swappiness
+    fraction, denominator = [0, 0], 0
+    if not sc.may_swap or not can_reclaim_anon_pages(m):
+        balance = ScanBalance.SCAN_FILE  # no swap space: do not bother scanning anon
+    elif not swappiness:
+        balance = ScanBalance.SCAN_FILE  # cgroup reclaim with swappiness 0
+    elif not sc.priority:
+        balance = ScanBalance.SCAN_EQUAL
+    elif sc.cache_trim_mode:
+        balance = ScanBalance.SCAN_FILE
+    else:
+        balance = ScanBalance.SCAN_FRACT
+        fraction, denominator = calculate_pressure_balance(sc, swappiness)
+    nr = [0, 0, 0, 0]
+    for lru_list in lru.EVICTABLE_LRUS:
+        file = lru_list >= lru.LRU_FILE
+        scan = lru.lruvec_lru_size(m, lru_list) >> sc.priority
+        if balance is ScanBalance.SCAN_FRACT:
+            scan = scan * fraction[file] // denominator
+        elif balance is ScanBalance.SCAN_FILE and not file:
+            scan = 0
+        elif balance is ScanBalance.SCAN_ANON and file:
+            scan = 0
+        nr[lru_list] = scan
+    return nr
+
+
+def shrink_inactive_list(m: Machine, nr_to_scan: int, sc: ScanControl, lru_list: int) -> int:
+    """shrink_inactive_list(), mm/vmscan.c, Linux 6.18: pages reclaimed."""
+    file = lru_list >= lru.LRU_FILE
+    lru.lru_add_drain(m)
+    folios, nr_scanned = isolate_lru_folios(m, nr_to_scan, lru_list)
+    # Cgroup reclaim counts only the memcg's pgscan_direct; the global ones always.
+    count_vm_events(m, "pgscan_file" if file else "pgscan_anon", nr_scanned)
+    if not folios:
+        return 0
+    sc.nr_reclaimed_list = 0
+    sc.nr_pageout = 0
+    kept = shrink_folio_list(m, folios, sc)
+    nr_reclaimed = sc.nr_reclaimed_list
+    move_folios_to_lru(m, kept)
+    count_vm_events(m, "pgsteal_file" if file else "pgsteal_anon", nr_reclaimed)
+    if m.tracing:
+        m.trace(
+            "shrink_inactive_list",
+            f"{lru.LRU_NAMES[lru_list]}: scanned {nr_scanned}, reclaimed {nr_reclaimed} "
+            f"(priority {sc.priority})",
+        )
+    lru.lru_note_cost(m, file, sc.nr_pageout, nr_scanned - nr_reclaimed)
+    return nr_reclaimed
+
+
+def shrink_active_list(m: Machine, nr_to_scan: int, sc: ScanControl, lru_list: int) -> None:
+    """shrink_active_list(), mm/vmscan.c, Linux 6.18: deactivate what it takes.
+
+    No anonymous VMA has VM_EXEC, so no referenced folio stays active.
+    """
+    file = lru_list >= lru.LRU_FILE
+    lru.lru_add_drain(m)
+    hold, nr_scanned = isolate_lru_folios(m, nr_to_scan, lru_list)
+    count_vm_events(m, "pgrefill", nr_scanned)
+    inactive: list[int] = []
+    for folio in hold:
+        if not folio_evictable(m, folio):
+            folio_putback_lru(m, folio)
+            continue
+        rmap.folio_referenced(m, folio)  # clears the young bits either way
+        m.mem.flags[folio] &= ~PG_active
+        m.mem.flags[folio] |= PG_workingset
+        inactive.append(folio)
+    # l_inactive is built with list_add() and moved tail first: in scan order.
+    nr_deactivate = move_folios_to_lru(m, inactive)
+    count_vm_events(m, "pgdeactivate", nr_deactivate)
+    lru.lru_note_cost(m, file, 0, 0)
+
+
+def shrink_list(m: Machine, lru_list: int, nr_to_scan: int, sc: ScanControl) -> int:
+    """shrink_list(), mm/vmscan.c, Linux 6.18."""
+    if lru_list & lru.LRU_ACTIVE:
+        if sc.may_deactivate & (1 << (lru_list >= lru.LRU_FILE)):
+            shrink_active_list(m, nr_to_scan, sc, lru_list)
+        else:
+            sc.skipped_deactivate = True
+        return 0
+    return shrink_inactive_list(m, nr_to_scan, sc, lru_list)
+
+
+def shrink_lruvec(m: Machine, sc: ScanControl) -> None:
+    """shrink_lruvec(), mm/vmscan.c, Linux 6.18 (non-MGLRU, cgroup reclaim)."""
+    nr = get_scan_count(m, sc)
+    targets = list(nr)
+    nr_reclaimed = 0
+    nr_to_reclaim = sc.nr_to_reclaim
+    IA, AA, IF, AF = lru.EVICTABLE_LRUS
+    while nr[IA] or nr[AF] or nr[IF]:
+        for lru_list in lru.EVICTABLE_LRUS:
+            if nr[lru_list]:
+                nr_to_scan = min(nr[lru_list], SWAP_CLUSTER_MAX)
+                nr[lru_list] -= nr_to_scan
+                nr_reclaimed += shrink_list(m, lru_list, nr_to_scan, sc)
+        if nr_reclaimed < nr_to_reclaim:
+            continue  # proportional_reclaim is false in cgroup reclaim
+        nr_file = nr[IF] + nr[AF]
+        nr_anon = nr[IA] + nr[AA]
+        if not nr_file or not nr_anon:
+            break
+        if nr_file > nr_anon:
+            scan_target = targets[IA] + targets[AA] + 1
+            stop = IA
+            percentage = nr_anon * 100 // scan_target
+        else:
+            scan_target = targets[IF] + targets[AF] + 1
+            stop = IF
+            percentage = nr_file * 100 // scan_target
+        nr[stop] = 0
+        nr[stop + lru.LRU_ACTIVE] = 0
+        other = IA if stop == IF else IF
+        for lst in (other, other + lru.LRU_ACTIVE):
+            nr_scanned = targets[lst] - nr[lst]
+            nr[lst] = targets[lst] * (100 - percentage) // 100
+            nr[lst] -= min(nr[lst], nr_scanned)
+    sc.nr_reclaimed += nr_reclaimed
+    # Rebalance the anon lists even if anon was not scanned.
+    if can_age_anon_pages(m) and inactive_is_low(m, IA):
+        shrink_active_list(m, SWAP_CLUSTER_MAX, sc, AA)
+
+
+def shrink_node(m: Machine, sc: ScanControl) -> None:
+    """shrink_node() -> shrink_node_memcgs(), mm/vmscan.c, Linux 6.18: the one memcg's lruvec.
+
+    should_continue_reclaim() is false for order-0 reclaim; shrink_slab() frees
+    no folio the model has.
+    """
+    prepare_scan_control(m, sc)
+    shrink_lruvec(m, sc)
+
+
+def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
+    """do_try_to_free_pages(), mm/vmscan.c, Linux 6.18: the priority loop, for cgroup reclaim."""
+    initial_priority = sc.priority
+    while True:
+        while True:
+            sc.nr_scanned = 0
+            shrink_node(m, sc)  # shrink_zones(): each node once
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break
+            sc.priority -= 1
+            if sc.priority < 0:
+                break
+        if sc.nr_reclaimed:
+            return sc.nr_reclaimed
+        if not sc.memcg_full_walk:
+            sc.priority = initial_priority
+            sc.memcg_full_walk = True
+            continue
+        if sc.skipped_deactivate:
+            sc.priority = initial_priority
+            sc.force_deactivate = True
+            sc.skipped_deactivate = False
+            continue
+        return 0
+
+
+def try_to_free_mem_cgroup_pages(m: Machine, nr_pages: int, may_swap: bool = True) -> int:
+    """try_to_free_mem_cgroup_pages(), mm/vmscan.c, Linux 6.18: pages reclaimed from the memcg."""
+    sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), may_swap=may_swap)
+    return do_try_to_free_pages(m, sc)
+
+
+# --- end LRU reclaim -----------------------------------------------------------------
 
 
 class PageoutResult(Enum):
@@ -95,11 +444,14 @@ def __remove_mapping(m: Machine, folio: int) -> bool:
     return True
 
 
-def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
+def shrink_folio_list(
+    m: Machine, folio_list: list[int], sc: ScanControl | None = None
+) -> list[int]:
     """shrink_folio_list(), mm/vmscan.c, Linux 6.18 (anonymous folios): the folios kept.
 
-    Model: only reclaim_pages() calls it, with ignore_references=true, so
-    folio_check_references() is never asked and the argument is left out.
+    reclaim_pages() calls it without `sc` (ignore_references=true); LRU reclaim
+    (shrink_inactive_list()) with its scan_control, whose stat it fills and
+    whose folios go through folio_check_references() first.
     """
     ret: list[int] = []
     pgactivate = 0
@@ -108,9 +460,22 @@ def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
         nr_pages = folio_nr_pages(m, folio)
         activate = False
         keep = False
+        references = FolioReferences.FOLIOREF_RECLAIM
         name = folio_name(m, folio) if m.tracing else ""
+        if sc is not None:
+            sc.nr_scanned += nr_pages
         if not folio_evictable(m, folio):
             activate = True
+        elif sc is not None and (references := folio_check_references(m, folio)) in (
+            FolioReferences.FOLIOREF_ACTIVATE,
+            FolioReferences.FOLIOREF_KEEP,
+        ):
+            if m.tracing:
+                m.trace("folio_check_references", f"folio {name}: {references.name}")
+            if references is FolioReferences.FOLIOREF_ACTIVATE:
+                activate = True
+            else:
+                keep = True
         else:
             was_swapbacked = folio_test_swapbacked(m, folio)
             if folio_test_anon(m, folio) and was_swapbacked and not folio_test_swapcache(m, folio):
@@ -170,8 +535,12 @@ def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
                             "shrink_folio_list", f"folio {name} dirty on the file LRU: activated"
                         )
                     activate = True
+                elif references is FolioReferences.FOLIOREF_RECLAIM_CLEAN:
+                    keep = True
                 else:
                     res = pageout(m, folio)
+                    if sc is not None and res is PageoutResult.PAGE_SUCCESS:
+                        sc.nr_pageout += nr_pages
                     # PAGE_KEEP, or written but redirtied meanwhile (PAGE_SUCCESS
                     # still dirty); pageout() never returns PAGE_ACTIVATE here.
                     if res is PageoutResult.PAGE_KEEP or (
@@ -186,6 +555,8 @@ def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
                         count_vm_events(m, "pglazyfreed", nr_pages)
                         mem.refcount[folio] = 0
                         __folio_put(m, folio)
+                        if sc is not None:
+                            sc.nr_reclaimed_list += nr_pages
                         continue
                 elif not __remove_mapping(m, folio):
                     keep = True
@@ -193,6 +564,8 @@ def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
                     # __remove_mapping() froze the count at the isolation reference.
                     mem.refcount[folio] = 0
                     __folio_put(m, folio)
+                    if sc is not None:
+                        sc.nr_reclaimed_list += nr_pages
                     continue
         if activate:
             # activate_locked:
@@ -203,6 +576,8 @@ def shrink_folio_list(m: Machine, folio_list: list[int]) -> list[int]:
             if not mem.flags[folio] & PG_mlocked:
                 mem.flags[folio] |= PG_active
                 pgactivate += nr_pages
+                if sc is not None:
+                    sc.nr_activate[int(not folio_test_swapbacked(m, folio))] += nr_pages
         ret.append(folio)
     if pgactivate:
         count_vm_events(m, "pgactivate", pgactivate)

@@ -34,6 +34,16 @@ MODELLED_VMSTAT = (
     "unevictable_pgs_munlocked",
     "unevictable_pgs_rescued",
     "unevictable_pgs_stranded",
+    # memcg reclaim (issue 13): LRU reclaim, mm/vmscan.c
+    "pgrefill",
+    "pgscan_anon",
+    "pgscan_file",
+    "pgsteal_anon",
+    "pgsteal_file",
+    "pgscan_direct",
+    "pgsteal_direct",
+    "pgscan_kswapd",
+    "pgsteal_kswapd",
 )
 
 

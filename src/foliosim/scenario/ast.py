@@ -330,6 +330,63 @@ class ProcessMadvise(Command):
     name: str
     runs: Runs
     advice: str
+# --- memcg (issue 13) ---------------------------------------------------------------
+
+# `expect memcg FIELD N`: memory.stat keys (v1 names) and the cgroup's files, kB but
+# failcnt (a count).  STATE["memcg"] holds MEMCG_STATE_KEYS; usage and failcnt count
+# kernel memory and the per-CPU charge stock, so only `expect` asks for them.
+MEMCG_STAT_KEYS = (
+    "rss",
+    "cache",
+    "active_anon",
+    "inactive_anon",
+    "active_file",
+    "inactive_file",
+    "unevictable",
+    "swap",
+)
+MEMCG_STATE_KEYS = ("limit",) + MEMCG_STAT_KEYS
+MEMCG_FIELDS = MEMCG_STATE_KEYS + ("usage", "failcnt")
+MEMCG_SWAPPINESS_MAX = 200  # MAX_SWAPPINESS, include/linux/swap.h
+
+
+@dataclass(frozen=True)
+class MemcgLimit(Command):
+    """memcg limit SIZE|max: the scenario cgroup's limit (memory.limit_in_bytes)."""
+
+    pages: int | None  # None: max
+
+
+@dataclass(frozen=True)
+class MemcgReclaim(Command):
+    """memcg reclaim SIZE: reclaim about SIZE from the scenario cgroup now."""
+
+    pages: int
+
+
+@dataclass(frozen=True)
+class MemcgSwappiness(Command):
+    """memcg swappiness N: the cgroup's memory.swappiness (0-200)."""
+
+    value: int
+
+
+@dataclass(frozen=True)
+class ExpectMemcg(Command):
+    """expect memcg FIELD N|max: one field of the scenario cgroup (kB; failcnt a count)."""
+
+    field: str
+    value: int | None  # None: max (limit only)
+
+
+def scenario_uses_memcg(commands: tuple[Command, ...]) -> bool:
+    """Whether a scenario has a memcg command: only then STATE has "memcg"."""
+    return any(
+        isinstance(c, MemcgLimit | MemcgReclaim | MemcgSwappiness | ExpectMemcg) for c in commands
+    )
+
+
+# --- end memcg -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

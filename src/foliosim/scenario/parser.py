@@ -72,6 +72,11 @@ USAGE = {
     # -- references (issue 12) --
     "pin": "pin NAME RANGE as REF [readonly]",
     "process_madvise": "process_madvise OTHER NAME RANGE ADVICE",
+    # memcg (issue 13)
+    "memcg": (
+        "memcg limit SIZE|max, memcg reclaim SIZE, or memcg swappiness N "
+        "(and expect memcg FIELD N|max)"
+    ),
 }
 COMMANDS = tuple(USAGE)
 # The page expectations after `expect NAME RANGE`, besides data and the states.
@@ -717,11 +722,62 @@ class _Parser:
         label = "" if w is None else self.code[w.col - 1 :].rstrip(" \t")
         return ast.Observe(line=self.line, proc=proc, text=text, label=label)
 
+    # --- memcg (issue 13) ---------------------------------------------------------
+
+    def cmd_memcg(self, proc: str, text: str) -> ast.Command:
+        sub = self.choice(self.next("limit, reclaim or swappiness"), "memcg setting",
+                          ("limit", "reclaim", "swappiness"))
+        w = self.next("SIZE" if sub != "swappiness" else "N")
+        cmd: ast.Command
+        if sub == "limit" and w.text == "max":
+            cmd = ast.MemcgLimit(line=self.line, proc=proc, text=text, pages=None)
+        elif sub in ("limit", "reclaim"):
+            nbytes = self.size_bytes(w, f"memcg {sub} size")
+            if nbytes == 0:
+                self.fail(w.col, f"memcg {sub} size must not be zero")
+            if sub == "limit":
+                cmd = ast.MemcgLimit(
+                    line=self.line, proc=proc, text=text, pages=nbytes // ast.PAGE_SIZE
+                )
+            else:
+                cmd = ast.MemcgReclaim(
+                    line=self.line, proc=proc, text=text, pages=nbytes // ast.PAGE_SIZE
+                )
+        else:
+            n = self.number(w.text, w.col, "swappiness")
+            if n > ast.MEMCG_SWAPPINESS_MAX:
+                self.fail(w.col, f"swappiness {n} is above {ast.MEMCG_SWAPPINESS_MAX} (0-200)")
+            cmd = ast.MemcgSwappiness(line=self.line, proc=proc, text=text, value=n)
+        self.done()
+        return cmd
+
+    def expect_memcg(self, proc: str, text: str) -> ast.Command:
+        fw = self.next("memcg FIELD")
+        fieldname = self.choice(fw, "memcg field", ast.MEMCG_FIELDS)
+        nw = self.next("N")
+        value: int | None
+        if nw.text == "max" and fieldname == "limit":
+            value = None
+        else:
+            value = self.number(nw.text, nw.col, "memcg value")
+        self.done()
+        return ast.ExpectMemcg(line=self.line, proc=proc, text=text, field=fieldname, value=value)
+
+    # --- end memcg -----------------------------------------------------------------
+
     def cmd_expect(self, proc: str, text: str) -> ast.Command:
         w1 = self.next("mapping NAME or 'vmstat'")
         rest = self.words[self.pos :]
         if rest and rest[0].text == "data" and self.is_ref_form(proc, w1.text):
             return self.expect_ref_data(proc, text, w1)
+        # memcg (issue 13): `expect memcg FIELD N`, told from a mapping named memcg
+        # as the vmstat form is (two more words, the first a memcg field).
+        rest = self.words[self.pos :]
+        if w1.text == "memcg" and (
+            "memcg" not in self.procs[proc].maps
+            or (len(rest) == 2 and rest[0].text in ast.MEMCG_FIELDS)
+        ):
+            return self.expect_memcg(proc, text)
         # `expect vmstat COUNTER N` is the only form with exactly two more words, the
         # last a number: that tells it from the forms of a mapping named vmstat.
         rest = self.words[self.pos :]

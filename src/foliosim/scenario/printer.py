@@ -121,6 +121,15 @@ def command_text(cmd: ast.Command) -> str:
                 f"process_madvise {_name(cmd.target, cmd)} {_name(cmd.name, cmd)} "
                 f"{range_text(cmd.runs)} {cmd.advice}"
             )
+        # memcg (issue 13)
+        case ast.MemcgLimit():
+            return "memcg limit max" if cmd.pages is None else f"memcg limit {size_text(cmd.pages)}"
+        case ast.MemcgReclaim():
+            return f"memcg reclaim {size_text(cmd.pages)}"
+        case ast.MemcgSwappiness():
+            return f"memcg swappiness {cmd.value}"
+        case ast.ExpectMemcg():
+            return f"expect memcg {cmd.field} {'max' if cmd.value is None else cmd.value}"
     raise ValueError(f"line {cmd.line}: not a scenario command: {cmd!r}")
 
 

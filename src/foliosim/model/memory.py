@@ -79,12 +79,10 @@ def mm_account_fault(m: Machine, major: bool) -> None:
 
 
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
-    """handle_mm_fault(), mm/memory.c, Linux 6.18: __handle_mm_fault(), then mm_account_fault()."""
-    mm_account_fault(m, __handle_mm_fault(m, vma, vpn, write))
+    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18.
 
-
-def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> bool:
-    """__handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18: True for VM_FAULT_MAJOR."""
+    Each way out ends with mm_account_fault(), as handle_mm_fault() does.
+    """
     mm = vma.mm
     idx = vpn >> 9
     t = mm.pgtables.get(idx)
@@ -97,14 +95,17 @@ def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> bool:
             ) and huge_memory.thp_vma_suitable_order(vma, vpn, HPAGE_PMD_ORDER):
                 rmap.anon_vma_prepare(m, vma)
                 if huge_memory.do_huge_pmd_anonymous_page(m, vma, vpn, write):
-                    return False
+                    mm_account_fault(m, False)
+                    return
         elif write and not pmd[0] & PTE_WRITE:
             if huge_memory.do_huge_pmd_wp_page(m, vma, vpn):
-                return False
+                mm_account_fault(m, False)
+                return
             # The PMD was split: handle the fault on its PTE.
         else:
             pmd[0] |= PTE_YOUNG | (PTE_DIRTY if write else 0)  # huge_pmd_set_accessed()
-            return False
+            mm_account_fault(m, False)
+            return
         t = mm.pte_table(vpn, alloc=True)
     vmf = VmFault(vma, vpn, write, t)
     bits = int(t.bits[vmf.i])
@@ -116,7 +117,7 @@ def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> bool:
         do_wp_page(m, vmf)
     else:
         t.bits[vmf.i] = bits | PTE_YOUNG | (PTE_DIRTY if write else 0)
-    return vmf.major
+    mm_account_fault(m, vmf.major)
 
 
 def pte_range_none(t: PageTable, i: int, nr: int) -> bool:

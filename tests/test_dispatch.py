@@ -120,6 +120,10 @@ expect A 0 exclusive yes
 expect A 0 flags +anon -mlocked
 mlockall current future onfault
 munlockall
+pin A 0-1 as R
+expect R data a
+process_madvise p0 A 0 cold
+release R
 munmap A
 """
 
@@ -139,6 +143,7 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (21, "expect"),
         (22, "expect"),
         (23, "expect"),
+        (27, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

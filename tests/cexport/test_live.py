@@ -28,21 +28,7 @@ from foliosim.model.backend import ModelBackend
 from foliosim.model.profile import profile_for_kernel
 from foliosim.scenario.parser import parse_file, parse_text
 
-# A harness artefact of the C program, not kernel behaviour: its fork path drains
-# the per-CPU lazyfree batch (pglazyfree 4 right after fork) where the kernel's
-# fork does not (the worker harness and the model agree on 0). Suspect: a write
-# of the program's own after fork (glibc's fork() wrapper, docs/probes/
-# fork-lazyfree.c) COW-faults a page not yet on the LRU, and
-# wp_can_reuse_anon_folio() (mm/memory.c) calls lru_add_drain(). Not fixed yet.
-C_HARNESS_ARTEFACTS = {
-    "fork-lazyfree-batch.scn": "the C harness's fork drains the lazyfree batch (see above)",
-}
-LIBRARY = [
-    pytest.param(p, marks=pytest.mark.xfail(reason=C_HARNESS_ARTEFACTS[p.name], strict=False))
-    if p.name in C_HARNESS_ARTEFACTS
-    else p
-    for p in sorted((Path(__file__).parents[2] / "scenarios").glob("*.scn"))
-]
+LIBRARY = sorted((Path(__file__).parents[2] / "scenarios").glob("*.scn"))
 TRIES = 3
 
 pytestmark = pytest.mark.kernel
@@ -199,7 +185,6 @@ expect vmstat pglazyfree 4
 """
 
 
-@pytest.mark.xfail(reason=C_HARNESS_ARTEFACTS["fork-lazyfree-batch.scn"], strict=False)
 def test_fork_itself_drains_no_lazyfree_batch() -> None:
     # The C program of issue 8: four pages written, MADV_FREE, fork(): the folios are
     # still in the per-CPU lazyfree batch, LazyFree 0, until something drains it

@@ -20,7 +20,13 @@ from foliosim.kernel import procfs
 from foliosim.kernel.errors import KernelBackendError
 from foliosim.scenario.ast import Scenario
 
-CFLAGS = ("-O2", "-Wall", "-Wextra", "-Werror")
+CFLAGS = ("-Wall", "-Wextra", "-Werror")
+# The file's own build line (its head comment, export-c --check, the library tests) is -O2.
+# --backend c builds with -O0: half the compile time, and the program is straight-line
+# syscalls and page copies, whose speed does not matter.  Its memory behaviour does not
+# change with the level: every own page is populated up front either way (prelude.c).
+EXPORT_OPT = "-O2"
+BACKEND_OPT = "-O0"
 # The program's own exit statuses (prelude.c): 0 and 1 are runs, 3 an error, 4 a skip.
 EXIT_SKIPPED = 4
 
@@ -43,8 +49,10 @@ def compiler() -> str | None:
     return shutil.which("gcc") or shutil.which("cc")
 
 
-def compile_c(source: str, name: str = "scenario", extra: tuple[str, ...] = ()) -> Path:
-    """The binary of C `source`, compiled with -Wall -Wextra -Werror unless cached.
+def compile_c(
+    source: str, name: str = "scenario", extra: tuple[str, ...] = (), opt: str = EXPORT_OPT
+) -> Path:
+    """The binary of C `source`, compiled with `opt` -Wall -Wextra -Werror unless cached.
 
     The cache key is the hash of the source and the flags, so a changed
     exporter or scenario is a new binary.  A compile failure raises
@@ -53,7 +61,7 @@ def compile_c(source: str, name: str = "scenario", extra: tuple[str, ...] = ()) 
     cc = compiler()
     if cc is None:
         raise KernelBackendError("c backend: no C compiler (gcc or cc)")
-    flags = (*CFLAGS, *extra)
+    flags = (opt, *CFLAGS, *extra)
     digest = hashlib.sha256((source + "\0" + " ".join(flags)).encode()).hexdigest()[:20]
     out = cache_dir() / f"{Path(name).stem[:40]}-{digest}"
     if out.exists():
@@ -106,7 +114,7 @@ class CBackend(CProgram):
         reason = self.unavailable_reason()
         if reason:
             raise KernelBackendError(f"c backend: {reason}")
-        binary = compile_c(self.program(scenario), scenario.name)
+        binary = compile_c(self.program(scenario), scenario.name, opt=BACKEND_OPT)
         argv = [str(binary), *(["--trace"] if trace is not None else [])]
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         for line in proc.stderr.splitlines():

@@ -1,6 +1,7 @@
 """Known differences: what the model cannot see of the live kernel, each with why.
 
-A campaign that compares the model with the live kernel counts a difference
+A campaign that compares the model with the live kernel (or the two kernel
+harnesses, worker and exported C program, with each other) counts a difference
 one of these explains as "explained", never silently dropped.  Between two
 model profiles (`foliosim equiv`) nothing is known: every difference counts.
 Each entry is also in the table of docs/fuzzing.md.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from foliosim import observation
 from foliosim.check.diff import Difference
-from foliosim.scenario.ast import Mthp, Scenario, Thp
+from foliosim.scenario.ast import MTHP_SIZES_KB, Mthp, Scenario, Thp
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,26 @@ def _is_machine_wide_thp_counter(d: Difference, scenario: Scenario) -> bool:
     return parts[:1] == ["vmstat"] and parts[1].startswith("thp_") and "2M" in wide
 
 
+def never_enabled_thp_sizes(scenario: Scenario) -> set[str]:
+    """mTHP sizes below 2M ('16K'..'1M') that stay `never` for the whole scenario.
+
+    The contract starts every size but 2M at `never` (docs/scenario-format.md), and
+    the sizes are machine-wide settings: __thp_vma_allowable_orders() (mm/huge_memory.c,
+    6.18) reads the global huge_anon_orders_{always,madvise,inherit}, so while a size is
+    `never` no process on the machine allocates an anonymous folio of it.
+    """
+    names = {observation.mthp_size_name(kb) for kb in MTHP_SIZES_KB} - {"2M"}
+    for c in scenario.commands:
+        if isinstance(c, Mthp) and c.mode != "never":
+            names.discard(observation.mthp_size_name(c.size_kb))
+    return names
+
+
+def _is_foreign_folio_of_a_never_size(d: Difference, scenario: Scenario) -> bool:
+    parts = d.field.split()
+    return len(parts) == 3 and parts[0] == "mthp" and parts[1] in never_enabled_thp_sizes(scenario)
+
+
 # Model against the live kernel of this machine.
 KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     KnownDifference(
@@ -62,6 +83,17 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "vmstat counters are machine-wide: other processes' activity is counted too, so "
         "those counters cannot be compared (pages, flags and smaps still are)",
         _is_machine_wide_thp_counter,
+    ),
+    KnownDifference(
+        "other processes' folios of a size left never",
+        "a size left `never` for the whole run makes no folio of that size anywhere on the "
+        "machine, the scenario's included (__thp_vma_allowable_orders(), mm/huge_memory.c), "
+        "but folios of it made before the run (while another run had it enabled) are still "
+        "freed or split by their processes during it, and the size's stats are machine-wide: "
+        "free_pages_prepare() (mm/page_alloc.c) and __split_unmapped_folio() "
+        "(mm/huge_memory.c) decrement its nr_anon, the split paths count its split stats; "
+        "the model has no other processes",
+        _is_foreign_folio_of_a_never_size,
     ),
 )
 

@@ -219,8 +219,9 @@ def main(args: argparse.Namespace) -> int:
         mthp=args.mthp,
         found_by=_found_by(args, seed),
         shrink_budget=args.shrink_budget,
-        # What the model cannot see of the live kernel; nothing to explain with the model alone.
-        known=KNOWN_DIFFERENCES if len(backends) == 2 else (),
+        # What the model cannot see of the live kernel, and what one kernel harness cannot see
+        # of the other's run (machine-wide counters); nothing to explain with the model alone.
+        known=KNOWN_DIFFERENCES if len(backends) >= 2 else (),
         progress=progress,
     )
     with live:

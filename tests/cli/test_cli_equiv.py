@@ -19,7 +19,6 @@ def test_equiv_finds_what_reverting_faeb2831b517_changes(tmp_path):
     # the same session changed which scenarios seed 1 drew.
     done = subprocess.run(
         [sys.executable, "-m", "foliosim.cli.main", "equiv", "linux-6.18"]
-        + ["linux-6.18-revert-faeb2831b517", "--seed", "2", "--count", "300"]
         + ["linux-6.18-revert-faeb2831b517", "--seed", "1", "--count", "300"]
         + ["--out", str(tmp_path)],
         capture_output=True,
@@ -31,14 +30,6 @@ def test_equiv_finds_what_reverting_faeb2831b517_changes(tmp_path):
     assert code == 1, out + err
     assert "NOT equivalent" in out
     found = parse_file(tmp_path / "000.scn").commands
-    # The shrunk scenario is the fix's own story: a folio without PG_swapbacked
-    # (MADV_FREE'd, or droppable) held by a GUP reference meets reclaim, and only
-    # the old kernel makes it swapbacked.
-    kinds = [type(c) for c in found]
-    assert ast.Gup in kinds and ast.Madvise in kinds
-    advices = {c.advice for c in found if isinstance(c, ast.Madvise)}
-    assert "pageout" in advices
-    assert "free" in advices or any(isinstance(c, ast.Mmap) and c.droppable for c in found)
     # The shrunk scenario is the fix's own story: a lazyfree page held by a GUP
     # reference (a vmsplice or a long-term pin) meets the lazyfree path, and only the
     # old kernel makes it swapbacked.  (The seed that finds it depends on the
@@ -104,7 +95,10 @@ def test_a_difference_known_against_the_kernel_counts_between_two_models(
     text = (tmp_path / "equiv" / "000.scn").read_text()
     assert "1 difference, 1 unexplained, 0 explained" in text
     assert "vmstat thp_fault_alloc: linux-6.18 said " in text
-    assert [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands] == ["thp always"]
+    # Either line does it ("thp always" or "mthp 2M always"): which one the shrinker
+    # keeps depends on the generator's draws.
+    shrunk = [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands]
+    assert shrunk in (["thp always"], ["mthp 2M always"])
 
 
 def _write(path, text):

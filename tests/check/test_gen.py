@@ -69,7 +69,7 @@ def _draw_many(mthp: bool, n: int) -> list[ast.Scenario]:
 
 
 def test_every_command_and_advice_of_the_contract_is_drawn():
-    drawn = _draw_many(mthp=True, n=400)
+    drawn = _draw_many(mthp=True, n=800)
     kinds = Counter(gen.command_kind(c) for s in drawn for c in s.commands)
     advices = Counter(c.advice for s in drawn for c in s.commands if isinstance(c, ast.Madvise))
     assert set(gen.COMMAND_KINDS) <= set(kinds), set(gen.COMMAND_KINDS) - set(kinds)

@@ -95,7 +95,10 @@ def test_a_difference_known_against_the_kernel_counts_between_two_models(
     text = (tmp_path / "equiv" / "000.scn").read_text()
     assert "1 difference, 1 unexplained, 0 explained" in text
     assert "vmstat thp_fault_alloc: linux-6.18 said " in text
-    assert [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands] == ["thp always"]
+    # Either line does it ("thp always" or "mthp 2M always"): which one the shrinker
+    # keeps depends on the generator's draws.
+    shrunk = [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands]
+    assert shrunk in (["thp always"], ["mthp 2M always"])
 
 
 def _write(path, text):

@@ -20,8 +20,8 @@ def test_explain_lists_the_kernel_functions_each_line_entered_by_call_depth(cli,
     assert _section(out, "   1 mmap A 2") == ["       do_mmap"]
     write = _section(out, "   2 write A all")
     assert write[0] == "       handle_mm_fault"
-    assert "           do_anonymous_page" in write  # called by __handle_mm_fault
-    assert "               folio_add_lru" in write
+    assert "         do_anonymous_page" in write  # called by handle_mm_fault
+    assert "             folio_add_lru" in write
     free = _section(out, "   3 madvise A 0 free")
     assert "             madvise_free_pte_range" in free
     assert "               folio_mark_lazyfree" in free

@@ -53,10 +53,14 @@ def check_contract_keys(obs: dict) -> None:
             else:
                 assert set(stats) <= set(observation.MTHP_STAT_KEYS)
         for proc in state["procs"].values():
-            assert set(proc) == {"maps"}
+            assert set(proc) == {"maps", *observation.PROC_FAULT_KEYS}
+            assert all(isinstance(proc[k], int) and proc[k] >= 0 for k in observation.PROC_FAULT_KEYS)
             for mapping in proc["maps"].values():
-                assert set(mapping) == {"smaps", "pages"}
+                assert set(mapping) == {"smaps", "pages", "vmas"}
                 assert set(mapping["smaps"]) == set(observation.SMAPS_KEYS)
+                for vma in mapping["vmas"]:
+                    assert set(vma) == set(observation.VMA_KEYS)
+                    assert 0 <= vma["first"] <= vma["last"] < len(mapping["pages"])
                 for page in mapping["pages"]:
                     assert page["state"] in ("present", "swap", "none")
                     allowed = {"state", "exclusive", "soft_dirty"}

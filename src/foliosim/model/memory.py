@@ -79,17 +79,13 @@ def mm_account_fault(m: Machine, major: bool) -> None:
 
 
 def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool = False) -> None:
-    """handle_mm_fault(), mm/memory.c, Linux 6.18: __handle_mm_fault(), then mm_account_fault().
+    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18.
 
     `unshare` is FAULT_FLAG_UNSHARE (a R/O long-term pin's fault, mm/gup.c
     faultin_page()): like a write fault on a non-writable entry, but the page
-    is only made exclusive, never writable.
+    is only made exclusive, never writable.  Each way out ends with
+    mm_account_fault(), as handle_mm_fault() does.
     """
-    mm_account_fault(m, __handle_mm_fault(m, vma, vpn, write, unshare))
-
-
-def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool = False) -> bool:
-    """__handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18: True for VM_FAULT_MAJOR."""
     mm = vma.mm
     idx = vpn >> 9
     t = mm.pgtables.get(idx)
@@ -102,14 +98,17 @@ def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool
             ) and huge_memory.thp_vma_suitable_order(vma, vpn, HPAGE_PMD_ORDER):
                 rmap.anon_vma_prepare(m, vma)
                 if huge_memory.do_huge_pmd_anonymous_page(m, vma, vpn, write):
-                    return False
+                    mm_account_fault(m, False)
+                    return
         elif (write or unshare) and not pmd[0] & PTE_WRITE:
             if huge_memory.do_huge_pmd_wp_page(m, vma, vpn, unshare=unshare):
-                return False
+                mm_account_fault(m, False)
+                return
             # The PMD was split: handle the fault on its PTE.
         else:
             pmd[0] |= PTE_YOUNG | (PTE_DIRTY if write else 0)  # huge_pmd_set_accessed()
-            return False
+            mm_account_fault(m, False)
+            return
         t = mm.pte_table(vpn, alloc=True)
     vmf = VmFault(vma, vpn, write, t)
     bits = int(t.bits[vmf.i])
@@ -121,7 +120,7 @@ def __handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool
         do_wp_page(m, vmf, unshare=unshare)
     else:
         t.bits[vmf.i] = bits | PTE_YOUNG | (PTE_DIRTY if write else 0)
-    return vmf.major
+    mm_account_fault(m, vmf.major)
 
 
 def pte_range_none(t: PageTable, i: int, nr: int) -> bool:

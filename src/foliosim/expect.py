@@ -7,6 +7,7 @@ from typing import Any
 from foliosim.scenario.ast import (
     Command,
     ExpectData,
+    ExpectResult,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -19,11 +20,14 @@ def expect_event(
     state: dict[str, Any],
     vmstat: dict[str, int],
     data: list[str] | None = None,
+    result: str | None = None,
 ) -> dict[str, Any]:
     """The contract's expect EVENT for `cmd`, judged on `state`.
 
     `vmstat` holds every counter the backend knows (deltas), a superset of
-    STATE["vmstat"]; `data` is what the backend read for an ExpectData line.
+    STATE["vmstat"]; `data` is what the backend read for an ExpectData line;
+    `result`, for an ExpectResult line, the outcome of the line it names: "ok" or
+    the error of that line's event.
     A value the backend cannot produce is `got: null` and fails.
     """
     got: Any
@@ -38,6 +42,9 @@ def expect_event(
         smaps = _mapping(state, cmd.proc, cmd.name)
         got = smaps["smaps"].get(cmd.field) if smaps is not None else None
         ok = got == cmd.kb
+    elif isinstance(cmd, ExpectResult):
+        got = result
+        ok = got == cmd.value
     elif isinstance(cmd, ExpectVmstat):
         got = vmstat.get(cmd.counter)
         ok = got == cmd.value

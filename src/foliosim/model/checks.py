@@ -195,6 +195,22 @@ class Shadow:
     def munmap(self, proc: str, name: str) -> None:
         del self.procs[proc][name]
 
+    def munmap_range(self, proc: str, name: str, first: int, end: int) -> None:
+        # A hole reads back as nothing; what was there is gone.
+        sm = self.procs[proc][name]
+        sm.content[first:end] = 0
+        sm.may_lose[first:end] = True
+
+    def mremap(self, proc: str, name: str, pages: int) -> None:
+        # The pages keep their content; a grown tail starts zero, a cut one goes.
+        sm = self.procs[proc][name]
+        n = min(pages, len(sm.content))
+        content = np.zeros(pages, np.int64)
+        content[:n] = sm.content[:n]
+        may_lose = np.full(pages, sm.droppable)
+        may_lose[:n] = sm.may_lose[:n]
+        self.procs[proc][name] = _ShadowMap(content, may_lose, sm.droppable)
+
     def write(self, proc: str, name: str, first: int, end: int, tokens: list[int]) -> None:
         sm = self.procs[proc][name]
         sm.content[first:end] = tokens

@@ -17,3 +17,16 @@ class SyscallError(Exception):
     def __init__(self, errno: str) -> None:
         super().__init__(errno)
         self.errno = errno
+
+
+class AccessError(SyscallError):
+    """A user access, or a GUP, stopped at page `vpn`: `errno` is "SIGSEGV" (a load or
+    store the kernel answered with the signal) or "EFAULT" (a GUP it refused).
+
+    `pages` holds what a GUP took before it stopped (its references are held).
+    """
+
+    def __init__(self, errno: str, vpn: int, pages: list[int] | None = None) -> None:
+        super().__init__(errno)
+        self.vpn = vpn
+        self.pages = pages if pages is not None else []

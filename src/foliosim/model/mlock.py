@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from foliosim.model import gup, lru, mmap
 from foliosim.model import vma as mm_vma
+from foliosim.model.errors import SyscallError
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import (
@@ -220,9 +221,13 @@ def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:
     # No lru_add_drain_all() (older kernels had one): in 6.18 only
     # mlock_vma_pages_range() drains, this CPU's batches, around its walk.
     apply_vma_lock_flags(m, mm, start, end, VM_LOCKED)
-    # __mm_populate(): populate_vma_page_range() on each VMA of the range.
+    # __mm_populate(): populate_vma_page_range() on each VMA of the range; its
+    # EFAULT (a PROT_NONE VMA) is ENOMEM to the caller (__mlock_posix_error_return()).
     for vma in mmap.vmas_in_range(mm, start, end):
-        gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+        try:
+            gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+        except SyscallError as e:
+            raise SyscallError("ENOMEM" if e.errno == "EFAULT" else e.errno) from None
 
 
 def sys_munlock(m: Machine, mm: Mm, start: int, end: int) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from foliosim.model import memory, rmap
+from foliosim.model import vma as mm_vma
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PTRS_PER_PTE,
+    VM_ACCOUNT,
     VM_DROPPABLE,
+    VM_NORESERVE,
+    VM_READ,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -19,15 +23,30 @@ from foliosim.model.types import (
 SLOT_BASE = 0x3F800
 
 
-def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: int) -> Mapping:
-    """do_mmap(), mm/mmap.c, Linux 6.18, of a private (or droppable) anonymous mapping in its own 2M slot."""
+def do_mmap(
+    m: Machine,
+    mm: Mm,
+    name: str,
+    pages: int,
+    droppable: bool,
+    offset: int,
+    prot: int = VM_READ | VM_WRITE,
+) -> Mapping:
+    """do_mmap(), mm/mmap.c, Linux 6.18, of a private (or droppable) anonymous mapping in its own 2M slot.
+
+    `prot` is calc_vm_prot_bits() of the PROT_* bits: VM_READ and VM_WRITE.
+    """
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
-    flags = VM_WRITE
+    flags = prot
     if droppable:
-        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK (| VM_NORESERVE | VM_DONTDUMP).
-        flags |= VM_DROPPABLE | VM_WIPEONFORK
+        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE (| VM_DONTDUMP).
+        flags |= VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE
+    # __mmap_region() -> accountable_mapping(), mm/vma.c: a private writable
+    # mapping without VM_NORESERVE is charged, VM_ACCOUNT.
+    if flags & (VM_NORESERVE | VM_WRITE) == VM_WRITE:
+        flags |= VM_ACCOUNT
     vma = Vma(mm, start, start + pages, flags, name)
     mm.vmas.append(vma)
     mm.vmas.sort(key=lambda v: v.start)
@@ -75,6 +94,31 @@ def do_munmap(m: Machine, mm: Mm, name: str) -> None:
     free_pgtables(mm)
 
 
+def do_vmi_munmap(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """do_vmi_munmap() -> do_vmi_align_munmap(), mm/vma.c, Linux 6.18, of [start, end) of a mapping.
+
+    vms_gather_munmap_vmas() splits the VMAs that reach past either end
+    (__split_vma(), which splits a huge PMD the new boundary cuts), then
+    vms_clear_ptes() zaps what is left inside: a large folio only partly
+    inside loses those PTEs and goes on the deferred split queue, partially
+    mapped (folio_remove_rmap_ptes()).  No lru_add_drain(), as do_munmap().
+    """
+    vmas = vmas_in_range(mm, start, end)
+    if not vmas:
+        return  # nothing mapped there: munmap() succeeds
+    first, last = vmas[0], vmas[-1]
+    if first.start < start:
+        mm_vma.__split_vma(m, first, start)
+    if last.end > end:
+        mm_vma.__split_vma(m, mm.find_vma(end - 1), end)
+    for vma in vmas_in_range(mm, start, end):
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
+        unlink_vma(m, vma)
+    free_pgtables(mm)
+    if m.tracing:
+        m.trace("do_vmi_munmap", f"{mm.name}: [{start << 12:#x}, {end << 12:#x}) unmapped")
+
+
 def exit_mmap(m: Machine, mm: Mm) -> None:
     """exit_mmap(), mm/mmap.c, Linux 6.18: zap every VMA, free everything."""
     # No lru_add_drain(): 6.18's exit_mmap() has none (Rik van Riel's "mm: remove
@@ -90,6 +134,7 @@ def exit_mmap(m: Machine, mm: Mm) -> None:
 __all__ = [
     "do_mmap",
     "do_munmap",
+    "do_vmi_munmap",
     "exit_mmap",
     "vmas_in_range",
 ]

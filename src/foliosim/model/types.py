@@ -78,6 +78,11 @@ VM_NOHUGEPAGE = 1 << 3
 VM_DROPPABLE = 1 << 4
 VM_WIPEONFORK = 1 << 5
 VM_LOCKONFAULT = 1 << 6
+# mprotect(2) and mmap(2)'s PROT_* (calc_vm_prot_bits(), include/linux/mman.h) and
+# the accounting flags mprotect_fixup() (mm/mprotect.c) reads; bit numbers the model's.
+VM_READ = 1 << 24
+VM_ACCOUNT = 1 << 17  # a private writable mapping charged to the commit limit
+VM_NORESERVE = 1 << 18  # MAP_NORESERVE (MAP_DROPPABLE sets it)
 
 # mm counters
 MM_ANONPAGES = 0

@@ -114,9 +114,9 @@ expect A 0 data a
 expect A all present
 expect A smaps Rss 16
 expect vmstat pswpout 0
+mremap A 8 move
 mprotect A 0 read
 expect result ok
-mremap A 8 move
 munmap A 7
 munmap A
 """
@@ -133,7 +133,7 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (17, "expect"),
         (18, "expect"),
         (19, "expect"),
-        (21, "expect"),
+        (22, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

@@ -90,7 +90,9 @@ def test_a_difference_known_against_the_kernel_counts_between_two_models(
     text = (tmp_path / "equiv" / "000.scn").read_text()
     assert "1 difference, 1 unexplained, 0 explained" in text
     assert "vmstat thp_fault_alloc: linux-6.18 said " in text
-    assert [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands] == ["thp always"]
+    # The one line that enables 2M for every VMA (which the seed's draws reach first).
+    shrunk = [c.text for c in parse_file(tmp_path / "equiv" / "000.scn").commands]
+    assert shrunk in (["thp always"], ["mthp 2M always"])
 
 
 def _write(path, text):

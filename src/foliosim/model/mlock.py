@@ -205,15 +205,22 @@ def mlock_fixup(m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, ne
 
 def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
     """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
-    vmas = mmap.vmas_in_range(mm, start, end)
-    if not vmas:
-        return
-    vma: Vma | None = vmas[0]
+    # A hole at start, or anywhere in the range, is ENOMEM (vma_iter_load(), and
+    # the vm_start != tmp check); the VMAs before a hole are done by then.
+    vma: Vma | None = mm.find_vma(start)
+    if vma is None:
+        raise SyscallError("ENOMEM")
     prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
+    tmp = vma.start
     while vma is not None and vma.start < end:
+        if vma.start != tmp:
+            raise SyscallError("ENOMEM")
         newflags = (vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | flags
         prev = mlock_fixup(m, vma, prev, max(start, vma.start), min(end, vma.end), newflags)
+        tmp = prev.end  # vma_iter_end(): a merge's end included
         vma = mm_vma.vma_next(mm, prev)
+    if tmp < end:
+        raise SyscallError("ENOMEM")
 
 
 def do_mlock(m: Machine, mm: Mm, start: int, end: int) -> None:

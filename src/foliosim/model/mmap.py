@@ -106,11 +106,11 @@ def do_vmi_munmap(m: Machine, mm: Mm, start: int, end: int) -> None:
     vmas = vmas_in_range(mm, start, end)
     if not vmas:
         return  # nothing mapped there: munmap() succeeds
-    first, last = vmas[0], vmas[-1]
-    if first.start < start:
-        mm_vma.__split_vma(m, first, start)
+    if vmas[0].start < start:
+        mm_vma.__split_vma(m, vmas[0], start)
+    last = vmas_in_range(mm, start, end)[-1]
     if last.end > end:
-        mm_vma.__split_vma(m, mm.find_vma(end - 1), end)
+        mm_vma.__split_vma(m, last, end)
     for vma in vmas_in_range(mm, start, end):
         memory.zap_pte_range(m, vma, vma.start, vma.end)
         unlink_vma(m, vma)

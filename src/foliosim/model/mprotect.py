@@ -230,9 +230,11 @@ def do_mprotect_pkey(m: Machine, mm: Mm, start: int, end: int, prot: int) -> Non
         if vma.start != tmp:
             raise SyscallError("ENOMEM")
         newflags = prot | (vma.flags & ~mm_vma.VM_ACCESS_FLAGS)
-        tmp = min(vma.end, end)
-        prev = mprotect_fixup(m, vma, prev, nstart, tmp, newflags)
-        nstart = tmp
+        prev = mprotect_fixup(m, vma, prev, nstart, min(vma.end, end), newflags)
+        # vma_iter_end(): the end of the VMA the range now lies in, a merge's included.
+        tmp = nstart = prev.end
+        if nstart >= end:
+            break
     if tmp < end:
         raise SyscallError("ENOMEM")
 

@@ -114,6 +114,10 @@ expect A 0 data a
 expect A all present
 expect A smaps Rss 16
 expect vmstat pswpout 0
+pin A 0-1 as R
+expect R data a
+process_madvise p0 A 0 cold
+release R
 mremap A 8 move
 mprotect A 0 read
 expect result ok
@@ -133,7 +137,8 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (17, "expect"),
         (18, "expect"),
         (19, "expect"),
-        (22, "expect"),
+        (21, "expect"),
+        (26, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

@@ -8,6 +8,7 @@ from foliosim.scenario.ast import (
     Command,
     ExpectData,
     ExpectResult,
+    ExpectRefData,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -25,15 +26,21 @@ def expect_event(
     """The contract's expect EVENT for `cmd`, judged on `state`.
 
     `vmstat` holds every counter the backend knows (deltas), a superset of
-    STATE["vmstat"]; `data` is what the backend read for an ExpectData line;
-    `result`, for an ExpectResult line, the outcome of the line it names: "ok" or
-    the error of that line's event.
+    STATE["vmstat"]; `data` is what the backend read for an ExpectData line, or
+    what each page of the reference holds for an ExpectRefData line; `result`,
+    for an ExpectResult line, the outcome of the line it names: "ok" or the error
+    of that line's event.
     A value the backend cannot produce is `got: null` and fails.
     """
     got: Any
     if isinstance(cmd, ExpectData):
         got = data
         ok = data is not None and all(v == cmd.value for v in data)
+    elif isinstance(cmd, ExpectRefData):
+        # Every page the reference holds; one that holds none (its gup or pin failed
+        # before taking a page) fails.
+        got = data
+        ok = bool(data) and all(v == cmd.value for v in data)
     elif isinstance(cmd, ExpectState):
         pages = _pages(state, cmd.proc, cmd.name)
         got = [pages[i]["state"] for i in runs_pages(cmd.runs)] if pages is not None else None

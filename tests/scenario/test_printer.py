@@ -41,6 +41,10 @@ expect A 2 data w13
 expect A 1-3 swap
 expect A smaps LazyFree 0
 expect vmstat nr_anon_pages -12
+pin A 0-1 as P readonly
+expect P data old
+p1:process_madvise p0 A 0-3 pageout
+release P
 p1: munmap A
 p1: exit
 munmap E
@@ -73,6 +77,10 @@ expect A 2 data w13
 expect A 1-3 swap
 expect A smaps LazyFree 0
 expect vmstat nr_anon_pages -12
+pin A 0-1 as P readonly
+expect P data old
+p1: process_madvise p0 A 0-3 pageout
+release P
 p1: munmap A
 p1: exit
 munmap E

@@ -101,7 +101,11 @@ def scenarios(draw, max_commands=25):
         if proc in last:
             kinds.append("result")
         if refs:
-            kinds.append("release")
+            kinds += ["release", "refdata"]
+        if maps:
+            kinds.append("pin")
+        if any(procs.values()):
+            kinds.append("pmadvise")
         kinds += ["mmap", "fork", "observe", "vmstat", "swap", "thp", "mthp", "exit"]
         kind = draw(st.sampled_from(kinds))
         at = {"line": line, "proc": proc, "text": ""}
@@ -175,6 +179,23 @@ def scenarios(draw, max_commands=25):
             ref = draw(st.sampled_from(sorted(refs)))
             refs.remove(ref)
             cmd = ast.Release(**at, ref=ref)
+        elif kind == "pin":
+            ref = draw(names.filter(lambda n, taken=frozenset(refs): n not in taken))
+            refs.add(ref)
+            cmd = ast.Pin(**at, name=name, runs=runs, ref=ref, readonly=draw(st.booleans()))
+        elif kind == "refdata":
+            value = draw(st.sampled_from(sorted(written) + [ast.DATA_ZERO, ast.DATA_GARBAGE]))
+            cmd = ast.ExpectRefData(**at, ref=draw(st.sampled_from(sorted(refs))), value=value)
+        elif kind == "pmadvise":
+            target = draw(st.sampled_from(sorted(p for p, pm in procs.items() if pm)))
+            tname = draw(st.sampled_from(sorted(procs[target])))
+            cmd = ast.ProcessMadvise(
+                **at,
+                target=target,
+                name=tname,
+                runs=draw(runs_of(procs[target][tname])),
+                advice=draw(st.sampled_from(ast.ADVICES)),
+            )
         elif kind == "observe":
             cmd = ast.Observe(**at, label=draw(observe_labels))
         elif kind == "data":
@@ -326,6 +347,11 @@ def test_random_text_parses_or_raises_a_well_formed_scenario_error(text):
                 "exit",
                 "gup",
                 "release",
+                "pin",
+                "readonly",
+                "process_madvise",
+                "p0",
+                "pageout",
                 "R",
                 "0",
                 "0-3",

@@ -33,6 +33,7 @@ from foliosim.scenario.ast import (
     Exit,
     ExpectData,
     ExpectResult,
+    ExpectRefData,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -47,7 +48,9 @@ from foliosim.scenario.ast import (
     Munlock,
     Munmap,
     Observe,
+    Pin,
     Poke,
+    ProcessMadvise,
     Read,
     Release,
     Runs,
@@ -163,6 +166,11 @@ class CProgram:
             {c.label for c in scenario.commands if isinstance(c, (Write, Poke))}
         )
         self.refs: dict[str, tuple[str, int]] = {}  # ref -> (ident, pipe size)
+        # References (issue 12): the rings of pins, made at the start, one per pinned run;
+        # a held pin's rings (ring, mapping object, first, last); a gup's pages in its pipe.
+        self.nrings = 0
+        self.pins: dict[str, list[tuple[int, int, int, int]]] = {}
+        self.gup_pages: dict[str, list[tuple[int, int]]] = {}
         self.helper: list[str] = []
         self.script: list[str] = []
         self.checks = 0
@@ -317,6 +325,9 @@ class CProgram:
         ref = _ident("R_", cmd.ref, self.idents)
         npages = runs_count(cmd.runs)
         self.refs[cmd.ref] = (ref, 1 << max(16, (npages * PAGE_SIZE - 1).bit_length()))
+        self.pins.pop(cmd.ref, None)
+        mi = self.procs[cmd.proc].maps[cmd.name]
+        self.gup_pages[cmd.ref] = [(mi, i) for a, b in cmd.runs for i in range(a, b + 1)]
         call = f"fs_vmsplice({ref}, {m.ident}, {{first}}, {{last}})"
         # The ref's pipe was made at the start; if that failed, so does this line.
         body = [f"r = fs_gup_err[{ref}];", *self.per_run(call, cmd.runs, guarded=True)]
@@ -360,6 +371,10 @@ class CProgram:
         )
 
     def cmd_release(self, cmd: Release) -> list[dict[str, Any]]:
+        rings = self.pins.pop(cmd.ref, None)
+        if rings is not None:
+            arr = ", ".join(str(r) for r, _m, _a, _b in rings)
+            return self.line(cmd, [], [f"fs_unpin({cmd.line}, (const int[]){{{arr}, -1}});"])
         return self.line(cmd, [], [f"fs_release({cmd.line}, {self.refs[cmd.ref][0]});"])
 
     def cmd_poke(self, cmd: Poke) -> list[dict[str, Any]]:
@@ -471,6 +486,60 @@ class CProgram:
         ]
         return self.line(cmd, [], orch)
 
+    # -- references: long-term pins, what a reference holds, process_madvise -------
+
+    def cmd_pin(self, cmd: Pin) -> list[dict[str, Any]]:
+        if cmd.readonly:
+            self.refuse(
+                cmd,
+                "no R/O long-term pin on Linux without gup_test: io_uring pins FOLL_WRITE | "
+                "FOLL_LONGTERM (io_pin_pages(), io_uring/memmap.c)",
+                word=len(cmd.text.split()) - 1,
+            )
+        m = self.map_of(cmd, cmd.name)
+        mi = self.procs[cmd.proc].maps[cmd.name]
+        rings = []
+        body: list[str] = []
+        for k, (first, last) in enumerate(cmd.runs):
+            rings.append((self.nrings, mi, first, last))
+            call = f"fs_pin({self.nrings}, {m.ident}, {first}, {last})"
+            body += [f"r = {call};"] if k == 0 else ["if (!r)", f"\tr = {call};"]
+            self.nrings += 1
+        self.pins[cmd.ref] = rings
+        return self.syscall_line(cmd, "pin", m, body)
+
+    def cmd_expect_ref_data(self, cmd: ExpectRefData) -> list[dict[str, Any]]:
+        rings = self.pins.get(cmd.ref)
+        want, text = c_string(cmd.value), c_json(cmd.text)
+        if rings is not None:
+            runs = ", ".join(f"{r}, {self.maps[mi].ident}, {a}, {b}" for r, mi, a, b in rings)
+            call = (
+                f"fs_expect_pin_data({cmd.line}, {self.P(cmd)}, (const int64_t[]){{{runs}, -1}}, "
+                f"{want}, {text});"
+            )
+        else:
+            pages = ", ".join(f"{self.maps[mi].ident}, {i}" for mi, i in self.gup_pages[cmd.ref])
+            call = (
+                f"fs_expect_gup_data({cmd.line}, {self.P(cmd)}, {self.refs[cmd.ref][0]}, "
+                f"(const int64_t[]){{{pages}, -1}}, {want}, {text});"
+            )
+        return self.line(cmd, [], [call])
+
+    def cmd_process_madvise(self, cmd: ProcessMadvise) -> list[dict[str, Any]]:
+        m = self.maps[self.procs[cmd.target].maps[cmd.name]]
+        L = cmd.line
+        runs = ", ".join(f"{a}, {b}" for a, b in cmd.runs)
+        call = (
+            f"fs_process_madvise((pid_t)fs_turn({L}), {m.ident}, "
+            f"(const int64_t[]){{{runs}, -1}}, {MADV_NAMES[cmd.advice]})"
+        )
+        target = self.procs[cmd.target].ident
+        return self.line(
+            cmd,
+            [f"r = {call};", f"fs_reply({L}, r, 0);"],
+            [f"fs_run_process_madvise({L}, {self.P(cmd)}, {target}, {m.ident});"],
+        )
+
     # -- checks -------------------------------------------------------------------
 
     def check(self, call: str) -> str:
@@ -486,7 +555,8 @@ class CProgram:
     def line_checks(self, cmd: Command) -> list[str]:
         L = cmd.line
         is_expect = isinstance(
-            cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, ExpectResult)
+            cmd,
+            (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, ExpectRefData, ExpectResult),
         )
         if self.mode == "scenario":
             if is_expect:
@@ -664,6 +734,7 @@ class CProgram:
             f"#define FS_NMAP {len(maps)}",
             f"#define FS_NLABEL {len(self.labels)}",
             f"#define FS_NREF {len(self.refs)}",
+            f"#define FS_NRING {self.nrings}",
             f"#define FS_NFORK {sum(isinstance(c, Fork) for c in self.sc.commands)}",
             # Reads, and the page lists of expect lines: the longest mapping bounds both.
             f"#define FS_MAX_READ {max([self.max_read, *(m.pages for m in maps)])}",

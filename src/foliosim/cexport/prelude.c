@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -40,6 +41,9 @@
 #endif
 #ifndef PR_SET_THP_DISABLE
 #define PR_SET_THP_DISABLE 41
+#endif
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -1787,6 +1791,251 @@ FS_FN void fs_expect_result(int line, int p, int of, const char *want, const cha
 	fs_expect_event(line, p, text_json, FS_GOT_STR);
 }
 
+/* -- references (issue 12): long-term pins, what a reference holds, process_madvise -- */
+
+/*
+ * `pin`: one io_uring per pinned run, made by the orchestrator at the start (so every
+ * scenario process inherits its fd); the process registers its run as the ring's one
+ * fixed buffer (IORING_REGISTER_BUFFERS: io_sqe_buffer_register() pins the pages
+ * FOLL_WRITE | FOLL_LONGTERM against the caller's mm).  The orchestrator reads the
+ * pinned pages back (IORING_OP_WRITE_FIXED into a pipe) and unpins them
+ * (IORING_UNREGISTER_BUFFERS, synchronous) on `release`.
+ */
+struct fs_ring {
+	int fd;
+	struct io_uring_params pr;	/* what io_uring_setup() said: the queues' offsets */
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+};
+static struct fs_ring fs_rings[FS_NRING + 1] FS_UNUSED;
+
+FS_FN void fs_pin_setup(void)
+{
+	for (int i = 0; i < FS_NRING; i++) {
+		fs_rings[i].fd = (int)syscall(__NR_io_uring_setup, 2, &fs_rings[i].pr);
+		if (fs_rings[i].fd < 0)
+			fs_die("io_uring_setup: %s", strerror(errno));
+	}
+}
+
+/* The orchestrator maps a ring's queues at its first read-back (after the processes
+ * exist, so none of them inherits the mappings). */
+FS_FN int fs_ring_map(struct fs_ring *rg)
+{
+	struct io_uring_params pr = rg->pr;
+	size_t sq_sz, cq_sz;
+	char *sq, *cq;
+
+	if (rg->sqes)
+		return 0;
+	sq_sz = pr.sq_off.array + pr.sq_entries * sizeof(unsigned);
+	cq_sz = pr.cq_off.cqes + pr.cq_entries * sizeof(struct io_uring_cqe);
+	if (pr.features & IORING_FEAT_SINGLE_MMAP)
+		sq_sz = cq_sz = sq_sz > cq_sz ? sq_sz : cq_sz;
+	sq = mmap(NULL, sq_sz, PROT_READ | PROT_WRITE, MAP_SHARED, rg->fd, IORING_OFF_SQ_RING);
+	if (sq == MAP_FAILED)
+		return errno;
+	cq = (pr.features & IORING_FEAT_SINGLE_MMAP) ? sq
+		: mmap(NULL, cq_sz, PROT_READ | PROT_WRITE, MAP_SHARED, rg->fd, IORING_OFF_CQ_RING);
+	if (cq == MAP_FAILED)
+		return errno;
+	rg->sqes = mmap(NULL, pr.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+			MAP_SHARED, rg->fd, IORING_OFF_SQES);
+	if (rg->sqes == MAP_FAILED) {
+		rg->sqes = NULL;
+		return errno;
+	}
+	rg->sq_tail = (unsigned *)(sq + pr.sq_off.tail);
+	rg->sq_mask = (unsigned *)(sq + pr.sq_off.ring_mask);
+	rg->sq_array = (unsigned *)(sq + pr.sq_off.array);
+	rg->cq_head = (unsigned *)(cq + pr.cq_off.head);
+	rg->cq_mask = (unsigned *)(cq + pr.cq_off.ring_mask);
+	rg->cqes = (struct io_uring_cqe *)(cq + pr.cq_off.cqes);
+	return 0;
+}
+
+/* IORING_OP_WRITE_FIXED of one page of fixed buffer 0 at addr to fd: bytes, or -errno. */
+FS_FN int fs_ring_write_fixed(struct fs_ring *rg, int fd, uint64_t addr)
+{
+	unsigned tail = __atomic_load_n(rg->sq_tail, __ATOMIC_ACQUIRE), idx = tail & *rg->sq_mask;
+	unsigned head;
+	struct io_uring_sqe *sqe = &rg->sqes[idx];
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_WRITE_FIXED;
+	sqe->fd = fd;
+	sqe->off = (uint64_t)-1;	/* the file's position: a pipe has none */
+	sqe->addr = addr;
+	sqe->len = FS_PAGE;
+	sqe->buf_index = 0;
+	rg->sq_array[idx] = idx;
+	__atomic_store_n(rg->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, rg->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return -errno;
+	head = __atomic_load_n(rg->cq_head, __ATOMIC_ACQUIRE);
+	res = rg->cqes[head & *rg->cq_mask].res;
+	__atomic_store_n(rg->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+/* In the scenario process: pin [first, last] of mapping m as ring's fixed buffer. */
+FS_FN int fs_pin(int ring, int m, uint64_t first, uint64_t last)
+{
+	struct iovec iov = { fs_at(m, first), (last - first + 1) * FS_PAGE };
+
+	return fs_err(syscall(__NR_io_uring_register, fs_rings[ring].fd, IORING_REGISTER_BUFFERS,
+			      &iov, 1));
+}
+
+/* `release` of a pin: IORING_UNREGISTER_BUFFERS of each of its rings (rings: ..., -1). */
+FS_FN void fs_unpin(int line, const int *rings)
+{
+	int n = 0;
+
+	for (int k = 0; rings[k] >= 0; k++)
+		if (!syscall(__NR_io_uring_register, fs_rings[rings[k]].fd,
+			     IORING_UNREGISTER_BUFFERS, NULL, 0))
+			n++;
+	fs_trace(line, "release", "IORING_UNREGISTER_BUFFERS on %d rings", n);
+}
+
+/* What a page holds, as fs_read() says it: 0 zero, 1 garbage, 2 + k label k. */
+FS_FN uint16_t fs_classify(const char *buf, int m, uint64_t i)
+{
+	int zero = 1;
+
+	for (size_t j = 0; j < FS_PAGE / 8 && zero; j++)
+		zero = ((const uint64_t *)buf)[j] == 0;
+	if (zero)
+		return 0;
+	if (memcmp(buf, "fsim:", 5))
+		return 1;
+	for (int k = 0; k < FS_NLABEL; k++) {
+		size_t l = strlen(fs_label[k]);
+		if (memcmp(buf + 5, fs_label[k], l) || buf[5 + l] != ':')
+			continue;
+		fs_token(fs_tok, fs_label[k], fs_map_bare[m], i);
+		return memcmp(fs_tok, buf, FS_PAGE) == 0 ? (uint16_t)(2 + k) : 1;
+	}
+	return 1;
+}
+
+static size_t fs_ref_words;
+
+FS_FN void fs_ref_word(uint16_t code)
+{
+	const char *w = code == 0 ? "zero" : code == 1 ? "garbage" : fs_label[code - 2];
+
+	fs_ref_words += snprintf(fs_got + fs_ref_words, FS_WORDS_SIZE - fs_ref_words, "%s%s",
+				 fs_ref_words ? "," : "", w);
+}
+
+FS_FN void fs_expect_ref_end(int line, int p, const char *want, const char *text_json)
+{
+	fs_got_ok = fs_ref_words > 0 && fs_all_words(fs_got, want);
+	fs_expect_event(line, p, text_json, FS_GOT_LIST);
+}
+
+/* `expect REF data` of a pin: runs are ring, m, first, last, ..., -1; a ring whose
+ * registration failed holds nothing (nor do the ones after it). */
+FS_FN void fs_expect_pin_data(int line, int p, const int64_t *runs, const char *want,
+			      const char *text_json)
+{
+	static char page[FS_PAGE];
+	int pfd[2];
+
+	fs_ref_words = 0;
+	fs_got[0] = 0;
+	if (pipe2(pfd, O_CLOEXEC))
+		fs_die("pipe2: %s", strerror(errno));
+	for (int r = 0; runs[r] >= 0; r += 4) {
+		struct fs_ring *rg = &fs_rings[runs[r]];
+		int m = (int)runs[r + 1], stop = 0;
+
+		if (fs_ring_map(rg))
+			fs_die("line %d: mapping an io_uring: %s", line, strerror(errno));
+		for (int64_t i = runs[r + 2]; i <= runs[r + 3]; i++) {
+			int n = fs_ring_write_fixed(rg, pfd[1], fs_map[m].addr + (uint64_t)i * FS_PAGE);
+
+			if (n != (int)FS_PAGE) {
+				stop = 1;
+				break;
+			}
+			if (fs_read_full(pfd[0], page, FS_PAGE))
+				fs_die("line %d: reading a pipe: %s", line, strerror(errno));
+			fs_ref_word(fs_classify(page, m, (uint64_t)i));
+		}
+		if (stop)
+			break;
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	fs_trace(line, "read", "IORING_OP_WRITE_FIXED of the pinned pages to a pipe");
+	fs_expect_ref_end(line, p, want, text_json);
+}
+
+/* `expect REF data` of a gup: the pages still in its pipe, by tee(2) (the pipe keeps
+ * them); pages are m, index, ..., -1 in the pipe's order. */
+FS_FN void fs_expect_gup_data(int line, int p, int ref, const int64_t *pages, const char *want,
+			      const char *text_json)
+{
+	static char page[FS_PAGE];
+	int pfd[2];
+	ssize_t n;
+
+	fs_ref_words = 0;
+	fs_got[0] = 0;
+	if (pipe2(pfd, O_CLOEXEC))
+		fs_die("pipe2: %s", strerror(errno));
+	fcntl(pfd[1], F_SETPIPE_SZ, fcntl(fs_gup[ref][0], F_GETPIPE_SZ));
+	n = tee(fs_gup[ref][0], pfd[1], (size_t)FS_MAX_READ * FS_PAGE, SPLICE_F_NONBLOCK);
+	for (int k = 0; n > 0 && pages[k] >= 0; k += 2, n -= (ssize_t)FS_PAGE) {
+		if (fs_read_full(pfd[0], page, FS_PAGE))
+			fs_die("line %d: reading a pipe: %s", line, strerror(errno));
+		fs_ref_word(fs_classify(page, (int)pages[k], (uint64_t)pages[k + 1]));
+	}
+	close(pfd[0]);
+	close(pfd[1]);
+	fs_trace(line, "read", "tee() of the pages in the gup pipe");
+	fs_expect_ref_end(line, p, want, text_json);
+}
+
+/* In the scenario process: process_madvise(2) of the runs of mapping m of process
+ * pid (from the orchestrator): runs are first, last, ..., -1. */
+FS_FN int fs_process_madvise(pid_t pid, int m, const int64_t *runs, int advice)
+{
+	static struct iovec iov[1024];
+	int n = 0, fd = (int)syscall(SYS_pidfd_open, pid, 0), e;
+	long r;
+
+	if (fd < 0)
+		return errno;
+	for (int k = 0; runs[k] >= 0 && n < 1024; k += 2, n++) {
+		iov[n].iov_base = fs_at(m, (uint64_t)runs[k]);
+		iov[n].iov_len = (size_t)(runs[k + 1] - runs[k] + 1) * FS_PAGE;
+	}
+	r = syscall(SYS_process_madvise, fd, iov, (size_t)n, advice, 0U);
+	e = r < 0 ? errno : 0;
+	close(fd);
+	return e;
+}
+
+/* The orchestrator's side of a process_madvise line: the target's pid goes with the turn. */
+FS_FN void fs_run_process_madvise(int line, int p, int target, int m)
+{
+	struct fs_reply_msg r;
+
+	fs_send(p, line, FS_GO_LINE, fs_pid[target]);
+	r = fs_recv(p, line);
+	if (r.err) {
+		fs_error_event(line, p, "process_madvise", m, fs_errname(r.err));
+		return;
+	}
+	fs_trace(line, "process_madvise", "%s -> %s = 0", fs_proc_bare[p], fs_proc_bare[target]);
+}
+
 /* -- TAP checks (--assert scenario|model) -- */
 
 static int fs_tap_n, fs_tap_failed;
@@ -2172,6 +2421,7 @@ FS_FN void fs_start(int argc, char **argv, void (*p0_main)(void), void (*helper_
 			fs_gup_err[r] = errno;
 	}
 #endif
+	fs_pin_setup();		/* references (issue 12) */
 	if (FS_ASSERT)
 		printf("TAP version 13\n1..%d\n", FS_NCHECKS);
 	fflush(stdout);		/* before any fork: nothing buffered is written twice */

@@ -20,6 +20,7 @@ one page, labels towards the default.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -70,6 +71,11 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("munmap_range", 2),
     ("mremap", 2),
     ("result", 2),
+    # references (issue 12): long-term pins (writable: the kernel backend has no R/O
+    # one), what a reference holds, process_madvise
+    ("pin", 3),
+    ("expect_ref_data", 3),
+    ("process_madvise", 2),
 )
 COMMAND_KINDS = tuple(k for k, _ in KIND_WEIGHTS)
 
@@ -99,6 +105,7 @@ class GenState:
     refs: list[str] = field(default_factory=list)
     refs_made: int = 0
     swap_pages: int | None = None
+    labels: list[str] = field(default_factory=list)  # written so far, for `expect REF data`
     commands: list[ast.Command] = field(default_factory=list)
     # process -> line of its last command with an outcome, for `expect result`
     last_line: dict[str, int] = field(default_factory=dict)
@@ -116,13 +123,14 @@ class GenState:
 
 
 def command_kind(cmd: ast.Command) -> str:
-    """The kind of KIND_WEIGHTS `cmd` is: its command word ('write', 'madvise', ...), with
-    'munmap_range' for a partial munmap and 'result' for `expect result`."""
+    """The kind of KIND_WEIGHTS `cmd` is: its command word ('write', 'madvise',
+    'process_madvise', ...), with 'munmap_range' for a partial munmap and 'result' for
+    `expect result`."""
     if isinstance(cmd, ast.Munmap) and cmd.runs is not None:
         return "munmap_range"
     if isinstance(cmd, ast.ExpectResult):
         return "result"
-    return type(cmd).__name__.lower()
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(cmd).__name__).lower()
 
 
 # -- drawing -------------------------------------------------------------------------
@@ -192,6 +200,9 @@ def _kind(draw: st.DrawFn, s: GenState) -> str:
         "munmap_range": mapped,
         "mremap": mapped,
         "result": bool(s.last_line),
+        "pin": mapped,
+        "expect_ref_data": bool(s.refs),
+        "process_madvise": mapped,
     }.get(kind, True)
     if valid:
         return kind
@@ -219,8 +230,10 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             cmd = ast.Read(line, proc, "", name=name, runs=runs)
         elif kind == "write":
             cmd = ast.Write(line, proc, "", name=name, runs=runs, label=_draw_label(draw, line))
+            s.labels.append(cmd.label)
         elif kind == "poke":
             cmd = ast.Poke(line, proc, "", name=name, runs=runs, label=_draw_label(draw, line))
+            s.labels.append(cmd.label)
         elif kind == "madvise":
             advices = [(a, w) for a, w in ADVICE_WEIGHTS if s.mthp or a != "hugepage"]
             cmd = ast.Madvise(line, proc, "", name=name, runs=runs, advice=_weighted(draw, advices))
@@ -271,6 +284,8 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     elif kind == "release":
         ref = s.refs.pop(draw(st.integers(0, len(s.refs) - 1)))
         cmd = ast.Release(line, "p0", "", ref=ref)
+    elif kind in ("pin", "expect_ref_data", "process_madvise"):
+        cmd = _reference_command(draw, s, kind, line)
     elif kind == "mthp":
         size_kb = ast.MTHP_SIZES_KB[draw(st.integers(0, len(ast.MTHP_SIZES_KB) - 1))]
         mode = ast.MTHP_MODES[draw(st.integers(0, len(ast.MTHP_MODES) - 1))]
@@ -300,6 +315,35 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
     if not isinstance(cmd, (ast.Observe, ast.Exit, ast.ExpectResult)):
         s.last_line[cmd.proc] = line  # an exited process has no result to expect
     return _with_text(cmd)
+
+
+# Advices of process_madvise: those a remote mm accepts, and one it refuses (EINVAL).
+PROCESS_MADVISE_WEIGHTS: tuple[tuple[str, int], ...] = (
+    ("pageout", 3),
+    ("cold", 2),
+    ("willneed", 1),
+    ("free", 1),
+)
+
+
+def _reference_command(draw: st.DrawFn, s: GenState, kind: str, line: int) -> ast.Command:
+    # pin, expect REF data and process_madvise (issue 12), applied to the books.
+    if kind == "expect_ref_data":
+        ref = _pick(draw, s.refs)
+        values = [ast.DATA_ZERO, *dict.fromkeys(s.labels), ast.DATA_GARBAGE]
+        proc = _pick(draw, list(s.procs))
+        return ast.ExpectRefData(line, proc, "", ref=ref, value=_pick(draw, values))
+    target, name = _pick(draw, s.mapped())
+    runs = draw(page_runs(s.procs[target][name]))
+    if kind == "pin":
+        s.refs_made += 1
+        ref = f"r{s.refs_made}"
+        s.refs.append(ref)
+        return ast.Pin(line, target, "", name=name, runs=runs, ref=ref)
+    advice = _weighted(draw, list(PROCESS_MADVISE_WEIGHTS))
+    return ast.ProcessMadvise(
+        line, _pick(draw, list(s.procs)), "", target=target, name=name, runs=runs, advice=advice
+    )
 
 
 @st.composite

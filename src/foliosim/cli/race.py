@@ -1,7 +1,7 @@
 """`foliosim race`: the barriers of the lazyfree unmap path, checked by herd7 (docs/race.md).
 
 The reclaim side is recorded from the model's try_to_unmap_one() and
-lazyfree_range(); GUP-fast and a GUP user race with it; herd7 judges the
+lazyfree_range() (or from a variant's code, --variant V); GUP-fast and a GUP user race with it; herd7 judges the
 generated litmus tests under the LKMM, x86-TSO and ARMv8, and foliosim
 explores them under SC.  Exit 0: safe under every model asked; 1: some
 execution reaches the bad outcome; 2: bad arguments, or herd7 not available
@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"model profile the reclaim side is recorded from (default {DEFAULT_PROFILE})",
     )
     parser.add_argument(
+        "--variant",
+        metavar="V",
+        help="record the reclaim side from a variant: a built-in name (seed-v1, reviewed, "
+        "seed-v4, ...) or FILE.py (docs/variants.md); it names its base profile",
+    )
+    parser.add_argument(
         "--litmus", metavar="DIR", help="write every generated litmus test into DIR"
     )
     parser.add_argument("--json", action="store_true", help="print the verdicts as JSON")
@@ -65,8 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--table",
         action="store_true",
         help="print the README table: both barriers, --without smp_mb, "
-        "--without smp_rmb, under every model; exit 0 when every cell is "
-        "the expected one",
+        "--without smp_rmb, under every model (of --variant V if given); exit 0 "
+        "when every cell is linux-6.18's",
     )
 
 
@@ -84,6 +90,7 @@ def _herd(models: tuple[str, ...]):
 def main(args: argparse.Namespace) -> int:
     """Print the verdicts (and witnesses); 0 safe, 1 unsafe."""
     from foliosim.race.check import EXPECTED, check, litmus_files
+    from foliosim.race.record import RecordError
     from foliosim.race.runner import MODELS
 
     models = tuple(dict.fromkeys(args.model)) if args.model else MODELS
@@ -103,12 +110,19 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(
             "foliosim race: --table runs its own configurations; drop --model/--without"
         )
-    model_backend(args.profile)  # an unknown profile is refused before anything runs
+    # An unknown profile or a refused variant file is refused before anything runs.
+    backend = model_backend(args.profile, variant=args.variant)
+    variant = getattr(backend, "variant", None)
     herd = _herd(models)
     configs = list(EXPECTED) if args.table else [without]
     with tempfile.TemporaryDirectory(prefix="foliosim-race-") as tmp:
         dot_dir = Path(tmp) if args.graph else None
-        reports = [check(models, w, args.profile, herd, dot_dir) for w in configs]
+        try:
+            reports = [
+                check(models, w, args.profile, herd, dot_dir, variant=variant) for w in configs
+            ]
+        except RecordError as e:
+            raise UsageError(_record_error(e, variant)) from None
         if args.litmus:
             out = Path(args.litmus)
             for report in reports:
@@ -132,6 +146,17 @@ def main(args: argparse.Namespace) -> int:
     return 0 if reports[0].safe else 1
 
 
+def _record_error(e, variant) -> str:
+    # FILE:LINE: reason, the file as the user named it on the command line.
+    where = e.path
+    same = where and variant is not None and variant.path
+    if same and Path(where).resolve() == Path(variant.path).resolve():
+        where = variant.name if variant.name.endswith(".py") else variant.path
+    if where and e.line:
+        return f"{where}:{e.line}: {e.reason}"
+    return f"foliosim race: {e.reason}"
+
+
 def _graph(reports, png: Path) -> None:
     for report in reports:
         for o in report.outcomes:
@@ -149,8 +174,10 @@ def _graph(reports, png: Path) -> None:
     print("foliosim race: no unsafe herd7 execution to draw; no graph written", file=sys.stderr)
 
 
-def _config_name(without: tuple[str, ...]) -> str:
-    return " ".join(f"--without {w}" for w in without) if without else "both barriers"
+def _config_name(without: tuple[str, ...], variant: str | None = None) -> str:
+    if not without:
+        return "its own barriers" if variant else "both barriers"
+    return " ".join(f"--without {w}" for w in without)
 
 
 def table(reports, models) -> str:
@@ -158,7 +185,12 @@ def table(reports, models) -> str:
     head = "| configuration | " + " | ".join(models) + " |"
     rows = [head, "|" + "---|" * (len(models) + 1)]
     for r in reports:
-        name = "both barriers (linux-6.18)" if not r.without else f"`{_config_name(r.without)}`"
+        if r.variant is not None:
+            name = f"`--variant {r.variant}" + (
+                f" {_config_name(r.without)}`" if r.without else "`"
+            )
+        else:
+            name = "both barriers (linux-6.18)" if not r.without else f"`{_config_name(r.without)}`"
         rows.append(f"| {name} | " + " | ".join(r.verdict(m) for m in models) + " |")
     rows += [
         "",
@@ -178,7 +210,9 @@ def table(reports, models) -> str:
                     f"{'safe' if o.safe else 'UNSAFE'}: {o.executions} {unit}, "
                     f"{o.seconds * 1000:.0f} ms{also}"
                 )
-            rows.append(f"| {_config_name(r.without)} | {test} | " + " | ".join(cells) + " |")
+            name = f"--variant {r.variant} " if r.variant else ""
+            name += _config_name(r.without, r.variant)
+            rows.append(f"| {name} | {test} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -188,9 +222,10 @@ def _print(report, models, herd) -> None:
 
     console = Console(highlight=False, soft_wrap=True)
     title = Text("foliosim race: ", style="bold")
-    title.append(f"model (profile {report.profile})", style="bold cyan")
+    what = f"variant {report.variant}, base {report.profile}" if report.variant else None
+    title.append(f"model ({what or 'profile ' + report.profile})", style="bold cyan")
     title.append(
-        f"  {_config_name(report.without)}; reclaim recorded from try_to_unmap_one() "
+        f"  {_config_name(report.without, report.variant)}; reclaim recorded from try_to_unmap_one() "
         f"({report.paths} paths of the lazyfree decision)"
     )
     console.print(title)

@@ -15,6 +15,8 @@ import os
 import platform
 import shutil
 import signal
+import struct
+import termios
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from foliosim.expect import expect_event
 from foliosim.kernel import procfs
 from foliosim.kernel.build import worker_binary
 from foliosim.kernel.errors import KernelBackendError
+from foliosim.kernel import uring
 from foliosim.kernel.settings import ZRAM_DEV, ZRAM_DIR, RunLock, Settings, active_swaps
 from foliosim.kernel.worker import (
     OP_DRAIN_ALL,
@@ -38,7 +41,9 @@ from foliosim.kernel.worker import (
     OP_MREMAP,
     OP_MUNLOCK,
     OP_MUNMAP,
+    OP_PIN,
     OP_POKE,
+    OP_PROCESS_MADVISE,
     OP_WRITE,
     Worker,
     WorkerError,
@@ -51,6 +56,7 @@ from foliosim.scenario.ast import (
     Exit,
     ExpectData,
     ExpectResult,
+    ExpectRefData,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -65,7 +71,9 @@ from foliosim.scenario.ast import (
     Munlock,
     Munmap,
     Observe,
+    Pin,
     Poke,
+    ProcessMadvise,
     Read,
     Release,
     Runs,
@@ -74,6 +82,7 @@ from foliosim.scenario.ast import (
     Thp,
     Write,
     runs_count,
+    runs_pages,
 )
 
 # include/uapi/asm-generic/mman-common.h
@@ -109,6 +118,17 @@ class Mapping:
     @property
     def end(self) -> int:
         return self.addr + self.pages * PAGE_SIZE
+
+
+@dataclass
+class PinnedRun:
+    """One pinned run: its ring (whose fixed buffer 0 it is) and where its pages came from."""
+
+    ring: uring.Ring
+    addr: int
+    mapname: str
+    first: int  # page index of addr in the mapping
+    pages: int
 
 
 @dataclass
@@ -202,6 +222,19 @@ class KernelBackend:
                 f"{scenario.path}:{line}:1: kernel backend: this kernel has no "
                 "MAP_DROPPABLE (Linux 6.11+)"
             )
+        ro = next((c for c in cmds if isinstance(c, Pin) and c.readonly), None)
+        if ro is not None:
+            return (
+                f"{scenario.path}:{ro.line}:1: kernel backend: no R/O long-term pin on this "
+                "machine: io_uring pins FOLL_WRITE | FOLL_LONGTERM (io_pin_pages(), "
+                "io_uring/memmap.c) and the kernel has no gup_test (CONFIG_GUP_TEST)"
+            )
+        pin = next((c for c in cmds if isinstance(c, Pin)), None)
+        if pin is not None and _io_uring_disabled():
+            return (
+                f"{scenario.path}:{pin.line}:1: kernel backend: pin needs io_uring "
+                "(kernel.io_uring_disabled is set)"
+            )
         needs_swap = any(isinstance(c, Swap) and c.pages is not None for c in cmds)
         has_swap = ZRAM_DIR.is_dir() and all(shutil.which(t) for t in ("mkswap", "swapon"))
         if needs_swap and not has_swap:
@@ -261,6 +294,9 @@ class KernelBackend:
                 handlers[sig] = signal.signal(sig, on_signal)
         self.procs: dict[str, Proc] = {}
         self.refs: dict[str, int] = {}
+        self.pins: dict[str, list[PinnedRun]] = {}
+        # REF of a gup -> (mapping, page index) of each page it took, in pipe order.
+        self.ref_pages: dict[str, list[tuple[str, int]]] = {}
         self.helper: Worker | None = None
         self.settings = Settings(self._sys_trace)
         interrupted: int | None = None
@@ -329,7 +365,10 @@ class KernelBackend:
             self.helper.kill()
         for fd in self.refs.values():
             os.close(fd)
-        self.procs, self.refs, self.helper = {}, {}, None
+        for runs in self.pins.values():
+            for run in runs:
+                run.ring.close()
+        self.procs, self.refs, self.pins, self.helper = {}, {}, {}, None
         Settings.restore_saved(self._sys_trace)
 
     # -- tracing ------------------------------------------------------------------------
@@ -634,9 +673,22 @@ class KernelBackend:
         )
         self.refs[cmd.ref] = w.gup_end()
         self._t("gup", f"pipe read end of {cmd.ref} held by the runner (SCM_RIGHTS)")
+        # The pages the pipe holds, in order (each spliced page is one 4096-byte buffer):
+        # all of the runs, or those before a failed vmsplice.
+        held = fcntl.ioctl(self.refs[cmd.ref], termios.FIONREAD, b"\0\0\0\0")
+        n = int.from_bytes(held, "little") // PAGE_SIZE
+        self.ref_pages[cmd.ref] = [(cmd.name, i) for i in runs_pages(cmd.runs)[:n]]
         return events
 
     def _release(self, ref: str) -> None:
+        self.ref_pages.pop(ref, None)
+        runs = self.pins.pop(ref, None)
+        if runs is not None:
+            for run in runs:
+                run.ring.unregister_buffers()
+                run.ring.close()
+            self._t("release", f"io_uring_register(IORING_UNREGISTER_BUFFERS) x{len(runs)} ({ref})")
+            return
         fd = self.refs.pop(ref, None)
         if fd is None:
             return
@@ -650,6 +702,106 @@ class KernelBackend:
             pass
         os.close(fd)
         self._t("release", f"drained {drained // PAGE_SIZE} pages of {ref}, closed")
+
+    # -- references: long-term pins, what a reference holds, process_madvise ----------
+
+    def cmd_pin(self, cmd: Pin) -> list[dict[str, Any]]:
+        # One ring per run, made here and registered by the worker (worker.c do_pin(),
+        # which takes the ring's fd with pidfd_getfd());
+        # the first failure ends the line, the runs before it stay pinned.
+        proc = self.procs[cmd.proc]
+        m = proc.maps[cmd.name]
+        runs: list[PinnedRun] = []
+        self.pins[cmd.ref] = runs
+
+        def register(a: int, first: int, n: int) -> str | None:
+            ring = uring.Ring()
+            try:
+                err = self._call(
+                    proc.worker,
+                    "io_uring_register",
+                    f"io_uring_register(pidfd_getfd(runner ring {ring.fd}), "
+                    f"IORING_REGISTER_BUFFERS, {{{a:#x}, {n * PAGE_SIZE}}})",
+                    OP_PIN,
+                    arg=ring.fd,
+                    pid=os.getpid(),
+                    addr=a,
+                    length=n * PAGE_SIZE,
+                )
+            except BaseException:
+                ring.close()
+                raise
+            if err:
+                ring.close()
+                return err
+            runs.append(PinnedRun(ring, a, m.name, first, n))
+            return None
+
+        return self._per_run(cmd, "pin", m, cmd.runs, register)
+
+    def cmd_expect_ref_data(self, cmd: ExpectRefData) -> list[dict[str, Any]]:
+        return [expect_event(cmd, {}, {}, self._ref_data(cmd.ref))]
+
+    def _ref_data(self, ref: str) -> list[str]:
+        pages: list[str] = []
+        rd, wr = os.pipe()
+        try:
+            runs = self.pins.get(ref)
+            if runs is not None:
+                # The pinned pages themselves: IORING_OP_WRITE_FIXED of each into a pipe.
+                for run in runs:
+                    for k in range(run.pages):
+                        run.ring.write_fixed(wr, run.addr + k * PAGE_SIZE, PAGE_SIZE)
+                        (buf,) = uring.read_pipe_pages(rd, PAGE_SIZE)
+                        pages.append(uring.classify_page(buf, run.mapname, run.first + k))
+                self._t("read", f"{ref}: IORING_OP_WRITE_FIXED of {len(pages)} pages to a pipe")
+                return pages
+            # A gup's pages still in its pipe: tee(2) them out (the pipe keeps its
+            # buffers; the copies' references go when they are read).
+            src = self.refs[ref]
+            fcntl.fcntl(wr, uring.F_SETPIPE_SZ, fcntl.fcntl(src, uring.F_GETPIPE_SZ))
+            want = self.ref_pages[ref]
+            n = uring.tee(src, wr, len(want) * PAGE_SIZE)
+            bufs = uring.read_pipe_pages(rd, n)
+            pages = [uring.classify_page(b, nm, i) for b, (nm, i) in zip(bufs, want)]
+            self._t("read", f"{ref}: tee() of {len(pages)} pages from its pipe")
+            return pages
+        finally:
+            os.close(rd)
+            os.close(wr)
+
+    def cmd_process_madvise(self, cmd: ProcessMadvise) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        target = self.procs[cmd.target]
+        m = target.maps[cmd.name]
+        iov = b"".join(
+            struct.pack("<QQ", m.addr + a * PAGE_SIZE, (b - a + 1) * PAGE_SIZE) for a, b in cmd.runs
+        )
+        what = ", ".join(
+            f"{{{m.addr + a * PAGE_SIZE:#x}, {(b - a + 1) * PAGE_SIZE}}}" for a, b in cmd.runs
+        )
+        err = self._call_fd(
+            w,
+            "process_madvise",
+            f"process_madvise(pidfd {cmd.target}, [{what}], {cmd.advice.upper()})",
+            OP_PROCESS_MADVISE,
+            target.worker.pidfd,
+            extra=iov,
+            arg=MADV.get(cmd.advice, -1),
+            length=len(cmd.runs),
+        )
+        return [error_event(cmd, "process_madvise", err, cmd.name)] if err else []
+
+    def _call_fd(
+        self, w: Worker, func: str, what: str, op: int, fd: int, extra: bytes = b"", **kw: Any
+    ) -> str | None:
+        try:
+            w.call_with_fd(op, fd, extra, **kw)
+        except WorkerError as e:
+            self._t(func, f"{what} = -1 {e.errno_name}")
+            return e.errno_name
+        self._t(func, f"{what} = 0")
+        return None
 
     # -- observing ----------------------------------------------------------------------
 
@@ -784,6 +936,14 @@ def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:
         zero = bits >> KPF_BITS["zero_page"] & 1
         page["order"] = 0 if zero else pfns.order(pfn)
     return page
+
+
+def _io_uring_disabled() -> bool:
+    try:
+        with open("/proc/sys/kernel/io_uring_disabled") as f:
+            return f.read().strip() != "0"
+    except OSError:
+        return False
 
 
 def _errno_name(err: int | None) -> str:

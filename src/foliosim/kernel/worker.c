@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -57,6 +58,25 @@ enum {
  * the request at which it stopped; the pages before it were done.
  */
 #define FAULT_SIG_BASE 4096
+/* References (issue 12): opcodes 50-59. */
+enum {
+	OP_PIN = 50,		/* IORING_REGISTER_BUFFERS of [addr, addr+len) on the runner's ring */
+	OP_PROCESS_MADVISE = 51, /* process_madvise(pidfd sent, len iovecs sent next, arg advice) */
+};
+#ifndef __NR_io_uring_register
+#define __NR_io_uring_register 427
+#endif
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
+#endif
+#ifndef __NR_process_madvise
+#define __NR_process_madvise 440
+#endif
+#define IORING_REGISTER_BUFFERS_ 0
+#define PMADV_IOV_MAX 1024
 
 struct req {
 	uint32_t op;
@@ -92,6 +112,7 @@ static int n_own;
 static char *scratch, *ballast;
 static int gup_pipe[2] = {-1, -1};
 static uint64_t pm_buf[1], kpf_buf[1];
+static struct iovec pmadv_iov[PMADV_IOV_MAX];
 static sigjmp_buf fault_jmp;
 static volatile int fault_armed;
 static volatile int fault_sig;
@@ -378,6 +399,52 @@ static int64_t sys(long r)
 	return r < 0 ? -errno : 0;
 }
 
+/* -- references (issue 12) -- */
+
+/*
+ * A long-term pin: register [addr, addr+len) as the one fixed buffer of the
+ * runner's io_uring q->arg (io_sqe_buffer_register() pins it with FOLL_WRITE |
+ * FOLL_LONGTERM against this process's mm), then drop our copy of the fd: the
+ * runner holds the ring, and with it the pin.  An io_uring fd cannot travel by
+ * SCM_RIGHTS (unix_get_socket() refuses it), so we take it with pidfd_getfd()
+ * from the runner, pid q->pid.
+ */
+static int64_t do_pin(struct req *q)
+{
+	struct iovec iov = { (void *)q->addr, q->len };
+	int64_t r;
+	int pidfd = (int)syscall(__NR_pidfd_open, (pid_t)q->pid, 0);
+	int fd;
+
+	if (pidfd < 0)
+		return -errno;
+	fd = (int)syscall(__NR_pidfd_getfd, pidfd, q->arg, 0);
+	r = fd < 0 ? -errno : 0;
+	close(pidfd);
+	if (fd < 0)
+		return r;
+	r = sys(syscall(__NR_io_uring_register, fd, IORING_REGISTER_BUFFERS_, &iov, 1));
+	close(fd);
+	return r;
+}
+
+/* process_madvise(pidfd, iovecs, n, advice, 0): the iovecs come in the next message. */
+static int64_t do_process_madvise(struct req *q, int fd)
+{
+	ssize_t n = recv(sock, pmadv_iov, sizeof(pmadv_iov), 0);
+	int64_t r;
+
+	if (fd < 0)
+		return -EBADF;
+	if (n != (ssize_t)(q->len * sizeof(struct iovec))) {
+		close(fd);
+		return -EINVAL;
+	}
+	r = sys(syscall(__NR_process_madvise, fd, pmadv_iov, (size_t)q->len, q->arg, 0U));
+	close(fd);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct req q;
@@ -538,6 +605,15 @@ int main(int argc, char **argv)
 			reply(r == MAP_FAILED ? -errno : 0, 0);
 			break;
 		}
+		/* -- references (issue 12) -- */
+		case OP_PIN:
+			if (fd >= 0)
+				close(fd);
+			reply(do_pin(&q), 0);
+			break;
+		case OP_PROCESS_MADVISE:
+			reply(do_process_madvise(&q, fd), 0);
+			break;
 		default:
 			reply(-ENOSYS, 0);
 		}

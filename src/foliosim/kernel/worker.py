@@ -36,6 +36,9 @@ OP_MPROTECT = 30
 OP_MREMAP = 31
 # A load or store that ended in a caught signal: ret = -(FAULT_SIG_BASE + signo).
 FAULT_SIG_BASE = 4096
+# References (issue 12): opcodes 50-59.
+OP_PIN = 50
+OP_PROCESS_MADVISE = 51
 
 NAME_LEN = 72
 REQ = struct.Struct(f"<Ii QQQq {NAME_LEN}s{NAME_LEN}s")
@@ -182,6 +185,16 @@ class Worker:
         if cret != 0 or cpid != child:
             raise KernelBackendError("kernel backend: forked worker failed to start")
         return Worker(ours, child)
+
+    def call_with_fd(self, op: int, fd: int, extra: bytes = b"", **kw: object) -> int:
+        """Send one request with `fd` (SCM_RIGHTS) and, if given, a second message `extra`."""
+        self._send(op, fds=[fd], **kw)  # type: ignore[arg-type]
+        if extra:
+            self.sock.send(extra)
+        ret, val = self._recv_rep(self.sock)
+        if ret < 0:
+            raise WorkerError(-ret, os.strerror(-ret))
+        return val
 
     def gup_end(self) -> int:
         """Receive the read end of the gup pipe (SCM_RIGHTS); the caller owns it."""

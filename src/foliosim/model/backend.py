@@ -17,6 +17,9 @@ backend's worker makes, by calling the model's entry point for it:
     mprotect            do_mprotect_pkey()                mprotect.py mm/mprotect.c
     mremap              do_mremap()                       mremap.py   mm/mremap.c
     expect result       the outcome recorded for the line it names
+    pin                 io_sqe_buffer_register()    io_uring_rsrc.py  io_uring/rsrc.c
+    release (a pin)     io_release_ubuf()           io_uring_rsrc.py  io_uring/rsrc.c
+    process_madvise     sys_process_madvise()             madvise.py  mm/madvise.c
 
 A new system call gets its entry point in the module of its kernel file and a
 handler here.  STATE is read by observe.py; --check bookkeeping is checks.Shadow.
@@ -33,6 +36,7 @@ from foliosim.model import (
     exit,
     fork,
     huge_memory,
+    io_uring_rsrc,
     madvise,
     mlock,
     mmap,
@@ -56,6 +60,7 @@ from foliosim.scenario.ast import (
     Exit,
     ExpectData,
     ExpectResult,
+    ExpectRefData,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -70,7 +75,9 @@ from foliosim.scenario.ast import (
     Munlock,
     Munmap,
     Observe,
+    Pin,
     Poke,
+    ProcessMadvise,
     Read,
     Release,
     Runs,
@@ -78,6 +85,7 @@ from foliosim.scenario.ast import (
     Swap,
     Thp,
     Write,
+    runs_pages,
 )
 
 
@@ -99,6 +107,8 @@ class ModelBackend:
         m.mms["p0"] = Mm("p0")
         self.user = UserProgram(m)
         self.shadow = Shadow() if self.check else None
+        # REF -> (mapping, page index) of each page it holds, in its page order.
+        self.ref_pages: dict[str, list[tuple[str, int]]] = {}
         # Size the memmap for every page the scenario maps once, so it rarely grows.
         m.mem.reserve(64 + sum(c.pages for c in scenario.commands if isinstance(c, Mmap)))
         events: list[Event] = []
@@ -297,13 +307,68 @@ class ModelBackend:
                 pages.extend(splice.vmsplice_to_pipe(self.m, mm, start + first, start + last + 1))
             except AccessError as e:
                 pages.extend(e.pages)  # what was spliced before stays in the pipe
+                self.ref_pages[cmd.ref] = [(cmd.name, i) for i in runs_pages(cmd.runs)][
+                    : len(pages)
+                ]
                 ev = error_event(cmd, "gup", e.errno, cmd.name)
                 ev["page"] = e.vpn - start
                 return [ev]
+        self.ref_pages[cmd.ref] = [(cmd.name, i) for i in runs_pages(cmd.runs)][: len(pages)]
         return []
 
     def cmd_release(self, cmd: Release) -> list[Event]:
+        self.ref_pages.pop(cmd.ref, None)
+        bufs = self.m.pins.pop(cmd.ref, None)
+        if bufs is not None:
+            # IORING_UNREGISTER_BUFFERS: io_rsrc_data_free() -> io_release_ubuf().
+            for imu in bufs:
+                io_uring_rsrc.io_release_ubuf(self.m, imu)
+            return []
         pipe.free_pipe_info(self.m, self.m.gup_refs.pop(cmd.ref))
+        return []
+
+    # -- references: long-term pins, what a reference holds, process_madvise -------
+
+    def cmd_pin(self, cmd: Pin) -> list[Event]:
+        # IORING_REGISTER_BUFFERS of each run (a ring of its own), in order; the first
+        # failure ends the line, the runs before it stay pinned.
+        mm = self._mm(cmd)
+        start = mm.mappings[cmd.name].start
+        bufs: list[io_uring_rsrc.IoMappedUbuf] = []
+        self.m.pins[cmd.ref] = bufs
+        self.ref_pages[cmd.ref] = []
+
+        def register(s: int, e: int, first: int) -> None:
+            bufs.append(
+                io_uring_rsrc.io_sqe_buffer_register(self.m, mm, s, e, write=not cmd.readonly)
+            )
+            self.ref_pages[cmd.ref] += [(cmd.name, first + k) for k in range(e - s)]
+
+        return self._per_run(cmd, "pin", cmd.name, cmd.runs, register)
+
+    def cmd_expect_ref_data(self, cmd: ExpectRefData) -> list[Event]:
+        # What the reference holds, whatever the page tables say now: a gup's pages
+        # still in the pipe, a pin's registered buffer (read by IORING_OP_WRITE_FIXED).
+        bufs = self.m.pins.get(cmd.ref)
+        pfns = (
+            [p for imu in bufs for p in imu.pages]
+            if bufs is not None
+            else self.m.gup_refs[cmd.ref]
+        )
+        data = [
+            self.user.classify(int(self.m.mem.data[pfn]), name, idx)
+            for pfn, (name, idx) in zip(pfns, self.ref_pages[cmd.ref], strict=True)
+        ]
+        return [expect_event(cmd, {}, {}, data)]
+
+    def cmd_process_madvise(self, cmd: ProcessMadvise) -> list[Event]:
+        mm = self.m.mms[cmd.target]
+        start = mm.mappings[cmd.name].start
+        ranges = [(start + a, start + b + 1) for a, b in cmd.runs]
+        try:
+            madvise.sys_process_madvise(self.m, self._mm(cmd), mm, ranges, cmd.advice)
+        except SyscallError as e:
+            return [error_event(cmd, "process_madvise", e.errno, cmd.name)]
         return []
 
     # -- observing ------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 
 from foliosim.model.errors import InvariantError
 from foliosim.model.machine import Machine
+from foliosim.model.mm import GUP_PIN_COUNTING_BIAS
 from foliosim.model.page_flags import page_folio
 from foliosim.model.task_mmu import mapping_ptes
 from foliosim.model.trace import folio_name
@@ -68,7 +69,7 @@ def validate_folio_mapcount(m: Machine) -> np.ndarray:
 
 
 def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
-    """refcount = mappings + swap cache + per-CPU batches + GUP references."""
+    """refcount = mappings + swap cache + per-CPU batches + GUP references and pins."""
     mem = m.mem
     n = mem.nr
     expected = np.zeros(n, np.int64)
@@ -88,6 +89,12 @@ def validate_folio_refcount(m: Machine, ptes: np.ndarray) -> None:
         for p in pages:
             if not mem.flags[p] & PG_zero:
                 expected[page_folio(m, p)] += 1
+    for bufs in m.pins.values():  # long-term pins: one pin per bvec entry
+        for imu in bufs:
+            for p in imu.bvec:
+                if not mem.flags[p] & PG_zero:
+                    f = page_folio(m, p)
+                    expected[f] += 1 if mem.order[f] else GUP_PIN_COUNTING_BIAS
     expected[ZERO_PFN] = mem.refcount[ZERO_PFN]
     bad = np.nonzero(expected != mem.view("refcount"))[0]
     if bad.size:

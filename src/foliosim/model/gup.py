@@ -17,6 +17,8 @@ from foliosim.model.types import (
     VM_WRITE,
     ZERO_PFN,
     Mm,
+    PG_anon,
+    PG_anon_exclusive,
     PG_dirty,
     PG_head,
     PG_referenced,
@@ -227,3 +229,155 @@ def unpin_user_pages_dirty_lock(m: Machine, pages: list[int]) -> None:
             folio_put_refs(m, folio, 1)
         else:
             folio_put_refs(m, folio, GUP_PIN_COUNTING_BIAS)
+
+
+# -- long-term pins: pin_user_pages_fast(FOLL_PIN | FOLL_LONGTERM) (issue 12) -----------
+#
+# Model: every page is long-term pinnable.  folio_is_longterm_pinnable()
+# (include/linux/mm.h) refuses only CMA / isolated pageblocks, ZONE_MOVABLE,
+# device-coherent and fsdax folios, and this machine has no CMA and an empty
+# ZONE_MOVABLE (/proc/zoneinfo: "zone Movable present 0", "cma 0" everywhere),
+# so check_and_migrate_movable_pages() never migrates and try_grab_folio_fast()
+# never refuses.
+
+
+def gup_must_unshare(m: Machine, vma: Vma | None, write: bool, longterm: bool, pfn: int) -> bool:
+    """gup_must_unshare(), mm/internal.h, Linux 6.18: a R/O pin must unshare this page first.
+
+    Called for FOLL_PIN only, on a non-writable entry.  An anonymous page must
+    be PageAnonExclusive; a non-anonymous one (the shared zero pages) only for
+    FOLL_LONGTERM, and GUP-fast (vma None) cannot tell, so it falls back.
+    Model: every VMA is a private anonymous (COW) mapping: is_cow_mapping().
+    """
+    if write:
+        return False
+    if not m.mem.flags[page_folio(m, pfn)] & PG_anon:
+        if not longterm:
+            return False
+        return True  # vma None (GUP-fast): "We really need the vma"; else is_cow_mapping()
+    return not m.mem.flags[pfn] & PG_anon_exclusive
+
+
+def try_grab_folio_pin(m: Machine, pfn: int, refs: int) -> None:
+    """try_grab_folio(FOLL_PIN) / try_grab_folio_fast(), mm/gup.c, Linux 6.18.
+
+    A large folio takes `refs` references and `refs` on _pincount; a small one
+    refs * GUP_PIN_COUNTING_BIAS references.  The zero pages are never pinned.
+    """
+    if m.mem.flags[pfn] & PG_zero:
+        return
+    folio = page_folio(m, pfn)
+    if m.mem.order[folio]:  # folio_has_pincount()
+        m.mem.refcount[folio] += refs
+        m.pincount[folio] = m.pincount.get(folio, 0) + refs
+    else:
+        m.mem.refcount[folio] += refs * GUP_PIN_COUNTING_BIAS
+
+
+def unpin_user_folio(m: Machine, folio: int, refs: int) -> None:
+    """unpin_user_folio() -> gup_put_folio(FOLL_PIN), mm/gup.c, Linux 6.18: no dirtying."""
+    if m.mem.flags[folio] & PG_zero:
+        return
+    if m.mem.order[folio]:
+        m.pincount[folio] -= refs
+        if not m.pincount[folio]:
+            del m.pincount[folio]
+        folio_put_refs(m, folio, refs)
+    else:
+        folio_put_refs(m, folio, refs * GUP_PIN_COUNTING_BIAS)
+
+
+def _gup_fast_pin(m: Machine, mm: Mm, start: int, end: int, write: bool) -> list[int]:
+    # gup_fast() -> gup_fast_pte_range() / gup_fast_pmd_leaf() with FOLL_PIN: in
+    # order, until the first entry it cannot take (not present, not writable for
+    # a write pin, special, or a R/O pin of a page that must be unshared).
+    pages: list[int] = []
+    vpn = start
+    while vpn < end:
+        t = mm.pte_table(vpn)
+        pmd = mm.pmds.get(vpn >> 9) if t is None else None
+        if pmd is not None:
+            bits, head = pmd
+            if write and not bits & PTE_WRITE or bits & PTE_SPECIAL:
+                break  # pmd_access_permitted(), pmd_special(): the huge zero page
+            if not bits & PTE_WRITE and gup_must_unshare(m, None, write, True, head):
+                break
+            stop = min(end, (vpn | 511) + 1)
+            try_grab_folio_pin(m, head, stop - vpn)
+            m.mem.flags[head] |= PG_referenced  # folio_set_referenced()
+            first = head + (vpn & 511)
+            pages.extend(range(first, first + stop - vpn))
+            vpn = stop
+            continue
+        bits = int(t.bits[vpn & 511]) if t is not None else 0
+        if not bits & PTE_PRESENT or bits & PTE_SPECIAL or write and not bits & PTE_WRITE:
+            break  # pte_access_permitted(), pte_special()
+        pfn = int(t.pfn[vpn & 511])  # type: ignore[union-attr]
+        if not bits & PTE_WRITE and gup_must_unshare(m, None, write, True, pfn):
+            break
+        try_grab_folio_pin(m, pfn, 1)
+        m.mem.flags[page_folio(m, pfn)] |= PG_referenced  # folio_set_referenced()
+        pages.append(pfn)
+        vpn += 1
+    return pages
+
+
+def _follow_page_pin(m: Machine, vma: Vma, vpn: int, write: bool) -> int:
+    # follow_page_mask() for FOLL_PIN | FOLL_LONGTERM | FOLL_TOUCH: the page; -1 if a
+    # fault is needed; -2 for -EMLINK (gup_must_unshare(): an unshare fault first).
+    mm = vma.mm
+    t = mm.pte_table(vpn)
+    i = vpn & 511
+    if t is None:
+        pmd = mm.pmds.get(vpn >> 9)
+        if pmd is None:
+            return -1
+        bits, head = pmd
+        if write and not bits & PTE_WRITE:
+            return -1
+        if not bits & PTE_WRITE and gup_must_unshare(m, vma, write, True, head):
+            return -2  # follow_huge_pmd()
+        return follow_huge_pmd(m, vma, pmd, i, write, touch=True)
+    bits = int(t.bits[i])
+    if not bits & PTE_PRESENT or write and not bits & PTE_WRITE:
+        return -1
+    pfn = ZERO_PFN if bits & PTE_SPECIAL else int(t.pfn[i])
+    if not bits & PTE_WRITE and gup_must_unshare(m, vma, write, True, pfn):
+        return -2  # follow_page_pte()
+    return follow_page_pte(m, vma, vpn, write, touch=True)
+
+
+def pin_user_pages_fast(m: Machine, mm: Mm, start: int, end: int, write: bool) -> list[int]:
+    """pin_user_pages_fast(FOLL_PIN | FOLL_LONGTERM [| FOLL_WRITE]) -> gup_fast_fallback(), mm/gup.c, Linux 6.18.
+
+    Returns the pinned pages, one per page of [start, end).  GUP-fast first; the
+    rest by __gup_longterm_locked(.. | FOLL_TOUCH), faulting (FAULT_FLAG_UNSHARE
+    where gup_must_unshare() says so: faultin_page()).  A page outside every
+    VMA, or a write pin of a VMA without VM_WRITE (check_vma_flags()), ends the
+    call: the caller gets the pages pinned so far and EFAULT.
+    """
+    mm.has_pinned = True  # mm_set_has_pinned_flag()
+    pages = _gup_fast_pin(m, mm, start, end, write)
+    for vpn in range(start + len(pages), end):
+        vma = mm.find_vma(vpn)
+        if vma is None or write and not vma.flags & VM_WRITE:
+            raise PartialPin(pages)
+        for _ in range(4):
+            pfn = _follow_page_pin(m, vma, vpn, write)
+            if pfn >= 0:
+                break
+            memory.handle_mm_fault(m, vma, vpn, write, unshare=pfn == -2)  # faultin_page()
+        else:
+            raise AssertionError("fault did not make the page pinnable")
+        try_grab_folio_pin(m, pfn, 1)
+        pages.append(pfn)
+    return pages
+
+
+class PartialPin(SyscallError):
+    """-EFAULT from a pin that took only `pages` (the caller unpins them)."""
+
+    def __init__(self, pages: list[int]) -> None:
+        super().__init__("EFAULT")
+        self.pages = pages
+

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from foliosim.model import lru, mlock, page_alloc, rmap, swap
 from foliosim.model.machine import Machine
-from foliosim.model.mm import __folio_put, folio_mapcount, folio_nr_pages, folio_put
+from foliosim.model.mm import (
+    __folio_put,
+    folio_mapcount,
+    folio_maybe_dma_pinned,
+    folio_nr_pages,
+    folio_put,
+)
 from foliosim.model.page_flags import folio_test_swapcache
 from foliosim.model.trace import folio_name
 from foliosim.model.types import (
@@ -163,8 +169,13 @@ def do_huge_pmd_anonymous_page(m: Machine, vma: Vma, vpn: int, write: bool) -> b
     return True
 
 
-def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int) -> bool:
-    """do_huge_pmd_wp_page(), mm/huge_memory.c, Linux 6.18: False means the PMD was split."""
+def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int, unshare: bool = False) -> bool:
+    """do_huge_pmd_wp_page(), mm/huge_memory.c, Linux 6.18: False means the PMD was split.
+
+    With FAULT_FLAG_UNSHARE a reusable THP is only marked exclusive (the
+    `reuse:` label returns before the PMD is made writable); the huge zero
+    page gets a new THP either way (do_huge_zero_wp_pmd()).
+    """
     mm = vma.mm
     idx = vpn >> 9
     pmd = mm.pmds[idx]
@@ -188,7 +199,8 @@ def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int) -> bool:
                 mem.flags[folio] |= PG_anon_exclusive
                 reuse = True
     if reuse:
-        pmd[0] |= PTE_YOUNG | PTE_DIRTY | PTE_WRITE
+        if not unshare:
+            pmd[0] |= PTE_YOUNG | PTE_DIRTY | PTE_WRITE
         return True
     __split_huge_pmd(m, vma, idx)
     return False
@@ -267,7 +279,13 @@ def copy_huge_pmd(m: Machine, dst: Vma, src: Vma, idx: int) -> None:
         dst.mm.pmds[idx] = [bits, pfn]
         return
     mem = m.mem
-    # folio_try_dup_anon_rmap_pmd(): Model: no FOLL_PIN is ever held across fork.
+    if mem.flags[pfn] & PG_anon_exclusive and src.mm.has_pinned and folio_maybe_dma_pinned(m, pfn):
+        # folio_try_dup_anon_rmap_pmd() -> __folio_try_dup_anon_rmap() refuses a
+        # maybe-pinned exclusive THP (folio_needs_cow_for_dma()): "Page maybe
+        # pinned: split and retry the fault on PTEs" -- the source PMD is split
+        # and copy_pte_range() copies each exclusive page (copy_present_page()).
+        __split_huge_pmd(m, src, idx)
+        return
     mem.flags[pfn] &= ~PG_anon_exclusive
     m.entire_mapcount[pfn] = m.entire_mapcount.get(pfn, 0) + 1
     mem.refcount[pfn] += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from foliosim.model.profile import Profile
 from foliosim.model.types import AnonVma, Memmap, Mm
@@ -37,6 +38,8 @@ class Machine:
         self.thp_orders_cache: dict[int, tuple[int, ...]] = {}
         self.mms: dict[str, Mm] = {}
         self.gup_refs: dict[str, list[int]] = {}  # REF -> pfns referenced (FOLL_GET)
+        # REF -> its io_uring registered buffers (io_uring_rsrc.IoMappedUbuf), one a run.
+        self.pins: dict[str, list[Any]] = {}
         # Large-folio state kept beside the memmap (struct folio fields of large
         # folios only): _entire_mapcount (PMD mappings) and the deferred split
         # queue with each queued folio's partially_mapped flag.

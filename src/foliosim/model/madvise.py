@@ -312,3 +312,32 @@ def do_madvise(m: Machine, mm: Mm, start: int, end: int, advice: str) -> None:
         vma = mm_vma.vma_next(mm, vma)
     if unmapped:
         raise SyscallError("ENOMEM")
+
+
+# -- process_madvise(2) (issue 12) ------------------------------------------------------
+
+
+def process_madvise_remote_valid(advice: str) -> bool:
+    """process_madvise_remote_valid(), mm/madvise.c, Linux 6.18: an advice allowed on another mm."""
+    return advice in ("cold", "pageout", "willneed", "collapse")
+
+
+def sys_process_madvise(
+    m: Machine, caller: Mm, mm: Mm, ranges: list[tuple[int, int]], advice: str
+) -> None:
+    """SYSCALL_DEFINE5(process_madvise) -> vector_madvise(), mm/madvise.c, Linux 6.18.
+
+    One call for every range (one iovec each), in order.  The call returns the
+    bytes advised before the first failing range, so it fails (SyscallError)
+    only when the first range does.  Model: the caller is root (mm_access() and
+    CAP_SYS_NICE pass) and the pidfd names a live process.
+    """
+    if mm is not caller and not process_madvise_remote_valid(advice):
+        raise SyscallError("EINVAL")
+    for k, (start, end) in enumerate(ranges):
+        try:
+            do_madvise(m, mm, start, end, advice)  # madvise_do_behavior()
+        except SyscallError:
+            if k == 0:
+                raise
+            return

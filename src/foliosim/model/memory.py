@@ -57,8 +57,13 @@ class VmFault:
         self.i = vpn & 511
 
 
-def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
-    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18."""
+def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool, unshare: bool = False) -> None:
+    """handle_mm_fault() -> __handle_mm_fault() -> handle_pte_fault(), mm/memory.c, Linux 6.18.
+
+    `unshare` is FAULT_FLAG_UNSHARE (a R/O long-term pin's fault, mm/gup.c
+    faultin_page()): like a write fault on a non-writable entry, but the page
+    is only made exclusive, never writable.
+    """
     count_vm_events(m, "pgfault", 1)
     mm = vma.mm
     idx = vpn >> 9
@@ -73,8 +78,8 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
                 rmap.anon_vma_prepare(m, vma)
                 if huge_memory.do_huge_pmd_anonymous_page(m, vma, vpn, write):
                     return
-        elif write and not pmd[0] & PTE_WRITE:
-            if huge_memory.do_huge_pmd_wp_page(m, vma, vpn):
+        elif (write or unshare) and not pmd[0] & PTE_WRITE:
+            if huge_memory.do_huge_pmd_wp_page(m, vma, vpn, unshare=unshare):
                 return
             # The PMD was split: handle the fault on its PTE.
         else:
@@ -87,8 +92,8 @@ def handle_mm_fault(m: Machine, vma: Vma, vpn: int, write: bool) -> None:
         do_anonymous_page(m, vmf)
     elif bits & PTE_SWAP:
         do_swap_page(m, vmf)
-    elif write and not bits & PTE_WRITE:
-        do_wp_page(m, vmf)
+    elif (write or unshare) and not bits & PTE_WRITE:
+        do_wp_page(m, vmf, unshare=unshare)
     else:
         t.bits[vmf.i] = bits | PTE_YOUNG | (PTE_DIRTY if write else 0)
 
@@ -194,15 +199,20 @@ def wp_page_reuse(m: Machine, vmf: VmFault) -> None:
     count_vm_events(m, "pgreuse", 1)
 
 
-def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
-    """wp_page_copy(), mm/memory.c, Linux 6.18: a new exclusive order-0 copy."""
+def wp_page_copy(m: Machine, vmf: VmFault, old: int, unshare: bool = False) -> None:
+    """wp_page_copy(), mm/memory.c, Linux 6.18: a new exclusive order-0 copy.
+
+    For FAULT_FLAG_UNSHARE the new PTE is neither dirty nor writable.
+    """
     vma, t, i = vmf.vma, vmf.t, vmf.i
     new = page_alloc.folio_alloc(m, 0)
     if old == ZERO_PFN:
         vma.mm.counters[MM_ANONPAGES] += 1
     else:
         m.mem.data[new] = m.mem.data[old]
-    entry = PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | (PTE_WRITE if vma.flags & VM_WRITE else 0)
+    entry = PTE_PRESENT | PTE_YOUNG
+    if not unshare:
+        entry |= PTE_DIRTY | (PTE_WRITE if vma.flags & VM_WRITE else 0)
     entry |= int(t.bits[i]) & PTE_SOFT_DIRTY
     rmap.folio_add_new_anon_rmap(m, new, vma, vmf.vpn)
     lru.folio_add_lru_vma(m, new, vma)
@@ -221,12 +231,15 @@ def wp_page_copy(m: Machine, vmf: VmFault, old: int) -> None:
         folio_put(m, oldf)
 
 
-def do_wp_page(m: Machine, vmf: VmFault) -> None:
-    """do_wp_page(), mm/memory.c, Linux 6.18: reuse an exclusive page, else copy."""
+def do_wp_page(m: Machine, vmf: VmFault, unshare: bool = False) -> None:
+    """do_wp_page(), mm/memory.c, Linux 6.18: reuse an exclusive page, else copy.
+
+    With FAULT_FLAG_UNSHARE a reusable page is only marked exclusive.
+    """
     t, i = vmf.t, vmf.i
     pfn = int(t.pfn[i])
     if int(t.bits[i]) & PTE_SPECIAL:
-        wp_page_copy(m, vmf, ZERO_PFN)
+        wp_page_copy(m, vmf, ZERO_PFN, unshare=unshare)
         return
     mem = m.mem
     folio = page_folio(m, pfn)
@@ -234,11 +247,15 @@ def do_wp_page(m: Machine, vmf: VmFault) -> None:
         mem.flags[pfn] & PG_anon_exclusive or wp_can_reuse_anon_folio(m, folio, vmf.vma)
     ):
         mem.flags[pfn] |= PG_anon_exclusive
+        if unshare:
+            if m.tracing:
+                m.trace("do_wp_page", f"unshare: folio {folio_name(m, folio)} now exclusive")
+            return
         if m.tracing:
             m.trace("do_wp_page", f"folio {folio_name(m, folio)} exclusive: reused")
         wp_page_reuse(m, vmf)
         return
-    wp_page_copy(m, vmf, pfn)
+    wp_page_copy(m, vmf, pfn, unshare=unshare)
 
 
 def should_try_to_free_swap(m: Machine, folio: int, vma: Vma, write: bool) -> bool:

@@ -9,11 +9,12 @@ must agree.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from foliosim.race import actors, litmus, sc
 from foliosim.race.herd import Herd
@@ -21,6 +22,9 @@ from foliosim.race.ir import Test, registers
 from foliosim.race.record import BARRIERS, record_reclaim
 from foliosim.race.runner import MODELS, HerdResult, run_herd
 from foliosim.race.witness import story
+
+if TYPE_CHECKING:
+    from foliosim.variants import Variant
 
 WITHOUT = (*BARRIERS, *actors.ORDERINGS)
 
@@ -82,6 +86,7 @@ class Report:
     without: tuple[str, ...]
     paths: int  # paths of the model's lazyfree decision the recorder walked
     outcomes: list[Outcome] = field(default_factory=list)
+    variant: str | None = None  # the variant the reclaim side was recorded from
 
     def verdict(self, model: str) -> str:
         mine = [o for o in self.outcomes if o.model == model]
@@ -95,6 +100,7 @@ class Report:
         models = list(dict.fromkeys(o.model for o in self.outcomes))
         return {
             "profile": self.profile,
+            "variant": self.variant,
             "without": list(self.without),
             "reclaim_paths": self.paths,
             "verdicts": {m: self.verdict(m) for m in models},
@@ -106,10 +112,11 @@ def build_tests(
     profile: str = "linux-6.18",
     without: tuple[str, ...] = (),
     functions: dict[str, Callable[..., Any]] | None = None,
+    variant: Variant | None = None,
 ) -> tuple[list[Test], int]:
     """The configuration's tests, reclaim recorded from the model, and the decision's path count."""
     barriers = tuple(w for w in without if w in BARRIERS)
-    reclaim, setup, paths = record_reclaim(profile, barriers, functions)
+    reclaim, setup, paths = record_reclaim(profile, barriers, functions, variant)
     return actors.tests(reclaim, setup, without), paths
 
 
@@ -182,10 +189,18 @@ def check(
     herd: Herd | None = None,
     dot_dir: Path | None = None,
     functions: dict[str, Callable[..., Any]] | None = None,
+    variant: Variant | None = None,
 ) -> Report:
-    """Every model's verdict on the configuration `without` (barriers / orderings dropped)."""
-    tests, paths = build_tests(profile, without, functions)
+    """Every model's verdict on the configuration `without` (barriers / orderings dropped).
+
+    variant: record reclaim from a variant (foliosim.variants.load_variant());
+    its base profile replaces `profile`.
+    """
+    tests, paths = build_tests(profile, without, functions, variant)
     report = Report(profile, tuple(without), paths)
+    if variant is not None:
+        report.profile = variant.base
+        report.variant = variant.name if variant.replacements else None
     for model in models:
         for test in tests:
             report.outcomes.append(judge(test, model, herd, dot_dir))
@@ -196,7 +211,12 @@ def litmus_files(report: Report) -> dict[str, str]:
     """file name -> litmus text with the verdict found, for --litmus DIR."""
     files = {}
     for o in report.outcomes:
-        suffix = "-".join(["without", *report.without]) if report.without else "both-barriers"
+        dropped = ["-".join(["without", *report.without])] if report.without else []
+        suffix = dropped[0] if dropped else "both-barriers"
+        if report.variant is not None:
+            # The variant's own barriers: named after it (its file's stem).
+            stem = re.sub(r"[^\w.-]", "_", Path(report.variant).name.removesuffix(".py"))
+            suffix = "+".join([stem, *dropped])
         name = f"{o.model}/{o.test.name}+{suffix}.litmus"
         files[name] = litmus.to_litmus(o.test, o.model, "safe" if o.safe else "unsafe")
     return files

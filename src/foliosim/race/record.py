@@ -17,14 +17,30 @@ branches on it (`if folio_test_dirty(...)`, `if ref_count != 1 + map_count`)
 the recorder takes one side, and runs the code again for the other, so the
 reclaim thread is the model's whole decision tree, in the order the code makes
 its accesses.  A variant that moves, drops or reorders a barrier or an access
-is recorded the same way: pass its functions as `functions`.
+is recorded the same way: pass it as `variant` (or its functions as `functions`).
+
+With a variant, its replacements are installed first (Variant.applied()), then
+every binding of a recorded function -- in every foliosim module and in every
+loaded variant module, whatever its import style (`from foliosim.model.rmap
+import set_ptes` binds the function itself) -- is rebound to the recording
+stand-in, by identity, and restored afterwards.  Below that, the folio's
+struct page fields are watched from the PTE clear until try_to_unmap_one()
+returns: code that reads folio->_refcount (`m.mem.refcount[folio]`) or tests
+PG_dirty in `m.mem.flags[folio]` directly, instead of through
+folio_ref_count() / folio_test_dirty(), would make an access the litmus test
+lacks, so it is refused (RecordError naming its FILE:LINE) rather than
+recorded wrong.
 """
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from foliosim.race.ir import Expr, Fence, If, Let, Op, Read, Reg, Stmt, Thread, Write, Xchg
@@ -43,8 +59,58 @@ BARRIERS = ("smp_mb", "smp_rmb")
 MAX_PATHS = 64
 
 
+# Where each recorded function is defined (the binding every import copies).
+DEFINED_IN = {
+    "get_and_clear_ptes": "foliosim.model.rmap",
+    "set_ptes": "foliosim.model.rmap",
+    "folio_ref_count": "foliosim.model.page_ref",
+    "folio_mapcount": "foliosim.model.mm",
+    "folio_test_dirty": "foliosim.model.page_flags",
+    "smp_mb": "foliosim.model.barrier",
+    "smp_rmb": "foliosim.model.barrier",
+}
+_HERE = str(Path(__file__).resolve())
+_MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
+
+
+def _from_variant(depth: int) -> bool:
+    # Whether the code `depth` frames up is outside foliosim.model: a variant
+    # file (or any caller's function).  The model's own functions are the
+    # implementation of the kernel-named accessors and of the bookkeeping
+    # after the decision (_discard()'s folio_put_refs()); a variant reaching
+    # around them is what the watch is for.
+    name = str(Path(sys._getframe(depth + 1).f_code.co_filename).resolve())
+    return not name.startswith(_MODEL_DIR + "/")
+
+
 class RecordError(Exception):
-    """The model's code did something with a recorded value that a litmus test cannot express."""
+    """The model's code did something with a recorded value that a litmus test cannot express.
+
+    path/line: where in the code it happened (the innermost frame outside the
+    recorder), when known.
+    """
+
+    def __init__(
+        self, reason: str, locate: bool = True, path: str | None = None, line: int | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path, self.line = _caller() if locate else (path, line)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _caller() -> tuple[str | None, int | None]:
+    # The innermost frame that is neither this module nor the standard library:
+    # the model's or the variant's line that made the access.
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if str(Path(name).resolve()) != _HERE and not name.startswith("<"):
+            return name, frame.f_lineno
+        frame = frame.f_back
+    return None, None
 
 
 class Sym:
@@ -111,6 +177,7 @@ class _Recorder:
         self.pos = 0
         self.items: list[Stmt | _Branch] = []
         self.regs: dict[str, int] = {}
+        self.watching = False  # from the PTE clear on: direct struct page reads are refused
 
     def decide(self, cond: Expr) -> bool:
         if self.pos == len(self.decisions):
@@ -135,6 +202,7 @@ def _recording_functions(rec: _Recorder, real: dict[str, Callable[..., Any]], dr
     def get_and_clear_ptes(t: Any, i: int, nr: int) -> int:
         value = _PteVal(real["get_and_clear_ptes"](t, i, nr))
         value.reg = rec.reg("pteval")
+        rec.watching = True
         rec.items.append(
             Xchg(
                 value.reg,
@@ -210,23 +278,114 @@ def _recording_functions(rec: _Recorder, real: dict[str, Callable[..., Any]], dr
     }
 
 
+def _originals() -> dict[str, Callable[..., Any]]:
+    # The recorded functions as their defining modules bind them.
+    import importlib
+
+    return {n: getattr(importlib.import_module(mod), n) for n, mod in DEFINED_IN.items()}
+
+
+def _namespaces(extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Every module that may have copied a recorded function into its globals:
+    # foliosim's own, every loaded variant file (foliosim.variants names those
+    # modules foliosim_variant_*), and the globals of the functions passed in.
+    from foliosim.variants import _PREFIX
+
+    out: list[dict[str, Any]] = []
+    for name, mod in list(sys.modules.items()):
+        if mod is not None and name.startswith(("foliosim.", _PREFIX)):
+            out.append(vars(mod))
+    for ns in extra:
+        if all(ns is not o for o in out):
+            out.append(ns)
+    return out
+
+
 @contextmanager
-def _patched(namespaces: list[dict[str, Any]], names: dict[str, Any]) -> Iterator[None]:
-    # Module globals are where the model's functions look their callees up; a
-    # variant module's globals are patched the same way as rmap's own.
-    saved: list[tuple[dict[str, Any], str, Any, bool]] = []
+def _rebound(
+    originals: dict[str, Callable[..., Any]],
+    names: dict[str, Any],
+    extra: list[dict[str, Any]],
+) -> Iterator[None]:
+    # Module globals are where code looks its callees up: every binding of a
+    # recorded function, under any name and from any import style, becomes
+    # the stand-in while recording, and is put back afterwards.
+    saved: list[tuple[dict[str, Any], str, Any]] = []
+    by_id = {id(f): names[n] for n, f in originals.items()}
     try:
-        for ns in namespaces:
-            for name, value in names.items():
-                saved.append((ns, name, ns.get(name), name in ns))
-                ns[name] = value
+        for ns in _namespaces(extra):
+            for key, value in list(ns.items()):
+                new = by_id.get(id(value))
+                if new is not None and value is originals.get(getattr(value, "__name__", "")):
+                    saved.append((ns, key, value))
+                    ns[key] = new
         yield
     finally:
-        for ns, name, old, had in reversed(saved):
-            if had:
-                ns[name] = old
-            else:
-                ns.pop(name, None)
+        for ns, key, old in reversed(saved):
+            ns[key] = old
+
+
+class _WatchedRefcount(array):  # type: ignore[type-arg]
+    """folio->_refcount of every pfn; the watched folio's may not be read directly."""
+
+    rec: _Recorder
+    folio: int
+
+    def __getitem__(self, index: Any) -> Any:
+        if index == self.folio and self.rec.watching and _from_variant(1):
+            raise RecordError(
+                "reads folio->_refcount directly (m.mem.refcount[folio]); call "
+                "folio_ref_count(m, folio), the access foliosim race records"
+            )
+        return super().__getitem__(index)
+
+
+class _FlagsWord(int):
+    """The watched folio's flags word: testing PG_dirty in it directly is refused."""
+
+    def __and__(self, mask: Any) -> Any:
+        from foliosim.model.types import PG_dirty
+
+        if isinstance(mask, int) and mask & PG_dirty and _from_variant(1):
+            raise RecordError(
+                "tests PG_dirty directly (m.mem.flags[folio] & PG_dirty); call "
+                "folio_test_dirty(m, folio), the access foliosim race records"
+            )
+        return int(self) & mask
+
+    __rand__ = __and__
+
+
+class _WatchedFlags(array):  # type: ignore[type-arg]
+    """folio->flags of every pfn; the watched folio's comes back as a _FlagsWord."""
+
+    rec: _Recorder
+    folio: int
+
+    def __getitem__(self, index: Any) -> Any:
+        value = super().__getitem__(index)
+        if index == self.folio and self.rec.watching:
+            return _FlagsWord(value)
+        return value
+
+
+@contextmanager
+def _watched(mem: Any, folio: int, rec: _Recorder) -> Iterator[None]:
+    # The lower level: the struct page fields the litmus test has locations
+    # for cannot be read around the recorded functions.
+    saved = (mem.refcount, mem.flags)
+    refcount = _WatchedRefcount(saved[0].typecode, saved[0])
+    flags = _WatchedFlags(saved[1].typecode, saved[1])
+    for arr in (refcount, flags):
+        arr.rec, arr.folio = rec, folio
+    mem.refcount, mem.flags = refcount, flags
+    try:
+        yield
+    finally:
+        rec.watching = False
+        saved[0][:] = array(saved[0].typecode, refcount)
+        saved[1][:] = array(saved[1].typecode, flags)
+        mem.refcount, mem.flags = saved
 
 
 @dataclass
@@ -273,12 +432,12 @@ def lazyfree_setup(profile: str = "linux-6.18") -> Setup:
     vpn = vma.start
     t = mm.pte_table(vpn)
     if t is None:
-        raise RecordError("the model did not map the page")
+        raise RecordError("the model did not map the page", locate=False)
     folio = int(t.pfn[vpn & 511])
     if not folio_isolate_lru(m, folio):
-        raise RecordError("the model did not isolate the lazyfree folio")
+        raise RecordError("the model did not isolate the lazyfree folio", locate=False)
     if folio_test_swapbacked(m, folio):
-        raise RecordError("the model's MADV_FREE did not make the folio lazyfree")
+        raise RecordError("the model's MADV_FREE did not make the folio lazyfree", locate=False)
     return Setup(
         m,
         folio,
@@ -294,48 +453,69 @@ def record_reclaim(
     profile: str = "linux-6.18",
     without: tuple[str, ...] = (),
     functions: dict[str, Callable[..., Any]] | None = None,
+    variant: Any = None,
 ) -> tuple[Thread, Setup, int]:
     """The reclaim thread recorded from the model's try_to_unmap_one(), its set-up, and paths.
 
     without: barriers to drop (smp_mb, smp_rmb), as a patch removing the call would.
-    functions: replacements for rmap's functions (a variant's lazyfree_range, ...).
+    functions: replacements for model functions (a lazyfree_range, ...), by name.
+    variant: a foliosim.variants.Variant; its base profile replaces `profile`,
+    its replacements are applied while the set-up and the unmap run.
     """
     from foliosim.model import rmap
     from foliosim.model.types import PTE_PRESENT
+    from foliosim.variants import Variant
 
     unknown = set(without) - set(BARRIERS)
     if unknown:
         raise ValueError(f"unknown barrier {min(unknown)!r} (known: {', '.join(BARRIERS)})")
-    setup = lazyfree_setup(profile)
-    real = {name: getattr(rmap, name) for name in ("get_and_clear_ptes", "set_ptes")}
+    if variant is None and functions:
+        variant = Variant(name="functions", base=profile, replacements=dict(functions))
+    if variant is not None:
+        profile = variant.base
+        for name, func in variant.replacements.items():
+            if name in RECORDED:
+                code = getattr(func, "__code__", None)
+                raise RecordError(
+                    f"@replace {name}(): foliosim race records {name}() itself "
+                    "(an access or barrier of the litmus test); change its callers instead",
+                    locate=False,
+                    path=variant.path or (code.co_filename if code else None),
+                    line=code.co_firstlineno if code else None,
+                )
+    replacements = variant.replacements if variant is not None else {}
+    extra = [f.__globals__ for f in replacements.values() if hasattr(f, "__globals__")]
+    originals = _originals()
+    real = {n: originals[n] for n in ("get_and_clear_ptes", "set_ptes")}
     paths: list[tuple[list[Stmt | _Branch], bool]] = []
     pending: list[list[bool]] = [[]]
-    while pending:
-        if len(paths) >= MAX_PATHS:
-            raise RecordError(f"the lazyfree decision has more than {MAX_PATHS} paths")
-        prefix = pending.pop()
-        rec = _Recorder(list(prefix))
-        # A fresh machine per path (PageTable's numpy views do not survive a deepcopy).
-        fresh = lazyfree_setup(profile)
-        m, vma = fresh.machine, fresh.vma
-        names: dict[str, Any] = _recording_functions(rec, real, set(without))
-        overrides = dict(functions or {})
-        namespaces = [vars(rmap)] + [
-            f.__globals__ for f in overrides.values() if f.__globals__ is not vars(rmap)
-        ]
-        with _patched([vars(rmap)], overrides), _patched(namespaces, names):
-            rmap.try_to_unmap_one(m, setup.folio, vma, setup.vpn, rmap.TTU.BATCH_FLUSH)
-        t = vma.mm.pte_table(setup.vpn)
-        discarded = not int(t.bits[setup.vpn & 511]) & PTE_PRESENT
-        paths.append((rec.items, discarded))
-        for k in range(len(prefix), len(rec.decisions)):
-            pending.append(rec.decisions[:k] + [False])
+    with ExitStack() as applied:
+        if variant is not None:
+            applied.enter_context(variant.applied())
+        setup = lazyfree_setup(profile)
+        while pending:
+            if len(paths) >= MAX_PATHS:
+                raise RecordError(
+                    f"the lazyfree decision has more than {MAX_PATHS} paths", locate=False
+                )
+            prefix = pending.pop()
+            rec = _Recorder(list(prefix))
+            # A fresh machine per path (PageTable's numpy views do not survive a deepcopy).
+            fresh = lazyfree_setup(profile)
+            m, vma = fresh.machine, fresh.vma
+            names: dict[str, Any] = _recording_functions(rec, real, set(without))
+            with _rebound(originals, names, extra), _watched(m.mem, fresh.folio, rec):
+                rmap.try_to_unmap_one(m, fresh.folio, vma, fresh.vpn, rmap.TTU.BATCH_FLUSH)
+            t = vma.mm.pte_table(fresh.vpn)
+            discarded = not int(t.bits[fresh.vpn & 511]) & PTE_PRESENT
+            paths.append((rec.items, discarded))
+            for k in range(len(prefix), len(rec.decisions)):
+                pending.append(rec.decisions[:k] + [False])
     body = tuple(_tree([(items, d) for items, d in paths]))
-    thread = Thread(
-        "reclaim",
-        "shrink_folio_list() -> try_to_unmap_one(): the lazyfree branch (mm/rmap.c)",
-        body,
-    )
+    role = "shrink_folio_list() -> try_to_unmap_one(): the lazyfree branch (mm/rmap.c)"
+    if variant is not None and variant.replacements:
+        role += f", as variant {variant.name} replaces {', '.join(sorted(replacements))}()"
+    thread = Thread("reclaim", role, body)
     return thread, setup, len(paths)
 
 
@@ -349,18 +529,22 @@ def _tree(paths: list[tuple[list[Stmt | _Branch], bool]]) -> list[Stmt]:
         first = heads[0]
         if first is None:
             if any(h is not None for h in heads):
-                raise RecordError("the code is not deterministic: paths of unequal length")
+                raise RecordError(
+                    "the code is not deterministic: paths of unequal length", locate=False
+                )
             if paths[0][1]:
                 out.append(Let("discarded", 1, "the folio is discarded: its data is gone"))
             return out
         if isinstance(first, _Branch):
             if not all(isinstance(h, _Branch) and h.cond == first.cond for h in heads):
-                raise RecordError("the code is not deterministic: branches differ")
+                raise RecordError("the code is not deterministic: branches differ", locate=False)
             then = [(items[k + 1 :], d) for items, d in paths if items[k].taken]  # type: ignore[union-attr]
             orelse = [(items[k + 1 :], d) for items, d in paths if not items[k].taken]  # type: ignore[union-attr]
             out.append(If(first.cond, tuple(_tree(then)), tuple(_tree(orelse))))
             return out
         if not all(h == first for h in heads):
-            raise RecordError("the code is not deterministic: accesses differ between runs")
+            raise RecordError(
+                "the code is not deterministic: accesses differ between runs", locate=False
+            )
         out.append(first)
         k += 1

@@ -228,6 +228,34 @@ class ExpectResult(Command):
 
     value: str  # "ok", an errno name or a signal name
     of_line: int
+# -- references: long-term pins, what a reference holds, process_madvise (issue 12) ----
+
+@dataclass(frozen=True)
+class Pin(Command):
+    """pin NAME RANGE as REF [readonly]: a long-term pin (FOLL_PIN | FOLL_LONGTERM)."""
+
+    name: str
+    runs: Runs
+    ref: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class ExpectRefData(Command):
+    """expect REF data LABEL|zero|garbage: every page the reference holds has that content."""
+
+    ref: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ProcessMadvise(Command):
+    """PROC: process_madvise OTHER NAME RANGE ADVICE: madvise of OTHER's mapping via a pidfd."""
+
+    target: str
+    name: str
+    runs: Runs
+    advice: str
 
 
 @dataclass(frozen=True)

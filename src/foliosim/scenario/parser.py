@@ -69,6 +69,9 @@ USAGE = {
         "expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE present|swap|none, "
         "expect NAME smaps FIELD KB, expect vmstat COUNTER N, or expect result ok|ERRNAME"
     ),
+    # -- references (issue 12) --
+    "pin": "pin NAME RANGE as REF [readonly]",
+    "process_madvise": "process_madvise OTHER NAME RANGE ADVICE",
 }
 COMMANDS = tuple(USAGE)
 # What `expect result` takes besides ok: errno names, and the signals a user access
@@ -706,6 +709,20 @@ class _Parser:
         self.released[r.text] = self.line
         return ast.Release(line=self.line, proc=proc, text=text, ref=r.text)
 
+    def data_value(self) -> _Word:
+        # The VALUE of `expect ... data VALUE`: zero, garbage, or a label written above.
+        vw = self.next("LABEL, 'zero' or 'garbage'")
+        if vw.text not in NOT_LABELS:
+            self.label(vw)
+            if vw.text not in self.labels:
+                self.fail(
+                    vw.col,
+                    f"expect: label {_q(vw.text)} was never written before this line "
+                    f"(labels so far: {_names(self.labels)}; or zero, garbage)"
+                    f"{_did_you_mean(vw.text, self.labels)}",
+                )
+        return vw
+
     def cmd_observe(self, proc: str, text: str) -> ast.Command:
         # The label is the rest of the line as written, inner blanks kept.
         w = self.peek()
@@ -742,6 +759,9 @@ class _Parser:
             self.pos += 1
             return self.expect_result(proc, text)
         w1 = self.next("mapping NAME or 'vmstat'")
+        rest = self.words[self.pos :]
+        if rest and rest[0].text == "data" and self.is_ref_form(proc, w1.text):
+            return self.expect_ref_data(proc, text, w1)
         # `expect vmstat COUNTER N` is the only form with exactly two more words, the
         # last a number: that tells it from the forms of a mapping named vmstat.
         rest = self.words[self.pos :]
@@ -778,16 +798,7 @@ class _Parser:
         runs = self.range(w2, name, m.pages)
         kind = self.next("'data', 'present', 'swap' or 'none'")
         if kind.text == "data":
-            vw = self.next("LABEL, 'zero' or 'garbage'")
-            if vw.text not in NOT_LABELS:
-                self.label(vw)
-                if vw.text not in self.labels:
-                    self.fail(
-                        vw.col,
-                        f"expect: label {_q(vw.text)} was never written before this line "
-                        f"(labels so far: {_names(self.labels)}; or zero, garbage)"
-                        f"{_did_you_mean(vw.text, self.labels)}",
-                    )
+            vw = self.data_value()
             self.done()
             return ast.ExpectData(
                 line=self.line, proc=proc, text=text, name=name, runs=runs, value=vw.text
@@ -802,4 +813,95 @@ class _Parser:
         self.done()
         return ast.ExpectState(
             line=self.line, proc=proc, text=text, name=name, runs=runs, state=kind.text
+        )
+
+    # -- references: long-term pins, what a reference holds, process_madvise (issue 12) --
+
+    def take_ref(self) -> str:
+        # `as REF` of gup and pin: REF must not be held.
+        r = self.next("REF after 'as'")
+        self.check_name(r.text, r.col, "reference")
+        if r.text in self.refs:
+            self.fail(
+                r.col,
+                f"reference {_q(r.text)} is already held (taken at line {self.refs[r.text]}); "
+                "release it first or choose another name",
+            )
+        return r.text
+
+    def cmd_pin(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        w = self.next("'as REF'")
+        if w.text != "as":
+            self.fail(w.col, f"pin: expected 'as REF', found {_q(w.text)} ({self.usage()})")
+        ref = self.take_ref()
+        readonly = False
+        opt = self.peek()
+        if opt is not None:
+            if opt.text != "readonly":
+                self.fail(
+                    opt.col,
+                    f"pin: unexpected {_q(opt.text)}, expected 'readonly' or end of line "
+                    f"({self.usage()}){_did_you_mean(opt.text, ('readonly',))}",
+                )
+            self.pos += 1
+            readonly = True
+        self.done()
+        self.refs[ref] = self.line
+        self.released.pop(ref, None)
+        return ast.Pin(
+            line=self.line, proc=proc, text=text, name=name, runs=runs, ref=ref, readonly=readonly
+        )
+
+    def is_ref_form(self, proc: str, word: str) -> bool:
+        # `expect X data V`: a reference unless X is only a mapping of this process
+        # (whose form needs a RANGE, never the word `data`).
+        if word in self.refs or word in self.released:
+            return True
+        return word != "vmstat" and word not in self.procs[proc].maps
+
+    def expect_ref_data(self, proc: str, text: str, r: _Word) -> ast.Command:
+        self.check_name(r.text, r.col, "reference")
+        if r.text not in self.refs:
+            held = f"held references: {_names(self.refs)}"
+            if r.text in self.released:
+                self.fail(
+                    r.col,
+                    f"expect: reference {_q(r.text)} was released at line "
+                    f"{self.released[r.text]} and holds no pages ({held})",
+                )
+            self.fail(
+                r.col,
+                f"expect: unknown reference or mapping {_q(r.text)} ({held}; mappings of "
+                f"{proc}: {_names(self.procs[proc].maps)})"
+                f"{_did_you_mean(r.text, list(self.refs) + list(self.procs[proc].maps))}",
+            )
+        self.pos += 1  # `data`
+        vw = self.data_value()
+        self.done()
+        return ast.ExpectRefData(line=self.line, proc=proc, text=text, ref=r.text, value=vw.text)
+
+    def cmd_process_madvise(self, proc: str, text: str) -> ast.Command:
+        w = self.next("OTHER process name")
+        self.check_name(w.text, w.col, "process")
+        if w.text not in self.procs:
+            live = f"live processes: {_names(self.procs)}"
+            if w.text in self.exited:
+                self.fail(
+                    w.col, f"process {_q(w.text)} exited at line {self.exited[w.text]} ({live})"
+                )
+            self.fail(
+                w.col, f"unknown process {_q(w.text)} ({live}){_did_you_mean(w.text, self.procs)}"
+            )
+        name, runs = self.map_and_range(w.text)
+        advice = self.choice(self.next("ADVICE"), "advice", ast.ADVICES)
+        self.done()
+        return ast.ProcessMadvise(
+            line=self.line,
+            proc=proc,
+            text=text,
+            target=w.text,
+            name=name,
+            runs=runs,
+            advice=advice,
         )

@@ -107,6 +107,19 @@ def command_text(cmd: ast.Command) -> str:
             if not _COUNTER_RE.fullmatch(cmd.counter):
                 raise ValueError(f"line {cmd.line}: bad vmstat counter {cmd.counter!r}")
             return f"expect vmstat {cmd.counter} {cmd.value}"
+        # -- references (issue 12) --
+        case ast.Pin():
+            return (
+                f"pin {_name(cmd.name, cmd)} {range_text(cmd.runs)} as {_name(cmd.ref, cmd)}"
+                + (" readonly" if cmd.readonly else "")
+            )
+        case ast.ExpectRefData():
+            return f"expect {_name(cmd.ref, cmd)} data {_name(cmd.value, cmd)}"
+        case ast.ProcessMadvise():
+            return (
+                f"process_madvise {_name(cmd.target, cmd)} {_name(cmd.name, cmd)} "
+                f"{range_text(cmd.runs)} {cmd.advice}"
+            )
     raise ValueError(f"line {cmd.line}: not a scenario command: {cmd!r}")
 
 

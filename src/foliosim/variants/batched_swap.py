@@ -16,7 +16,20 @@
   counts, and accounts for the part converted (finish_folio_unmap() inside
   __ttu_anon_folio()) before the walk aborts.
 
-The end states equal linux-6.18's; `foliosim cost` shows what it saves.
+The restore writes the one value get_and_clear_ptes() returned for the whole
+batch (dirty and young OR-ed over it), as v4's try_to_unmap_one() does after
+a failed ttu_anon_folio() (`set_ptes(mm, address, pvmw.pte, pteval,
+nr_pages)`: the series' preparatory patches as mm-unstable carries them, with
+"nr_pages > 1 not supported yet" at the swap-backed branch that 12/12 batches;
+the 12/12 diff itself is not in the stored copies) and as 6.18 already does
+for lazyfree batches: per-PTE values are kept nowhere, and
+folio_unmap_pte_batch() (29f40594a281) keeps only the write and soft-dirty
+bits uniform over a batch.  So this is NOT equivalent to linux-6.18: when
+sharing an exclusive sub-batch fails (a FOLL_PIN on a swap-cache folio), the
+clean PTEs of the batch come back dirty and young and the folio gains
+PG_dirty, where 6.18 cleared one PTE and restored it as it was (docs/equiv.md,
+"batched-swap: a finding against v4").  Everywhere else the end states equal
+linux-6.18's; `foliosim cost` shows what it saves.
 """
 
 from foliosim.model.internal import FPB_RESPECT_SOFT_DIRTY, FPB_RESPECT_WRITE, folio_pte_batch_flags
@@ -76,7 +89,8 @@ def _unmap_swapbacked_ptes(m, vma, folio, page, t, i, pteval, nr_pages):
         swap_duplicate_nr(m, offset + done, nr)  # folio_dup_swap(folio, page, nr)
         if exclusive and not folio_try_share_anon_rmap_ptes(m, folio, page + done, nr):
             swap_free_nr(m, offset + done, nr)
-            # Restore what is not converted yet; finish the unmap of what is.
+            # Restore what is not converted yet, from the batch's merged pteval
+            # (v4 keeps no per-PTE values); finish the unmap of what is.
             set_ptes(t, i + done, pteval, page + done, nr_pages - done)
             if done:
                 mm.counters[MM_ANONPAGES] -= done

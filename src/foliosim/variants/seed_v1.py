@@ -9,8 +9,10 @@ caller aborts the walk) and 0 after subtracting nr_pages from MM_ANONPAGES (the
 caller goes to discard).  "No functional change is intended."
 """
 
+from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.mm import folio_mapcount
 from foliosim.model.page_flags import folio_test_dirty
+from foliosim.model.page_ref import folio_ref_count
 from foliosim.model.rmap import set_ptes
 from foliosim.model.types import MM_ANONPAGES, VM_DROPPABLE, PG_swapbacked
 from foliosim.variants import replace
@@ -21,10 +23,12 @@ BASE = "linux-6.18"
 def commit_ttu_lazyfree_folio(m, vma, folio, t, i, pteval, pfn, nr_pages) -> int:
     """commit_ttu_lazyfree_folio() of the seed: 1 when the PTEs were restored, 0 when discarded."""
     mm = vma.mm
-    # smp_mb(): synchronize with gup_pte_range() (clear PTE; barrier; read refcount).
-    ref_count = int(m.mem.refcount[folio])
+    # Synchronize with gup_pte_range(): clear PTE; barrier; read refcount.
+    smp_mb()
+    ref_count = folio_ref_count(m, folio)
     map_count = folio_mapcount(m, folio)
-    # smp_rmb(): order the refcount read before the dirty flag (__remove_mapping()).
+    # Order the refcount read before the dirty flag (__remove_mapping()).
+    smp_rmb()
     if folio_test_dirty(m, folio) and not vma.flags & VM_DROPPABLE:
         set_ptes(t, i, pteval, pfn, nr_pages)
         m.mem.flags[folio] |= PG_swapbacked  # folio_set_swapbacked()

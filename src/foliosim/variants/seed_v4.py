@@ -9,8 +9,10 @@ try_to_unmap_one.  Otherwise adjust the rss stats of the mm and jump to a
 label" (the label `discard` renamed `finish_unmap`).
 """
 
+from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.mm import folio_mapcount
 from foliosim.model.page_flags import folio_test_dirty
+from foliosim.model.page_ref import folio_ref_count
 from foliosim.model.rmap import set_ptes
 from foliosim.model.types import MM_ANONPAGES, VM_DROPPABLE, PG_swapbacked
 from foliosim.variants import replace
@@ -20,10 +22,12 @@ BASE = "linux-6.18"
 
 def ttu_lazyfree_folio(m, vma, folio) -> bool:
     """ttu_lazyfree_folio() of v4: False if the lazyfree unmap must be aborted."""
-    # smp_mb(): synchronize with gup_pte_range() (clear PTE; barrier; read refcount).
-    ref_count = int(m.mem.refcount[folio])
+    # Synchronize with gup_pte_range(): clear PTE; barrier; read refcount.
+    smp_mb()
+    ref_count = folio_ref_count(m, folio)
     map_count = folio_mapcount(m, folio)
-    # smp_rmb(): order the refcount read before the dirty flag (__remove_mapping()).
+    # Order the refcount read before the dirty flag (__remove_mapping()).
+    smp_rmb()
     if folio_test_dirty(m, folio) and not vma.flags & VM_DROPPABLE:
         m.mem.flags[folio] |= PG_swapbacked  # folio_set_swapbacked()
         return False

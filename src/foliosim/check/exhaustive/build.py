@@ -135,9 +135,11 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     flags = VM_READ | VM_WRITE  # PROT_READ | PROT_WRITE, as do_mmap() makes them
     if c.droppable:
         flags |= VM_DROPPABLE | VM_WIPEONFORK
-    bounds = [(index, index + c.split), (index + c.split, index + nr)] if c.cut == "vma" else [
-        (index, index + nr)
-    ]
+    bounds = (
+        [(index, index + c.split), (index + c.split, index + nr)]
+        if c.cut == "vma"
+        else [(index, index + nr)]
+    )
     av0 = anon_vma_alloc(m)
     mms = []
     for p in range(c.nprocs):
@@ -149,7 +151,7 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
             vflags = flags
             if p == 0 and c.locked[k]:
                 vflags |= VM_LOCKED  # fork clears VM_LOCKED in the child
-            if c.cut == "vma" and k == 1 and not (c.locked[0] != c.locked[1]):
+            if c.cut == "vma" and k == 1 and c.locked[0] == c.locked[1]:
                 vflags |= VM_HUGEPAGE
             vma = Vma(mm, s, e, vflags, MAPPING, anon_vma=own)
             vma.chain = [av0] if p == 0 else [av0, own]

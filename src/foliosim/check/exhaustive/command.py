@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from foliosim.check.exhaustive import Report, check, outcomes
-from foliosim.check.exhaustive.engine import SideError, load_side
+from foliosim.check.exhaustive.engine import load_side
 from foliosim.check.exhaustive.explain import describe, explain, page_views, scenario
 from foliosim.check.exhaustive.space import Bounds
 
@@ -24,10 +24,14 @@ class BoundsError(ValueError):
 NOT_ENUMERATED = (
     "uffd-wp (PTE bit and VMA flag): the model has neither",
     "PMD-mapped folios (order 9): only PTE-mapped folios up to order 8",
-    "read-only exclusive PTEs (mprotect, issue 11); young apart from dirty (folio_referenced "
-    "aging, issue 13)",
-    "different addresses of the folio per process (mremap in one process): the model keeps "
-    "one folio->index as the address",
+    (
+        "read-only exclusive PTEs (mprotect, issue 11); young apart from dirty (folio_referenced "
+        "aging, issue 13)"
+    ),
+    (
+        "different addresses of the folio per process (mremap in one process): the model keeps "
+        "one folio->index as the address"
+    ),
     "migration entries and PTE markers: not in the model",
 )
 
@@ -121,9 +125,11 @@ def main(args: argparse.Namespace) -> int:
     if report.minimal is None:
         out.print(f"equivalent: {a.name} and {b.name} agree on every configuration")
         return 0
-    more = " (stopped after the first size with a difference; --all checks everything)" if (
-        report.stopped_early
-    ) else ""
+    more = (
+        " (stopped after the first size with a difference; --all checks everything)"
+        if report.stopped_early
+        else ""
+    )
     out.print(f"NOT equivalent: {report.differing:,} configurations differ{more}")
     c = report.minimal
     assert c is not None
@@ -148,13 +154,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _slug(name: str) -> str:
-    name = name[:-3] if name.endswith(".py") else name
+    name = name.removesuffix(".py")
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in Path(name).name)
 
 
 def check_quietly(spec_a: str, spec_b: str, bounds: Bounds, jobs: int = 1) -> Report:
     """check() by names, for tests and the benchmark."""
-    try:
-        return check(load_side(spec_a), load_side(spec_b), bounds, jobs=jobs)
-    except SideError:
-        raise
+    return check(load_side(spec_a), load_side(spec_b), bounds, jobs=jobs)

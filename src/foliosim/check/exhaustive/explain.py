@@ -77,8 +77,10 @@ def describe(c: Config) -> str:
     if c.droppable:
         state = "not swap-backed (MAP_DROPPABLE)"
     words = [
-        f"an order-{c.order} {kind}folio ({nr} page{'s' if nr > 1 else ''}) {where}, "
-        f"{state}{', PG_dirty' if c.dirty else ''}{', mlocked' if c.mlocked else ''}"
+        (
+            f"an order-{c.order} {kind}folio ({nr} page{'s' if nr > 1 else ''}) {where}, "
+            f"{state}{', PG_dirty' if c.dirty else ''}{', mlocked' if c.mlocked else ''}"
+        )
     ]
     for p, parts in enumerate(c.ptes):
         held = "; ".join(
@@ -88,13 +90,10 @@ def describe(c: Config) -> str:
         role = "" if p == 0 else " (forked from p0)"
         words.append(f"p{p}{role}: {held}")
     if any(c.locked):
-        which = (
-            ["the lower VMA", "the upper VMA"]
-            if len(c.locked) == 2
-            else ["its VMA"]
-        )
+        which = ["the lower VMA", "the upper VMA"] if len(c.locked) == 2 else ["its VMA"]
         words.append(
-            "p0's " + " and ".join(w for w, lk in zip(which, c.locked, strict=True) if lk)
+            "p0's "
+            + " and ".join(w for w, lk in zip(which, c.locked, strict=True) if lk)
             + " VM_LOCKED"
         )
     if c.refs:
@@ -246,9 +245,7 @@ def explain(c: Config, folio: int, a_name: str, a: Outcome, b_name: str, b: Outc
     assert ma is not None and mb is not None
     lines: list[str] = []
     if a.fp[0] != b.fp[0]:
-        lines.append(
-            f"madvise: {a_name} {a.fp[0] or 'succeeds'}; {b_name} {b.fp[0] or 'succeeds'}"
-        )
+        lines.append(f"madvise: {a_name} {a.fp[0] or 'succeeds'}; {b_name} {b.fp[0] or 'succeeds'}")
     va, vb = page_views(ma, c), page_views(mb, c)
     lines.extend(_page_lines(c, va, vb, a_name, b_name))
     for what, fa, fb in (
@@ -256,8 +253,9 @@ def explain(c: Config, folio: int, a_name: str, a: Outcome, b_name: str, b: Outc
         ("", _global_words(ma), _global_words(mb)),
     ):
         for key in sorted(set(fa) | set(fb), key=lambda k: (k not in fa, k)):
-            x, y = fa.get(key, "0" if "vmstat" in key or "mTHP" in key else "-"), fb.get(
-                key, "0" if "vmstat" in key or "mTHP" in key else "-"
+            x, y = (
+                fa.get(key, "0" if "vmstat" in key or "mTHP" in key else "-"),
+                fb.get(key, "0" if "vmstat" in key or "mTHP" in key else "-"),
             )
             if x != y:
                 lines.append(f"{what}{key}: {a_name} {x}; {b_name} {y}")
@@ -265,7 +263,9 @@ def explain(c: Config, folio: int, a_name: str, a: Outcome, b_name: str, b: Outc
     if note:
         lines.insert(0, note)
     if not lines:
-        lines.append("the states differ outside what the plain-words view shows (see the fingerprints)")
+        lines.append(
+            "the states differ outside what the plain-words view shows (see the fingerprints)"
+        )
     return lines
 
 
@@ -353,10 +353,14 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
     nr = c.nr
     needs: list[str] = []
     lines = [
-        f"# exhaustive: a minimal configuration on which {found_by.split()[2]} and "
-        f"{found_by.split()[3]} differ.",
-        f"# Expect: the outcome {a_name} predicts (the expect lines); needs lines below"
-        " name what the language cannot say yet.",
+        (
+            f"# exhaustive: a minimal configuration on which {found_by.split()[2]} and "
+            f"{found_by.split()[3]} differ."
+        ),
+        (
+            f"# Expect: the outcome {a_name} predicts (the expect lines); needs lines below"
+            " name what the language cannot say yet."
+        ),
         "# See: try_to_unmap_one(), mm/rmap.c; shrink_folio_list(), mm/vmscan.c",
         f"# found by: {found_by}",
         f"# configuration: {describe(c)}",
@@ -376,9 +380,8 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
     offset = f" offset {512 - nr}" if c.pt_end else ""
     lines.append(f"mmap A {_size(nr)}{' droppable' if c.droppable else ''}{offset}")
     lines.append("write A all as data")
-    if c.cut == "vma":
-        if c.locked[0] == c.locked[1]:
-            lines.append(f"madvise A {_range(c.split, nr)} hugepage  # splits the VMA")
+    if c.cut == "vma" and c.locked[0] == c.locked[1]:
+        lines.append(f"madvise A {_range(c.split, nr)} hugepage  # splits the VMA")
     for p in range(1, c.nprocs):
         lines.append(f"fork p{p}")
     if c.state == "lazyfree" and not c.droppable:
@@ -390,7 +393,9 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
             if not code:
                 lines.append(f"{pre}madvise A {_range(s, e)} dontneed")
             elif code & SWAP:
-                needs.append(f"p{p} {_pages(s, e)} swapped out while the folio stays in the swap cache")
+                needs.append(
+                    f"p{p} {_pages(s, e)} swapped out while the folio stays in the swap cache"
+                )
             elif code & DEVICE:
                 needs.append(
                     f"p{p} {_pages(s, e)} device-exclusive (HMM's make_device_exclusive(); no syscall)"
@@ -432,7 +437,9 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
             while e < nr and folio_view.get((f"p{p}", e)) == v:
                 e += 1
             if v is not None:
-                state = {"zero page": "present", "device-exclusive": "present"}.get(v.state, v.state)
+                state = {"zero page": "present", "device-exclusive": "present"}.get(
+                    v.state, v.state
+                )
                 lines.append(f"{pre}expect A {_range(k, e)} {state}")
             k = e
     for p in range(c.nprocs):

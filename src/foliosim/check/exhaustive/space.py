@@ -82,8 +82,7 @@ class Bounds:
         """Extra references: 0 to max_refs, each a GUP get or pin (as a multiset)."""
         out: list[tuple[str, ...]] = [()]
         for n in range(1, self.max_refs + 1):
-            out.extend(
-    tuple(r) for r in _multisets(REF_KINDS, n))
+            out.extend(tuple(r) for r in _multisets(REF_KINDS, n))
         return out
 
 
@@ -132,7 +131,7 @@ class Config:
 
     def size(self) -> tuple[int, ...]:
         """Sort key of minimality: order, processes, pages cut, bits, refs, the rest."""
-        bits = sum(bin(c & 0x0F).count("1") for p in self.ptes for c in p if c & PRESENT)
+        bits = sum((c & 0x0F).bit_count() for p in self.ptes for c in p if c & PRESENT)
         devices = sum(1 for p in self.ptes for c in p if c & DEVICE)
         mapped = sum(1 for p in self.ptes for c in p if c)
         return (
@@ -264,7 +263,7 @@ def configs_of(b: Bounds, order: int, nprocs: int) -> Iterator[Config]:
 
 
 def configs_of_block(b: Bounds, block: tuple[int, int, str, int, bool]) -> Iterator[Config]:
-    order, nprocs, cut, split, pt_end = block
+    _order, nprocs, cut, split, _pt_end = block
     nparts = 2 if split else 1
     # Bound: with several processes, at most one extra reference.
     refsets = b.ref_sets() if nprocs == 1 else [r for r in b.ref_sets() if len(r) <= 1]
@@ -305,8 +304,7 @@ def _rest(b: Bounds, block, ptes, droppable: bool, state: str, refsets) -> Itera
             # PG_mlocked needs a VM_LOCKED mapping of the folio in p0 (the
             # model's mlock_count is one mapping; fork clears VM_LOCKED).
             p0_locked = any(
-                locked[k if cut == "vma" else 0] and pte_maps_page(c)
-                for k, c in enumerate(ptes[0])
+                locked[k if cut == "vma" else 0] and pte_maps_page(c) for k, c in enumerate(ptes[0])
             )
             for mlocked in (False, True) if p0_locked else (False,):
                 for refs in refsets:

@@ -11,6 +11,7 @@ from foliosim.scenario.ast import (
     ExpectFlags,
     ExpectMapcount,
     ExpectOrder,
+    ExpectResult,
     ExpectRefData,
     ExpectMemcg,
     ExpectSmaps,
@@ -25,12 +26,15 @@ def expect_event(
     state: dict[str, Any],
     vmstat: dict[str, int],
     data: list[str] | None = None,
+    result: str | None = None,
 ) -> dict[str, Any]:
     """The contract's expect EVENT for `cmd`, judged on `state`.
 
     `vmstat` holds every counter the backend knows (deltas), a superset of
     STATE["vmstat"]; `data` is what the backend read for an ExpectData line, or
-    what each page of the reference holds for an ExpectRefData line.
+    what each page of the reference holds for an ExpectRefData line; `result`,
+    for an ExpectResult line, the outcome of the line it names: "ok" or the error
+    of that line's event.
     A value the backend cannot produce is `got: null` and fails.
     """
     got: Any
@@ -50,6 +54,9 @@ def expect_event(
         smaps = _mapping(state, cmd.proc, cmd.name)
         got = smaps["smaps"].get(cmd.field) if smaps is not None else None
         ok = got == cmd.kb
+    elif isinstance(cmd, ExpectResult):
+        got = result
+        ok = got == cmd.value
     elif isinstance(cmd, ExpectVmstat):
         got = vmstat.get(cmd.counter)
         ok = got == cmd.value

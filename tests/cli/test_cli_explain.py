@@ -19,9 +19,10 @@ def test_explain_lists_the_kernel_functions_each_line_entered_by_call_depth(cli,
     assert out.splitlines()[0] == "foliosim explain: model (profile linux-6.18)  scenario e.scn"
     assert _section(out, "   1 mmap A 2") == ["       do_mmap"]
     write = _section(out, "   2 write A all")
-    assert write[0] == "       handle_mm_fault"
-    assert "         do_anonymous_page" in write  # called by handle_mm_fault
-    assert "             folio_add_lru" in write
+    assert write[0] == "       do_user_addr_fault"  # arch/x86/mm/fault.c
+    assert "         handle_mm_fault" in write  # called by do_user_addr_fault
+    assert "           do_anonymous_page" in write  # called by handle_mm_fault
+    assert "               folio_add_lru" in write
     free = _section(out, "   3 madvise A 0 free")
     assert "             madvise_free_pte_range" in free
     assert "               folio_mark_lazyfree" in free

@@ -352,9 +352,9 @@ ERRORS = [
         1,
         1,
         (
-            "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, write, read, "
-            "madvise, mlock, munlock, fork, exit, gup, release, poke, mlockall, munlockall, observe, "
-            "expect, pin, process_madvise, memcg)"
+            "unknown command 'frobnicate' (commands: mthp, thp, swap, mmap, munmap, "
+            "mprotect, mremap, write, read, madvise, mlock, munlock, fork, exit, gup, release, "
+            "poke, mlockall, munlockall, observe, expect, pin, process_madvise, memcg)"
         ),
     ),
     ("mmap A 4\nwrite A", 2, 9, "write: missing RANGE (usage: write NAME RANGE [as LABEL])"),
@@ -501,17 +501,33 @@ ERRORS = [
         "mmap A 4\nmunmap A A",
         2,
         10,
-        "munmap: unexpected 'A' after 'A', expected end of line (usage: munmap NAME)",
+        "bad range run 'A': expected PAGE or FIRST-LAST, runs separated by commas "
+        "(e.g. 0-3,8,10-11), or all",
     ),
-    ("mmap", 1, 6, "mmap: missing mapping NAME (usage: mmap NAME SIZE [droppable] [offset PAGES])"),
-    ("mmap A", 1, 8, "mmap: missing SIZE (usage: mmap NAME SIZE [droppable] [offset PAGES])"),
+    # protections, partial unmaps, mremap, results
+    ('mmap A 4\nmunmap A 0 1', 2, 12, "munmap: unexpected '1' after '0', expected end of line (usage: munmap NAME [RANGE])"),
+    ('mmap A 4\nmunmap A 4', 2, 10, "page 4 is outside the mapping (mapping 'A' has 4 pages: 0-3)"),
+    ('mmap A 4\nmprotect A 0 rw', 2, 14, "mprotect: unknown protection 'rw', expected one of none, read, readwrite"),
+    ('mmap A 4\nmprotect A 0', 2, 14, 'mprotect: missing protection (none, read or readwrite) (usage: mprotect NAME RANGE none|read|readwrite)'),
+    ('mmap A 4\nmremap A 0', 2, 10, 'mremap to zero pages: the new size must not be zero (munmap it)'),
+    ('mmap A 4\nmremap A 8 mvoe', 2, 12, "mremap: unexpected 'mvoe', expected 'move' or end of line (usage: mremap NAME PAGES [move [offset PAGES]]); did you mean 'move'?"),
+    ('mmap A 4\nmremap A 8 move offset 512', 2, 24, "offset '512' is 512 pages; it must stay inside the 2M slot (0-511 pages)"),
+    ('mmap A 4\nmremap A 8 move 3', 2, 17, "mremap: unexpected '3' after 'move', expected 'offset PAGES' or end of line (usage: mremap NAME PAGES [move [offset PAGES]])"),
+    ('expect result ok', 1, 8, 'expect result: p0 has run no command before this line whose result could be expected (expect and observe lines have none)'),
+    ('mmap A 4\nexpect result EFOO', 2, 15, "expect result: unknown result 'EFOO', expected ok, an errno name (EINVAL, ENOMEM, EFAULT, ...) or SIGSEGV, SIGBUS; did you mean 'ELOOP'?"),
+    ('mmap A 4 prot rw', 1, 15, "mmap: unknown protection 'rw', expected one of none, read, readwrite"),
+    ('mmap A 4 prot read prot none', 1, 20, "mmap: 'prot' given twice"),
+    ('mmap A 4\nfork c\nc: expect result ok', 3, 11, 'expect result: c has run no command before this line whose result could be expected (expect and observe lines have none)'),
+    ('mmap A 4\nmremap A 2\nwrite A 2', 3, 9, "page 2 is outside the mapping (mapping 'A' has 2 pages: 0-1)"),
+    ("mmap", 1, 6, "mmap: missing mapping NAME (usage: mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite])"),
+    ("mmap A", 1, 8, "mmap: missing SIZE (usage: mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite])"),
     ("mmap A 4 droppable droppable", 1, 20, "mmap: 'droppable' given twice"),
     ("mmap A 4 offset 1 offset 2", 1, 19, "mmap: 'offset' given twice"),
     (
         "mmap A 4 offset",
         1,
         17,
-        "mmap: missing PAGES after 'offset' (usage: mmap NAME SIZE [droppable] [offset PAGES])",
+        "mmap: missing PAGES after 'offset' (usage: mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite])",
     ),
     (
         "mmap A 4 offset 512",
@@ -536,8 +552,8 @@ ERRORS = [
         1,
         10,
         (
-            "mmap: unexpected 'dropable', expected 'droppable', 'offset PAGES' or end of line "
-            "(usage: mmap NAME SIZE [droppable] [offset PAGES]); did you mean 'droppable'?"
+            "mmap: unexpected 'dropable', expected 'droppable', 'offset PAGES', 'prot PROT' or end of line "
+            "(usage: mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite]); did you mean 'droppable'?"
         ),
     ),
     (
@@ -545,8 +561,8 @@ ERRORS = [
         1,
         10,
         (
-            "mmap: unexpected 'private', expected 'droppable', 'offset PAGES' or end of line "
-            "(usage: mmap NAME SIZE [droppable] [offset PAGES])"
+            "mmap: unexpected 'private', expected 'droppable', 'offset PAGES', 'prot PROT' or end of line "
+            "(usage: mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite])"
         ),
     ),
     # names
@@ -793,7 +809,7 @@ ERRORS = [
         (
             "expect: missing mapping NAME or 'vmstat' (usage: expect NAME RANGE data "
             "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
-            "or expect vmstat COUNTER N)"
+            "expect vmstat COUNTER N, or expect result ok|ERRNAME)"
         ),
     ),
     (
@@ -830,7 +846,7 @@ ERRORS = [
         (
             "expect: missing LABEL, 'zero' or 'garbage' (usage: expect NAME RANGE data "
             "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
-            "or expect vmstat COUNTER N)"
+            "expect vmstat COUNTER N, or expect result ok|ERRNAME)"
         ),
     ),
     (
@@ -882,7 +898,7 @@ ERRORS = [
         (
             "expect: unexpected 'kB' after '4', expected end of line (usage: expect NAME RANGE data "
             "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
-            "or expect vmstat COUNTER N)"
+            "expect vmstat COUNTER N, or expect result ok|ERRNAME)"
         ),
     ),
     (
@@ -904,7 +920,7 @@ ERRORS = [
         23,
         (
             "expect: missing N (usage: expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE "
-            "present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, or expect vmstat COUNTER N)"
+            "present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, expect vmstat COUNTER N, or expect result ok|ERRNAME)"
         ),
     ),
     (
@@ -914,7 +930,7 @@ ERRORS = [
         (
             "expect: unexpected '2' after '1', expected end of line (usage: expect NAME RANGE data "
             "LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
-            "or expect vmstat COUNTER N)"
+            "expect vmstat COUNTER N, or expect result ok|ERRNAME)"
         ),
     ),
     (
@@ -984,7 +1000,7 @@ ERRORS = [
         "expect: unexpected '1' after 'zero', expected end of line (usage: expect NAME RANGE "
         "data LABEL|zero|garbage, expect NAME RANGE present|swap|none, expect NAME RANGE "
         "order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., expect NAME smaps FIELD KB, "
-        "or expect vmstat COUNTER N)",
+        "expect vmstat COUNTER N, or expect result ok|ERRNAME)",
     ),
     (
         "mmap A 4\nprocess_madvise p9 A 0 cold",

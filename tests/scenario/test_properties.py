@@ -40,7 +40,14 @@ counters = st.text(string.ascii_lowercase + string.digits + "_", min_size=1, max
 
 
 def without_positions(scenario):
-    return [dataclasses.replace(c, line=0, text="") for c in scenario.commands]
+    # `expect result` names its command by line: compare by that command's position.
+    index = {c.line: i for i, c in enumerate(scenario.commands)}
+    return [
+        dataclasses.replace(c, line=0, text="", of_line=index[c.of_line])
+        if isinstance(c, ast.ExpectResult)
+        else dataclasses.replace(c, line=0, text="")
+        for c in scenario.commands
+    ]
 
 
 @st.composite
@@ -65,6 +72,7 @@ def scenarios(draw, max_commands=25):
     procs = {"p0": {}}  # live process -> {mapping: pages}
     refs = set()
     written = set()
+    last = {}  # process -> line of its last command with an outcome (expect result)
     cmds = []
     for line in range(1, draw(st.integers(0, max_commands)) + 1):
         if not procs:
@@ -92,7 +100,12 @@ def scenarios(draw, max_commands=25):
                 "exclusive",
                 "flags",
                 "mlock_onfault",
+                "mprotect",
+                "munmap_range",
+                "mremap",
             ]
+        if proc in last:
+            kinds.append("result")
         if refs:
             kinds += ["release", "refdata"]
         if maps:
@@ -125,10 +138,24 @@ def scenarios(draw, max_commands=25):
                 pages=pages,
                 droppable=draw(st.booleans()),
                 offset=draw(st.sampled_from([0, 0, 1, 511]) | st.integers(0, 511)),
+                prot=draw(st.sampled_from(ast.PROTS)),
             )
         elif kind == "munmap":
             del maps[name]
             cmd = ast.Munmap(**at, name=name)
+        elif kind == "munmap_range":
+            cmd = ast.Munmap(**at, name=name, runs=runs)
+        elif kind == "mprotect":
+            cmd = ast.Mprotect(**at, name=name, runs=runs, prot=draw(st.sampled_from(ast.PROTS)))
+        elif kind == "mremap":
+            pages = draw(page_counts)
+            move = draw(st.booleans())
+            offset = draw(st.integers(0, 511)) if move else 0
+            maps[name] = pages
+            cmd = ast.Mremap(**at, name=name, pages=pages, move=move, offset=offset)
+        elif kind == "result":
+            value = draw(st.sampled_from(["ok", "EINVAL", "ENOMEM", "EFAULT", "SIGSEGV", "EAGAIN"]))
+            cmd = ast.ExpectResult(**at, value=value, of_line=last[proc])
         elif kind in ("write", "poke"):
             label = draw(labels)
             written.add(label)
@@ -145,6 +172,7 @@ def scenarios(draw, max_commands=25):
         elif kind == "fork":
             child = draw(names.filter(lambda n, taken=frozenset(procs): n not in taken))
             procs[child] = dict(maps)
+            last.pop(child, None)
             cmd = ast.Fork(**at, child=child)
         elif kind == "exit":
             del procs[proc]
@@ -212,6 +240,8 @@ def scenarios(draw, max_commands=25):
             cmd = ast.ExpectVmstat(
                 **at, counter=draw(counters), value=draw(st.integers(-(1 << 63), 1 << 63))
             )
+        if not isinstance(cmd, ast.Observe) and not type(cmd).__name__.startswith("Expect"):
+            last[proc] = line
         cmds.append(cmd)
     return ast.Scenario(path=PATH, commands=tuple(cmds))
 
@@ -240,6 +270,10 @@ HANDWRITTEN = [
         "mthp 64K always\nmmap A 64K droppable offset 3 # c\nfork p1\np1: gup A 0-3,8 as R\n"
         "p1:poke A 4\nrelease R\nexpect A smaps Rss 64\nexpect vmstat pswpout -1\nobserve  x y\n"
         "p1: exit\nmunmap A\n"
+    ),
+    (
+        "mmap A 16 prot read\nmprotect A 0-3 readwrite\nexpect result ok\nwrite A 4\n"
+        "expect result SIGSEGV\nmunmap A 8-9\nmremap A 32 move offset 7\nmremap A 8\n"
     ),
     "\ufeffmmap vmstat 4\r\nexpect vmstat 0 present\r\nexpect vmstat pswpin 0\r\n",
 ]
@@ -376,6 +410,15 @@ def test_random_text_parses_or_raises_a_well_formed_scenario_error(text):
                 "current",
                 "future",
                 "munlockall",
+                "mprotect",
+                "mremap",
+                "move",
+                "prot",
+                "result",
+                "ok",
+                "SIGSEGV",
+                "EINVAL",
+                *ast.PROTS,
             ]
         ),
         max_size=40,

@@ -36,6 +36,7 @@ from foliosim.scenario.ast import (
     ExpectFlags,
     ExpectMapcount,
     ExpectOrder,
+    ExpectResult,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -50,6 +51,8 @@ from foliosim.scenario.ast import (
     Mlock,
     Mlockall,
     Mmap,
+    Mprotect,
+    Mremap,
     Mthp,
     Munlock,
     Munlockall,
@@ -97,6 +100,7 @@ MADV_NAMES = {
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
 PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)
+PROT_NAMES = {"none": "PROT_NONE", "read": "PROT_READ", "readwrite": "PROT_READ | PROT_WRITE"}
 MAX_PROCS = 64  # two pipes each, inherited by every process: fds stay well under 1024
 
 
@@ -143,6 +147,7 @@ class _MapObj:
     addr: int
     pages: int
     droppable: bool
+    prot: str = "readwrite"
 
 
 @dataclass
@@ -277,6 +282,7 @@ class CProgram:
             slot + cmd.offset * PAGE_SIZE,
             cmd.pages,
             cmd.droppable,
+            cmd.prot,
         )
         self.maps.append(m)
         self.procs[cmd.proc].maps[cmd.name] = len(self.maps) - 1
@@ -289,6 +295,8 @@ class CProgram:
 
     def cmd_munmap(self, cmd: Munmap) -> list[dict[str, Any]]:
         m = self.map_of(cmd, cmd.name)
+        if cmd.runs is not None:
+            return self.partial_munmap(cmd, m)
         del self.procs[cmd.proc].maps[cmd.name]
         L = cmd.line
         return self.line(
@@ -303,7 +311,7 @@ class CProgram:
         L = cmd.line
         return self.line(
             cmd,
-            [f"fs_turn({L});", *body, f"fs_reply({L}, r, 0);"],
+            [f"fs_turn({L});", *body, f"fs_reply({L}, r, r ? fs_stop_page : 0);"],
             [f'fs_run({L}, {self.P(cmd)}, "{op}", {m.ident});'],
         )
 
@@ -420,7 +428,11 @@ class CProgram:
         self.helper.append(f"\t/* {L}: {_comment(cmd.text)} */")
         self.emit(
             self.helper,
-            [f"pid = (pid_t)fs_turn({L});", *self.per_run(call, cmd.runs), f"fs_reply({L}, r, 0);"],
+            [
+                f"pid = (pid_t)fs_turn({L});",
+                *self.per_run(call, cmd.runs),
+                f"fs_reply({L}, r, r ? fs_stop_page : 0);",
+            ],
         )
         return self.line(cmd, [], [f"fs_run_poke({L}, {self.P(cmd)}, {m.ident});"])
 
@@ -467,6 +479,65 @@ class CProgram:
             (
                 f"fs_expect_pages({cmd.line}, {self.P(cmd)}, {m.ident}, FS_EXPECT_{kind}, {want}, "
                 f"(const int64_t[]){{{runs}, -1}}, {c_json(cmd.text)});"
+            )
+        ]
+        return self.line(cmd, [], orch)
+
+    # -- protections, partial unmaps, mremap, results ------------------------------
+
+    def cmd_mprotect(self, cmd: Mprotect) -> list[dict[str, Any]]:
+        m = self.map_of(cmd, cmd.name)
+        call = f"fs_mprotect({m.ident}, {{first}}, {{last}}, {PROT_NAMES[cmd.prot]})"
+        return self.syscall_line(cmd, "mprotect", m, self.per_run(call, cmd.runs))
+
+    def partial_munmap(self, cmd: Munmap, m: _MapObj) -> list[dict[str, Any]]:
+        assert cmd.runs is not None
+        L = cmd.line
+        body = self.per_run(f"fs_munmap_range({m.ident}, {{first}}, {{last}})", cmd.runs)
+        return self.line(
+            cmd,
+            [f"fs_turn({L});", *body, f"fs_reply({L}, r, 0);"],
+            [f"fs_run_partial_munmap({L}, {self.P(cmd)}, {m.ident});"],
+        )
+
+    def cmd_mremap(self, cmd: Mremap) -> list[dict[str, Any]]:
+        # The remapped mapping is a new mapping object (its address and size fixed
+        # at export time, as every mapping's): in place, or in a fresh 2M slot.
+        old = self.map_of(cmd, cmd.name)
+        addr = old.addr
+        if cmd.move:
+            span = (cmd.offset + cmd.pages) * PAGE_SIZE
+            slot = self.next_slot
+            self.next_slot = slot + -(-span // SLOT_ALIGN) * SLOT_ALIGN + SLOT_ALIGN
+            if self.next_slot > SLOT_LIMIT:
+                self.refuse(
+                    cmd,
+                    f"mapping {cmd.name!r} does not fit: the 2M slots end above {SLOT_LIMIT:#x}",
+                    word=1,
+                )
+            addr = slot + cmd.offset * PAGE_SIZE
+        new = _MapObj(
+            cmd.name, _ident("M_", cmd.name, self.idents), addr, cmd.pages, old.droppable, old.prot
+        )
+        self.maps.append(new)
+        to_i = len(self.maps) - 1
+        L = cmd.line
+        lines = self.line(
+            cmd,
+            [f"fs_turn({L});", f"fs_reply({L}, fs_mremap({old.ident}, {new.ident}), 0);"],
+            [f"fs_run_mremap({L}, {self.P(cmd)}, {old.ident}, {new.ident});"],
+        )
+        # Later lines of this process name the new object (a failed mremap leaves the
+        # old one live, and those lines then fail as the kernel's would not: see
+        # docs/export-c.md).
+        self.procs[cmd.proc].maps[cmd.name] = to_i
+        return lines
+
+    def cmd_expect_result(self, cmd: ExpectResult) -> list[dict[str, Any]]:
+        orch = [
+            (
+                f"fs_expect_result({cmd.line}, {self.P(cmd)}, {cmd.of_line}, "
+                f"{c_string(cmd.value)}, {c_json(cmd.text)});"
             )
         ]
         return self.line(cmd, [], orch)
@@ -581,7 +652,8 @@ class CProgram:
         L = cmd.line
         is_expect = isinstance(cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, *PAGE_EXPECTS))
         is_expect = isinstance(
-            cmd, (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, ExpectRefData)
+            cmd,
+            (ExpectData, ExpectState, ExpectSmaps, ExpectVmstat, ExpectRefData, ExpectResult),
         )
         if self.mode == "scenario":
             if is_expect:
@@ -798,7 +870,8 @@ class CProgram:
                 "const struct fs_map",
                 "fs_map",
                 [
-                    f"{{ {c_json(m.name)}, {m.addr:#x}, {m.pages}, {int(m.droppable)} }}"
+                    f"{{ {c_json(m.name)}, {m.addr:#x}, {m.pages}, {int(m.droppable)}, "
+                    f"{PROT_NAMES[m.prot]} }}"
                     for m in maps
                 ],
                 extra=True,

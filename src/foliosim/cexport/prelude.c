@@ -62,6 +62,7 @@ struct fs_map {			/* one scenario mapping: its slot is fixed at export time */
 	uint64_t addr;
 	uint64_t pages;
 	int droppable;
+	int prot;		/* PROT_* of its mmap */
 };
 
 /*@TABLES@*/
@@ -140,6 +141,11 @@ static uint64_t fs_ballast_next;
 static char fs_maps_text[1 << 17];
 static sigjmp_buf fs_fault_jmp;
 static volatile sig_atomic_t fs_fault_armed;
+static volatile sig_atomic_t fs_fault_sig;
+/* A load or store that ended in a caught signal is the error FS_SIG_BASE + signal;
+ * fs_stop_page is the mapping's page where a write, read, poke or splice stopped. */
+#define FS_SIG_BASE 4096
+static int64_t fs_stop_page;
 static char fs_altstack[1 << 16];
 
 /* The content of page INDEX of MAP written as LABEL: "fsim:LABEL:MAP:INDEX\n" over the page. */
@@ -172,8 +178,10 @@ FS_FN void fs_token(char *dst, const char *label, const char *map, uint64_t inde
 
 static void fs_on_fault(int sig)
 {
-	if (fs_fault_armed)
+	if (fs_fault_armed) {
+		fs_fault_sig = sig;
 		siglongjmp(fs_fault_jmp, 1);
+	}
 	_exit(128 + sig);
 }
 
@@ -232,7 +240,7 @@ FS_FN void fs_reply(int line, int err, int64_t val)
 /* The reply of a read: the outcome, then one code per page read (0 zero, 1 garbage, 2+k label k). */
 FS_FN void fs_reply_read(int line, int err)
 {
-	struct fs_reply_msg r = { line, err, 0, (int64_t)fs_codes_n, fs_harness_min, fs_harness_maj };
+	struct fs_reply_msg r = { line, err, err ? fs_stop_page : 0, (int64_t)fs_codes_n, fs_harness_min, fs_harness_maj };
 	if (fs_write_full(fs_res[fs_self][1], &r, sizeof(r))
 	    || fs_write_full(fs_res[fs_self][1], fs_codes, fs_codes_n * sizeof(fs_codes[0])))
 		_exit(0);
@@ -247,7 +255,7 @@ FS_FN int fs_err(long ret)
 FS_FN int fs_mmap(int m)
 {
 	int flags = (fs_map[m].droppable ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
-	void *p = mmap((void *)fs_map[m].addr, fs_map[m].pages * FS_PAGE, PROT_READ | PROT_WRITE, flags, -1, 0);
+	void *p = mmap((void *)fs_map[m].addr, fs_map[m].pages * FS_PAGE, fs_map[m].prot, flags, -1, 0);
 
 	if (p == MAP_FAILED)
 		return errno;
@@ -315,15 +323,19 @@ FS_FN int fs_munlockall(void)
 	return fs_err(munlockall());
 }
 
-/* One page copied with a SIGSEGV/SIGBUS caught (an access outside any mapping): EFAULT. */
+/* One page copied with a SIGSEGV/SIGBUS caught (an access the protection or a hole
+ * refuses): FS_SIG_BASE + the signal. */
 __attribute__((noinline)) static int fs_copy_page(void *dst, const void *src)
 {
 	fs_fault_armed = 1;
 	if (sigsetjmp(fs_fault_jmp, 1)) {
 		fs_fault_armed = 0;
-		return EFAULT;
+		return FS_SIG_BASE + fs_fault_sig;
 	}
+	/* The barriers keep the access inside the armed window. */
+	__asm__ volatile("" ::: "memory");
 	memcpy(dst, src, FS_PAGE);
+	__asm__ volatile("" ::: "memory");
 	fs_fault_armed = 0;
 	return 0;
 }
@@ -332,9 +344,13 @@ __attribute__((noinline)) static int fs_copy_page(void *dst, const void *src)
 FS_FN int fs_write(int m, uint64_t first, uint64_t last, int label)
 {
 	for (uint64_t i = first; i <= last; i++) {
+		int e;
+
 		fs_token(fs_tok, fs_label[label], fs_map_bare[m], i);
-		if (fs_copy_page(fs_at(m, i), fs_tok))
-			return EFAULT;
+		if ((e = fs_copy_page(fs_at(m, i), fs_tok))) {
+			fs_stop_page = (int64_t)i;
+			return e;
+		}
 	}
 	return 0;
 }
@@ -344,10 +360,12 @@ FS_FN int fs_read(int m, uint64_t first, uint64_t last)
 {
 	for (uint64_t i = first; i <= last; i++) {
 		uint16_t code = 1;
-		int zero = 1;
+		int zero = 1, e;
 
-		if (fs_copy_page(fs_pagebuf, fs_at(m, i)))
-			return EFAULT;
+		if ((e = fs_copy_page(fs_pagebuf, fs_at(m, i)))) {
+			fs_stop_page = (int64_t)i;
+			return e;
+		}
 		for (size_t j = 0; j < FS_PAGE / 8 && zero; j++)
 			zero = ((uint64_t *)fs_pagebuf)[j] == 0;
 		if (zero) {
@@ -377,6 +395,7 @@ FS_FN int fs_vmsplice(int ref, int m, uint64_t first, uint64_t last)
 	while (off < len) {
 		struct iovec iov = { (char *)fs_at(m, first) + off, len - off };
 		ssize_t n = vmsplice(fs_gup[ref][1], &iov, 1, SPLICE_F_NONBLOCK);
+		fs_stop_page = (int64_t)(first + off / FS_PAGE);
 		if (n < 0)
 			return errno;
 		if (n == 0)
@@ -395,6 +414,7 @@ FS_FN int fs_poke(pid_t pid, int m, uint64_t first, uint64_t last, int label)
 
 		fs_token(fs_tok, fs_label[label], fs_map_bare[m], i);
 		n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+		fs_stop_page = (int64_t)i;
 		if (n < 0)
 			return errno;
 		if (n != (ssize_t)FS_PAGE)
@@ -1564,13 +1584,15 @@ FS_FN const char *fs_errname(int e)
 	FS_E(EFBIG); FS_E(ENOSPC); FS_E(ESPIPE); FS_E(EROFS); FS_E(EPIPE); FS_E(ERANGE);
 	FS_E(ENOSYS); FS_E(EOPNOTSUPP); FS_E(EOVERFLOW); FS_E(EHWPOISON);
 #undef FS_E
+	case FS_SIG_BASE + SIGSEGV: return "SIGSEGV";
+	case FS_SIG_BASE + SIGBUS: return "SIGBUS";
 	}
 	snprintf(other, sizeof(other), "E%d", e);
 	return other;
 }
 
-/* {"error", "line", "map"?, "op", "proc"} */
-FS_FN void fs_error_event(int line, int p, const char *op, int m, const char *err)
+/* {"error", "line", "map"?, "op", "page"?, "proc"}: page < 0 is none */
+FS_FN void fs_error_event_at(int line, int p, const char *op, int m, const char *err, int64_t page)
 {
 	fs_line_err[line] = err;
 	fs_js_open("{");
@@ -1584,10 +1606,25 @@ FS_FN void fs_error_event(int line, int p, const char *op, int m, const char *er
 	}
 	fs_js_key("op", 0);
 	fs_js_plain_str(op);
+	if (page >= 0) {
+		fs_js_key("page", 0);
+		fs_js_int(page);
+	}
 	fs_js_key("proc", 0);
 	fs_js_str(fs_proc_json[p]);
 	fs_js_close("}");
 	fs_trace(line, op, "= -1 %s", err);
+}
+
+FS_FN void fs_error_event(int line, int p, const char *op, int m, const char *err)
+{
+	fs_error_event_at(line, p, op, m, err, -1);
+}
+
+/* A user access or a GUP: its error event says at which page it stopped. */
+static int fs_op_is_access(const char *op)
+{
+	return !strcmp(op, "write") || !strcmp(op, "read") || !strcmp(op, "poke") || !strcmp(op, "gup");
 }
 
 /* A line that process p performs: its turn, then its outcome (an event if it failed). */
@@ -1598,7 +1635,7 @@ FS_FN void fs_run(int line, int p, const char *op, int m)
 	fs_send(p, line, FS_GO_LINE, 0);
 	r = fs_recv(p, line);
 	if (r.err) {
-		fs_error_event(line, p, op, m, fs_errname(r.err));
+		fs_error_event_at(line, p, op, m, fs_errname(r.err), fs_op_is_access(op) ? r.val : -1);
 		return;
 	}
 	fs_trace(line, op, "%s = 0", fs_proc_bare[p]);
@@ -1615,7 +1652,7 @@ FS_FN void fs_run_poke(int line, int p, int m)
 	fs_send(FS_NPROC, line, FS_GO_LINE, fs_pid[p]);
 	r = fs_recv(FS_NPROC, line);
 	if (r.err)
-		fs_error_event(line, p, "poke", m, fs_errname(r.err));
+		fs_error_event_at(line, p, "poke", m, fs_errname(r.err), r.val);
 	else
 		fs_trace(line, "process_vm_writev", "helper -> %s = 0", fs_proc_bare[p]);
 }
@@ -1637,7 +1674,7 @@ FS_FN const char *fs_run_read(int line, int p, int m, int as_event)
 		fs_die("line %d: bad read reply", line);
 	if (r.err) {
 		if (as_event)
-			fs_error_event(line, p, "read", m, fs_errname(r.err));
+			fs_error_event_at(line, p, "read", m, fs_errname(r.err), r.val);
 		return NULL;
 	}
 	fs_data[0] = 0;
@@ -1820,8 +1857,8 @@ FS_FN void fs_observe(int line, int p, const char *label_json)
 
 static int fs_got_ok;
 
-/* got: a list of words (data or page states), a number, or null. */
-enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL, FS_GOT_RAW_LIST };
+/* got: a list of words (data or page states), a number, null, or a word (a result). */
+enum { FS_GOT_LIST, FS_GOT_INT, FS_GOT_NULL, FS_GOT_RAW_LIST, FS_GOT_STR };
 
 static void fs_expect_event(int line, int p, const char *text_json, int kind)
 {
@@ -1843,6 +1880,8 @@ static void fs_expect_event(int line, int p, const char *text_json, int kind)
 			fs_js_s(w);
 		}
 		fs_js_close("]");
+	} else if (kind == FS_GOT_STR) {
+		fs_js_plain_str(fs_got);
 	} else {
 		fs_js_open("[");
 		fs_copy(fs_copybuf, FS_WORDS_SIZE, fs_got);
@@ -2019,6 +2058,61 @@ FS_FN void fs_expect_vmstat(int line, int p, const char *counter, int64_t value,
 	snprintf(fs_got, FS_WORDS_SIZE, "%lld", (long long)v);
 	fs_got_ok = v == value;
 	fs_expect_event(line, p, text_json, FS_GOT_INT);
+}
+
+/* -- protections, partial unmaps, mremap, results -- */
+
+FS_FN int fs_mprotect(int m, uint64_t first, uint64_t last, int prot)
+{
+	return fs_err(mprotect(fs_at(m, first), (last - first + 1) * FS_PAGE, prot));
+}
+
+FS_FN int fs_munmap_range(int m, uint64_t first, uint64_t last)
+{
+	return fs_err(munmap(fs_at(m, first), (last - first + 1) * FS_PAGE));
+}
+
+/* Mapping `from` becomes `to`: in place (same address) or moved there (MREMAP_FIXED). */
+FS_FN int fs_mremap(int from, int to)
+{
+	void *old = (void *)fs_map[from].addr, *new_ = (void *)fs_map[to].addr, *r;
+	size_t old_len = fs_map[from].pages * FS_PAGE, new_len = fs_map[to].pages * FS_PAGE;
+
+	if (new_ == old)
+		r = mremap(old, old_len, new_len, 0);
+	else
+		r = mremap(old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new_);
+	return r == MAP_FAILED ? errno : 0;
+}
+
+/* A line that unmaps part of mapping m: it stays in the process, with holes. */
+FS_FN void fs_run_partial_munmap(int line, int p, int m)
+{
+	fs_run(line, p, "munmap", m);
+	fs_live[p][m] = 1;
+}
+
+FS_FN void fs_run_mremap(int line, int p, int from, int to)
+{
+	struct fs_reply_msg r;
+
+	fs_send(p, line, FS_GO_LINE, 0);
+	r = fs_recv(p, line);
+	if (r.err) {
+		fs_error_event(line, p, "mremap", from, fs_errname(r.err));
+		return;
+	}
+	fs_trace(line, "mremap", "%s = 0", fs_proc_bare[p]);
+	fs_live[p][from] = 0;
+	fs_live[p][to] = 1;
+}
+
+/* expect result: the outcome of line `of`: ok, or its error. */
+FS_FN void fs_expect_result(int line, int p, int of, const char *want, const char *text_json)
+{
+	fs_copy(fs_got, FS_WORDS_SIZE, fs_line_err[of] ? fs_line_err[of] : "ok");
+	fs_got_ok = strcmp(fs_got, want) == 0;
+	fs_expect_event(line, p, text_json, FS_GOT_STR);
 }
 
 /* -- references (issue 12): long-term pins, what a reference holds, process_madvise -- */

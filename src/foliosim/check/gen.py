@@ -41,6 +41,9 @@ LABELS = ("a", "b", "c")
 OBSERVE_LABELS = ("", "after", "before reclaim")
 # Swap sizes in pages: 64K (full after 16 pages: swap-out fails) up to 16M.
 SWAP_PAGES = (16, 64, 256, 1024, 4096)
+# What a drawn `expect result` expects (a wrong guess is a failed expectation, the
+# same on both sides: only a difference between the backends is a finding).
+RESULTS = ("ok", "SIGSEGV", "EFAULT", "ENOMEM", "EINVAL")
 # 1 in STOP_ODDS: the scenario ends after this command (mean ~ STOP_ODDS commands).
 STOP_ODDS = 14
 
@@ -65,6 +68,11 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("thp", 2),
     ("mlockall", 1),
     ("munlockall", 1),
+    # protections, partial unmaps, mremap, results
+    ("mprotect", 4),
+    ("munmap_range", 2),
+    ("mremap", 2),
+    ("result", 2),
     # references (issue 12): long-term pins (writable: the kernel backend has no R/O
     # one), what a reference holds, process_madvise
     ("pin", 3),
@@ -111,6 +119,8 @@ class GenState:
     # it (an access there is SIGSEGV, which the generator does not aim at).
     dontfork: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     hidden: set[tuple[str, str]] = field(default_factory=set)
+    # process -> line of its last command with an outcome, for `expect result`
+    last_line: dict[str, int] = field(default_factory=dict)
 
     @property
     def line(self) -> int:
@@ -127,7 +137,13 @@ class GenState:
 
 
 def command_kind(cmd: ast.Command) -> str:
-    """The scenario command word of `cmd`: 'write', 'madvise', 'process_madvise', ..."""
+    """The kind of KIND_WEIGHTS `cmd` is: its command word ('write', 'madvise',
+    'process_madvise', ...), with 'munmap_range' for a partial munmap and 'result' for
+    `expect result`."""
+    if isinstance(cmd, ast.Munmap) and cmd.runs is not None:
+        return "munmap_range"
+    if isinstance(cmd, ast.ExpectResult):
+        return "result"
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(cmd).__name__).lower()
 
 
@@ -194,6 +210,10 @@ def _kind(draw: st.DrawFn, s: GenState) -> str:
         "fork": s.children_forked < MAX_CHILDREN,
         "exit": bool(s.children()),
         "release": bool(s.refs),
+        "mprotect": mapped,
+        "munmap_range": mapped,
+        "mremap": mapped,
+        "result": bool(s.last_line),
         "pin": mapped,
         "expect_ref_data": bool(s.refs),
         "process_madvise": mapped,
@@ -280,10 +300,12 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         for name in s.procs[child]:
             if s.dontfork.get((parent, name)) or (parent, name) in s.hidden:
                 s.hidden.add((child, name))
+        s.last_line.pop(child, None)
         cmd = ast.Fork(line, parent, "", child=child)
     elif kind == "exit":
         proc = _pick(draw, s.children())
         del s.procs[proc]
+        s.last_line.pop(proc, None)
         cmd = ast.Exit(line, proc, "")
     elif kind == "release":
         ref = s.refs.pop(draw(st.integers(0, len(s.refs) - 1)))
@@ -303,8 +325,28 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         cmd = ast.Mlockall(line, proc, "", current=current, future=future, onfault=onfault)
     elif kind == "munlockall":
         cmd = ast.Munlockall(line, _pick(draw, list(s.procs)), "")
+    elif kind in ("mprotect", "munmap_range", "mremap"):
+        proc, name = _pick(draw, s.mapped())
+        pages = s.procs[proc][name]
+        if kind == "mprotect":
+            prot = ast.PROTS[draw(st.integers(0, len(ast.PROTS) - 1))]
+            cmd = ast.Mprotect(line, proc, "", name=name, runs=draw(page_runs(pages)), prot=prot)
+        elif kind == "munmap_range":
+            cmd = ast.Munmap(line, proc, "", name=name, runs=draw(page_runs(pages)))
+        else:
+            new = draw(st.integers(1, MAX_PAGES))
+            move = draw(st.booleans())
+            offset = draw(st.integers(0, SLOT_PAGES - new)) if move else 0
+            s.procs[proc][name] = new
+            cmd = ast.Mremap(line, proc, "", name=name, pages=new, move=move, offset=offset)
+    elif kind == "result":
+        proc = _pick(draw, sorted(s.last_line))
+        value = RESULTS[draw(st.integers(0, len(RESULTS) - 1))]
+        cmd = ast.ExpectResult(line, proc, "", value=value, of_line=s.last_line[proc])
     else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
         raise AssertionError(kind)
+    if not isinstance(cmd, (ast.Observe, ast.Exit, ast.ExpectResult)):
+        s.last_line[cmd.proc] = line  # an exited process has no result to expect
     return _with_text(cmd)
 
 

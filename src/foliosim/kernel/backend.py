@@ -41,6 +41,8 @@ from foliosim.kernel.worker import (
     OP_MLOCK2,
     OP_MLOCKALL,
     OP_MMAP,
+    OP_MPROTECT,
+    OP_MREMAP,
     OP_MUNLOCK,
     OP_MUNLOCKALL,
     OP_MUNMAP,
@@ -64,6 +66,7 @@ from foliosim.scenario.ast import (
     ExpectMapcount,
     ExpectOrder,
     ExpectMemcg,
+    ExpectResult,
     ExpectRefData,
     ExpectSmaps,
     ExpectState,
@@ -77,6 +80,8 @@ from foliosim.scenario.ast import (
     Mlock,
     Mlockall,
     Mmap,
+    Mprotect,
+    Mremap,
     Mthp,
     Munlock,
     Munlockall,
@@ -116,6 +121,8 @@ MADV = {
 MAP_DROPPABLE = 0x08
 MAP_ANONYMOUS = 0x20
 PROT_READ_WRITE = 0x3
+# The scenario's protections: PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE.
+PROT = {"none": 0x0, "read": 0x1, "readwrite": 0x3}
 
 SLOT_ALIGN = 2 << 20
 # Far from the heap, the libraries and the stack of a 47-bit address space.
@@ -353,13 +360,18 @@ class KernelBackend:
             self.base_mthp = procfs.read_mthp_stats(self.mthp_sizes)
             self.next_slot = SLOT_BASE
             events: list[dict[str, Any]] = []
+            self.line_errors: dict[int, str] = {}  # line -> its error, for `expect result`
             for cmd in scenario.commands:
                 self._line = cmd.line
                 if cmd.proc not in self.procs:
                     raise KernelBackendError(
                         f"{cmd.line}:1: kernel backend: no live process {cmd.proc!r}"
                     )
-                events.extend(execute(self, cmd))
+                new = execute(self, cmd)
+                for ev in new:
+                    if "error" in ev:
+                        self.line_errors.setdefault(ev["line"], ev["error"])
+                events.extend(new)
             self._line = 0
             final = self._state()
             noise = self._reclaim_noise()
@@ -436,6 +448,8 @@ class KernelBackend:
     def cmd_munmap(self, cmd: Munmap) -> list[dict[str, Any]]:
         proc = self.procs[cmd.proc]
         m = proc.maps[cmd.name]
+        if cmd.runs is not None:
+            return self._munmap_runs(proc, m, cmd)
         err = self._call(
             proc.worker,
             "munmap",
@@ -468,12 +482,15 @@ class KernelBackend:
                 label=cmd.label,
                 mapname=m.name,
             ),
+            access=True,
         )
 
     def cmd_read(self, cmd: Read) -> list[dict[str, Any]]:
         data, err = self._read(self.procs[cmd.proc], cmd.name, cmd.runs)
         if err:
-            return [error_event(cmd, "read", err, cmd.name)]
+            ev = error_event(cmd, "read", err, cmd.name)
+            ev["page"] = self._stop_page
+            return [ev]
         return [{"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name, "data": data}]
 
     def cmd_madvise(self, cmd: Madvise) -> list[dict[str, Any]]:
@@ -604,6 +621,7 @@ class KernelBackend:
                 label=cmd.label,
                 mapname=m.name,
             ),
+            access=True,
         )
 
     def cmd_observe(self, cmd: Observe) -> list[dict[str, Any]]:
@@ -659,6 +677,7 @@ class KernelBackend:
             w.call(op, **kw)
         except WorkerError as e:
             self._t(func, f"{what} = -1 {e.errno_name}")
+            self._stop_page = e.page  # where a write, poke or splice stopped
             return e.errno_name
         self._t(func, f"{what} = 0")
         return None
@@ -670,12 +689,17 @@ class KernelBackend:
         m: Mapping,
         runs: Runs,
         call: Callable[[int, int, int], str | None],
+        access: bool = False,
     ) -> list[dict[str, Any]]:
         # One syscall per contiguous run, in order; the first failure ends the line.
+        # access: a user access or GUP, whose error event says at which page it stopped.
         for first, last in runs:
             err = call(m.addr + first * PAGE_SIZE, first, last - first + 1)
             if err:
-                return [error_event(cmd, op, err, m.name)]
+                ev = error_event(cmd, op, err, m.name)
+                if access:
+                    ev["page"] = first + self._stop_page
+                return [ev]
         return []
 
     def _mmap(self, proc: Proc, cmd: Mmap) -> list[dict[str, Any]]:
@@ -688,11 +712,12 @@ class KernelBackend:
         err = self._call(
             proc.worker,
             "mmap",
-            f"mmap({addr:#x}, {cmd.pages * PAGE_SIZE}, {flags}|MAP_FIXED_NOREPLACE)",
+            f"mmap({addr:#x}, {cmd.pages * PAGE_SIZE}, prot {cmd.prot}, {flags}|MAP_FIXED_NOREPLACE)",
             OP_MMAP,
             arg=int(cmd.droppable),
             addr=addr,
             length=cmd.pages * PAGE_SIZE,
+            index0=PROT[cmd.prot],
         )
         proc.maps[cmd.name] = Mapping(cmd.name, addr, cmd.pages, mapped=err is None)
         return [error_event(cmd, "mmap", err, cmd.name)] if err else []
@@ -706,6 +731,7 @@ class KernelBackend:
                 data += proc.worker.read(a, last - first + 1, first, name)
             except WorkerError as e:
                 self._t("read", f"load {last - first + 1} pages at {a:#x} = {e.errno_name}")
+                self._stop_page = first + e.page
                 return data, e.errno_name
             self._t("read", f"load {last - first + 1} pages at {a:#x}")
         return data, None
@@ -754,6 +780,7 @@ class KernelBackend:
                 addr=a,
                 length=n * PAGE_SIZE,
             ),
+            access=True,
         )
         self.refs[cmd.ref] = w.gup_end()
         self._t("gup", f"pipe read end of {cmd.ref} held by the runner (SCM_RIGHTS)")
@@ -1018,6 +1045,74 @@ class KernelBackend:
         self._t("read", f"/proc/{proc.worker.pid}/stat minflt {minflt} majflt {majflt}, "
                 f"harness {hmin} {hmaj}")
         return {"minflt": minflt - hmin, "majflt": majflt - hmaj}
+    # -- protections, partial unmaps, mremap, results ---------------------------------
+
+    def cmd_mprotect(self, cmd: Mprotect) -> list[dict[str, Any]]:
+        w = self._worker(cmd)
+        m = self.procs[cmd.proc].maps[cmd.name]
+        prot = PROT[cmd.prot]
+        return self._per_run(
+            cmd,
+            "mprotect",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                w,
+                "mprotect",
+                f"mprotect({a:#x}, {n * PAGE_SIZE}, {cmd.prot})",
+                OP_MPROTECT,
+                arg=prot,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
+
+    def _munmap_runs(self, proc: Proc, m: Mapping, cmd: Munmap) -> list[dict[str, Any]]:
+        # munmap NAME RANGE: one munmap(2) a run; the mapping stays, with holes.
+        assert cmd.runs is not None
+        return self._per_run(
+            cmd,
+            "munmap",
+            m,
+            cmd.runs,
+            lambda a, first, n: self._call(
+                proc.worker,
+                "munmap",
+                f"munmap({a:#x}, {n * PAGE_SIZE})",
+                OP_MUNMAP,
+                addr=a,
+                length=n * PAGE_SIZE,
+            ),
+        )
+
+    def cmd_mremap(self, cmd: Mremap) -> list[dict[str, Any]]:
+        proc = self.procs[cmd.proc]
+        m = proc.maps[cmd.name]
+        new_addr = 0
+        if cmd.move:
+            # A fresh 2M slot, as _mmap() places mappings: MREMAP_MAYMOVE | MREMAP_FIXED there.
+            slot = self.next_slot
+            span = (cmd.offset + cmd.pages) * PAGE_SIZE
+            self.next_slot = slot + -(-span // SLOT_ALIGN) * SLOT_ALIGN + SLOT_ALIGN
+            new_addr = slot + cmd.offset * PAGE_SIZE
+        how = f"MREMAP_MAYMOVE|MREMAP_FIXED, {new_addr:#x}" if cmd.move else "0"
+        err = self._call(
+            proc.worker,
+            "mremap",
+            f"mremap({m.addr:#x}, {m.pages * PAGE_SIZE}, {cmd.pages * PAGE_SIZE}, {how})",
+            OP_MREMAP,
+            addr=m.addr,
+            length=m.pages * PAGE_SIZE,
+            index0=cmd.pages * PAGE_SIZE,
+            pid=new_addr,
+        )
+        if err:
+            return [error_event(cmd, "mremap", err, cmd.name)]
+        proc.maps[cmd.name] = Mapping(cmd.name, new_addr or m.addr, cmd.pages, m.mapped)
+        return []
+
+    def cmd_expect_result(self, cmd: ExpectResult) -> list[dict[str, Any]]:
+        return [expect_event(cmd, {}, {}, result=self.line_errors.get(cmd.of_line, "ok"))]
 
 
 def _page(entry: int, pfns: procfs.PfnReader) -> dict[str, Any]:

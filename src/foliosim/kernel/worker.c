@@ -49,6 +49,8 @@ enum {
 	OP_PING = 1, OP_MMAP, OP_MUNMAP, OP_WRITE, OP_READ, OP_MADVISE, OP_MLOCK,
 	OP_MUNLOCK, OP_FORK, OP_EXIT, OP_GUP_BEGIN, OP_GUP_SPLICE, OP_GUP_END,
 	OP_DRAIN_ALL, OP_DRAIN_LRU_ADD, OP_POKE, OP_BREAK_COW,
+	/* protections, partial unmaps, mremap: 30-39 */
+	OP_MPROTECT = 30, OP_MREMAP = 31,
 };
 /* Observations: opcodes 40-49. */
 enum {
@@ -65,6 +67,12 @@ enum {
 #define MCL_ONFAULT 4
 #endif
 
+/*
+ * A load or store that ended in a signal (caught, so the process lives on) is
+ * answered ret = -(FAULT_SIG_BASE + signal number), val = the page index of
+ * the request at which it stopped; the pages before it were done.
+ */
+#define FAULT_SIG_BASE 4096
 /* References (issue 12): opcodes 50-59. */
 enum {
 	OP_PIN = 50,		/* IORING_REGISTER_BUFFERS of [addr, addr+len) on the runner's ring */
@@ -131,6 +139,7 @@ static uint64_t pm_buf[1], kpf_buf[1];
 static struct iovec pmadv_iov[PMADV_IOV_MAX];
 static sigjmp_buf fault_jmp;
 static volatile int fault_armed;
+static volatile int fault_sig;
 static char altstack[1 << 16];
 
 /*
@@ -187,9 +196,10 @@ static void make_token_page(char *dst, const char *label, const char *map, uint6
 
 static void on_fault(int sig)
 {
-	(void)sig;
-	if (fault_armed)
+	if (fault_armed) {
+		fault_sig = sig;
 		siglongjmp(fault_jmp, 1);
+	}
 	_exit(128 + sig);
 }
 
@@ -424,10 +434,13 @@ static void do_read(struct req *q)
 			fault_armed = 1;
 			if (sigsetjmp(fault_jmp, 1)) {
 				fault_armed = 0;
-				reply(-EFAULT, 0);
+				reply(-(FAULT_SIG_BASE + fault_sig), (int64_t)(done + i));
 				return;
 			}
+			/* The barriers keep the load inside the armed window. */
+			__asm__ volatile("" ::: "memory");
 			memcpy(page_buf, pg, PAGE);
+			__asm__ volatile("" ::: "memory");
 			fault_armed = 0;
 			int zero = 1;
 			for (size_t j = 0; j < PAGE / 8; j++)
@@ -455,6 +468,9 @@ static void do_read(struct req *q)
 	}
 }
 
+/* Where a failed write, poke or splice stopped: the page index inside the request. */
+static int64_t stop_page;
+
 static int64_t do_write(struct req *q)
 {
 	for (uint64_t i = 0; i < q->len; i++) {
@@ -462,9 +478,12 @@ static int64_t do_write(struct req *q)
 		fault_armed = 1;
 		if (sigsetjmp(fault_jmp, 1)) {
 			fault_armed = 0;
-			return -EFAULT;
+			stop_page = (int64_t)i;
+			return -(FAULT_SIG_BASE + fault_sig);
 		}
+		__asm__ volatile("" ::: "memory");
 		memcpy((char *)(q->addr + i * PAGE), tok_buf, PAGE);
+		__asm__ volatile("" ::: "memory");
 		fault_armed = 0;
 	}
 	return 0;
@@ -476,6 +495,7 @@ static int64_t do_poke(struct req *q)
 		struct iovec l = { tok_buf, PAGE }, r = { (void *)(q->addr + i * PAGE), PAGE };
 		make_token_page(tok_buf, q->label, q->map, q->index0 + i);
 		ssize_t n = process_vm_writev((pid_t)q->pid, &l, 1, &r, 1, 0);
+		stop_page = (int64_t)i;
 		if (n < 0)
 			return -errno;
 		if (n != (ssize_t)PAGE)
@@ -490,6 +510,7 @@ static int64_t do_splice(struct req *q)
 	while (off < q->len) {
 		struct iovec iov = { (void *)(q->addr + off), q->len - off };
 		ssize_t n = vmsplice(gup_pipe[1], &iov, 1, SPLICE_F_NONBLOCK);
+		stop_page = (int64_t)(off / PAGE);
 		if (n < 0)
 			return -errno;
 		if (n == 0)
@@ -640,7 +661,8 @@ int main(int argc, char **argv)
 			break;
 		case OP_MMAP:
 			flags = (q.arg ? MAP_DROPPABLE : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE;
-			p = mmap((void *)q.addr, q.len, PROT_READ | PROT_WRITE, flags, -1, 0);
+			/* index0: the PROT_* bits */
+			p = mmap((void *)q.addr, q.len, (int)q.index0, flags, -1, 0);
 			if (p == MAP_FAILED)
 				reply(-errno, 0);
 			else if (p != (void *)q.addr) {
@@ -652,9 +674,11 @@ int main(int argc, char **argv)
 		case OP_MUNMAP:
 			reply(sys(munmap((void *)q.addr, q.len)), 0);
 			break;
-		case OP_WRITE:
-			reply(do_write(&q), 0);
+		case OP_WRITE: {
+			int64_t r = do_write(&q);
+			reply(r, r ? stop_page : 0);
 			break;
+		}
 		case OP_READ:
 			do_read(&q);
 			break;
@@ -724,9 +748,11 @@ int main(int argc, char **argv)
 			}
 			reply(0, 0);
 			break;
-		case OP_GUP_SPLICE:
-			reply(do_splice(&q), 0);
+		case OP_GUP_SPLICE: {
+			int64_t r = do_splice(&q);
+			reply(r, r ? stop_page : 0);
 			break;
+		}
 		case OP_GUP_END:
 			send_fd(gup_pipe[0], 0);
 			close(gup_pipe[0]);
@@ -743,9 +769,11 @@ int main(int argc, char **argv)
 			reply(r < 0 ? r : 0, r);
 			break;
 		}
-		case OP_POKE:
-			reply(do_poke(&q), 0);
+		case OP_POKE: {
+			int64_t r = do_poke(&q);
+			reply(r, r ? stop_page : 0);
 			break;
+		}
 		/* Observations. */
 		case OP_HARNESS_FAULTS:
 			reply(0, harness_min | harness_maj << 32);
@@ -763,6 +791,18 @@ int main(int argc, char **argv)
 		case OP_MUNLOCKALL:
 			reply(sys(munlockall()), 0);
 			break;
+		/* -- protections, partial unmaps, mremap -- */
+		case OP_MPROTECT:
+			reply(sys(mprotect((void *)q.addr, q.len, q.arg)), 0);
+			break;
+		case OP_MREMAP: {
+			/* index0: the new length; pid: the new address (MREMAP_MAYMOVE|MREMAP_FIXED), or 0 */
+			void *r = q.pid ? mremap((void *)q.addr, q.len, q.index0, MREMAP_MAYMOVE | MREMAP_FIXED,
+						 (void *)q.pid)
+					: mremap((void *)q.addr, q.len, q.index0, 0);
+			reply(r == MAP_FAILED ? -errno : 0, 0);
+			break;
+		}
 		/* -- references (issue 12) -- */
 		case OP_PIN:
 			if (fd >= 0)

@@ -36,6 +36,11 @@ OP_HARNESS_FAULTS = 40  # val: the worker's own faults, minflt | majflt << 32
 OP_MLOCK2 = 41  # arg: mlock2() flags
 OP_MLOCKALL = 42  # arg: MCL_* flags; addr, length: the scenario's address range
 OP_MUNLOCKALL = 43
+# protections, partial unmaps, mremap: 30-39
+OP_MPROTECT = 30
+OP_MREMAP = 31
+# A load or store that ended in a caught signal: ret = -(FAULT_SIG_BASE + signo).
+FAULT_SIG_BASE = 4096
 # References (issue 12): opcodes 50-59.
 OP_PIN = 50
 OP_PROCESS_MADVISE = 51
@@ -53,11 +58,35 @@ TIMEOUT_S = 30.0
 
 
 class WorkerError(OSError):
-    """A worker's syscall failed; `errno_name` is what the observation reports."""
+    """A worker's syscall failed; `errno_name` is what the observation reports.
+
+    `page`: for a write, read, poke or splice, the page of the request where it stopped.
+    """
+
+    page: int = 0
 
     @property
     def errno_name(self) -> str:
         return errno.errorcode.get(self.errno or 0, f"E{self.errno}")
+
+
+class WorkerSignal(WorkerError):
+    """A load or store the kernel answered with a signal; the worker caught it."""
+
+    @property
+    def errno_name(self) -> str:
+        return signal.Signals(self.errno - FAULT_SIG_BASE).name
+
+
+def _worker_error(ret: int, val: int) -> WorkerError:
+    code = -ret
+    e: WorkerError
+    if code >= FAULT_SIG_BASE:
+        e = WorkerSignal(code, signal.strsignal(code - FAULT_SIG_BASE) or "signal")
+    else:
+        e = WorkerError(code, os.strerror(code))
+    e.page = val
+    return e
 
 
 class Worker:
@@ -124,7 +153,7 @@ class Worker:
         self._send(op, **kw)  # type: ignore[arg-type]
         ret, val = self._recv_rep(self.sock)
         if ret < 0:
-            raise WorkerError(-ret, os.strerror(-ret))
+            raise _worker_error(ret, val)
         return val
 
     def read(self, addr: int, npages: int, index0: int, mapname: str) -> list[str]:
@@ -137,7 +166,7 @@ class Worker:
                 raise KernelBackendError("kernel backend: a worker died during a read")
             ret, k = REP.unpack_from(data)
             if ret < 0:
-                raise WorkerError(-ret, os.strerror(-ret))
+                raise _worker_error(ret, k)
             for i in range(k):
                 kind, label = REC.unpack_from(data, REP.size + i * REC.size)
                 if kind == 0:

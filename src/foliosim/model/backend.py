@@ -14,10 +14,13 @@ backend's worker makes, by calling the model's entry point for it:
     poke                process_vm_rw_core()    process_vm_access.py  mm/process_vm_access.c
     swap                sys_swapon(), sys_swapoff()       swap.py     mm/swapfile.c
     thp / mthp          enabled_store(), thpsize_enabled_store()  huge_memory.py
+    write / read        stores and loads: user.py (faults: do_user_addr_fault(), fault.py)
+    mprotect            do_mprotect_pkey()                mprotect.py mm/mprotect.c
+    mremap              do_mremap()                       mremap.py   mm/mremap.c
+    expect result       the outcome recorded for the line it names
     pin                 io_sqe_buffer_register()    io_uring_rsrc.py  io_uring/rsrc.c
     release (a pin)     io_release_ubuf()           io_uring_rsrc.py  io_uring/rsrc.c
     process_madvise     sys_process_madvise()             madvise.py  mm/madvise.c
-    write / read        stores and loads: user.py (faults: handle_mm_fault(), mm/memory.c)
 
 A new system call gets its entry point in the module of its kernel file and a
 handler here.  STATE is read by observe.py; --check bookkeeping is checks.Shadow.
@@ -39,6 +42,7 @@ from foliosim.model import (
     memcontrol,
     mlock,
     mmap,
+    mprotect,
     pipe,
     process_vm_access,
     splice,
@@ -46,7 +50,7 @@ from foliosim.model import (
     vmstat,
 )
 from foliosim.model.checks import Shadow, validate_all
-from foliosim.model.errors import InvariantError, NotModelled, SyscallError
+from foliosim.model.errors import AccessError, InvariantError, NotModelled, SyscallError
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.observe import mthp_order, read_state
 from foliosim.model.profile import get_profile
@@ -61,6 +65,7 @@ from foliosim.scenario.ast import (
     ExpectFlags,
     ExpectMapcount,
     ExpectOrder,
+    ExpectResult,
     ExpectRefData,
     ExpectMemcg,
     ExpectSmaps,
@@ -75,6 +80,8 @@ from foliosim.scenario.ast import (
     Mlock,
     Mlockall,
     Mmap,
+    Mprotect,
+    Mremap,
     Mthp,
     Munlock,
     Munlockall,
@@ -120,15 +127,20 @@ class ModelBackend:
         m.mem.reserve(64 + sum(c.pages for c in scenario.commands if isinstance(c, Mmap)))
         m.memcg.observed = scenario_uses_memcg(scenario.commands)
         events: list[Event] = []
+        self.line_errors: dict[int, str] = {}  # line -> its error, for `expect result`
         for cmd in scenario.commands:
             m.line = cmd.line
             m.current = cmd.proc  # the command's system calls and accesses run in its task
             if cmd.proc not in m.mms:
                 raise InvariantError(f"no process {cmd.proc!r}")
             try:
-                events.extend(execute(self, cmd))
+                new = execute(self, cmd)
             except NotModelled as e:
                 raise ScenarioError(scenario.path, cmd.line, 1, f"model: {e}") from None
+            for ev in new:
+                if "error" in ev:
+                    self.line_errors.setdefault(ev["line"], ev["error"])
+            events.extend(new)
             if self.shadow is not None:
                 try:
                     validate_all(m, self.shadow)
@@ -165,7 +177,10 @@ class ModelBackend:
             except SyscallError as e:
                 if self.m.tracing:
                     self.m.trace(op, f"failed: {e.errno}")
-                return [error_event(cmd, op, e.errno, name)]
+                ev = error_event(cmd, op, e.errno, name)
+                if isinstance(e, AccessError):
+                    ev["page"] = e.vpn - start  # where the access stopped
+                return [ev]
         return []
 
     def _shadow_store(self, proc: str, name: str, first: int, nr: int, label: str) -> None:
@@ -195,13 +210,22 @@ class ModelBackend:
 
     def cmd_mmap(self, cmd: Mmap) -> list[Event]:
         mm = self._mm(cmd)
-        mmap.do_mmap(self.m, mm, cmd.name, cmd.pages, cmd.droppable, cmd.offset)
+        prot = mprotect.PROT_VM_FLAGS[cmd.prot]
+        mmap.do_mmap(self.m, mm, cmd.name, cmd.pages, cmd.droppable, cmd.offset, prot)
         if self.shadow is not None:
             self.shadow.mmap(mm.name, cmd.name, cmd.pages, cmd.droppable)
         return []
 
     def cmd_munmap(self, cmd: Munmap) -> list[Event]:
         mm = self._mm(cmd)
+        if cmd.runs is not None:
+            # munmap NAME RANGE: one munmap(2) a run; the mapping stays, with holes.
+            start = mm.mappings[cmd.name].start
+            for first, last in cmd.runs:
+                mmap.do_vmi_munmap(self.m, mm, start + first, start + last + 1)
+                if self.shadow is not None:
+                    self.shadow.munmap_range(mm.name, cmd.name, first, last + 1)
+            return []
         mmap.do_munmap(self.m, mm, cmd.name)
         if self.shadow is not None:
             self.shadow.munmap(mm.name, cmd.name)
@@ -211,18 +235,30 @@ class ModelBackend:
         mm = self._mm(cmd)
 
         def store(start: int, end: int, first: int) -> None:
-            self.user.user_write(mm, cmd.name, start, end, first, cmd.label)
+            try:
+                self.user.user_write(mm, cmd.name, start, end, first, cmd.label)
+            except AccessError as e:
+                self._shadow_store(cmd.proc, cmd.name, first, e.vpn - start, cmd.label)
+                raise
             self._shadow_store(cmd.proc, cmd.name, first, end - start, cmd.label)
 
         return self._per_run(cmd, "write", cmd.name, cmd.runs, store)
 
     def cmd_poke(self, cmd: Poke) -> list[Event]:
-        # A store through GUP from another process: process_vm_writev().
+        # A store through GUP from another process: process_vm_writev(), one call
+        # a page, as the kernel backend's helper makes them.
         mm = self._mm(cmd)
 
         def poke(start: int, end: int, first: int) -> None:
             data = self.user.tokens(cmd.label, cmd.name, first, end - start)
-            process_vm_access.process_vm_rw_core(self.m, mm, start, end, data)
+            for k in range(end - start):
+                try:
+                    process_vm_access.process_vm_rw_core(
+                        self.m, mm, start + k, start + k + 1, data[k : k + 1]
+                    )
+                except AccessError:
+                    self._shadow_store(cmd.proc, cmd.name, first, k, cmd.label)
+                    raise
             self._shadow_store(cmd.proc, cmd.name, first, end - start, cmd.label)
 
         # The helper process makes the call: GUP's faults count on it (mm_account_fault()).
@@ -233,7 +269,13 @@ class ModelBackend:
             self.m.current = cmd.proc
 
     def cmd_read(self, cmd: Read) -> list[Event]:
-        data = self.user.user_read(self._mm(cmd), cmd.name, cmd.runs)
+        mm = self._mm(cmd)
+        try:
+            data = self.user.user_read(mm, cmd.name, cmd.runs)
+        except AccessError as e:
+            ev = error_event(cmd, "read", e.errno, cmd.name)
+            ev["page"] = e.vpn - mm.mappings[cmd.name].start
+            return [ev]
         return [{"line": cmd.line, "proc": cmd.proc, "op": "read", "map": cmd.name, "data": data}]
 
     def cmd_madvise(self, cmd: Madvise) -> list[Event]:
@@ -304,7 +346,16 @@ class ModelBackend:
         pages: list[int] = []
         self.m.gup_refs[cmd.ref] = pages
         for first, last in cmd.runs:
-            pages.extend(splice.vmsplice_to_pipe(self.m, mm, start + first, start + last + 1))
+            try:
+                pages.extend(splice.vmsplice_to_pipe(self.m, mm, start + first, start + last + 1))
+            except AccessError as e:
+                pages.extend(e.pages)  # what was spliced before stays in the pipe
+                self.ref_pages[cmd.ref] = [(cmd.name, i) for i in runs_pages(cmd.runs)][
+                    : len(pages)
+                ]
+                ev = error_event(cmd, "gup", e.errno, cmd.name)
+                ev["page"] = e.vpn - start
+                return [ev]
         self.ref_pages[cmd.ref] = [(cmd.name, i) for i in runs_pages(cmd.runs)][: len(pages)]
         return []
 
@@ -378,7 +429,10 @@ class ModelBackend:
         ]
 
     def cmd_expect_data(self, cmd: ExpectData) -> list[Event]:
-        data = self.user.user_read(self._mm(cmd), cmd.name, cmd.runs)
+        try:
+            data: list[str] | None = self.user.user_read(self._mm(cmd), cmd.name, cmd.runs)
+        except AccessError:
+            data = None  # the load faulted: nothing to compare
         return [expect_event(cmd, {}, {}, data)]
 
     def cmd_expect_state(self, cmd: ExpectState) -> list[Event]:
@@ -429,3 +483,33 @@ class ModelBackend:
     def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[Event]:
         # usage and failcnt are not modelled (kernel memory, the charge stock): got null.
         return [expect_event(cmd, memcontrol.memcg_state(self.m), {})]
+
+    # -- protections, partial unmaps, mremap, results --------------------------------
+
+    def cmd_mprotect(self, cmd: Mprotect) -> list[Event]:
+        mm = self._mm(cmd)
+        prot = mprotect.PROT_VM_FLAGS[cmd.prot]
+        return self._per_run(
+            cmd,
+            "mprotect",
+            cmd.name,
+            cmd.runs,
+            lambda s, e, _first: mprotect.do_mprotect_pkey(self.m, mm, s, e, prot),
+        )
+
+    def cmd_mremap(self, cmd: Mremap) -> list[Event]:
+        from foliosim.model import mremap
+
+        mm = self._mm(cmd)
+        try:
+            mremap.do_mremap(self.m, mm, cmd.name, cmd.pages, cmd.move, cmd.offset)
+        except SyscallError as e:
+            if self.m.tracing:
+                self.m.trace("mremap", f"failed: {e.errno}")
+            return [error_event(cmd, "mremap", e.errno, cmd.name)]
+        if self.shadow is not None:
+            self.shadow.mremap(mm.name, cmd.name, cmd.pages)
+        return []
+
+    def cmd_expect_result(self, cmd: ExpectResult) -> list[Event]:
+        return [expect_event(cmd, {}, {}, result=self.line_errors.get(cmd.of_line, "ok"))]

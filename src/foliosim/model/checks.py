@@ -213,6 +213,22 @@ class Shadow:
     def munmap(self, proc: str, name: str) -> None:
         del self.procs[proc][name]
 
+    def munmap_range(self, proc: str, name: str, first: int, end: int) -> None:
+        # A hole reads back as nothing; what was there is gone.
+        sm = self.procs[proc][name]
+        sm.content[first:end] = 0
+        sm.may_lose[first:end] = True
+
+    def mremap(self, proc: str, name: str, pages: int) -> None:
+        # The pages keep their content; a grown tail starts zero, a cut one goes.
+        sm = self.procs[proc][name]
+        n = min(pages, len(sm.content))
+        content = np.zeros(pages, np.int64)
+        content[:n] = sm.content[:n]
+        may_lose = np.full(pages, sm.droppable)
+        may_lose[:n] = sm.may_lose[:n]
+        self.procs[proc][name] = _ShadowMap(content, may_lose, sm.droppable)
+
     def write(self, proc: str, name: str, first: int, end: int, tokens: list[int]) -> None:
         sm = self.procs[proc][name]
         sm.content[first:end] = tokens
@@ -221,6 +237,10 @@ class Shadow:
     def may_drop(self, proc: str, name: str, first: int, end: int, advice: str) -> None:
         """Before the call: what it may zero even if it fails part-way."""
         if advice in ("free", "dontneed"):
+            self.procs[proc][name].may_lose[first:end] = True
+        elif advice in ("wipeonfork", "dontfork"):
+            # madvise_walk_vmas() sets the flag on the VMAs it meets before it fails
+            # (ENOMEM at a hole): a child forked later may get no copy of those pages.
             self.procs[proc][name].may_lose[first:end] = True
 
     def madvise(self, proc: str, name: str, first: int, end: int, advice: str) -> None:

@@ -22,3 +22,14 @@ class SyscallError(Exception):
 class NotModelled(Exception):
     """A kernel path the model does not have yet (memcg, issue 13): the run is refused
     at that line rather than diverge from Linux."""
+class AccessError(SyscallError):
+    """A user access, or a GUP, stopped at page `vpn`: `errno` is "SIGSEGV" (a load or
+    store the kernel answered with the signal) or "EFAULT" (a GUP it refused).
+
+    `pages` holds what a GUP took before it stopped (its references are held).
+    """
+
+    def __init__(self, errno: str, vpn: int, pages: list[int] | None = None) -> None:
+        super().__init__(errno)
+        self.vpn = vpn
+        self.pages = pages if pages is not None else []

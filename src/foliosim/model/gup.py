@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model import lru, memory
-from foliosim.model.errors import SyscallError
+from foliosim.model.errors import AccessError, SyscallError
 from foliosim.model.machine import Machine
 from foliosim.model.mm import GUP_PIN_COUNTING_BIAS, folio_put_refs
 from foliosim.model.page_flags import page_folio
@@ -14,6 +14,7 @@ from foliosim.model.types import (
     PTE_WRITE,
     PTE_YOUNG,
     VM_LOCKONFAULT,
+    VM_READ,
     VM_WRITE,
     ZERO_PFN,
     Mm,
@@ -32,8 +33,25 @@ from foliosim.model.types import (
 def _vma_of(mm: Mm, vpn: int) -> Vma:
     vma = mm.find_vma(vpn)
     if vma is None:
-        raise SyscallError("EFAULT")
+        raise AccessError("EFAULT", vpn)
     return vma
+
+
+def check_vma_flags(vma: Vma, write: bool, force: bool = False) -> bool:
+    """check_vma_flags(), mm/gup.c, Linux 6.18, of a private anonymous VMA: True if GUP may go on
+    (the kernel's 0); a write needs VM_WRITE, a read VM_READ, unless FOLL_FORCE."""
+    if force:
+        return True  # a COW mapping, VM_MAYREAD and VM_MAYWRITE: always here
+    if write:
+        return bool(vma.flags & VM_WRITE)
+    return bool(vma.flags & VM_READ)
+
+
+def _pte_protnone(mm: Mm, vpn: int) -> bool:
+    # pte_protnone() / pmd_protnone(): a present entry of a VMA without access
+    # (change_protection() made every entry there PROT_NONE).
+    vma = mm.find_vma(vpn)
+    return vma is None or not vma.flags & (VM_READ | VM_WRITE)
 
 
 def follow_page_pte(m: Machine, vma: Vma, vpn: int, write: bool, touch: bool) -> int:
@@ -81,9 +99,14 @@ def try_grab_folio(m: Machine, pfn: int, refs: int) -> None:
         m.mem.refcount[page_folio(m, pfn)] += refs
 
 
-def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
-    """One page of __get_user_pages(), mm/gup.c, Linux 6.18, with FOLL_TOUCH: fault until it can be followed."""
+def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool, force: bool = False) -> int:
+    """One page of __get_user_pages(), mm/gup.c, Linux 6.18, with FOLL_TOUCH: fault until it can be followed.
+
+    No VMA, or one check_vma_flags() refuses: AccessError("EFAULT") at vpn.
+    """
     vma = _vma_of(mm, vpn)
+    if not check_vma_flags(vma, write, force):
+        raise AccessError("EFAULT", vpn)
     for _ in range(3):
         page = follow_page_pte(m, vma, vpn, write, touch=True)
         if page >= 0:
@@ -93,25 +116,44 @@ def __get_user_pages(m: Machine, mm: Mm, vpn: int, write: bool) -> int:
 
 
 def faultin_page_range(m: Machine, mm: Mm, start: int, end: int, write: bool) -> None:
-    """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE), then a drain."""
+    """faultin_page_range(), mm/gup.c, Linux 6.18 (MADV_POPULATE_READ/WRITE), then a drain.
 
+    FOLL_MADV_POPULATE: no VMA is ENOMEM, one check_vma_flags() refuses EINVAL
+    (madvise_populate() returns either); the pages before it are populated.
+    """
+    error = None
+    vma = None
     for vpn in range(start, end):
+        if vma is None or vpn >= vma.end:
+            vma = mm.find_vma(vpn)  # vma_lookup()
+            if vma is None:
+                error = "ENOMEM"
+                break
+            if not check_vma_flags(vma, write):
+                error = "EINVAL"
+                break
         __get_user_pages(m, mm, vpn, write)
     # faultin_page_range() ends with lru_add_drain(): the activations FOLL_TOUCH
     # queued are applied before the call returns.
     lru.lru_add_drain(m)
+    if error is not None:
+        raise SyscallError(error)
 
 
 def populate_vma_page_range(m: Machine, vma: Vma, start: int, end: int) -> None:
-    """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain."""
+    """populate_vma_page_range(), mm/gup.c, Linux 6.18: mlock's population, then a drain.
 
+    A PROT_NONE VMA is never populated: SyscallError("EFAULT").
+    """
     # "Rightly or wrongly, the VM_LOCKONFAULT case has never used faultin_page()
     # to break COW, so it has no work to do here" -- and no lru_add_drain() either.
     if vma.flags & VM_LOCKONFAULT:
         return
-    write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs
+    if not vma.flags & (VM_READ | VM_WRITE):  # !vma_is_accessible(): no FOLL_FORCE
+        raise SyscallError("EFAULT")
+    write = bool(vma.flags & VM_WRITE)  # FOLL_WRITE for private writable VMAs, else FOLL_FORCE
     for vpn in range(start, end):
-        __get_user_pages(m, vma.mm, vpn, write)
+        __get_user_pages(m, vma.mm, vpn, write, force=not write)
     lru.lru_add_drain(m)
 
 
@@ -126,6 +168,8 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
     while vpn < end:  # gup_fast_pte_range()
         t = mm.pte_table(vpn)
         pmd = mm.pmds.get(vpn >> 9) if t is None else None
+        if (pmd is not None or t is not None) and _pte_protnone(mm, vpn):
+            break  # pte_protnone() / pmd_protnone(): the slow path decides
         if pmd is not None:
             # gup_fast_pmd_leaf(): the pages of a THP up to the PMD's end (or
             # end), one reference each; never the huge zero page (pmd_special).
@@ -147,8 +191,11 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
         pages.append(pfn)
         vpn += 1
     for slow in range(vpn, end):  # __gup_longterm_locked(.. | FOLL_TOUCH)
-        _vma_of(mm, slow)
-        pfn = __get_user_pages(m, mm, slow, write=False)
+        try:
+            pfn = __get_user_pages(m, mm, slow, write=False)
+        except AccessError as e:
+            e.pages = pages  # the references taken so far stay taken
+            raise
         try_grab_folio(m, pfn, 1)
         pages.append(pfn)
     return pages
@@ -157,9 +204,13 @@ def get_user_pages_fast(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
 def pin_user_pages_remote(m: Machine, mm: Mm, start: int, end: int) -> list[int]:
     """pin_user_pages_remote(FOLL_WRITE | FOLL_TOUCH), mm/gup.c, Linux 6.18."""
     mm.has_pinned = True  # mm_set_has_pinned_flag()
-    pages = []
+    pages: list[int] = []
     for vpn in range(start, end):
-        pfn = __get_user_pages(m, mm, vpn, write=True)
+        try:
+            pfn = __get_user_pages(m, mm, vpn, write=True)
+        except AccessError as e:
+            e.pages = pages
+            raise
         # try_grab_folio(FOLL_PIN): a small folio takes the pin bias; a large one
         # takes one reference (and _pincount, which the model does not keep).
         if m.mem.flags[pfn] & (PG_head | PG_tail):

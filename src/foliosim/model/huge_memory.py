@@ -299,7 +299,7 @@ def unmap_huge_pmd_locked(m: Machine, vma: Vma, folio: int) -> bool:
     """unmap_huge_pmd_locked() -> __discard_anon_folio_pmd_locked(), mm/huge_memory.c, Linux 6.18: True if discarded."""
     mm = vma.mm
     mem = m.mem
-    idx = int(mem.index[folio]) >> 9
+    idx = (vma.start + int(mem.index[folio]) - vma.pgoff) >> 9  # vma_address()
     bits = mm.pmds[idx][0]
     if bits & PTE_DIRTY:
         mem.flags[folio] |= PG_dirty

@@ -314,15 +314,21 @@ def do_madvise(m: Machine, mm: Mm, start: int, end: int, advice: str) -> None:
         return
     # madvise_walk_vmas(): from the VMA at start on, each next VMA found after the
     # one the previous step left (a merge may have swallowed the next ones).
+    # A hole in the range is ENOMEM, after the advice was applied to every VMA
+    # in it (unmapped_error).
     vmas = mmap.vmas_in_range(mm, start, end)
     if not vmas:
-        return
+        raise SyscallError("ENOMEM")
+    unmapped = vmas[0].start > start or vmas[-1].end < end
+    unmapped |= any(a.end != b.start for a, b in zip(vmas, vmas[1:]))
     vma: Vma | None = vmas[0]
     prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
     while vma is not None and vma.start < end:
         vma = madvise_vma_behavior(m, vma, prev, max(start, vma.start), min(end, vma.end), advice)
         prev = vma
         vma = mm_vma.vma_next(mm, vma)
+    if unmapped:
+        raise SyscallError("ENOMEM")
 
 
 # -- process_madvise(2) (issue 12) ------------------------------------------------------

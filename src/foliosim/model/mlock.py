@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from foliosim.model import gup, lru, mmap
 from foliosim.model import vma as mm_vma
+from foliosim.model.errors import SyscallError
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
 from foliosim.model.page_flags import (
@@ -206,15 +207,22 @@ def mlock_fixup(m: Machine, vma: Vma, prev: Vma | None, start: int, end: int, ne
 
 def apply_vma_lock_flags(m: Machine, mm: Mm, start: int, end: int, flags: int) -> None:
     """apply_vma_lock_flags(), mm/mlock.c, Linux 6.18: mlock_fixup() on each VMA of the range."""
-    vmas = mmap.vmas_in_range(mm, start, end)
-    if not vmas:
-        return
-    vma: Vma | None = vmas[0]
+    # A hole at start, or anywhere in the range, is ENOMEM (vma_iter_load(), and
+    # the vm_start != tmp check); the VMAs before a hole are done by then.
+    vma: Vma | None = mm.find_vma(start)
+    if vma is None:
+        raise SyscallError("ENOMEM")
     prev = vma if start > vma.start else mm_vma.vma_prev(mm, vma)
+    tmp = vma.start
     while vma is not None and vma.start < end:
+        if vma.start != tmp:
+            raise SyscallError("ENOMEM")
         newflags = (vma.flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | flags
         prev = mlock_fixup(m, vma, prev, max(start, vma.start), min(end, vma.end), newflags)
+        tmp = prev.end  # vma_iter_end(): a merge's end included
         vma = mm_vma.vma_next(mm, prev)
+    if tmp < end:
+        raise SyscallError("ENOMEM")
 
 
 def do_mlock(m: Machine, mm: Mm, start: int, end: int, flags: int = VM_LOCKED) -> None:
@@ -223,18 +231,27 @@ def do_mlock(m: Machine, mm: Mm, start: int, end: int, flags: int = VM_LOCKED) -
     # No lru_add_drain_all() (older kernels had one): in 6.18 only
     # mlock_vma_pages_range() drains, this CPU's batches, around its walk.
     apply_vma_lock_flags(m, mm, start, end, flags)
-    __mm_populate(m, mm, start, end)
+    try:
+        __mm_populate(m, mm, start, end, ignore_errors=False)
+    except SyscallError as e:
+        # __mlock_posix_error_return(): EFAULT (a PROT_NONE VMA) is ENOMEM to the caller.
+        raise SyscallError("ENOMEM" if e.errno == "EFAULT" else e.errno) from None
 
 
-def __mm_populate(m: Machine, mm: Mm, start: int, end: int) -> None:
+def __mm_populate(m: Machine, mm: Mm, start: int, end: int, ignore_errors: bool) -> None:
     """__mm_populate(), mm/gup.c, Linux 6.18: populate_vma_page_range() on each VMA of the range.
 
     Every VMA, locked or not (a droppable one too); populate_vma_page_range()
-    itself does nothing for VM_LOCKONFAULT.  Model: no VM_IO or VM_PFNMAP VMA
-    exists, and no error is possible.
+    itself does nothing for VM_LOCKONFAULT.  An error ends the walk unless
+    `ignore_errors` (mm_populate()'s callers: mmap, mlockall), which goes on at
+    the next VMA.  Model: no VM_IO or VM_PFNMAP VMA exists.
     """
     for vma in mmap.vmas_in_range(mm, start, end):
-        gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+        try:
+            gup.populate_vma_page_range(m, vma, max(start, vma.start), min(end, vma.end))
+        except SyscallError:
+            if not ignore_errors:
+                raise
 
 
 # -- mlockall(2), munlockall(2) --------------------------------------------------------
@@ -276,7 +293,7 @@ def sys_mlockall(m: Machine, mm: Mm, flags: int) -> None:
     """
     apply_mlockall_flags(m, mm, flags)
     if flags & MCL_CURRENT and mm.vmas:
-        __mm_populate(m, mm, mm.vmas[0].start, mm.vmas[-1].end)
+        __mm_populate(m, mm, mm.vmas[0].start, mm.vmas[-1].end, ignore_errors=True)
 
 
 def sys_munlockall(m: Machine, mm: Mm) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from foliosim.model import memory, mlock, rmap
+from foliosim.model import vma as mm_vma
 from foliosim.model.machine import Machine
 from foliosim.model.types import (
     PTRS_PER_PTE,
@@ -12,6 +13,7 @@ from foliosim.model.types import (
     VM_LOCKED,
     VM_LOCKONFAULT,
     VM_NORESERVE,
+    VM_READ,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -24,18 +26,30 @@ from foliosim.model.types import (
 SLOT_BASE = 0x3F800
 
 
-def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: int) -> Mapping:
-    """do_mmap(), mm/mmap.c, Linux 6.18, of a private (or droppable) anonymous mapping in its own 2M slot."""
+def do_mmap(
+    m: Machine,
+    mm: Mm,
+    name: str,
+    pages: int,
+    droppable: bool,
+    offset: int,
+    prot: int = VM_READ | VM_WRITE,
+) -> Mapping:
+    """do_mmap(), mm/mmap.c, Linux 6.18, of a private (or droppable) anonymous mapping in its own 2M slot.
+
+    `prot` is calc_vm_prot_bits() of the PROT_* bits: VM_READ and VM_WRITE.
+    """
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
-    # A private writable mapping is accounted (accountable_mapping(), mm/mmap.c);
-    # mm->def_flags (mlockall(MCL_FUTURE)) applies to every new VMA.
-    flags = VM_WRITE | VM_ACCOUNT | mm.def_flags
+    flags = prot | mm.def_flags  # mm->def_flags: mlockall(MCL_FUTURE) applies to every new VMA
     if droppable:
-        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP,
-        # and VM_NORESERVE means no VM_ACCOUNT.
-        flags = (flags & ~VM_ACCOUNT) | VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP
+        # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP.
+        flags |= VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP
+    # __mmap_region() -> accountable_mapping(), mm/vma.c: a private writable
+    # mapping without VM_NORESERVE is charged, VM_ACCOUNT.
+    if flags & (VM_NORESERVE | VM_WRITE) == VM_WRITE:
+        flags |= VM_ACCOUNT
     populate = bool(flags & VM_LOCKED)  # do_mmap(): *populate = len for VM_LOCKED
     if flags & VM_LOCKED and flags & VM_DROPPABLE:
         # __mmap_complete(), mm/vma.c: !vma_supports_mlock() clears VM_LOCKED_MASK
@@ -53,7 +67,7 @@ def do_mmap(m: Machine, mm: Mm, name: str, pages: int, droppable: bool, offset: 
         )
     if populate:
         # vm_mmap_pgoff(), mm/util.c: mm_populate(addr, len) after the mmap.
-        mlock.__mm_populate(m, mm, start, start + pages)
+        mlock.__mm_populate(m, mm, start, start + pages, ignore_errors=True)
     return mp
 
 
@@ -91,6 +105,31 @@ def do_munmap(m: Machine, mm: Mm, name: str) -> None:
     free_pgtables(mm)
 
 
+def do_vmi_munmap(m: Machine, mm: Mm, start: int, end: int) -> None:
+    """do_vmi_munmap() -> do_vmi_align_munmap(), mm/vma.c, Linux 6.18, of [start, end) of a mapping.
+
+    vms_gather_munmap_vmas() splits the VMAs that reach past either end
+    (__split_vma(), which splits a huge PMD the new boundary cuts), then
+    vms_clear_ptes() zaps what is left inside: a large folio only partly
+    inside loses those PTEs and goes on the deferred split queue, partially
+    mapped (folio_remove_rmap_ptes()).  No lru_add_drain(), as do_munmap().
+    """
+    vmas = vmas_in_range(mm, start, end)
+    if not vmas:
+        return  # nothing mapped there: munmap() succeeds
+    if vmas[0].start < start:
+        mm_vma.__split_vma(m, vmas[0], start)
+    last = vmas_in_range(mm, start, end)[-1]
+    if last.end > end:
+        mm_vma.__split_vma(m, last, end)
+    for vma in vmas_in_range(mm, start, end):
+        memory.zap_pte_range(m, vma, vma.start, vma.end)
+        unlink_vma(m, vma)
+    free_pgtables(mm)
+    if m.tracing:
+        m.trace("do_vmi_munmap", f"{mm.name}: [{start << 12:#x}, {end << 12:#x}) unmapped")
+
+
 def exit_mmap(m: Machine, mm: Mm) -> None:
     """exit_mmap(), mm/mmap.c, Linux 6.18: zap every VMA, free everything."""
     # No lru_add_drain(): 6.18's exit_mmap() has none (Rik van Riel's "mm: remove
@@ -106,6 +145,7 @@ def exit_mmap(m: Machine, mm: Mm) -> None:
 __all__ = [
     "do_mmap",
     "do_munmap",
+    "do_vmi_munmap",
     "exit_mmap",
     "vmas_in_range",
 ]

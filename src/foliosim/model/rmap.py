@@ -165,7 +165,7 @@ def folio_add_new_anon_rmap(
         flags |= PG_swapbacked
     mem.flags[folio] |= flags
     mem.anon_vma[folio] = vma.anon_vma.id
-    mem.index[folio] = vpn
+    mem.index[folio] = linear_page_index(vma, vpn)
     if pmd:
         m.entire_mapcount[folio] = 1
         if exclusive:
@@ -292,8 +292,19 @@ def folio_move_anon_rmap(m: Machine, folio: int, vma: Vma) -> None:
     m.mem.anon_vma[folio] = vma.anon_vma.id
 
 
+def linear_page_index(vma: Vma, vpn: int) -> int:
+    """linear_page_index(), include/linux/pagemap.h, Linux 6.18: the page's index, by vm_pgoff."""
+    return vma.pgoff + (vpn - vma.start)
+
+
+def vma_address_of(vma: Vma, index: int) -> int:
+    """The vpn where page `index` would be in the VMA: vma_address(), mm/internal.h, Linux 6.18
+    (unclamped: a large folio may start below the VMA).  Equal to index until mremap() moves a VMA."""
+    return vma.start + (index - vma.pgoff)
+
+
 def rmap_walk_anon(m: Machine, folio: int):
-    """The (vma, vpn) pairs that may map the folio, in anon_vma tree order.
+    """The (vma, vpn of the folio's first page there) pairs that may map the folio, in anon_vma tree order.
 
     rmap_walk_anon(), mm/rmap.c, Linux 6.18.
     """
@@ -303,9 +314,10 @@ def rmap_walk_anon(m: Machine, folio: int):
     index = int(m.mem.index[folio])
     nr = folio_nr_pages(m, folio)
     for vma in list(av.vmas):
-        if vma.start < index + nr and index < vma.end:
+        # anon_vma_interval_tree_foreach(): the VMAs whose pgoff range meets the folio's.
+        if vma.pgoff < index + nr and index < vma.pgoff + (vma.end - vma.start):
             cost.count("rmap_vma")
-            yield vma, index
+            yield vma, vma_address_of(vma, index)
 
 
 def page_vma_mapped_walk(m: Machine, folio: int, vma: Vma, index: int):

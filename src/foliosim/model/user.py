@@ -10,8 +10,9 @@ something else ("garbage"), as the worker's data check does.
 
 from __future__ import annotations
 
-from foliosim.model import memory
+from foliosim.model import fault
 from foliosim.model.machine import Machine
+from foliosim.model.mprotect import vma_is_accessible
 from foliosim.model.types import PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PTE_YOUNG, Mm
 from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Runs
 
@@ -58,7 +59,11 @@ class UserProgram:
         return DATA_GARBAGE
 
     def user_write(self, mm: Mm, name: str, start: int, end: int, first: int, label: str) -> None:
-        """Stores to pages [start, end): a write fault where the PTE does not allow it."""
+        """Stores to pages [start, end): a write fault where the PTE does not allow it.
+
+        A fault the kernel answers with SIGSEGV raises AccessError at that page;
+        the pages before it hold what was stored.
+        """
         m = self.m
         data = m.mem.data
         base = self.token(label, name, first) - start  # + vpn: the page's token
@@ -70,7 +75,7 @@ class UserProgram:
             if t is None or not t.bits[i] & PTE_WRITE:
                 pmd = mm.pmds.get(vpn >> 9) if t is None else None
                 if pmd is None or not pmd[0] & PTE_WRITE:
-                    memory.handle_mm_fault(m, mm.find_vma(vpn), vpn, write=True)
+                    fault.do_user_addr_fault(m, mm, vpn, write=True)
                 t = mm.pte_table(vpn)
                 if t is None:
                     # A store through a huge PMD.
@@ -82,18 +87,28 @@ class UserProgram:
             data[t.pfn[i]] = base + vpn
 
     def user_read(self, mm: Mm, name: str, runs: Runs) -> list[str]:
-        """Loads of every page of the runs: a read fault where nothing is mapped."""
+        """Loads of every page of the runs: a read fault where nothing is mapped.
+
+        A fault the kernel answers with SIGSEGV raises AccessError at that page.
+        """
         m = self.m
         start = mm.mappings[name].start
         out = []
+        vma = None
         for first, last in runs:
             for idx in range(first, last + 1):
                 vpn = start + idx
+                if vma is None or not vma.start <= vpn < vma.end:
+                    vma = mm.find_vma(vpn)
+                if vma is None or not vma_is_accessible(vma):
+                    # A hole, or a PROT_NONE entry (pte_protnone(): the MMU faults
+                    # on it although it maps a page): SIGSEGV.
+                    fault.do_user_addr_fault(m, mm, vpn, write=False)
                 t = mm.pte_table(vpn)
                 i = vpn & 511
                 if t is None or not int(t.bits[i]) & PTE_PRESENT:
                     if t is not None or (vpn >> 9) not in mm.pmds:
-                        memory.handle_mm_fault(m, mm.find_vma(vpn), vpn, write=False)
+                        fault.do_user_addr_fault(m, mm, vpn, write=False)
                     t = mm.pte_table(vpn)
                     if t is None:
                         # A load through a huge PMD.

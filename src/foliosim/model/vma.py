@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from foliosim.model import huge_memory, rmap
 from foliosim.model.machine import Machine
-from foliosim.model.types import VM_WRITE, AnonVma, Mm, Vma
+from foliosim.model.types import VM_READ, VM_WRITE, AnonVma, Mm, Vma
 
 # VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC), include/linux/mm.h: of these
-# the model keeps VM_WRITE.
-VM_ACCESS_FLAGS = VM_WRITE
+# the model keeps VM_READ and VM_WRITE.
+VM_ACCESS_FLAGS = VM_READ | VM_WRITE
 
 
 def vma_prev(mm: Mm, vma: Vma) -> Vma | None:

@@ -95,6 +95,8 @@ KPF_NAMES = {
 }
 # Never reported: other activity on a shared machine changes them.
 KPF_NEVER_REPORTED = frozenset({"lru", "idle"})
+# mprotect's and mmap's protections: PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE.
+PROTS = ("none", "read", "readwrite")
 # Values of `read` results and `expect ... data` besides labels.
 DATA_ZERO = "zero"
 DATA_GARBAGE = "garbage"
@@ -143,11 +145,13 @@ class Mmap(Command):
     pages: int
     droppable: bool = False
     offset: int = 0  # pages into the 2M slot
+    prot: str = "readwrite"  # one of PROTS
 
 
 @dataclass(frozen=True)
 class Munmap(Command):
     name: str
+    runs: Runs | None = None  # None: the whole mapping, whose name then goes
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,34 @@ class ExpectFlags(Command):
     name: str
     runs: Runs
     flags: tuple[str, ...]  # "+dirty", "-mlocked", ... as written
+# -- protections, partial unmaps, mremap, results -----------------------------------
+
+
+@dataclass(frozen=True)
+class Mprotect(Command):
+    """mprotect NAME RANGE none|read|readwrite: one mprotect(2) per run."""
+
+    name: str
+    runs: Runs
+    prot: str  # one of PROTS
+
+
+@dataclass(frozen=True)
+class Mremap(Command):
+    """mremap NAME PAGES [move [offset PAGES]]: resize in place, or move to a fresh 2M slot."""
+
+    name: str
+    pages: int  # the new size
+    move: bool = False  # MREMAP_MAYMOVE | MREMAP_FIXED to a fresh slot
+    offset: int = 0  # pages into that slot (move only)
+
+
+@dataclass(frozen=True)
+class ExpectResult(Command):
+    """expect result ok|ERRNAME: the outcome of the process's command at line `of_line`."""
+
+    value: str  # "ok", an errno name or a signal name
+    of_line: int
 # -- references: long-term pins, what a reference holds, process_madvise (issue 12) ----
 
 @dataclass(frozen=True)

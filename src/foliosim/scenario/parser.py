@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import errno
 import os
 import re
 from collections.abc import Iterable
@@ -49,8 +50,10 @@ USAGE = {
     "mthp": "mthp SIZE MODE",
     "thp": "thp MODE",
     "swap": "swap SIZE | swap off",
-    "mmap": "mmap NAME SIZE [droppable] [offset PAGES]",
-    "munmap": "munmap NAME",
+    "mmap": "mmap NAME SIZE [droppable] [offset PAGES] [prot none|read|readwrite]",
+    "munmap": "munmap NAME [RANGE]",
+    "mprotect": "mprotect NAME RANGE none|read|readwrite",
+    "mremap": "mremap NAME PAGES [move [offset PAGES]]",
     "write": "write NAME RANGE [as LABEL]",
     "read": "read NAME RANGE",
     "madvise": "madvise NAME RANGE ADVICE",
@@ -67,7 +70,7 @@ USAGE = {
     "expect": (
         "expect NAME RANGE data LABEL|zero|garbage, expect NAME RANGE present|swap|none, "
         "expect NAME RANGE order N|mapcount N|exclusive yes|no|flags [+|-]FLAG..., "
-        "expect NAME smaps FIELD KB, or expect vmstat COUNTER N"
+        "expect NAME smaps FIELD KB, expect vmstat COUNTER N, or expect result ok|ERRNAME"
     ),
     # -- references (issue 12) --
     "pin": "pin NAME RANGE as REF [readonly]",
@@ -85,6 +88,10 @@ ORDER_MAX = 9  # HPAGE_PMD_ORDER: anonymous folios are at most 2M
 FLAG_NAMES = tuple(
     sorted(n for n in ast.KPF_NAMES.values() if n not in ast.KPF_NEVER_REPORTED)
 )
+# What `expect result` takes besides ok: errno names, and the signals a user access
+# can end in (the runner catches them).
+RESULT_SIGNALS = ("SIGSEGV", "SIGBUS")
+RESULT_NAMES = frozenset(errno.errorcode.values()) | frozenset(RESULT_SIGNALS)
 
 
 def parse_file(path: str | os.PathLike[str]) -> ast.Scenario:
@@ -176,6 +183,8 @@ class _Parser:
         self.refs: dict[str, int] = {}  # held ref -> line of gup
         self.released: dict[str, int] = {}  # ref -> line of release
         self.labels: set[str] = set()
+        # process -> line of its last command that has an outcome (not expect, observe)
+        self.last_line: dict[str, int] = {}
         self.line = 0
         self.words: list[_Word] = []
         self.pos = 0
@@ -253,6 +262,8 @@ class _Parser:
                 f"unknown command {_q(cmd_word.text)}{hint or ' (commands: ' + ', '.join(COMMANDS) + ')'}",
             )
         cmd: ast.Command = handler(proc, text)
+        if not isinstance(cmd, ast.Observe) and not type(cmd).__name__.startswith("Expect"):
+            self.last_line[proc] = self.line
         return cmd
 
     def prefix(self) -> tuple[str, _Word]:
@@ -516,9 +527,14 @@ class _Parser:
             self.fail(size.col, "mapping size must not be zero")
         droppable = False
         offset: int | None = None
+        prot: str | None = None
         while (opt := self.peek()) is not None:
             self.pos += 1
-            if opt.text == "droppable":
+            if opt.text == "prot":
+                if prot is not None:
+                    self.fail(opt.col, "mmap: 'prot' given twice")
+                prot = self.choice(self.next("protection after 'prot'"), "protection", ast.PROTS)
+            elif opt.text == "droppable":
                 if droppable:
                     self.fail(opt.col, "mmap: 'droppable' given twice")
                 droppable = True
@@ -536,8 +552,9 @@ class _Parser:
             else:
                 self.fail(
                     opt.col,
-                    f"mmap: unexpected {_q(opt.text)}, expected 'droppable', 'offset PAGES' or "
-                    f"end of line ({self.usage()}){_did_you_mean(opt.text, ('droppable', 'offset'))}",
+                    f"mmap: unexpected {_q(opt.text)}, expected 'droppable', 'offset PAGES', "
+                    f"'prot PROT' or end of line ({self.usage()})"
+                    f"{_did_you_mean(opt.text, ('droppable', 'offset', 'prot'))}",
                 )
         pages = nbytes // ast.PAGE_SIZE
         p.maps[w.text] = _Map(pages=pages, line=self.line)
@@ -550,15 +567,69 @@ class _Parser:
             pages=pages,
             droppable=droppable,
             offset=offset or 0,
+            prot=prot or "readwrite",
         )
 
     def cmd_munmap(self, proc: str, text: str) -> ast.Command:
-        name, _ = self.mapping(proc, self.next("mapping NAME"))
-        self.done()
+        name, m = self.mapping(proc, self.next("mapping NAME"))
+        if self.peek() is not None:
+            # munmap NAME RANGE: part of it; the mapping (and its name) stays, with holes.
+            runs = self.range(self.next("RANGE"), name, m.pages)
+            self.done()
+            return ast.Munmap(line=self.line, proc=proc, text=text, name=name, runs=runs)
         p = self.procs[proc]
         del p.maps[name]
         p.unmapped[name] = self.line
         return ast.Munmap(line=self.line, proc=proc, text=text, name=name)
+
+    # -- protections, mremap ---------------------------------------------------------
+
+    def cmd_mprotect(self, proc: str, text: str) -> ast.Command:
+        name, runs = self.map_and_range(proc)
+        prot = self.choice(self.next("protection (none, read or readwrite)"), "protection", ast.PROTS)
+        self.done()
+        return ast.Mprotect(line=self.line, proc=proc, text=text, name=name, runs=runs, prot=prot)
+
+    def cmd_mremap(self, proc: str, text: str) -> ast.Command:
+        name, m = self.mapping(proc, self.next("mapping NAME"))
+        size = self.next("PAGES (the new size)")
+        pages = self.size_bytes(size, "mremap size") // ast.PAGE_SIZE
+        if pages == 0:
+            self.fail(size.col, "mremap to zero pages: the new size must not be zero (munmap it)")
+        move = False
+        offset = 0
+        w = self.peek()
+        if w is not None:
+            self.pos += 1
+            if w.text != "move":
+                self.fail(
+                    w.col,
+                    f"mremap: unexpected {_q(w.text)}, expected 'move' or end of line "
+                    f"({self.usage()}){_did_you_mean(w.text, ('move',))}",
+                )
+            move = True
+            o = self.peek()
+            if o is not None:
+                self.pos += 1
+                if o.text != "offset":
+                    self.fail(
+                        o.col,
+                        f"mremap: unexpected {_q(o.text)} after 'move', expected 'offset PAGES' "
+                        f"or end of line ({self.usage()})",
+                    )
+                ow = self.next("PAGES after 'offset'")
+                offset = self.size_bytes(ow, "offset") // ast.PAGE_SIZE
+                if offset >= SLOT_PAGES:
+                    self.fail(
+                        ow.col,
+                        f"offset {_q(ow.text)} is {offset} pages; it must stay inside the 2M slot "
+                        f"(0-{SLOT_PAGES - 1} pages)",
+                    )
+                self.done()
+        self.procs[proc].maps[name] = _Map(pages=pages, line=m.line)
+        return ast.Mremap(
+            line=self.line, proc=proc, text=text, name=name, pages=pages, move=move, offset=offset
+        )
 
     def cmd_write(self, proc: str, text: str) -> ast.Command:
         name, runs = self.map_and_range(proc)
@@ -656,6 +727,7 @@ class _Parser:
         parent = self.procs[proc]
         self.procs[w.text] = _Proc(maps=dict(parent.maps), unmapped=dict(parent.unmapped))
         self.exited.pop(w.text, None)
+        self.last_line.pop(w.text, None)
         return ast.Fork(line=self.line, proc=proc, text=text, child=w.text)
 
     def cmd_exit(self, proc: str, text: str) -> ast.Command:
@@ -764,8 +836,35 @@ class _Parser:
         return ast.ExpectMemcg(line=self.line, proc=proc, text=text, field=fieldname, value=value)
 
     # --- end memcg -----------------------------------------------------------------
+    def expect_result(self, proc: str, text: str) -> ast.Command:
+        # expect result ok|ERRNAME: of the process's last command with an outcome.
+        w = self.next("ok or ERRNAME")
+        if w.text != "ok" and w.text not in RESULT_NAMES:
+            self.fail(
+                w.col,
+                f"expect result: unknown result {_q(w.text)}, expected ok, an errno name "
+                f"(EINVAL, ENOMEM, EFAULT, ...) or {', '.join(RESULT_SIGNALS)}"
+                f"{_did_you_mean(w.text, ['ok', *sorted(RESULT_NAMES)])}",
+            )
+        self.done()
+        of_line = self.last_line.get(proc)
+        if of_line is None:
+            self.fail(
+                self.words[self.pos - 2].col,
+                f"expect result: {proc} has run no command before this line whose result "
+                "could be expected (expect and observe lines have none)",
+            )
+        return ast.ExpectResult(line=self.line, proc=proc, text=text, value=w.text, of_line=of_line)
 
     def cmd_expect(self, proc: str, text: str) -> ast.Command:
+        if (
+            self.peek() is not None
+            and self.peek().text == "result"  # type: ignore[union-attr]
+            and len(self.words) - self.pos == 2
+        ):
+            # Every form for a mapping named 'result' has at least two more words.
+            self.pos += 1
+            return self.expect_result(proc, text)
         w1 = self.next("mapping NAME or 'vmstat'")
         rest = self.words[self.pos :]
         if rest and rest[0].text == "data" and self.is_ref_form(proc, w1.text):

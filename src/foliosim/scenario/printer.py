@@ -44,9 +44,31 @@ def command_text(cmd: ast.Command) -> str:
                 words.append("droppable")
             if cmd.offset:
                 words += ["offset", str(cmd.offset)]
+            if cmd.prot != "readwrite":
+                words += ["prot", _choice(cmd.prot, ast.PROTS, cmd)]
             return " ".join(words)
         case ast.Munmap():
+            if cmd.runs is not None:
+                return f"munmap {_name(cmd.name, cmd)} {range_text(cmd.runs)}"
             return f"munmap {_name(cmd.name, cmd)}"
+        case ast.Mprotect():
+            prot = _choice(cmd.prot, ast.PROTS, cmd)
+            return f"mprotect {_name(cmd.name, cmd)} {range_text(cmd.runs)} {prot}"
+        case ast.Mremap():
+            if cmd.pages <= 0:
+                raise ValueError(f"line {cmd.line}: mremap to {cmd.pages} pages cannot be written")
+            words = ["mremap", _name(cmd.name, cmd), str(cmd.pages)]
+            if cmd.move:
+                words.append("move")
+                if cmd.offset:
+                    words += ["offset", str(cmd.offset)]
+            elif cmd.offset:
+                raise ValueError(f"line {cmd.line}: an mremap offset needs 'move'")
+            return " ".join(words)
+        case ast.ExpectResult():
+            if not _NAME_RE.fullmatch(cmd.value):
+                raise ValueError(f"line {cmd.line}: bad result {cmd.value!r}")
+            return f"expect result {cmd.value}"
         case ast.Write():
             return f"write {_name(cmd.name, cmd)} {range_text(cmd.runs)} as {_name(cmd.label, cmd)}"
         case ast.Poke():
@@ -151,6 +173,12 @@ def size_text(pages: int) -> str:
 
 def _size_kb_text(kb: int) -> str:
     return f"{kb // 1024}M" if kb >= 1024 and kb % 1024 == 0 else f"{kb}K"
+
+
+def _choice(word: str, choices: tuple[str, ...], cmd: ast.Command) -> str:
+    if word not in choices:
+        raise ValueError(f"line {cmd.line}: {word!r} is not one of {', '.join(choices)}")
+    return word
 
 
 def _name(name: str, cmd: ast.Command) -> str:

@@ -48,6 +48,7 @@ from foliosim.model.types import (
     VM_DROPPABLE,
     VM_HUGEPAGE,
     VM_LOCKED,
+    VM_READ,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -131,7 +132,7 @@ def build(c: Config, profile: Profile) -> tuple[Machine, int]:
     # The VMAs: [index, index + nr), cut at split for a VMA boundary.  A cut
     # without a VM_LOCKED difference is a VM_HUGEPAGE one (madvise hugepage on
     # part of the range), so the two VMAs do not merge.
-    flags = VM_WRITE
+    flags = VM_READ | VM_WRITE  # PROT_READ | PROT_WRITE, as do_mmap() makes them
     if c.droppable:
         flags |= VM_DROPPABLE | VM_WIPEONFORK
     bounds = (
@@ -267,7 +268,7 @@ def _fill_swap(m: Machine, mm: Mm, si: SwapInfo, folio_slot: int, nr: int) -> No
     if folio_slot > 0:
         free = free[(free < folio_slot) | (free >= folio_slot + nr)]
     n = len(free)
-    vma = Vma(mm, FILLER_BASE, FILLER_BASE + n, VM_WRITE, FILLER)
+    vma = Vma(mm, FILLER_BASE, FILLER_BASE + n, VM_READ | VM_WRITE, FILLER)
     mm.vmas.append(vma)
     mm.mappings[FILLER] = Mapping(FILLER, FILLER_BASE, n, False)
     t = mm.pte_table(FILLER_BASE, alloc=True)  # at most 512 slots: one page table

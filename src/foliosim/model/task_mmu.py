@@ -14,6 +14,7 @@ from foliosim.model.types import (
     VM_LOCKONFAULT,
     VM_NOHUGEPAGE,
     VM_NORESERVE,
+    VM_READ,
     VM_WIPEONFORK,
     VM_WRITE,
     PTE_DIRTY,
@@ -178,7 +179,7 @@ def pte_to_pagemap_entry(
 # VM_MAYWRITE and VM_MAYEXEC (do_mmap()'s defaults); VM_SOFTDIRTY has no letter
 # without CONFIG_MEM_SOFT_DIRTY (this kernel's build).
 VM_MNEMONICS: tuple[tuple[int | None, str], ...] = (
-    (None, "rd"),  # VM_READ 0x1
+    (VM_READ, "rd"),  # 0x1
     (VM_WRITE, "wr"),  # 0x2
     (None, "mr"),  # VM_MAYREAD 0x10
     (None, "mw"),  # VM_MAYWRITE 0x20
@@ -203,7 +204,9 @@ def show_smap_vma_flags(vma: Vma) -> list[str]:
 
 def show_vma_header_prot(vma: Vma) -> str:
     """The permissions column of show_vma_header_prefix(), fs/proc/task_mmu.c, Linux 6.18."""
-    return "r" + ("w" if vma.flags & VM_WRITE else "-") + "-p"
+    return (
+        ("r" if vma.flags & VM_READ else "-") + ("w" if vma.flags & VM_WRITE else "-") + "-p"
+    )
 
 
 def vmas_of_mapping(mm: Mm, mp: Mapping) -> list[dict[str, object]]:

@@ -24,6 +24,7 @@ from foliosim.kernel.worker import (
 pytestmark = pytest.mark.kernel
 
 ADDR = 0x300000000000
+RW = 0x3  # PROT_READ | PROT_WRITE: OP_MMAP takes the PROT_* bits in index0
 CPU = max(os.sched_getaffinity(0))
 
 
@@ -46,14 +47,14 @@ class TestWorkerIsQuiet:
         before = faults(worker.pid)
         for _ in range(50):
             worker.call(OP_PING)
-        worker.call(OP_MMAP, addr=ADDR, length=1 << 16)
+        worker.call(OP_MMAP, addr=ADDR, length=1 << 16, index0=RW)
         worker.call(OP_MADVISE, arg=20, addr=ADDR, length=1 << 16)  # MADV_COLD
         worker.call(OP_DRAIN_ALL)
         worker.call(OP_MUNMAP, addr=ADDR, length=1 << 16)
         assert faults(worker.pid) == before
 
     def test_a_write_faults_exactly_the_pages_written(self, worker):
-        worker.call(OP_MMAP, addr=ADDR, length=8 * 4096)
+        worker.call(OP_MMAP, addr=ADDR, length=8 * 4096, index0=RW)
         before = faults(worker.pid)
         worker.call(OP_WRITE, addr=ADDR, length=8, index0=0, label="x", mapname="A")
         assert faults(worker.pid)[0] - before[0] == 8
@@ -74,7 +75,7 @@ class TestWorkerIsQuiet:
         # counts them in the helper's min_flt: 4 pages poked, 4 faults, none of its own.
         helper = Worker.spawn(worker_binary(), "helper", CPU)
         try:
-            worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
+            worker.call(OP_MMAP, addr=ADDR, length=4 * 4096, index0=RW)
             before = faults(helper.pid)
             helper.call(
                 OP_POKE, pid=worker.pid, addr=ADDR, length=4, index0=0, label="p", mapname="A"
@@ -92,7 +93,7 @@ class TestHarnessFaults:
         assert worker.harness_faults() == faults(worker.pid)
 
     def test_a_forked_child_counts_only_the_scenario_pages_it_touches(self, worker):
-        worker.call(OP_MMAP, addr=ADDR, length=4 * 4096)
+        worker.call(OP_MMAP, addr=ADDR, length=4 * 4096, index0=RW)
         worker.call(OP_WRITE, addr=ADDR, length=4, index0=0, label="x", mapname="A")
         child = worker.fork()
         try:
@@ -123,7 +124,7 @@ class TestHarnessFaults:
 
 class TestContentTokens:
     def test_another_pages_token_reads_as_garbage(self, worker):
-        worker.call(OP_MMAP, addr=ADDR, length=2 * 4096)
+        worker.call(OP_MMAP, addr=ADDR, length=2 * 4096, index0=RW)
         # Page 0 holds the token of page 1; page 1 the token of mapping B's page 1.
         worker.call(OP_WRITE, addr=ADDR, length=1, index0=1, label="a", mapname="A")
         worker.call(OP_WRITE, addr=ADDR + 4096, length=1, index0=1, label="a", mapname="B")
@@ -132,7 +133,7 @@ class TestContentTokens:
 
     def test_reply_of_a_long_read_spans_several_messages(self, worker):
         n = 1300
-        worker.call(OP_MMAP, addr=ADDR, length=n * 4096)
+        worker.call(OP_MMAP, addr=ADDR, length=n * 4096, index0=RW)
         worker.call(
             OP_WRITE, addr=ADDR + 1000 * 4096, length=1, index0=1000, label="m", mapname="A"
         )

@@ -182,28 +182,10 @@ def _c_observations(path: Path):
         yield runs[-1]
 
 
-# Seen in a fresh-clone CI run (f312fa0), not in a run of these tests alone: on the C
-# harness a pinned 2M THP's machine-wide mTHP 2M nr_anon reads one less than the model
-# says.  Suspect: io_uring frees a ring's registered buffers asynchronously
-# (io_ring_exit_work(), io_uring/io_uring.c), so an earlier scenario's THP is freed while
-# this one runs.  Not isolated yet: expected failures, not strict.
-C_PEER_ASYNC_RING_FREE = {"cow-iouring-fork-single-pte-2048k", "cow-iouring-ro-partial-shared-2048k"}
-C_PEER_PARAMS = [
-    pytest.param(
-        p,
-        marks=pytest.mark.xfail(
-            reason="machine-wide mTHP 2M nr_anon after io_uring's asynchronous ring free",
-            strict=False,
-        ),
-    )
-    if p.stem in C_PEER_ASYNC_RING_FREE
-    else p
-    for p in C_PEER_SCENARIOS
-]
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("path", C_PEER_PARAMS, ids=lambda p: f"peer/{p.name}")
+@pytest.mark.parametrize("path", C_PEER_SCENARIOS, ids=lambda p: f"peer/{p.name}")
 def test_peer_scenario_gives_the_same_observation_on_the_c_harness(path: Path) -> None:
     from foliosim.check.diff import diff_observations, format_differences
 

@@ -929,9 +929,12 @@ FS_FN void fs_kill_all(void)
 		fs_pid[p] = 0;
 }
 
+static void fs_unpin_all(void);
+
 static void fs_cleanup(void)
 {
 	fs_kill_all();
+	fs_unpin_all();
 	fs_restore();
 }
 
@@ -2223,6 +2226,20 @@ FS_FN void fs_unpin(int line, const int *rings)
 			     IORING_UNREGISTER_BUFFERS, NULL, 0))
 			n++;
 	fs_trace(line, "release", "IORING_UNREGISTER_BUFFERS on %d rings", n);
+}
+
+/*
+ * At the end, unpin what is still pinned before the rings' fds close: closing an
+ * io_uring frees its buffers later, from a workqueue (io_uring_release() ->
+ * io_ring_ctx_wait_and_kill() queues io_ring_exit_work(), io_uring/io_uring.c), so a
+ * pinned large folio would be freed during the next program's run and its machine-wide
+ * mTHP nr_anon would drop there.  IORING_UNREGISTER_BUFFERS unpins before it returns.
+ */
+static void fs_unpin_all(void)
+{
+	for (int i = 0; i < FS_NRING; i++)
+		if (fs_rings[i].fd > 0)
+			syscall(__NR_io_uring_register, fs_rings[i].fd, IORING_UNREGISTER_BUFFERS, NULL, 0);
 }
 
 /* What a page holds, as fs_read() says it: 0 zero, 1 garbage, 2 + k label k. */

@@ -411,6 +411,13 @@ class KernelBackend:
             os.close(fd)
         for runs in self.pins.values():
             for run in runs:
+                # Unpin before closing: io_uring frees a closed ring's buffers later, from
+                # a workqueue (io_ring_exit_work(), io_uring/io_uring.c), which would free a
+                # pinned folio during the next scenario.
+                try:
+                    run.ring.unregister_buffers()
+                except OSError:
+                    pass
                 run.ring.close()
         self.procs, self.refs, self.pins, self.helper, self.pump = {}, {}, {}, None, None
         Settings.restore_saved(self._sys_trace)

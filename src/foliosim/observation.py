@@ -120,7 +120,7 @@ class PageList(list):  # type: ignore[type-arg]
 
     @classmethod
     def from_runs(cls, runs: list[tuple[int, int, dict[str, Any]]]) -> PageList:
-        """The list of `runs`, (first, last, page) in order from page 0, adjacent equal pages merged."""
+        """The list of `runs`, (first, last, page) in order from page 0, equal neighbours merged."""
         out = cls()
         merged: list[tuple[int, int]] = []
         for first, last, page in runs:

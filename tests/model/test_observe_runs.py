@@ -42,7 +42,7 @@ def _mappings(state: dict[str, Any]):
 
 
 def _page_by_page(m, mm, start: int, nr: int) -> list[dict[str, Any]]:
-    """Each page's entry on its own: pagemap bits, then stable_page_flags() and get_kpage_count()."""
+    """Each page's entry on its own: its pagemap bits, stable_page_flags(), get_kpage_count()."""
     bits, pfn = task_mmu.mapping_ptes(mm, start, nr)
     pmd_mapped = task_mmu.mapping_pmd_mapped(mm, start, nr) if mm.pmds else None
     present, swap, exclusive = task_mmu.pte_to_pagemap_entry(m, bits, pfn, pmd_mapped)

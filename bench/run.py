@@ -415,7 +415,7 @@ def run_model_row(row: Row, repeat: int, startup: float, tmp: Path, memory: bool
 
 
 def run_model(
-    rows: list[Row], repeat: int, memory: bool, say: Any
+    rows: list[Row], repeat: int, memory: bool, say: Any, memory_4g: bool = True
 ) -> tuple[dict[str, Result], float]:
     """Model results per row name, and the start-up seconds taken off each."""
     with tempfile.TemporaryDirectory(prefix="foliosim-bench-") as tmp:
@@ -427,7 +427,7 @@ def run_model(
             say(f"model {row.name}")
             # tracemalloc slows the model several times: memory is measured where a
             # target asks for it (4 GiB of 4K folios) and on the 256 MiB rows.
-            measure = memory and (row.size != "4G" or row.folio == "4K")
+            measure = memory and (row.size != "4G" or (row.folio == "4K" and memory_4g))
             out[row.name] = run_model_row(row, repeat, startup, Path(tmp), measure)
     return out, startup
 
@@ -597,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kernel", action="store_true", help="skip the live-kernel column")
     ap.add_argument("--no-model", action="store_true", help="skip the model column")
     ap.add_argument("--no-memory", action="store_true", help="skip the tracemalloc run")
+    ap.add_argument(
+        "--no-memory-4g", action="store_true", help="skip the tracemalloc run of the 4 GiB rows"
+    )
     ap.add_argument("--no-checkers", action="store_true", help="skip the checkers' throughput")
     ap.add_argument("--fuzz-count", type=int, default=300, help="fuzz scenarios timed (300)")
     args = ap.parse_args(argv)
@@ -641,7 +644,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for n in sorted({repeat_of(r) for r in rows}):
                 got, startup = run_model(
-                    [r for r in rows if repeat_of(r) == n], n, not args.no_memory, say
+                    [r for r in rows if repeat_of(r) == n],
+                    n,
+                    not args.no_memory,
+                    say,
+                    not args.no_memory_4g,
                 )
                 model |= got
         checkers = [] if args.no_checkers else checker_throughput(say, args.fuzz_count)

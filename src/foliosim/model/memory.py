@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from foliosim.model import huge_memory, lru, mlock, page_alloc, rmap, swap
+import numpy as np
+
+from foliosim.model import huge_memory, lru, mlock, mprotect, page_alloc, rmap, swap
+from foliosim.model.fastpath import fast_paths_allowed
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import (
@@ -27,6 +30,7 @@ from foliosim.model.types import (
     PTE_SWP_EXCLUSIVE,
     PTE_WRITE,
     PTE_YOUNG,
+    VM_DROPPABLE,
     VM_HUGEPAGE,
     VM_LOCKED,
     VM_NOHUGEPAGE,
@@ -37,6 +41,7 @@ from foliosim.model.types import (
     PG_anon_exclusive,
     PG_mlocked,
     PG_swapbacked,
+    PG_uptodate,
     Vma,
 )
 from foliosim.model.vmstat import count_mthp_stat, count_vm_events
@@ -188,6 +193,69 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
     t.pfn[i] = folio
     if m.tracing:
         m.trace("do_anonymous_page", f"write fault: new order-0 folio {folio_name(m, folio)}")
+
+
+def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) -> bool:
+    """Whether nr faults from vpn would each go do_user_addr_fault() -> handle_mm_fault() ->
+    do_anonymous_page()'s order-0 (or zero-page) way alike: one page table, none PTEs, the VMA allows it.
+    """
+    mm = vma.mm
+    t = mm.pgtables.get(vpn >> 9)
+    if (
+        t is None
+        or not fast_paths_allowed(m)
+        or not vma.start <= vpn
+        or vpn + nr > min(vma.end, (vpn | 511) + 1)
+        or t.bits_v[vpn & 511 : (vpn & 511) + nr].any()
+    ):
+        return False
+    if not write:
+        return mprotect.vma_is_accessible(vma)  # access_error() for a read
+    return (
+        bool(vma.flags & VM_WRITE)
+        and not vma.flags & VM_LOCKED
+        and vma.anon_vma is not None
+        and m.thp_orders_cache.get(vma.flags & _VM_THP_FLAGS) == ()
+        and m.memcg.max_pages is None
+    )
+
+
+def do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) -> None:
+    """do_anonymous_page() for nr faults from vpn, each accounted (precondition: can_do_anonymous_page_run())."""
+    mm = vma.mm
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    if write:
+        mem = m.mem
+        first = mem.alloc_order0_run(nr)  # folio_alloc(m, 0), nr times
+        pfns = np.arange(first, first + nr, dtype=np.int32)
+        rmap_flags = PG_anon | PG_anon_exclusive  # folio_add_new_anon_rmap(), RMAP_EXCLUSIVE
+        if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+            rmap_flags |= PG_swapbacked
+        sl = slice(first, first + nr)
+        mem.view("refcount")[sl] = 1
+        mem.view("order")[sl] = 0
+        mem.view("flags")[sl] = PG_uptodate | rmap_flags
+        mem.view("mapcount")[sl] = 1
+        mem.view("anon_vma")[sl] = vma.anon_vma.id
+        index0 = rmap.linear_page_index(vma, vpn)
+        mem.view("index")[sl] = np.arange(index0, index0 + nr, dtype=np.int32)
+        mm.counters[MM_ANONPAGES] += nr
+        if lru.can_folio_batch_add_and_move_run(m, pfns, "lru_add"):
+            lru.folio_batch_add_and_move_run(m, pfns, "lru_add")
+        else:
+            for folio in range(first, first + nr):
+                lru.folio_add_lru(m, folio)
+        t.bits_v[i : i + nr] = PTE_PRESENT | PTE_YOUNG | PTE_WRITE | PTE_DIRTY
+        t.pfn_v[i : i + nr] = pfns
+    else:
+        t.bits_v[i : i + nr] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG
+        t.pfn_v[i : i + nr] = ZERO_PFN
+    # mm_account_fault(), nr times
+    count_vm_events(m, "pgfault", nr)
+    task = m.mms.get(m.current) if m.current is not None else None
+    if task is not None:
+        task.min_flt += nr
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:

@@ -141,6 +141,14 @@ class Memmap:
             self.reserve(max(self.nr, self.capacity + self.capacity // 4))
         return first
 
+    def alloc_order0_run(self, count: int) -> int:
+        """alloc(1) `count` times: the first of `count` consecutive pfns (the same growth)."""
+        first = self.nr
+        self.nr = first + count
+        while self.nr > self.capacity:
+            self.reserve(max(self.capacity + 1, self.capacity + self.capacity // 4))
+        return first
+
     def reserve(self, capacity: int) -> None:
         """Make room for `capacity` pfns (the backend sizes it from the scenario)."""
         grow = capacity - self.capacity

@@ -243,9 +243,8 @@ def _not(bits: int) -> np.uint32:
 def lruvec_add_folio_run(m: Machine, folios: np.ndarray) -> None:
     """lruvec_add_folio() for each of `folios` in turn: consecutive sequence numbers."""
     cg = m.memcg
-    n = len(folios)
-    cg.lru_seq.update(zip(folios.tolist(), range(cg.lru_clock + 1, cg.lru_clock + 1 + n)))
-    cg.lru_clock += n
+    cg.lru_seq.set_run(folios, cg.lru_clock + 1)
+    cg.lru_clock += len(folios)
 
 
 def lru_add_run(m: Machine, folios: np.ndarray) -> None:

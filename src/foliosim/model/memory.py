@@ -199,24 +199,24 @@ def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bo
     """Whether nr faults from vpn would each go do_user_addr_fault() -> handle_mm_fault() ->
     do_anonymous_page()'s order-0 (or zero-page) way alike: one page table, none PTEs, the VMA allows it.
     """
-    mm = vma.mm
-    t = mm.pgtables.get(vpn >> 9)
-    if (
-        t is None
-        or not fast_paths_allowed(m)
-        or not vma.start <= vpn
-        or vpn + nr > min(vma.end, (vpn | 511) + 1)
-        or t.bits_v[vpn & 511 : (vpn & 511) + nr].any()
-    ):
+    if not fast_paths_allowed(m):
         return False
-    if not write:
-        return mprotect.vma_is_accessible(vma)  # access_error() for a read
-    return (
-        bool(vma.flags & VM_WRITE)
+    if write and not (
+        vma.flags & VM_WRITE
         and not vma.flags & VM_LOCKED
         and vma.anon_vma is not None
         and m.thp_orders_cache.get(vma.flags & _VM_THP_FLAGS) == ()
         and m.memcg.max_pages is None
+    ):
+        return False
+    if not write and not mprotect.vma_is_accessible(vma):  # access_error() for a read
+        return False
+    t = vma.mm.pgtables.get(vpn >> 9)
+    return (
+        t is not None
+        and vma.start <= vpn
+        and vpn + nr <= min(vma.end, (vpn | 511) + 1)
+        and not t.bits_v[vpn & 511 : (vpn & 511) + nr].any()
     )
 
 

@@ -74,6 +74,7 @@ def test_the_fast_paths_run_on_the_workload(monkeypatch):
         (madvise, "madvise_free_pte_range_run"),
         (madvise, "madvise_pageout_lazyfree_run"),
         (madvise, "madvise_pageout_swap_run"),
+        (memory, "_do_anonymous_page_large_run"),
     ):
         real = getattr(mod, name)
 
@@ -91,6 +92,9 @@ def test_the_fast_paths_run_on_the_workload(monkeypatch):
     taken.clear()
     ModelBackend().run(parse_text(WORKLOADS["swap-out-4K"], "w.scn"))
     assert set(taken) == {"do_anonymous_page_run", "madvise_pageout_swap_run"}
+    taken.clear()
+    ModelBackend().run(parse_text(WORKLOADS["lazyfree-64K"], "w.scn"))
+    assert set(taken) == {"do_anonymous_page_run", "_do_anonymous_page_large_run"}
 
 
 def test_a_broken_fast_path_is_caught(monkeypatch):

@@ -205,8 +205,8 @@ def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bo
         vma.flags & VM_WRITE
         and not vma.flags & VM_LOCKED
         and vma.anon_vma is not None
-        and m.thp_orders_cache.get(vma.flags & _VM_THP_FLAGS) == ()
         and m.memcg.max_pages is None
+        and _anonymous_run_order(m, vma, vpn, nr) is not None
     ):
         return False
     if not write and not mprotect.vma_is_accessible(vma):  # access_error() for a read
@@ -220,12 +220,28 @@ def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bo
     )
 
 
+def _anonymous_run_order(m: Machine, vma: Vma, vpn: int, nr: int) -> int | None:
+    """The order alloc_anon_folio() gives every fault of a run of nr none PTEs from vpn, if one:
+    0 without large orders; else the highest allowed order below PMD's, when the run is whole
+    naturally aligned blocks of it inside the VMA (so each block's first fault takes it)."""
+    orders = [o for o in huge_memory.thp_vma_allowable_orders(m, vma) if o < HPAGE_PMD_ORDER]
+    if not orders:
+        return 0
+    order = orders[0]
+    size = 1 << order
+    if vpn % size or nr % size or vpn < vma.start or vpn + nr > vma.end:
+        return None
+    return order
+
+
 def do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) -> None:
     """do_anonymous_page() for nr faults from vpn, each accounted (precondition: can_do_anonymous_page_run())."""
     mm = vma.mm
     t = mm.pgtables[vpn >> 9]
     i = vpn & 511
-    if write:
+    if write and (order := _anonymous_run_order(m, vma, vpn, nr)):
+        _do_anonymous_page_large_run(m, vma, vpn, nr, order)
+    elif write:
         mem = m.mem
         first = mem.alloc_order0_run(nr)  # folio_alloc(m, 0), nr times
         pfns = np.arange(first, first + nr, dtype=np.int32)
@@ -251,11 +267,41 @@ def do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) 
     else:
         t.bits_v[i : i + nr] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG
         t.pfn_v[i : i + nr] = ZERO_PFN
-    # mm_account_fault(), nr times
-    count_vm_events(m, "pgfault", nr)
+    # mm_account_fault(), once a fault
+    faults = nr >> _anonymous_run_order(m, vma, vpn, nr) if write else nr
+    count_vm_events(m, "pgfault", faults)
     task = m.mms.get(m.current) if m.current is not None else None
     if task is not None:
-        task.min_flt += nr
+        task.min_flt += faults
+
+
+def _do_anonymous_page_large_run(m: Machine, vma: Vma, vpn: int, nr: int, order: int) -> None:
+    """do_anonymous_page() for the first write fault of each order-`order` block of the run:
+    alloc_anon_folio(), folio_add_new_anon_rmap(), folio_add_lru_vma(), set_ptes()."""
+    mem = m.mem
+    mm = vma.mm
+    size = 1 << order
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    rmap_flags = PG_anon
+    if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+        rmap_flags |= PG_swapbacked
+    index0 = rmap.linear_page_index(vma, vpn)
+    for k in range(0, nr, size):
+        count_mthp_stat(m, order, "anon_fault_alloc", 1)
+        folio = page_alloc.folio_alloc(m, order)
+        mem.refcount[folio] += size - 1  # one reference per PTE
+        mm.counters[MM_ANONPAGES] += size
+        # folio_add_new_anon_rmap(), RMAP_EXCLUSIVE
+        mem.flags[folio] |= rmap_flags
+        mem.anon_vma[folio] = vma.anon_vma.id
+        mem.index[folio] = index0 + k
+        mem.view("mapcount")[folio : folio + size] = 1
+        mem.view("flags")[folio : folio + size] |= PG_anon_exclusive
+        count_mthp_stat(m, order, "nr_anon", 1)
+        lru.folio_add_lru(m, folio)  # folio_add_lru_vma(): not VM_LOCKED
+        t.bits_v[i + k : i + k + size] = PTE_PRESENT | PTE_YOUNG | PTE_WRITE | PTE_DIRTY
+        t.pfn_v[i + k : i + k + size] = np.arange(folio, folio + size, dtype=np.int32)
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:

@@ -55,6 +55,8 @@ WORKLOADS = {
     "lazyfree-64K": "mthp 64K always\nmmap A 4M\nwrite A all\nmadvise A all free\n"
     "madvise A all pageout\nread A all\n",
     "swap-out-4K": "swap 8M\nmmap A 4M\nwrite A all\nmadvise A all pageout\nread A all\n",
+    "swap-partial": "swap 8M\nmmap A 3M\nwrite A 5-700\nmadvise A 0-300 pageout\nread A 7-100\n"
+    "madvise A all pageout\nwrite A 200-250\nread A all\nmunmap A\n",
     "partial": "mmap A 3M\nwrite A 5-700\nfork p1\nmadvise A 0-760 free\nwrite A 10-20\n"
     "madvise A all pageout\nread A all\np1: exit\nread A 3-767\nmunmap A\n",
 }
@@ -75,6 +77,7 @@ def test_the_fast_paths_run_on_the_workload(monkeypatch):
         (madvise, "madvise_pageout_lazyfree_run"),
         (madvise, "madvise_pageout_swap_run"),
         (memory, "_do_anonymous_page_large_run"),
+        (memory, "do_swap_page_run"),
     ):
         real = getattr(mod, name)
 
@@ -91,7 +94,7 @@ def test_the_fast_paths_run_on_the_workload(monkeypatch):
     }
     taken.clear()
     ModelBackend().run(parse_text(WORKLOADS["swap-out-4K"], "w.scn"))
-    assert set(taken) == {"do_anonymous_page_run", "madvise_pageout_swap_run"}
+    assert set(taken) == {"do_anonymous_page_run", "madvise_pageout_swap_run", "do_swap_page_run"}
     taken.clear()
     ModelBackend().run(parse_text(WORKLOADS["lazyfree-64K"], "w.scn"))
     assert set(taken) == {"do_anonymous_page_run", "_do_anonymous_page_large_run"}

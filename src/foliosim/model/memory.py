@@ -38,10 +38,12 @@ from foliosim.model.types import (
     ZERO_PFN,
     PageTable,
     PG_anon,
+    PG_active,
     PG_anon_exclusive,
     PG_mlocked,
     PG_swapbacked,
     PG_uptodate,
+    PG_workingset,
     Vma,
 )
 from foliosim.model.vmstat import count_mthp_stat, count_vm_events
@@ -487,6 +489,91 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
     t.pfn[i] = page
     if write:
         do_wp_page(m, vmf)
+
+
+def can_do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> bool:
+    """Whether nr read faults from vpn would each go do_swap_page()'s order-0 way around the
+    swap cache alike: swap PTEs in one page table, each slot used once and not cached (zram,
+    SWP_SYNCHRONOUS_IO), no large order allowed, no memcg limit."""
+    if (
+        not fast_paths_allowed(m)
+        or m.swap is None
+        or not m.profile.has("swapin_bypass_swapcache")
+        or not mprotect.vma_is_accessible(vma)
+        or vma.anon_vma is None
+        or m.memcg.max_pages is not None
+        or any(o < HPAGE_PMD_ORDER for o in huge_memory.thp_vma_allowable_orders(m, vma))
+    ):
+        return False
+    t = vma.mm.pgtables.get(vpn >> 9)
+    if t is None or not vma.start <= vpn or vpn + nr > min(vma.end, (vpn | 511) + 1):
+        return False
+    i = vpn & 511
+    kind = PTE_PRESENT | PTE_SWAP | PTE_SPECIAL
+    if ((t.bits_v[i : i + nr] & kind) != PTE_SWAP).any():
+        return False
+    offs = t.pfn_v[i : i + nr]
+    si = m.swap
+    return bool(
+        (si.swap_map_v[offs] == 1).all()
+        and len(np.unique(offs)) == nr
+        and not any(o in si.cache for o in offs.tolist())
+    )
+
+
+def do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> None:
+    """do_swap_page() for nr read faults from vpn, each a major fault (precondition above):
+    a new order-0 folio read from its slot, the slot freed, the page mapped exclusive."""
+    mm = vma.mm
+    mem = m.mem
+    si = m.swap
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    orig = t.bits_v[i : i + nr].copy()
+    offs = t.pfn_v[i : i + nr].copy()
+    first = mem.alloc_order0_run(nr)  # alloc_swap_folio() -> folio_alloc(m, 0)
+    folios = np.arange(first, first + nr, dtype=np.int32)
+    sl = slice(first, first + nr)
+    rmap_flags = PG_anon | PG_anon_exclusive  # folio_add_new_anon_rmap(), exclusive
+    if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+        rmap_flags |= PG_swapbacked
+    # workingset_refault() where the slot kept a shadow: active and workingset.
+    refault = np.where(si.shadow_v[offs] != 0, PG_active | PG_workingset, 0)
+    mem.view("refcount")[sl] = 1
+    mem.view("order")[sl] = 0
+    mem.view("flags")[sl] = PG_uptodate | PG_swapbacked | rmap_flags | refault
+    mem.view("mapcount")[sl] = 1
+    mem.view("anon_vma")[sl] = vma.anon_vma.id
+    index0 = rmap.linear_page_index(vma, vpn)
+    mem.view("index")[sl] = np.arange(index0, index0 + nr, dtype=np.int32)
+    # swap_read_folio(): the zeromap's pages zero, the others read.
+    zero = si.zeromap_v[offs] != 0
+    mem.view("data")[sl] = np.where(zero, 0, si.data_v[offs])
+    if zero.any():
+        count_vm_events(m, "swpin_zero", int(zero.sum()))
+    if not zero.all():
+        count_vm_events(m, "pswpin", int((~zero).sum()))
+    if lru.can_folio_batch_add_and_move_run(m, folios, "lru_add"):
+        lru.folio_batch_add_and_move_run(m, folios, "lru_add")
+    else:
+        for folio in range(first, first + nr):
+            lru.folio_add_lru(m, folio)
+    # swap_free_nr(): the last user gone, each slot is free again.
+    si.swap_map_v[offs] = 0
+    si.inuse_pages -= nr
+    si.zeromap_v[offs] = 0
+    si.shadow_v[offs] = 0
+    mm.counters[MM_ANONPAGES] += nr
+    mm.counters[MM_SWAPENTS] -= nr
+    pte = PTE_PRESENT | PTE_YOUNG | (PTE_WRITE if vma.flags & VM_WRITE else 0)
+    t.bits_v[i : i + nr] = pte | (orig & PTE_SOFT_DIRTY)
+    t.pfn_v[i : i + nr] = folios
+    # Major faults: pgmajfault, then mm_account_fault().
+    count_vm_events(m, "pgmajfault", nr)
+    count_vm_events(m, "pgfault", nr)
+    task = m.mms.get(m.current) if m.current is not None else None
+    if task is not None:
+        task.maj_flt += nr
 
 
 def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:

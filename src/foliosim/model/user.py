@@ -15,7 +15,16 @@ import numpy as np
 from foliosim.model import fault, memory
 from foliosim.model.machine import Machine
 from foliosim.model.mprotect import vma_is_accessible
-from foliosim.model.types import PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PTE_YOUNG, ZERO_PFN, Mm
+from foliosim.model.types import (
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    PTE_WRITE,
+    PTE_YOUNG,
+    ZERO_PFN,
+    Mm,
+)
 from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Runs
 
 # A token: label id << LABEL_SHIFT | mapping id << MAP_SHIFT | page index; 0 is zeroes.
@@ -111,6 +120,14 @@ class UserProgram:
         nz = np.flatnonzero(ahead)
         return int(nz[0]) if len(nz) else len(ahead)
 
+    @staticmethod
+    def _swap_run(t, vpn: int, end: int) -> int:
+        """How many PTEs from vpn's, up to end and the page table's end, are swap entries."""
+        i = vpn & 511
+        ahead = t.bits_v[i : i + min(end - vpn, 512 - i)] & (PTE_PRESENT | PTE_SWAP | PTE_SPECIAL)
+        other = np.flatnonzero(ahead != PTE_SWAP)
+        return int(other[0]) if len(other) else len(ahead)
+
     def user_read(self, mm: Mm, name: str, runs: Runs) -> list[str]:
         """Loads of every page of the runs: a read fault where nothing is mapped.
 
@@ -145,6 +162,19 @@ class UserProgram:
                     memory.do_anonymous_page_run(m, vma, vpn, nr, False)
                     t.bits_v[i : i + nr] |= PTE_YOUNG
                     out.extend([DATA_ZERO] * nr)
+                    skip = vpn + nr
+                    continue
+                if (
+                    t is not None
+                    and t.bits[i] & PTE_SWAP
+                    and (nr := self._swap_run(t, vpn, min(start + last + 1, vma.end))) > 1
+                    and memory.can_do_swap_page_run(m, vma, vpn, nr)
+                ):
+                    # The swap-in faults of a run of swap PTEs at once.
+                    memory.do_swap_page_run(m, vma, vpn, nr)
+                    t.bits_v[i : i + nr] |= PTE_YOUNG
+                    toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()
+                    out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))
                     skip = vpn + nr
                     continue
                 if t is None or not int(t.bits[i]) & PTE_PRESENT:

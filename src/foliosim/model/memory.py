@@ -491,19 +491,25 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
         do_wp_page(m, vmf)
 
 
+def vma_allows_swap_page_run(m: Machine, vma: Vma) -> bool:
+    """Whether read faults on this VMA's swap PTEs may take do_swap_page_run() at all: fast paths
+    on, a swap device the profile bypasses the swap cache of, no large order, no memcg limit."""
+    return bool(
+        fast_paths_allowed(m)
+        and m.swap is not None
+        and m.profile.has("swapin_bypass_swapcache")
+        and mprotect.vma_is_accessible(vma)
+        and vma.anon_vma is not None
+        and m.memcg.max_pages is None
+        and not any(o < HPAGE_PMD_ORDER for o in huge_memory.thp_vma_allowable_orders(m, vma))
+    )
+
+
 def can_do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> bool:
     """Whether nr read faults from vpn would each go do_swap_page()'s order-0 way around the
     swap cache alike: swap PTEs in one page table, each slot used once and not cached (zram,
     SWP_SYNCHRONOUS_IO), no large order allowed, no memcg limit."""
-    if (
-        not fast_paths_allowed(m)
-        or m.swap is None
-        or not m.profile.has("swapin_bypass_swapcache")
-        or not mprotect.vma_is_accessible(vma)
-        or vma.anon_vma is None
-        or m.memcg.max_pages is not None
-        or any(o < HPAGE_PMD_ORDER for o in huge_memory.thp_vma_allowable_orders(m, vma))
-    ):
+    if not vma_allows_swap_page_run(m, vma):
         return False
     t = vma.mm.pgtables.get(vpn >> 9)
     if t is None or not vma.start <= vpn or vpn + nr > min(vma.end, (vpn | 511) + 1):

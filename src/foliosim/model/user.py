@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from foliosim.model import fault, memory
+from foliosim.model.fastpath import fast_paths_allowed
 from foliosim.model.machine import Machine
 from foliosim.model.mprotect import vma_is_accessible
 from foliosim.model.types import (
@@ -121,6 +122,14 @@ class UserProgram:
         return int(nz[0]) if len(nz) else len(ahead)
 
     @staticmethod
+    def _present_run(t, vpn: int, end: int) -> int:
+        """How many PTEs from vpn's, up to end and the page table's end, are present."""
+        i = vpn & 511
+        ahead = t.bits_v[i : i + min(end - vpn, 512 - i)] & PTE_PRESENT
+        other = np.flatnonzero(ahead == 0)
+        return int(other[0]) if len(other) else len(ahead)
+
+    @staticmethod
     def _swap_run(t, vpn: int, end: int) -> int:
         """How many PTEs from vpn's, up to end and the page table's end, are swap entries."""
         i = vpn & 511
@@ -167,11 +176,24 @@ class UserProgram:
                 if (
                     t is not None
                     and t.bits[i] & PTE_SWAP
+                    and memory.vma_allows_swap_page_run(m, vma)
                     and (nr := self._swap_run(t, vpn, min(start + last + 1, vma.end))) > 1
                     and memory.can_do_swap_page_run(m, vma, vpn, nr)
                 ):
                     # The swap-in faults of a run of swap PTEs at once.
                     memory.do_swap_page_run(m, vma, vpn, nr)
+                    t.bits_v[i : i + nr] |= PTE_YOUNG
+                    toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()
+                    out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))
+                    skip = vpn + nr
+                    continue
+                if (
+                    t is not None
+                    and t.bits[i] & PTE_PRESENT
+                    and (nr := self._present_run(t, vpn, min(start + last + 1, vma.end))) > 1
+                    and fast_paths_allowed(m)
+                ):
+                    # Loads of a run of present pages: no fault; the MMU sets young on each.
                     t.bits_v[i : i + nr] |= PTE_YOUNG
                     toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()
                     out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))

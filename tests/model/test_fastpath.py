@@ -8,6 +8,7 @@ slow path) and compares the whole observations.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from foliosim.model import madvise, memory
+from foliosim.model import fastpath, madvise, memory
 from foliosim.model.backend import ModelBackend
 from foliosim.model.errors import InvariantError
 from foliosim.scenario.errors import ScenarioError
@@ -27,6 +28,15 @@ LIBRARY = sorted(SCENARIO_DIR.glob("*.scn")) + sorted(SCENARIO_DIR.glob("pressur
 LIBRARY += sorted((SCENARIO_DIR / "peer").glob("*.scn"))
 
 SLOW = load_variant("slow-paths")
+
+# The fast paths take runs from this length (fastpath.FAST_RUN_MIN is larger by
+# default): so the small scenarios of the library and of equiv take them too.
+RUN_MIN = 2
+
+
+@pytest.fixture(autouse=True)
+def short_runs_take_fast_paths(monkeypatch):
+    monkeypatch.setattr(fastpath, "FAST_RUN_MIN", RUN_MIN)
 
 
 def observe(scenario, slow: bool) -> str:
@@ -62,8 +72,10 @@ WORKLOADS = {
 }
 
 
+@pytest.mark.parametrize("run_min", [RUN_MIN, fastpath.FAST_RUN_MIN], ids=["short", "default"])
 @pytest.mark.parametrize("name", WORKLOADS)
-def test_the_workload_observes_the_same_with_and_without_fast_paths(name):
+def test_the_workload_observes_the_same_with_and_without_fast_paths(name, run_min, monkeypatch):
+    monkeypatch.setattr(fastpath, "FAST_RUN_MIN", run_min)
     scenario = parse_text(WORKLOADS[name], f"{name}.scn")
     assert observe(scenario, slow=False) == observe(scenario, slow=True)
 
@@ -116,12 +128,14 @@ def test_a_broken_fast_path_is_caught(monkeypatch):
 
 
 def _equiv(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, FOLIOSIM_FAST_RUN_MIN=str(RUN_MIN))
     return subprocess.run(
         [sys.executable, "-m", "foliosim.cli.main", "equiv", "linux-6.18", "slow-paths", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
+        env=env,
     )
 
 

@@ -13,6 +13,7 @@ tests compare the model with and without them (tests/model/test_fastpath.py).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from foliosim.model import cost
@@ -24,3 +25,14 @@ if TYPE_CHECKING:
 def fast_paths_allowed(m: Machine) -> bool:
     """True unless tracing, counting, or a variant is applied: a fast path may stand for its loop."""
     return not m.tracing and cost.shortcuts_allowed()
+
+
+# Runs shorter than this go the slow way: numpy's cost per call is more than a
+# short loop's.  FOLIOSIM_FAST_RUN_MIN overrides it: the equality tests set 2,
+# so that small scenarios take the fast paths too.
+FAST_RUN_MIN = int(os.environ.get("FOLIOSIM_FAST_RUN_MIN", "16"))
+
+
+def is_fast_run(m: Machine, nr: int) -> bool:
+    """Whether a run of nr pages or folios is long enough for a fast path, and they are allowed."""
+    return nr >= FAST_RUN_MIN and fast_paths_allowed(m)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from foliosim.model import mlock
-from foliosim.model.fastpath import fast_paths_allowed
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.internal import folio_evictable
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
@@ -207,7 +207,7 @@ def can_folio_batch_add_and_move_run(m: Machine, folios: np.ndarray, batch: str)
     They must be distinct order-0 folios, queued on a batch whose move function
     the run has (lru_add, lru_lazyfree), with fast paths allowed.
     """
-    if batch not in _MOVE_RUN or not fast_paths_allowed(m):
+    if batch not in _MOVE_RUN or not is_fast_run(m, len(folios)):
         return False
     flags = m.mem.view("flags")[folios]
     return not (flags & (PG_head | PG_tail)).any() and len(np.unique(folios)) == len(folios)

@@ -7,7 +7,7 @@ import numpy as np
 from foliosim.model import gup, huge_memory, lru, memory, mmap, rmap, swap, vmscan
 from foliosim.model import vma as mm_vma
 from foliosim.model.errors import SyscallError
-from foliosim.model.fastpath import fast_paths_allowed
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import folio_get, folio_mapcount, folio_nr_pages, folio_put
@@ -178,7 +178,7 @@ def _present_order0_folios(m: Machine, t, start: int, end: int):
 def can_madvise_free_pte_range_run(m: Machine, t, start: int, end: int) -> bool:
     """Whether madvise_free_pte_range_run() may stand for madvise_free_pte_range() on [start, end) of t:
     every PTE present and mapping its own order-0 folio, none in the swap cache or PG_dirty."""
-    if not fast_paths_allowed(m):
+    if not is_fast_run(m, end - start):
         return False
     folios = _present_order0_folios(m, t, start, end)
     return folios is not None and not (m.mem.view("flags")[folios] & (PG_swapcache | PG_dirty)).any()
@@ -230,7 +230,7 @@ def can_madvise_pageout_lazyfree_run(m: Machine, vma: Vma, t, start: int, end: i
     """Whether madvise_pageout_lazyfree_run() may stand for madvise_cold_or_pageout_pte_range(pageout)
     on [start, end) of t: every PTE clean and mapping its own clean order-0 lazyfree folio, alone
     (_pageout_exclusive_folios()), so try_to_unmap() discards each."""
-    if not fast_paths_allowed(m):
+    if not is_fast_run(m, end - start):
         return False
     folios = _pageout_exclusive_folios(m, vma, t, start, end, PG_anon | PG_lru)
     i0, i1 = start & 511, ((end - 1) & 511) + 1
@@ -273,7 +273,7 @@ def can_madvise_pageout_swap_run(m: Machine, vma: Vma, t, start: int, end: int) 
     """Whether madvise_pageout_swap_run() may stand for madvise_cold_or_pageout_pte_range(pageout)
     on [start, end) of t: every PTE maps its own order-0 swap-backed folio outside the swap cache,
     alone (_pageout_exclusive_folios()), and free slots follow the swap allocator's next offset."""
-    if not fast_paths_allowed(m) or m.swap is None:
+    if not is_fast_run(m, end - start) or m.swap is None:
         return False
     want = PG_anon | PG_lru | PG_swapbacked
     folios = _pageout_exclusive_folios(m, vma, t, start, end, want)

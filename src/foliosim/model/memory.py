@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from foliosim.model import huge_memory, lru, mlock, mprotect, page_alloc, rmap, swap
-from foliosim.model.fastpath import fast_paths_allowed
+from foliosim.model.fastpath import fast_paths_allowed, is_fast_run
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import (
@@ -201,7 +201,7 @@ def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bo
     """Whether nr faults from vpn would each go do_user_addr_fault() -> handle_mm_fault() ->
     do_anonymous_page()'s order-0 (or zero-page) way alike: one page table, none PTEs, the VMA allows it.
     """
-    if not fast_paths_allowed(m):
+    if not is_fast_run(m, nr):
         return False
     if write and not (
         vma.flags & VM_WRITE
@@ -509,7 +509,7 @@ def can_do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> bool:
     """Whether nr read faults from vpn would each go do_swap_page()'s order-0 way around the
     swap cache alike: swap PTEs in one page table, each slot used once and not cached (zram,
     SWP_SYNCHRONOUS_IO), no large order allowed, no memcg limit."""
-    if not vma_allows_swap_page_run(m, vma):
+    if not vma_allows_swap_page_run(m, vma) or not is_fast_run(m, nr):
         return False
     t = vma.mm.pgtables.get(vpn >> 9)
     if t is None or not vma.start <= vpn or vpn + nr > min(vma.end, (vpn | 511) + 1):

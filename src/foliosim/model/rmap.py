@@ -8,7 +8,7 @@ import numpy as np
 
 from foliosim.model import cost, huge_memory, mlock, swap
 from foliosim.model import vma as mm_vma
-from foliosim.model.fastpath import fast_paths_allowed
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.errors import InvariantError
 from foliosim.model.internal import (
@@ -531,7 +531,7 @@ def _unmap_swapbacked_run(
         nr += 1
     offset = mem.swap[folio] + (page - folio)
     dirty = 0
-    if fast_paths_allowed(m):
+    if is_fast_run(m, nr):
         # _set_swap_pte() on each PTE of the run at once (numpy on the same arrays).
         dirty = _set_swap_ptes(m, page, t, i, offset, nr)
     else:

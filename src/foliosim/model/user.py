@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from foliosim.model import fault, memory
-from foliosim.model.fastpath import fast_paths_allowed
+from foliosim.model import fastpath
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.machine import Machine
 from foliosim.model.mprotect import vma_is_accessible
 from foliosim.model.types import (
@@ -86,7 +87,12 @@ class UserProgram:
             if t is None or not vpn & 511:
                 t = mm.pte_table(vpn)
             i = vpn & 511
-            if t is not None and not t.bits[i] and (nr := self._none_run(mm, t, vpn, end)) > 1:
+            if (
+                t is not None
+                and not t.bits[i]
+                and end - vpn >= fastpath.FAST_RUN_MIN
+                and (nr := self._none_run(mm, t, vpn, end)) > 1
+            ):
                 vma = mm.find_vma(vpn)
                 if vma is not None:
                     nr = min(nr, vma.end - vpn)
@@ -163,6 +169,7 @@ class UserProgram:
                 if (
                     t is not None
                     and not t.bits[i]
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
                     and (nr := self._none_run(mm, t, vpn, min(start + last + 1, vma.end))) > 1
                     and memory.can_do_anonymous_page_run(m, vma, vpn, nr, False)
                     and not m.mem.data[ZERO_PFN]
@@ -176,6 +183,7 @@ class UserProgram:
                 if (
                     t is not None
                     and t.bits[i] & PTE_SWAP
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
                     and memory.vma_allows_swap_page_run(m, vma)
                     and (nr := self._swap_run(t, vpn, min(start + last + 1, vma.end))) > 1
                     and memory.can_do_swap_page_run(m, vma, vpn, nr)
@@ -190,8 +198,9 @@ class UserProgram:
                 if (
                     t is not None
                     and t.bits[i] & PTE_PRESENT
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
                     and (nr := self._present_run(t, vpn, min(start + last + 1, vma.end))) > 1
-                    and fast_paths_allowed(m)
+                    and is_fast_run(m, nr)
                 ):
                     # Loads of a run of present pages: no fault; the MMU sets young on each.
                     t.bits_v[i : i + nr] |= PTE_YOUNG

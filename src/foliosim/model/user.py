@@ -154,6 +154,7 @@ class UserProgram:
         vma = None
         for first, last in runs:
             skip = 0
+            short_until = 0  # the present pages before it are a run too short to batch
             for idx in range(first, last + 1):
                 vpn = start + idx
                 if vpn < skip:
@@ -198,9 +199,10 @@ class UserProgram:
                 if (
                     t is not None
                     and t.bits[i] & PTE_PRESENT
+                    and vpn >= short_until
                     and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
                     and (nr := self._present_run(t, vpn, min(start + last + 1, vma.end))) > 1
-                    and is_fast_run(m, nr)
+                    and (is_fast_run(m, nr) or (short_until := vpn + nr) < 0)
                 ):
                     # Loads of a run of present pages: no fault; the MMU sets young on each.
                     t.bits_v[i : i + nr] |= PTE_YOUNG

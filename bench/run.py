@@ -450,10 +450,15 @@ def observed_counters(obs: dict[str, Any], names: list[str]) -> dict[str, int]:
     return out
 
 
+def row_scenario_name(row: Row) -> str:
+    """The file name of a row's workload: "lazyfree 64K" -> "lazyfree-64K.scn"."""
+    return f"{row.name.replace(' ', '-')}.scn"
+
+
 def run_model_row(row: Row, repeat: int, parse_text: Any, backend_cls: Any) -> Result:
     res = Result()
     text = row.scenario_text()
-    path = f"bench/{row.name.replace(' ', '-')}.scn"
+    path = f"bench/{row_scenario_name(row)}"
     has_final = "final" in inspect.signature(backend_cls.run).parameters
     expected = row.expected()
 
@@ -685,6 +690,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-kernel", action="store_true", help="skip the live-kernel column")
     ap.add_argument("--no-model", action="store_true", help="skip the model column")
     ap.add_argument("--variant", metavar="NAME|FILE.py", help="run the model side under a variant")
+    ap.add_argument(
+        "--write-scenarios",
+        metavar="DIR",
+        help="write each row's workload as DIR/<row>.scn (for foliosim cost) and exit",
+    )
     args = ap.parse_args(argv)
     if args.variant is not None:
         try:
@@ -710,6 +720,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         print("bench: --repeat must be at least 1", file=sys.stderr)
         return 2
+    if args.write_scenarios is not None:
+        outdir = Path(args.write_scenarios)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+            for r in rows:
+                path = outdir / row_scenario_name(r)
+                path.write_text(r.scenario_text())
+                print(path)
+        except OSError as e:
+            print(f"bench: --write-scenarios: {e}", file=sys.stderr)
+            return 2
+        return 0
 
     def say(msg: str) -> None:
         print(f"bench: {msg}", file=sys.stderr)

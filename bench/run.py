@@ -347,11 +347,11 @@ def foliosim_cli() -> str:
     return str(here) if here.exists() else (shutil.which("foliosim") or "foliosim")
 
 
-def time_cli(path: Path) -> float:
-    """Wall seconds of `foliosim run PATH`, report to /dev/null; raises Skip on failure."""
+def time_cli(path: Path, variant: str | None = None) -> float:
+    """Wall seconds of `foliosim run [--variant V] PATH`, report to /dev/null; Skip on failure."""
     t0 = time.perf_counter()
     done = subprocess.run(
-        [foliosim_cli(), "run", str(path)],
+        [foliosim_cli(), "run", *(["--variant", variant] if variant else []), str(path)],
         check=False,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -379,20 +379,37 @@ def observed_counters(obs: dict[str, Any], names: list[str]) -> dict[str, int]:
     return out
 
 
-def run_model_row(row: Row, repeat: int, startup: float, tmp: Path, memory: bool) -> Result:
+def row_scenario_name(row: Row) -> str:
+    """The file name of a row's workload: "4K lazyfree 256M" -> "4K-lazyfree-256M.scn"."""
+    return f"{row.name.replace(' ', '-')}.scn"
+
+
+def model_backend(variant: str | None) -> Any:
+    """The model backend of the bench's profile, under a variant's replacements if given."""
+    from foliosim.model.backend import ModelBackend
+
+    if variant is None:
+        return ModelBackend(profile=PROFILE)
+    from foliosim.variants import VariantBackend, load_variant
+
+    return VariantBackend(load_variant(variant))
+
+
+def run_model_row(
+    row: Row, repeat: int, startup: float, tmp: Path, memory: bool, variant: str | None = None
+) -> Result:
     res = Result()
-    path = tmp / f"bench-{row.name.replace(' ', '-')}.scn"
+    path = tmp / f"bench-{row_scenario_name(row)}"
     path.write_text(row.scenario_text())
     try:
         for _ in range(repeat):
-            res.times.append(time_cli(path) - startup)
+            res.times.append(time_cli(path, variant) - startup)
             res.runs += 1
         res.seconds = statistics.median(res.times)
         if memory:
-            from foliosim.model.backend import ModelBackend
             from foliosim.scenario.parser import parse_text
 
-            backend = ModelBackend(profile=PROFILE)
+            backend = model_backend(variant)
             scenario = parse_text(row.scenario_text(), str(path))
             gc.collect()
             tracemalloc.start()
@@ -415,7 +432,12 @@ def run_model_row(row: Row, repeat: int, startup: float, tmp: Path, memory: bool
 
 
 def run_model(
-    rows: list[Row], repeat: int, memory: bool, say: Any, memory_4g: bool = True
+    rows: list[Row],
+    repeat: int,
+    memory: bool,
+    say: Any,
+    memory_4g: bool = True,
+    variant: str | None = None,
 ) -> tuple[dict[str, Result], float]:
     """Model results per row name, and the start-up seconds taken off each."""
     with tempfile.TemporaryDirectory(prefix="foliosim-bench-") as tmp:
@@ -428,7 +450,7 @@ def run_model(
             # tracemalloc slows the model several times: memory is measured where a
             # target asks for it (4 GiB of 4K folios) and on the 256 MiB rows.
             measure = memory and (row.size != "4G" or (row.folio == "4K" and memory_4g))
-            out[row.name] = run_model_row(row, repeat, startup, Path(tmp), measure)
+            out[row.name] = run_model_row(row, repeat, startup, Path(tmp), measure, variant)
     return out, startup
 
 
@@ -602,7 +624,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-checkers", action="store_true", help="skip the checkers' throughput")
     ap.add_argument("--fuzz-count", type=int, default=300, help="fuzz scenarios timed (300)")
+    ap.add_argument("--variant", metavar="NAME|FILE.py", help="run the model side under a variant")
+    ap.add_argument(
+        "--write-scenarios",
+        metavar="DIR",
+        help="write each row's workload as DIR/<row>.scn (for foliosim cost) and exit",
+    )
     args = ap.parse_args(argv)
+    if args.variant is not None:
+        try:
+            from foliosim.variants import VariantError, load_variant
+        except ImportError as e:
+            print(f"bench: --variant: {e}", file=sys.stderr)
+            return 2
+        try:
+            load_variant(args.variant)
+        except VariantError as e:
+            print(f"bench: --variant: {e}", file=sys.stderr)
+            return 2
 
     rows = list(ROWS)
     if args.rows:
@@ -616,6 +655,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or args.repeat_4g < 1:
         print("bench: --repeat and --repeat-4g must be at least 1", file=sys.stderr)
         return 2
+    if args.write_scenarios is not None:
+        outdir = Path(args.write_scenarios)
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+            for r in rows:
+                path = outdir / row_scenario_name(r)
+                path.write_text(r.scenario_text())
+                print(path)
+        except OSError as e:
+            print(f"bench: --write-scenarios: {e}", file=sys.stderr)
+            return 2
+        return 0
 
     def say(msg: str) -> None:
         print(f"bench: {msg}", file=sys.stderr, flush=True)
@@ -649,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
                     not args.no_memory,
                     say,
                     not args.no_memory_4g,
+                    args.variant,
                 )
                 model |= got
         checkers = [] if args.no_checkers else checker_throughput(say, args.fuzz_count)
@@ -657,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + e.signum
 
     header = (
-        f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}, "
+        f"foliosim bench: kernel {os.uname().release}, model profile {PROFILE}"
+        f"{f' under variant {args.variant}' if args.variant else ''}, "
         f"commit {git_commit()}, {os.cpu_count()} CPUs, kernel workload on CPU {kernel_cpu()}, "
         f"median of {args.repeat} (4 GiB rows: {args.repeat_4g}), "
         f"loadavg {load_before} before / {loadavg()} after"

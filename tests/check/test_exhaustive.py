@@ -337,3 +337,34 @@ def test_cli_reports_batched_swap_not_equivalent_with_its_scenario(cli, tmp_path
     assert "# needs: a held FOLL_PIN reference" in text
     assert "# needs: the folio kept in the swap cache by an earlier reclaim" in text
     assert [type(c).__name__ for c in parse_file(scn).commands].count("Madvise") == 1
+
+
+def test_written_lru_scenarios_hold_their_expectations_on_the_model():
+    # The .scn of an LRU configuration of one process, lazyfree, without swap, is
+    # built with a memcg limit (and mremap for a folio straddling a page table),
+    # no `# needs:` line: the model running those lines meets the expect lines
+    # that the configuration's one reclaim predicted.
+    from foliosim.check.exhaustive.explain import page_views, scenario
+    from foliosim.model.backend import ModelBackend
+    from foliosim.scenario.parser import parse_text
+
+    a = load_side("linux-6.18")
+    built = 0
+    for c in enumerate_configs(Bounds(max_order=2, max_procs=1, max_refs=0)):
+        if c.path != "lru" or c.swap != "off" or c.state != "lazyfree" or any(c.locked):
+            continue
+        x = run_one(a, c, keep=True)
+        text = scenario(c, page_views(x.machine, c), "linux-6.18", "foliosim equiv a b")
+        if c.droppable:
+            assert "# needs: one pass of LRU reclaim" in text
+            continue
+        assert "LRU reclaim (" not in text and "memcg limit" in text, text
+        if c.cut == "pgtable":
+            assert "mremap A" in text and "needs: mremap" not in text
+        if "# needs:" in text:  # soft-dirty: the model's faults never set it
+            continue
+        obs = ModelBackend(check=True).run(parse_text(text, "x.scn"))
+        failed = [e["text"] for e in obs["events"] if e.get("op") == "expect" and not e["ok"]]
+        assert failed == [], text
+        built += 1
+    assert built >= 40

@@ -267,3 +267,69 @@ def test_bug_stale_nr_pages_is_the_models_try_to_unmap_one_less_one_line():
         ("+", "nr_pages = 1"),
         ("-", "nr_pages = 1"),
     ], changed
+
+
+# Each historical variant against the library scenario that shows it on the live
+# kernel: linux-6.18's model meets every expectation (as 6.18.44 does, three runs
+# out of three), the variant's model fails exactly those the bug changes.
+PRESSURE = SCENARIOS / "pressure"
+
+
+def test_bug_pte_restore_lets_the_parents_write_land_in_the_childs_page():
+    import pytest
+
+    from foliosim.model.errors import InvariantError
+
+    scenario = parse_file(str(PRESSURE / "memcg-lazyfree-shared-restore.scn"))
+    assert _failed(_run("linux-6.18", scenario)) == []
+    # The restore wrote page 0's writable value over the shared PTEs 8-15, so the
+    # parent's write to page 8 raised no fault and changed the child's page.
+    with load_variant("bug-pte-restore").applied():
+        obs = ModelBackend().run(scenario)
+        with pytest.raises(InvariantError, match="validate_no_data_loss: p1 A page 8"):
+            ModelBackend(check=True).run(scenario)
+    assert _failed(obs) == [
+        "expect A 8 mapcount 1",
+        "p1: expect A 8 data old",
+        "p1: expect A 8 mapcount 1",
+        "expect memcg inactive_anon 1028",
+    ]
+
+
+def test_bug_oob_batch_faults_on_the_library_straddle_and_vma_cut_scenarios():
+    import pytest
+
+    from foliosim.model.errors import InvariantError
+
+    for name, match in (
+        ("memcg-lazyfree-straddle", "read past the page table"),
+        ("memcg-lazyfree-vma-cut", "crosses the VMA's end"),
+    ):
+        scenario = parse_file(str(PRESSURE / f"{name}.scn"))
+        assert _failed(_run("linux-6.18", scenario)) == [], name
+        with pytest.raises(InvariantError, match=match):
+            _run("bug-oob-batch", scenario)
+
+
+def test_per_pte_discards_what_the_library_pt_boundary_scenario_keeps():
+    scenario = parse_file(str(SCENARIOS / "mthp-pt-boundary.scn"))
+    assert _failed(_run("linux-6.18", scenario)) == []
+    assert _failed(_run("per-pte", scenario)) == [
+        "expect A 8-23 present",
+        "expect A 8-9,11-23 data old",
+    ]
+
+
+def test_pre_6_15_swapbacked_never_frees_the_released_lazyfree_pages():
+    # lazyfree-gup-release: the pages kept for the pipe's reference are still
+    # lazyfree in 6.18 and go at the next pageout; before faeb2831b517 they were
+    # made swap-backed, and without swap they stay.
+    scenario = parse_file(str(SCENARIOS / "lazyfree-gup-release.scn"))
+    assert _failed(_run("linux-6.18", scenario)) == []
+    assert _failed(_run("pre-6.15-swapbacked", scenario)) == [
+        "expect A smaps LazyFree 8",
+        "expect A all none",
+        "expect A smaps Rss 0",
+        "expect vmstat pglazyfreed 4",
+        "expect A all data zero",
+    ]

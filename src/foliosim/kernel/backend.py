@@ -748,9 +748,18 @@ class KernelBackend:
         return data, None
 
     def _fork(self, proc: Proc, cmd: Fork) -> list[dict[str, Any]]:
+        # The harness's own pages that both processes copy after fork (break_cow()) and
+        # the child's ballast faults below are charged to the root memcg, not to the
+        # scenario's: the parent forks outside the cgroup, both join it again after.
+        # (A pinned page that fork copies at once, copy_present_page(), is charged
+        # there too.)
+        if self.memcg is not None:
+            self.memcg.leave(proc.worker.pid)
         try:
             child = proc.worker.fork()
         except WorkerError as e:
+            if self.memcg is not None:
+                self.memcg.join(proc.worker.pid)
             self._t("fork", f"{cmd.proc} fork() = -1 {e.errno_name}")
             return [error_event(cmd, "fork", e.errno_name)]
         self.procs[cmd.child] = Proc(cmd.child, child, dict(proc.maps))
@@ -763,6 +772,9 @@ class KernelBackend:
             raise KernelBackendError(
                 f"{cmd.line}:1: kernel backend: could not drain lru_add after fork: {e.errno_name}"
             ) from None
+        if self.memcg is not None:
+            self.memcg.join(proc.worker.pid)
+            self.memcg.join(child.pid)
         self._t(
             "fork",
             f"{cmd.proc} fork() = {child.pid} ({cmd.child}); lru_add drained "

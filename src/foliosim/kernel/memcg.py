@@ -120,6 +120,19 @@ class Memcg:
     def join(self, pid: int) -> None:
         self._write("cgroup.procs", str(pid))
 
+    def leave(self, pid: int) -> None:
+        """Move a worker to the hierarchy's root: what it faults now is charged there.
+
+        v1 charges a fault to the memcg of the mm's owner at that moment
+        (get_mem_cgroup_from_mm(), mm/memcontrol.c) and, without
+        move_charge_at_immigrate, never moves a charge when its task moves
+        (mem_cgroup_can_attach(), mm/memcontrol-v1.c).
+        """
+        if self.trace:
+            self.trace("cgroupfs", f"echo {pid} > {V1_ROOT / 'cgroup.procs'}")
+        with open(V1_ROOT / "cgroup.procs", "w") as f:
+            f.write(str(pid))
+
     def _write(self, name: str, value: str) -> None:
         if self.trace:
             self.trace("cgroupfs", f"echo {value} > {self.path / name}")

@@ -372,20 +372,45 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
         lines.append(f"swap {_size(max(16, 4 * nr if c.swap == 'free' else 2 * nr))}")
     else:
         lines.append("swap off")
-    if c.cut == "pgtable":
+    # LRU reclaim is the memcg's (docs/pressure.md): with swap off, anon memory is
+    # not scanned (get_scan_count(): SCAN_FILE), so a ballast Z keeps the limit
+    # out of reach and reclaim meets only lazyfree folios.  With swap, the passes
+    # after the first would swap out a folio kept swap-backed: not one reclaim.
+    # Only for one process: the lines below MADV_FREE after fork, which leaves
+    # the children's PTEs dirty (memcg reclaim then sees them; pageout never does).
+    by_memcg = (
+        c.path == "lru"
+        and c.swap == "off"
+        and c.state == "lazyfree"
+        and not c.droppable
+        and c.nprocs == 1
+    )
+    if by_memcg:
+        lines += ["mmap Z 256", "write Z all as ballast", "madvise Z all dontfork"]
+    # mremap in p0 alone would leave the children's mapping at the old address.
+    move = c.cut == "pgtable" and c.nprocs == 1
+    if c.cut == "pgtable" and not move:
         needs.append(
-            f"mremap A {nr} move offset {512 - c.split} (issue 11): the folio straddling a "
-            "page-table boundary"
+            f"mremap A {nr} move offset {512 - c.split} in every process: the folio "
+            "straddling a page-table boundary at one address in all"
         )
     offset = f" offset {512 - nr}" if c.pt_end else ""
     lines.append(f"mmap A {_size(nr)}{' droppable' if c.droppable else ''}{offset}")
     lines.append("write A all as data")
-    if c.cut == "vma" and c.locked[0] == c.locked[1]:
-        lines.append(f"madvise A {_range(c.split, nr)} hugepage  # splits the VMA")
+    split_vma = c.cut == "vma" and c.locked[0] == c.locked[1]
+    split_line = f"madvise A {_range(c.split, nr)} hugepage  # splits the VMA"
+    if split_vma and c.nprocs > 1:
+        lines.append(split_line)  # before fork: the children's VMAs are split too
     for p in range(1, c.nprocs):
         lines.append(f"fork p{p}")
     if c.state == "lazyfree" and not c.droppable:
         lines.append("madvise A all free")
+    if split_vma and c.nprocs == 1:
+        # After MADV_FREE, which splits a folio that leaves the VMA it walks.
+        lines.append(split_line)
+    if move:
+        # After MADV_FREE, which splits a folio it finds in two page tables.
+        lines.append(f"mremap A {nr} move offset {512 - c.split}  # straddles a page table")
     parts = c.parts()
     for p in range(c.nprocs):
         pre = "" if p == 0 else f"p{p}: "
@@ -408,8 +433,13 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
                 needs.append("soft-dirty PTEs (clear_refs; the model's faults do not set it)")
     if c.state == "swapcache":
         needs.append("the folio kept in the swap cache by an earlier reclaim")
+    # A GUP write or reference goes through a page p0 maps (on an absent one GUP
+    # would fault a new page in).
+    held = next(
+        (s for (s, _e), code in zip(parts, c.ptes[0], strict=True) if code & PRESENT), 0
+    )
     if c.dirty and c.state == "lazyfree":
-        lines.append("poke A 0 as data  # PG_dirty through a GUP write")
+        lines.append(f"poke A {held} as data  # PG_dirty through a GUP write")
     elif c.dirty:
         needs.append("PG_dirty on the folio without a dirty PTE")
     if any(c.locked):
@@ -418,16 +448,27 @@ def scenario(c: Config, folio_view: dict, a_name: str, found_by: str) -> str:
                 lines.append(f"mlock A {_range(s, e)}")
     for n, r in enumerate(c.refs):
         if r == "get":
-            lines.append(f"gup A 0 as R{n}")
+            lines.append(f"gup A {held} as R{n}")
         else:
             needs.append("a held FOLL_PIN reference (io_uring fixed buffer, RDMA)")
     if c.swap == "full":
         lines.append(f"mmap F {_size(2 * nr - (nr if c.state == 'swapcache' else 0))}")
         lines.append("write F all as filler")
         lines.append("madvise F all pageout  # fills the swap device")
-    if c.path == "lru":
-        needs.append("reclaim from the LRU (issue 13: memcg reclaim); MADV_PAGEOUT stands in")
-    lines.append("madvise A all pageout")
+    if by_memcg:
+        # MADV_COLD starts with lru_add_drain(): a small folio waiting in this CPU's
+        # lru_lazyfree batch moves to the file list, which reclaim scans (of an
+        # empty one, shrink_lruvec() calls nothing, so no drain of its own).
+        lines.append("madvise Z 0 cold  # drains the lazyfree batch")
+        lines.append("memcg limit 512K  # LRU reclaim; only A's folio can go: never met")
+    else:
+        if c.path == "lru":
+            needs.append(
+                "one pass of LRU reclaim (`memcg limit` reclaims, but repeats its passes "
+                "over a swap-backed or droppable folio, and these lines leave a child's "
+                "PTEs dirty); MADV_PAGEOUT stands in"
+            )
+        lines.append("madvise A all pageout")
     for p in range(c.nprocs):
         pre = "" if p == 0 else f"p{p}: "
         k = 0

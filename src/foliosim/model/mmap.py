@@ -14,6 +14,7 @@ from foliosim.model.types import (
     VM_LOCKONFAULT,
     VM_NORESERVE,
     VM_READ,
+    VM_SOFTDIRTY,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -50,6 +51,10 @@ def do_mmap(
     # mapping without VM_NORESERVE is charged, VM_ACCOUNT.
     if flags & (VM_NORESERVE | VM_WRITE) == VM_WRITE:
         flags |= VM_ACCOUNT
+    if m.profile.has("mem_soft_dirty"):
+        # __mmap_region(), mm/vma.c (mmap_region(), mm/mmap.c before v6.13): "New (or
+        # expanded) vma always get soft dirty status", with CONFIG_MEM_SOFT_DIRTY.
+        flags |= VM_SOFTDIRTY
     populate = bool(flags & VM_LOCKED)  # do_mmap(): *populate = len for VM_LOCKED
     if flags & VM_LOCKED and flags & VM_DROPPABLE:
         # __mmap_complete(), mm/vma.c: !vma_supports_mlock() clears VM_LOCKED_MASK

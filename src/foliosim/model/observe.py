@@ -55,8 +55,8 @@ def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:
     pmd_mapped = task_mmu.mapping_pmd_mapped(mm, start, nr) if mm.pmds else None
     present, swap, exclusive = task_mmu.pte_to_pagemap_entry(m, bits, pfn, pmd_mapped)
     heads = task_mmu.folio_heads(m, pfn)
+    soft_dirty = task_mmu.vma_soft_dirty(mm, start, nr)
     out = []
-    none_page = {"state": "none", "exclusive": False, "soft_dirty": False}
     for k in range(nr):
         if present[k]:
             p = int(pfn[k])
@@ -65,7 +65,7 @@ def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:
                 {
                     "state": "present",
                     "exclusive": bool(exclusive[k]),
-                    "soft_dirty": False,
+                    "soft_dirty": bool(soft_dirty[k]),
                     "flags": proc_page.stable_page_flags(m, p, folio),
                     "mapcount": proc_page.get_kpage_count(m, p, folio),
                     # The zero pages (huge one included) report order 0.
@@ -73,7 +73,7 @@ def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> list[dict[str, Any]]:
                 }
             )
         elif swap[k]:
-            out.append({"state": "swap", "exclusive": False, "soft_dirty": False})
+            out.append({"state": "swap", "exclusive": False, "soft_dirty": bool(soft_dirty[k])})
         else:
-            out.append(dict(none_page))
+            out.append({"state": "none", "exclusive": False, "soft_dirty": bool(soft_dirty[k])})
     return out

@@ -46,19 +46,24 @@ class GuestBackend(CProgram):
         self.release: str | None = kernel.release
         self.results: dict[int, dict[str, Any] | KernelBackendError] = {}
         self.boots: list[qemu.Console] = []
+        self.ran: dict[int, Scenario] = {}  # id -> the scenario (alive while its result is kept)
 
     def run(self, scenario: Scenario, trace: Any = None) -> dict[str, Any]:
         """The observation of `scenario` in the guest (booting for it unless already run)."""
-        if id(scenario) not in self.results:
+        if id(scenario) not in self.results or self.ran[id(scenario)] is not scenario:
             self.run_many([scenario])
-        result = self.results[id(scenario)]
+        # Each result is returned once: a later scenario object may get the same id().
+        result = self.results.pop(id(scenario))
+        del self.ran[id(scenario)]
         if isinstance(result, KernelBackendError):
             raise result
         return result
 
     def run_many(self, scenarios: list[Scenario]) -> None:
         """Run `scenarios` in as few boots as PER_BOOT allows; results kept for run()."""
-        todo = [s for s in scenarios if id(s) not in self.results]
+        todo = [s for s in scenarios if self.ran.get(id(s)) is not s]
+        for s in todo:
+            self.ran[id(s)] = s
         for i in range(0, len(todo), PER_BOOT):
             self._boot(todo[i : i + PER_BOOT])
 

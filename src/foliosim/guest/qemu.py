@@ -33,6 +33,7 @@ class Console:
     seconds: float
     timed_out: bool
     returncode: int | None
+    pid: int = 0  # qemu's, gone (killed and reaped) by the time boot() returns
 
     def last_lines(self, n: int = 20) -> str:
         return "\n".join(self.text.splitlines()[-n:])
@@ -101,7 +102,7 @@ def boot(kernel: GuestKernel, initramfs: bytes, timeout: float) -> Console:
         if proc.returncode not in (0, None) and not timed_out and "@@foliosim-guest" not in text:
             last = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
             raise GuestError(f"guest: qemu failed (exit {proc.returncode}): {last}")
-        return Console(text, time.monotonic() - start, timed_out, proc.returncode)
+        return Console(text, time.monotonic() - start, timed_out, proc.returncode, proc.pid)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:

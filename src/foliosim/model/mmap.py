@@ -5,6 +5,7 @@ from __future__ import annotations
 from foliosim.model import memory, mlock, rmap
 from foliosim.model import vma as mm_vma
 from foliosim.model.machine import Machine
+from foliosim.model.errors import SyscallError
 from foliosim.model.types import (
     PTRS_PER_PTE,
     VM_ACCOUNT,
@@ -43,6 +44,13 @@ def do_mmap(
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
+    if droppable and not m.profile.has("map_droppable"):
+        # Before Linux commit 9651fcedf7b9 ("mm: add MAP_DROPPABLE for designating
+        # always lazily freeable mappings") (v6.11), MAP_DROPPABLE's 0x08 makes an
+        # unknown MAP_TYPE: do_mmap()'s switch on flags & MAP_TYPE returns -EINVAL.
+        # The scenario's mapping still names the (empty) place it asked for.
+        mm.mappings[name] = Mapping(name, start, pages, droppable)
+        raise SyscallError("EINVAL")
     flags = prot | mm.def_flags  # mm->def_flags: mlockall(MCL_FUTURE) applies to every new VMA
     if droppable:
         # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP.

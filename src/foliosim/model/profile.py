@@ -87,6 +87,9 @@ _LINUX_6_18 = frozenset(
         # try_to_unmap_one") (v6.15): a lazyfree folio kept for an extra reference
         # stays lazyfree.
         "swapbacked_iff_dirty",
+        # Multi-size THP (v6.8, Ryan Roberts' series): the per-size
+        # transparent_hugepage/hugepages-<size>kB/ directories and their policies.
+        "mthp_sysfs",
     }
 )
 
@@ -112,6 +115,22 @@ _LINUX_6_12 = (
     # on anonymous pages: which change between them is not traced yet.
     "kpf_ksm_on_anon",
 }
+
+# Debian 12's 6.1 (linux-image-6.1.0-*-amd64), as 6.12 less what came after 6.1.
+_LINUX_6_1 = (
+    _LINUX_6_12
+    # Before 9651fcedf7b9 (v6.11): no MAP_DROPPABLE; mmap(2) with it fails EINVAL.
+    - {"map_droppable"}
+    # Before b1f202060afe ("mm: remap unused subpages to shared zeropage when
+    # splitting isolated thp") (v6.12): a split keeps zero-filled subpages.
+    - {"split_remap_zero_page"}
+    # Before Lance Yang's "mm/vmscan: avoid split lazyfree THP during
+    # shrink_folio_list" (v6.11): a lazyfree PMD is split before it is decided.
+    - {"lazyfree_pmd_discard"}
+    # Before the 2024 rewrite of stable_page_flags() (after 6.1), KPF_KSM came from
+    # PageKsm(): no ksm on ordinary anonymous pages.
+    - {"kpf_ksm_on_anon"}
+)
 
 # hugepages-<size>/stats/ files that came after 6.12: Debian's 6.12.117 has none of
 # them (its sysfs, read in the guest); 6.18 has all.  Their commits are not looked up.
@@ -152,6 +171,15 @@ PROFILES = {
         _LINUX_6_12,
         release=r"6\.12\.\d+\+deb12-amd64",
         mthp_stats_absent=_MTHP_STATS_SINCE_6_13,
+    ),
+    # Debian 12's linux-image-6.1.0-*-amd64 (checked on 6.1.0-57, 6.1.192, in a qemu
+    # guest).  No mTHP (v6.8): no hugepages-<size>kB directory, so no stats, and an
+    # `mthp` line fails with ENOENT on the kernel as in the model.
+    "linux-6.1": Profile(
+        "linux-6.1",
+        _LINUX_6_1 - {"mthp_sysfs"},
+        release=r"6\.1\.0-\d+-amd64",
+        mthp_stats_absent=frozenset(MTHP_STAT_KEYS),
     ),
 }
 

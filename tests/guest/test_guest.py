@@ -31,7 +31,7 @@ SUBSET = {
     "6.12": (
         "lazyfree-redirty",  # the same on all three
         "swapout-write-fault",  # swap on zram, swap-in
-        "mthp-lazyfree-mixed-write",  # per-PTE lazyfree unmap before v6.15
+        "mthp-lazyfree-redirty",  # per-PTE lazyfree unmap before v6.15
         "lazyfree-gup-release",  # swapbacked set for an extra reference before v6.15
         "droppable-mlock",  # MAP_DROPPABLE (v6.11) is there
     ),

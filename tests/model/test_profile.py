@@ -62,7 +62,11 @@ def test_a_debian_6_12_release_is_the_linux_6_12_profile():
 
 def test_linux_6_12_lacks_the_v6_15_lazyfree_changes_and_has_soft_dirty():
     old, new = get_profile("linux-6.12"), get_profile("linux-6.18")
-    assert new.features - old.features == {"lazyfree_batched_unmap", "swapbacked_iff_dirty"}
+    assert new.features - old.features == {
+        "lazyfree_batched_unmap",
+        "swapbacked_iff_dirty",
+        "huge_zero_wp_thp",
+    }
     assert profile_for_kernel("6.1.0-57-amd64", lambda p: False).name == "linux-6.1"
     assert old.features - new.features == {"mem_soft_dirty", "kpf_ksm_on_anon"}
     assert "swpin" not in old.mthp_stat_keys and "swpin" in new.mthp_stat_keys

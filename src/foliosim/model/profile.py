@@ -90,6 +90,9 @@ _LINUX_6_18 = frozenset(
         # Multi-size THP (v6.8, Ryan Roberts' series): the per-size
         # transparent_hugepage/hugepages-<size>kB/ directories and their policies.
         "mthp_sysfs",
+        # do_huge_zero_wp_pmd(), mm/huge_memory.c (after 6.12; its commit not looked
+        # up): a write fault on the huge zero page maps a new THP in its place.
+        "huge_zero_wp_thp",
     }
 )
 
@@ -102,6 +105,8 @@ _LINUX_6_12 = (
     # Before faeb2831b517 (v6.15): a lazyfree folio kept for an extra reference is
     # made swapbacked (the pre-6.15-swapbacked variant).
     - {"swapbacked_iff_dirty"}
+    # No do_huge_zero_wp_pmd(): a write to the huge zero page splits its PMD.
+    - {"huge_zero_wp_thp"}
 ) | {
     # Debian builds with CONFIG_MEM_SOFT_DIRTY=y (this machine's 6.18 without):
     # __mmap_region() gives every new VMA VM_SOFTDIRTY, so pagemap reports every page

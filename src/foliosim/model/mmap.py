@@ -49,7 +49,7 @@ def do_mmap(
         # always lazily freeable mappings") (v6.11), MAP_DROPPABLE's 0x08 makes an
         # unknown MAP_TYPE: do_mmap()'s switch on flags & MAP_TYPE returns -EINVAL.
         # The scenario's mapping still names the (empty) place it asked for.
-        mm.mappings[name] = Mapping(name, start, pages, droppable)
+        mm.mappings[name] = Mapping(name, start, pages, droppable, mapped=False)
         raise SyscallError("EINVAL")
     flags = prot | mm.def_flags  # mm->def_flags: mlockall(MCL_FUTURE) applies to every new VMA
     if droppable:

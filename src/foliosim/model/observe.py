@@ -29,6 +29,8 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
             continue
         maps = {}
         for name, mp in mm.mappings.items():
+            if not mp.mapped:
+                continue  # its mmap failed: the harnesses have no such mapping either
             maps[name] = {
                 "smaps": task_mmu.smaps_of_mapping(m, mm, mp),
                 "pages": read_pages(m, mm, mp.start, mp.pages),
@@ -36,7 +38,9 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
             }
         # /proc/PID/stat's minflt and majflt: the task's counters (mm_account_fault()).
         procs[pname] = {"maps": maps, "minflt": mm.min_flt, "majflt": mm.maj_flt}
-    vmstat = {k: int(m.vmstat.get(k, 0)) for k in VMSTAT_KEYS}
+    # The /proc/vmstat counters of the profile's build: none it lacks is reported.
+    absent = m.profile.vmstat_absent
+    vmstat = {k: int(m.vmstat.get(k, 0)) for k in VMSTAT_KEYS if k not in absent}
     mthp = {}
     for kb in MTHP_SIZES_KB:
         stats = m.mthp_stats.get(mthp_order(kb), {})

@@ -35,6 +35,8 @@ class Profile:
     sysfs_absent: tuple[str, ...] = ()
     # Files of hugepages-<size>/stats/ (of MTHP_STAT_KEYS) this build does not have.
     mthp_stats_absent: frozenset[str] = frozenset()
+    # /proc/vmstat counters (of observation.VMSTAT_KEYS) this build does not have.
+    vmstat_absent: frozenset[str] = frozenset()
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -185,6 +187,9 @@ PROFILES = {
         _LINUX_6_1 - {"mthp_sysfs"},
         release=r"6\.1\.0-\d+-amd64",
         mthp_stats_absent=frozenset(MTHP_STAT_KEYS),
+        # swpin_zero and swpout_zero came after 6.1 (6.12 has them; commit not
+        # looked up): Debian's 6.1.0-57 /proc/vmstat has neither.
+        vmstat_absent=frozenset({"swpin_zero", "swpout_zero"}),
     ),
 }
 

@@ -212,6 +212,8 @@ class Mapping:
     start: int  # virtual page number of page 0
     pages: int
     droppable: bool
+    # False when its mmap(2) failed: lines still name it, STATE has no such mapping.
+    mapped: bool = True
 
 
 @dataclass(eq=False)

@@ -225,6 +225,11 @@ def main(args: argparse.Namespace) -> int:
             f"foliosim run: --kernel {guest}: the worker harness runs on this machine's kernel "
             "only; a guest runs the exported C programs (--backend c, or model,c)"
         )
+    if guest is not None and args.trace:
+        raise UsageError(
+            f"foliosim run: --kernel {guest}: --trace is not available in a guest (the "
+            "programs' stderr comes back after the boot; see --verbose)"
+        )
     if guest is not None and "c" not in names:
         raise UsageError(
             f"foliosim run: --kernel {guest}: a guest runs the c backend (--backend c, model,c "

@@ -39,10 +39,39 @@ def herd7_unavailable_reason() -> str | None:
     return None if find_herd7() is not None else can_build()
 
 
+@functools.cache
+def guest_unavailable_reason() -> str | None:
+    """Why the qemu guest tests cannot run here (one line), or None.
+
+    As root with CI=true (CI's fresh machine), qemu-system-x86 is installed with
+    apt-get first; the kernel packages are downloaded by the tests themselves
+    (foliosim.guest.kernels, once, into the cache).
+    """
+    import shutil
+    import subprocess
+
+    from foliosim.guest.qemu import QEMU, qemu_unavailable_reason
+
+    if shutil.which(QEMU) is None and os.geteuid() == 0 and os.environ.get("CI") == "true":
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-system-x86"],
+        ):
+            subprocess.run(argv, capture_output=True, check=False, env=env, timeout=900)
+    reason = qemu_unavailable_reason()
+    if reason:
+        return reason
+    if shutil.which("gcc") is None:
+        return "no gcc to build the scenarios statically"
+    return None
+
+
 # marker -> (the variable that turns its skips into failures, why it cannot run)
 GATES: dict[str, tuple[str, Callable[[], str | None]]] = {
     "kernel": ("FOLIOSIM_REQUIRE_KERNEL", kernel_unavailable_reason),
     "herd7": ("FOLIOSIM_REQUIRE_HERD", herd7_unavailable_reason),
+    "guest": ("FOLIOSIM_REQUIRE_GUEST", guest_unavailable_reason),
 }
 
 

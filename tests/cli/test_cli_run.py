@@ -182,7 +182,7 @@ def test_unknown_profile_is_refused_in_one_line(cli, scn):
     assert code == 2
     assert err == (
         "foliosim: --profile linux-2.4: unknown profile 'linux-2.4' "
-        "(known: linux-6.18, linux-6.18.44-fc)\n"
+        "(known: linux-6.18, linux-6.18.44-fc, linux-6.12, linux-6.1)\n"
     )
 
 

@@ -46,12 +46,30 @@ def test_another_release_is_refused_in_one_line_naming_the_known_builds():
     assert "6.19.2" in text and "linux-6.18.44-fc" in text and "--profile" in text
 
 
-def test_no_profile_but_the_builds_describes_a_6_18_kernel():
+def test_no_profile_but_the_builds_describes_a_kernel():
     # The variants of `foliosim equiv` are files now (foliosim.variants), not profiles.
     assert [p.name for p in PROFILES.values() if p.release is not None] == [
         "linux-6.18",
         "linux-6.18.44-fc",
+        "linux-6.12",
+        "linux-6.1",
     ]
+
+
+def test_a_debian_6_12_release_is_the_linux_6_12_profile():
+    assert profile_for_kernel("6.12.117+deb12-amd64", lambda p: False).name == "linux-6.12"
+
+
+def test_linux_6_12_lacks_the_v6_15_lazyfree_changes_and_has_soft_dirty():
+    old, new = get_profile("linux-6.12"), get_profile("linux-6.18")
+    assert new.features - old.features == {
+        "lazyfree_batched_unmap",
+        "swapbacked_iff_dirty",
+        "huge_zero_wp_thp",
+    }
+    assert profile_for_kernel("6.1.0-57-amd64", lambda p: False).name == "linux-6.1"
+    assert old.features - new.features == {"mem_soft_dirty", "kpf_ksm_on_anon"}
+    assert "swpin" not in old.mthp_stat_keys and "swpin" in new.mthp_stat_keys
 
 
 def test_the_fc_profile_is_upstream_but_for_the_lazyfree_pmd_discard():

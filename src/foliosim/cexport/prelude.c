@@ -2666,8 +2666,13 @@ static void fs_settings_start(void)
 	fs_save(FS_THP "/enabled", value);
 	for (int s = 0; s < FS_NMTHP; s++) {
 		snprintf(path, sizeof(path), FS_THP "/hugepages-%dkB/enabled", fs_mthp_kb[s]);
-		if (fs_read_text(path, text, sizeof(text)))
+		if (fs_read_text(path, text, sizeof(text))) {
+			/* A kernel before mTHP (v6.8) has no hugepages-<size>kB at all: nothing
+			 * to save or set (an `mthp` line fails with ENOENT as its event). */
+			if (errno == ENOENT && access(FS_THP "/hugepages-2048kB", F_OK))
+				continue;
 			fs_die("%s: %s", path, strerror(errno));
+		}
 		fs_selected(text, value, sizeof(value));
 		fs_save(path, value);
 	}

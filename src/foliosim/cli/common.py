@@ -71,23 +71,31 @@ def model_backend(
         raise UsageError(f"foliosim: {option} {profile}: {reason}") from None
 
 
-def choose_profile(requested: str | None, with_kernel: bool, who: str) -> tuple[str, str | None]:
+def choose_profile(
+    requested: str | None, with_kernel: bool, who: str, release: str | None = None
+) -> tuple[str, str | None]:
     """The model profile to run, and the line saying why when it was not asked for.
 
     `--profile` wins.  Compared with the live kernel, the model takes the profile
     describing the running build (release string and sysfs files); none, or
-    several, is refused in one line.  Otherwise DEFAULT_PROFILE.
+    several, is refused in one line.  Otherwise DEFAULT_PROFILE.  `release` is a
+    guest kernel's (foliosim.guest): its profile is chosen by the release alone.
     """
     if requested is not None:
         return requested, None
     if not with_kernel:
         return DEFAULT_PROFILE, None
     try:
-        profile = profile_for_kernel()
+        if release is not None:
+            # A guest's sysfs is not ours to look at: the release names its build.
+            profile = profile_for_kernel(release, lambda path: False)
+        else:
+            profile = profile_for_kernel()
     except NoProfileError as e:
         raise UsageError(f"{who}: {e}") from None
-    release = os.uname().release
-    return profile.name, f"{who}: model profile {profile.name}, the build of kernel {release}"
+    where = "guest kernel" if release is not None else "kernel"
+    release = release or os.uname().release
+    return profile.name, f"{who}: model profile {profile.name}, the build of {where} {release}"
 
 
 def kernel_backend() -> KernelBackend:

@@ -93,6 +93,7 @@ _MODEL_DIR = str(Path(__file__).resolve().parent.parent / "model")
 # allocation are bookkeeping.
 _SKIP_FILES = (
     "backend.py",
+    "profile.py",  # profile.has(): which behaviour, not a kernel function
     "machine.py",
     "types.py",
     "checks.py",

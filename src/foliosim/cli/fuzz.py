@@ -93,6 +93,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the model with a variant's replaced functions (docs/variants.md)",
     )
     parser.add_argument(
+        "--kernel",
+        metavar="6.1|6.12|DEB|VMLINUZ",
+        help="run the c backend in a qemu guest of this kernel (docs/guests.md): one boot "
+        "per scenario run, so slow; the model takes that kernel's profile",
+    )
+    parser.add_argument(
         "--shrink-budget",
         type=int,
         default=DEFAULT_SHRINK_BUDGET,
@@ -105,6 +111,8 @@ def _found_by(args: argparse.Namespace, seed: int) -> str:
     words = ["foliosim fuzz", f"--seed {seed}"]
     words.append(f"--time {args.time:g}" if args.time is not None else f"--count {args.count}")
     words.append(f"--backends {args.backends}")
+    if getattr(args, "kernel", None) is not None:
+        words.append(f"--kernel {args.kernel}")
     if args.mthp:
         words.append("--mthp")
     if args.profile is not None:
@@ -129,9 +137,22 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
             raise UsageError(
                 f"{e} (foliosim fuzz --backends model fuzzes the model alone)"
             ) from None
+    guest = None
+    if getattr(args, "kernel", None) is not None:
+        if names.split(",") != ["model", "c"] and names != "c":
+            raise UsageError(
+                f"foliosim fuzz: --kernel {args.kernel}: a guest runs the c backend "
+                "(--backends model,c)"
+            )
+        from foliosim.guest.backend import guest_backend
+
+        guest = guest_backend(args.kernel)
     # Either kernel harness (the worker or the exported C program) runs this kernel.
     on_kernel = with_kernel or "c" in names.split(",")
-    profile, args.profile_note = choose_profile(args.profile, on_kernel, "foliosim fuzz")
+    profile, args.profile_note = choose_profile(
+        args.profile, on_kernel, "foliosim fuzz", guest.release if guest else None
+    )
+    args.guest_release = guest.release if guest else None
     args.model_profile = profile
     out: list[tuple[str, Any]] = []
     for name in names.split(","):
@@ -145,6 +166,8 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, Any]]:
             else:
                 model = model_backend(profile, check=names == "model")
             out.append(("model", model))
+        elif name == "c" and guest is not None:
+            out.append(("c", guest))
         elif name == "c":
             from foliosim.cexport.backend import c_backend
 
@@ -158,6 +181,8 @@ def _describe(name: str, args: argparse.Namespace) -> str:
     if name == "model":
         what = args.variant if args.variant is not None else args.model_profile
         return f"model ({what}{', checked' if args.backends == 'model' else ''})"
+    if name == "c" and getattr(args, "guest_release", None):
+        return f"c (guest {args.guest_release})"
     return f"{name} ({platform.release()})"
 
 

@@ -77,6 +77,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check model invariants after every step (model backend)",
     )
     parser.add_argument("--raw", action="store_true", help="print sizes unscaled, in kB")
+    parser.add_argument(
+        "--kernel",
+        metavar="6.1|6.12|DEB|VMLINUZ",
+        help="run the c backend in a qemu guest of this kernel (Debian's 6.1 or 6.12, a "
+        "linux-image-* package, a .deb or a vmlinuz; docs/guests.md); --backend both is "
+        "then model and c, the model with that kernel's profile",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="with --kernel: a guest that fails prints its console's last lines",
+    )
 
 
 def _json_targets(
@@ -203,7 +215,26 @@ def _tracer(console: Console, prefix: str = "") -> _Tracer:
 
 def main(args: argparse.Namespace) -> int:
     """Run every scenario of `args.files`; the exit status of `foliosim run`."""
-    names = ["model", "kernel"] if args.backend == "both" else args.backend.split(",")
+    guest = getattr(args, "kernel", None)
+    if guest is not None and args.backend == "both":
+        names = ["model", "c"]
+    else:
+        names = ["model", "kernel"] if args.backend == "both" else args.backend.split(",")
+    if guest is not None and "kernel" in names:
+        raise UsageError(
+            f"foliosim run: --kernel {guest}: the worker harness runs on this machine's kernel "
+            "only; a guest runs the exported C programs (--backend c, or model,c)"
+        )
+    if guest is not None and args.trace:
+        raise UsageError(
+            f"foliosim run: --kernel {guest}: --trace is not available in a guest (the "
+            "programs' stderr comes back after the boot; see --verbose)"
+        )
+    if guest is not None and "c" not in names:
+        raise UsageError(
+            f"foliosim run: --kernel {guest}: a guest runs the c backend (--backend c, model,c "
+            "or both)"
+        )
     if args.check and "model" not in names:
         raise UsageError(
             "foliosim run: --check checks model invariants; it needs --backend model or both"
@@ -224,6 +255,10 @@ def main(args: argparse.Namespace) -> int:
     targets = _json_targets(args, scenarios, names)
     backends: dict[str, Any] = {}
     note = None
+    if guest is not None:
+        from foliosim.guest.backend import guest_backend
+
+        backends["c"] = guest_backend(guest, args.verbose)
     if "model" in names:
         if args.variant is not None:
             # A variant names its own base profile (BASE in the file).
@@ -233,11 +268,12 @@ def main(args: argparse.Namespace) -> int:
         else:
             # Either kernel harness (the worker or the exported C program) runs this kernel.
             on_kernel = "kernel" in names or "c" in names
-            profile, note = choose_profile(args.profile, on_kernel, "foliosim run")
+            release = backends["c"].release if guest is not None else None
+            profile, note = choose_profile(args.profile, on_kernel, "foliosim run", release)
             backends["model"] = model_backend(profile, args.check)
     if "kernel" in names:
         backends["kernel"] = kernel_backend()
-    if "c" in names:
+    if "c" in names and guest is None:
         from foliosim.cexport.backend import c_backend
 
         backends["c"] = c_backend()
@@ -254,6 +290,9 @@ def main(args: argparse.Namespace) -> int:
     if note is not None:
         console.print(note)
         console.print()
+    if guest is not None:
+        # Several scenarios per boot: the guest runs them all first, in sequence.
+        backends["c"].run_many(scenarios)
     status = 0
     for i, scenario in enumerate(scenarios):
         if i:

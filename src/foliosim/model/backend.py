@@ -196,6 +196,9 @@ class ModelBackend:
         return []
 
     def cmd_mthp(self, cmd: Mthp) -> list[Event]:
+        if not self.m.profile.has("mthp_sysfs"):
+            # Before multi-size THP (v6.8) there is no hugepages-<size>kB/enabled to write.
+            return [error_event(cmd, "mthp", "ENOENT")]
         huge_memory.thpsize_enabled_store(self.m, mthp_order(cmd.size_kb), cmd.mode)
         return []
 
@@ -211,7 +214,10 @@ class ModelBackend:
     def cmd_mmap(self, cmd: Mmap) -> list[Event]:
         mm = self._mm(cmd)
         prot = mprotect.PROT_VM_FLAGS[cmd.prot]
-        mmap.do_mmap(self.m, mm, cmd.name, cmd.pages, cmd.droppable, cmd.offset, prot)
+        try:
+            mmap.do_mmap(self.m, mm, cmd.name, cmd.pages, cmd.droppable, cmd.offset, prot)
+        except SyscallError as e:
+            return [error_event(cmd, "mmap", e.errno, cmd.name)]
         if self.shadow is not None:
             self.shadow.mmap(mm.name, cmd.name, cmd.pages, cmd.droppable)
         return []

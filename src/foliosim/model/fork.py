@@ -91,7 +91,7 @@ def dup_mmap(m: Machine, parent: Mm, child_name: str) -> Mm:
     """dup_mmap(), kernel/fork.c / mm/mmap.c, Linux 6.18: the child's mm."""
     child = Mm(child_name, next_slot=parent.next_slot, has_pinned=False)
     for name, mp in parent.mappings.items():
-        child.mappings[name] = Mapping(mp.name, mp.start, mp.pages, mp.droppable)
+        child.mappings[name] = Mapping(mp.name, mp.start, mp.pages, mp.droppable, mp.mapped)
     for vma in parent.vmas:
         if vma.flags & VM_DONTCOPY:
             # MADV_DONTFORK: the child gets no VMA there at all (vma_iter_clear_gfp()).

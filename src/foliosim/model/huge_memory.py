@@ -180,6 +180,11 @@ def do_huge_pmd_wp_page(m: Machine, vma: Vma, vpn: int, unshare: bool = False) -
     idx = vpn >> 9
     pmd = mm.pmds[idx]
     mem = m.mem
+    if pmd[1] == m.huge_zero_pfn and not m.profile.has("huge_zero_wp_thp"):
+        # 6.12's do_huge_pmd_wp_page(): `if (is_huge_zero_pmd(orig_pmd)) goto fallback;`,
+        # the PMD is split and the write faults on a PTE of the small zero page.
+        __split_huge_pmd(m, vma, idx)
+        return False
     if pmd[1] == m.huge_zero_pfn:
         # do_huge_zero_wp_pmd(): a write to the huge zero page gets a whole new THP.
         del mm.pmds[idx]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from foliosim.model import memory, mlock, rmap
 from foliosim.model import vma as mm_vma
 from foliosim.model.machine import Machine
+from foliosim.model.errors import SyscallError
 from foliosim.model.types import (
     PTRS_PER_PTE,
     VM_ACCOUNT,
@@ -14,6 +15,7 @@ from foliosim.model.types import (
     VM_LOCKONFAULT,
     VM_NORESERVE,
     VM_READ,
+    VM_SOFTDIRTY,
     VM_WIPEONFORK,
     VM_WRITE,
     Mapping,
@@ -42,6 +44,13 @@ def do_mmap(
     slots = -(-(offset + pages) // PTRS_PER_PTE)
     start = (SLOT_BASE + mm.next_slot) * PTRS_PER_PTE + offset
     mm.next_slot += slots + 1  # at least 2M of unmapped gap after it
+    if droppable and not m.profile.has("map_droppable"):
+        # Before Linux commit 9651fcedf7b9 ("mm: add MAP_DROPPABLE for designating
+        # always lazily freeable mappings") (v6.11), MAP_DROPPABLE's 0x08 makes an
+        # unknown MAP_TYPE: do_mmap()'s switch on flags & MAP_TYPE returns -EINVAL.
+        # The scenario's mapping still names the (empty) place it asked for.
+        mm.mappings[name] = Mapping(name, start, pages, droppable, mapped=False)
+        raise SyscallError("EINVAL")
     flags = prot | mm.def_flags  # mm->def_flags: mlockall(MCL_FUTURE) applies to every new VMA
     if droppable:
         # MAP_DROPPABLE: VM_DROPPABLE | VM_WIPEONFORK | VM_NORESERVE | VM_DONTDUMP.
@@ -50,6 +59,10 @@ def do_mmap(
     # mapping without VM_NORESERVE is charged, VM_ACCOUNT.
     if flags & (VM_NORESERVE | VM_WRITE) == VM_WRITE:
         flags |= VM_ACCOUNT
+    if m.profile.has("mem_soft_dirty"):
+        # __mmap_region(), mm/vma.c (mmap_region(), mm/mmap.c before v6.13): "New (or
+        # expanded) vma always get soft dirty status", with CONFIG_MEM_SOFT_DIRTY.
+        flags |= VM_SOFTDIRTY
     populate = bool(flags & VM_LOCKED)  # do_mmap(): *populate = len for VM_LOCKED
     if flags & VM_LOCKED and flags & VM_DROPPABLE:
         # __mmap_complete(), mm/vma.c: !vma_supports_mlock() clears VM_LOCKED_MASK

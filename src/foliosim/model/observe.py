@@ -31,6 +31,8 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
             continue
         maps = {}
         for name, mp in mm.mappings.items():
+            if not mp.mapped:
+                continue  # its mmap failed: the harnesses have no such mapping either
             maps[name] = {
                 "smaps": task_mmu.smaps_of_mapping(m, mm, mp),
                 "pages": read_pages(m, mm, mp.start, mp.pages),
@@ -38,7 +40,9 @@ def read_state(m: Machine, only: str | None = None) -> dict[str, Any]:
             }
         # /proc/PID/stat's minflt and majflt: the task's counters (mm_account_fault()).
         procs[pname] = {"maps": maps, "minflt": mm.min_flt, "majflt": mm.maj_flt}
-    vmstat = {k: int(m.vmstat.get(k, 0)) for k in VMSTAT_KEYS}
+    # The /proc/vmstat counters of the profile's build: none it lacks is reported.
+    absent = m.profile.vmstat_absent
+    vmstat = {k: int(m.vmstat.get(k, 0)) for k in VMSTAT_KEYS if k not in absent}
     mthp = {}
     # The stats files of the profile's build: none it lacks is reported.
     keys = m.profile.mthp_stat_keys
@@ -66,6 +70,7 @@ def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> PageList:
     firsts = np.flatnonzero(change).tolist()
     lasts = [f - 1 for f in firsts[1:]] + [nr - 1]
     state, exclusive, order = fields[STATE].tolist(), fields[EXCLUSIVE], fields[ORDER]
+    soft_dirty = fields[SOFT_DIRTY]
     runs = []
     for first, last in zip(firsts, lasts, strict=True):
         if state[first] == PAGE_PRESENT:
@@ -73,23 +78,24 @@ def read_pages(m: Machine, mm: Mm, start: int, nr: int) -> PageList:
             page = {
                 "state": "present",
                 "exclusive": bool(exclusive[first]),
-                "soft_dirty": False,
+                "soft_dirty": bool(soft_dirty[first]),
                 "flags": proc_page.stable_page_flags(m, p, folio),
                 "mapcount": proc_page.get_kpage_count(m, p, folio),
                 # The zero pages (huge one included) report order 0.
                 "order": int(order[first]),
             }
         elif state[first] == PAGE_SWAP:
-            page = {"state": "swap", "exclusive": False, "soft_dirty": False}
+            sd = bool(soft_dirty[first])
+            page = {"state": "swap", "exclusive": False, "soft_dirty": sd}
         else:
-            page = {"state": "none", "exclusive": False, "soft_dirty": False}
+            page = {"state": "none", "exclusive": False, "soft_dirty": bool(soft_dirty[first])}
         runs.append((first, last, page))
     return PageList.from_runs(runs)
 
 
 PAGE_NONE, PAGE_PRESENT, PAGE_SWAP = 0, 1, 2
 # The rows of page_fields()'s array.
-STATE, EXCLUSIVE, FOLIO_FLAGS, FOLIO_ORDER, MAPPED, IS_HEAD, COUNT, ORDER = range(8)
+STATE, EXCLUSIVE, FOLIO_FLAGS, FOLIO_ORDER, MAPPED, IS_HEAD, COUNT, ORDER, SOFT_DIRTY = range(9)
 
 
 def page_fields(
@@ -111,7 +117,7 @@ def page_fields(
     heads = task_mmu.folio_heads(m, pfn) * present
     flags_v = m.mem.view("flags")
     mapcount_v = m.mem.view("mapcount")
-    out = np.zeros((8, nr), np.int64)
+    out = np.zeros((9, nr), np.int64)
     out[STATE] = present * PAGE_PRESENT + (swap & ~present) * PAGE_SWAP
     out[EXCLUSIVE] = exclusive
     folio_flags = flags_v[heads].astype(np.int64) * present
@@ -142,4 +148,6 @@ def page_fields(
     zero_page = ((flags_v[pfn] & PG_zero) != 0) | ~present
     out[COUNT] = np.where(zero_page, 0, mapcount_v[pfn] + entire)
     out[ORDER] = np.where(zero_page, 0, folio_order)
+    # pagemap's PM_SOFT_DIRTY, for every state (VM_SOFTDIRTY, task_mmu.vma_soft_dirty()).
+    out[SOFT_DIRTY] = task_mmu.vma_soft_dirty(mm, start, nr)
     return pfn, heads, out

@@ -39,7 +39,7 @@ _SIMPLE = (
     (PG_zero, "zero_page"),
     (PG_swapcache, "owner_private"),
 )
-_cache: dict[tuple[int, int, bool, bool], list[str]] = {}
+_cache: dict[tuple[int, int, bool, bool, bool], list[str]] = {}
 
 
 def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
@@ -51,7 +51,8 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
         if not f & PG_zero
         else False
     )
-    key = (f & ~PG_lru, order, mapped, pfn == folio)
+    ksm_anon = m.profile.has("kpf_ksm_on_anon")
+    key = (f & ~PG_lru, order, mapped, pfn == folio, ksm_anon)
     names = _cache.get(key)
     if names is None:
         out = [name for bit, name in _SIMPLE if f & bit]
@@ -59,6 +60,10 @@ def stable_page_flags(m: Machine, pfn: int, folio: int) -> list[str]:
             out.append("swapcache")
         if mapped:
             out.append("mmap")
+        if f & PG_anon and ksm_anon:
+            # `if (mapping & PAGE_MAPPING_KSM)` in stable_page_flags(): PAGE_MAPPING_KSM
+            # is PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE, so any anon mapping passes.
+            out.append("ksm")
         # PG_anon_exclusive is PG_owner_2 of the head page (bit 34).
         if f & PG_anon and f & PG_anon_exclusive:
             out.append("anon_exclusive")

@@ -33,6 +33,10 @@ class Profile:
     release: str | None = None
     sysfs_present: tuple[str, ...] = ()
     sysfs_absent: tuple[str, ...] = ()
+    # Files of hugepages-<size>/stats/ (of MTHP_STAT_KEYS) this build does not have.
+    mthp_stats_absent: frozenset[str] = frozenset()
+    # /proc/vmstat counters (of observation.VMSTAT_KEYS) this build does not have.
+    vmstat_absent: frozenset[str] = frozenset()
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -51,7 +55,8 @@ class Profile:
         return tuple(
             k
             for k in MTHP_STAT_KEYS
-            if k != "anon_fault_declined" or self.has("mthp_stat_anon_fault_declined")
+            if (k != "anon_fault_declined" or self.has("mthp_stat_anon_fault_declined"))
+            and k not in self.mthp_stats_absent
         )
 
 
@@ -76,7 +81,68 @@ _LINUX_6_18 = frozenset(
         # PMD of a lazyfree THP before any split and discards it whole through
         # unmap_huge_pmd_locked(), mm/huge_memory.c.
         "lazyfree_pmd_discard",
+        # 354dffd29575 ("mm: support batched unmap for lazyfree large folios during
+        # reclamation") (v6.15): try_to_unmap_one() decides a lazyfree large folio's
+        # PTEs as one batch (folio_unmap_pte_batch(), mm/rmap.c).
+        "lazyfree_batched_unmap",
+        # faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
+        # try_to_unmap_one") (v6.15): a lazyfree folio kept for an extra reference
+        # stays lazyfree.
+        "swapbacked_iff_dirty",
+        # Multi-size THP (v6.8, Ryan Roberts' series): the per-size
+        # transparent_hugepage/hugepages-<size>kB/ directories and their policies.
+        "mthp_sysfs",
+        # do_huge_zero_wp_pmd(), mm/huge_memory.c (after 6.12; its commit not looked
+        # up): a write fault on the huge zero page maps a new THP in its place.
+        "huge_zero_wp_thp",
     }
+)
+
+# Debian 12's 6.12 (linux-image-6.12.*+deb12-amd64), as 6.18 less what came after it.
+_LINUX_6_12 = (
+    _LINUX_6_18
+    # Before 354dffd29575 (v6.15): one PTE per try_to_unmap_one() iteration, so the
+    # clean PTEs before a redirtied one are discarded (the per-pte variant).
+    - {"lazyfree_batched_unmap"}
+    # Before faeb2831b517 (v6.15): a lazyfree folio kept for an extra reference is
+    # made swapbacked (the pre-6.15-swapbacked variant).
+    - {"swapbacked_iff_dirty"}
+    # No do_huge_zero_wp_pmd(): a write to the huge zero page splits its PMD.
+    - {"huge_zero_wp_thp"}
+) | {
+    # Debian builds with CONFIG_MEM_SOFT_DIRTY=y (this machine's 6.18 without):
+    # __mmap_region() gives every new VMA VM_SOFTDIRTY, so pagemap reports every page
+    # of a VMA soft-dirty and smaps prints "sd".
+    "mem_soft_dirty",
+    # stable_page_flags(), fs/proc/page.c (6.12): `if (mapping & PAGE_MAPPING_KSM)`
+    # tests one bit of PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE, so /proc/kpageflags
+    # says ksm on every anonymous page (the check folio_test_ksm() makes is
+    # `(mapping & PAGE_MAPPING_FLAGS) == PAGE_MAPPING_KSM`).  The 6.18.y tree has the
+    # same line (FOLIO_MAPPING_KSM), yet this machine's 6.18.44 build reports no ksm
+    # on anonymous pages: which change between them is not traced yet.
+    "kpf_ksm_on_anon",
+}
+
+# Debian 12's 6.1 (linux-image-6.1.0-*-amd64), as 6.12 less what came after 6.1.
+_LINUX_6_1 = (
+    _LINUX_6_12
+    # Before 9651fcedf7b9 (v6.11): no MAP_DROPPABLE; mmap(2) with it fails EINVAL.
+    - {"map_droppable"}
+    # Before b1f202060afe ("mm: remap unused subpages to shared zeropage when
+    # splitting isolated thp") (v6.12): a split keeps zero-filled subpages.
+    - {"split_remap_zero_page"}
+    # Before Lance Yang's "mm/vmscan: avoid split lazyfree THP during
+    # shrink_folio_list" (v6.11): a lazyfree PMD is split before it is decided.
+    - {"lazyfree_pmd_discard"}
+    # Before the 2024 rewrite of stable_page_flags() (after 6.1), KPF_KSM came from
+    # PageKsm(): no ksm on ordinary anonymous pages.
+    - {"kpf_ksm_on_anon"}
+)
+
+# hugepages-<size>/stats/ files that came after 6.12: Debian's 6.12.117 has none of
+# them (its sysfs, read in the guest); 6.18 has all.  Their commits are not looked up.
+_MTHP_STATS_SINCE_6_13 = frozenset(
+    {"swpin", "swpin_fallback", "swpin_fallback_charge", "zswpout"}
 )
 
 PROFILES = {
@@ -104,6 +170,26 @@ PROFILES = {
         | {"mthp_stat_anon_fault_declined"},
         release=r"6\.18\.44-fc-.*",
         sysfs_present=_FC_SYSFS,
+    ),
+    # Debian 12's linux-image-6.12.*+deb12-amd64 (checked on 6.12.117+deb12, in a
+    # qemu guest: docs/guests.md).
+    "linux-6.12": Profile(
+        "linux-6.12",
+        _LINUX_6_12,
+        release=r"6\.12\.\d+\+deb12-amd64",
+        mthp_stats_absent=_MTHP_STATS_SINCE_6_13,
+    ),
+    # Debian 12's linux-image-6.1.0-*-amd64 (checked on 6.1.0-57, 6.1.192, in a qemu
+    # guest).  No mTHP (v6.8): no hugepages-<size>kB directory, so no stats, and an
+    # `mthp` line fails with ENOENT on the kernel as in the model.
+    "linux-6.1": Profile(
+        "linux-6.1",
+        _LINUX_6_1 - {"mthp_sysfs"},
+        release=r"6\.1\.0-\d+-amd64",
+        mthp_stats_absent=frozenset(MTHP_STAT_KEYS),
+        # swpin_zero and swpout_zero came after 6.1 (6.12 has them; commit not
+        # looked up): Debian's 6.1.0-57 /proc/vmstat has neither.
+        vmstat_absent=frozenset({"swpin_zero", "swpout_zero"}),
     ),
 }
 

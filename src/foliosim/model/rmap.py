@@ -365,6 +365,11 @@ def folio_unmap_pte_batch(m: Machine, folio: int, vma: Vma, vpn: int, t: PageTab
     """folio_unmap_pte_batch(), mm/rmap.c, Linux 6.18.y: 1 unless a lazyfree large folio."""
     if not folio_test_large(m, folio) or folio_test_swapbacked(m, folio):
         return 1
+    # Since Linux commit 354dffd29575 ("mm: support batched unmap for lazyfree large
+    # folios during reclamation") (v6.15), a lazyfree large folio's PTEs are cleared
+    # and decided as one batch; before it, one PTE per iteration (the per-pte variant).
+    if not m.profile.has("lazyfree_batched_unmap"):
+        return 1
     # Large lazyfree folios: the PTE run mapping consecutive pages, bounded by the
     # VMA and the page table (ddd05742b45b, v6.16).
     max_nr = min(vma.end, (vpn | 511) + 1) - vpn
@@ -459,9 +464,11 @@ def lazyfree_range(
         # An extra reference (GUP or speculative): act as if nothing happened; a
         # later pass sees whether the holder dirtied it.
         set_ptes(t, i, pteval, pfn, nr_pages)
-        # Since faeb2831b517 ("mm: set folio swapbacked iff folios are dirty in
-        # try_to_unmap_one") (v6.15) PG_swapbacked stays clear here; before it
-        # was set (the pre-6.15-swapbacked variant).
+        # Since Linux commit faeb2831b517 ("mm: set folio swapbacked iff folios are
+        # dirty in try_to_unmap_one") (v6.15) PG_swapbacked stays clear here; before
+        # it, it was set (the pre-6.15-swapbacked variant, profiles before linux-6.15).
+        if not m.profile.has("swapbacked_iff_dirty"):
+            m.mem.flags[folio] |= PG_swapbacked
         if m.tracing:
             m.trace(
                 "try_to_unmap_one",

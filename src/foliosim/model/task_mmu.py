@@ -15,6 +15,7 @@ from foliosim.model.types import (
     VM_NOHUGEPAGE,
     VM_NORESERVE,
     VM_READ,
+    VM_SOFTDIRTY,
     VM_WIPEONFORK,
     VM_WRITE,
     PTE_DIRTY,
@@ -176,8 +177,8 @@ def pte_to_pagemap_entry(
 # vm_flags the model keeps, in the kernel's bit order (VM_READ 0x1 ... VM_DROPPABLE
 # bit 40), which is the order smaps prints them in.  None: a flag every model VMA
 # has.  Model: every VMA is a private anonymous mapping made readable, with VM_MAYREAD,
-# VM_MAYWRITE and VM_MAYEXEC (do_mmap()'s defaults); VM_SOFTDIRTY has no letter
-# without CONFIG_MEM_SOFT_DIRTY (this kernel's build).
+# VM_MAYWRITE and VM_MAYEXEC (do_mmap()'s defaults); VM_SOFTDIRTY is set (and its
+# letter printed) only with CONFIG_MEM_SOFT_DIRTY (profile feature mem_soft_dirty).
 VM_MNEMONICS: tuple[tuple[int | None, str], ...] = (
     (VM_READ, "rd"),  # 0x1
     (VM_WRITE, "wr"),  # 0x2
@@ -191,10 +192,26 @@ VM_MNEMONICS: tuple[tuple[int | None, str], ...] = (
     (VM_NORESERVE, "nr"),  # 0x200000
     (VM_WIPEONFORK, "wf"),  # 0x2000000
     (VM_DONTDUMP, "dd"),  # 0x4000000
+    (VM_SOFTDIRTY, "sd"),  # 0x8000000, CONFIG_MEM_SOFT_DIRTY only
     (VM_HUGEPAGE, "hg"),  # 0x20000000
     (VM_NOHUGEPAGE, "nh"),  # 0x40000000
     (VM_DROPPABLE, "dp"),  # bit 40
 )
+
+
+def vma_soft_dirty(mm: Mm, start: int, nr: int) -> np.ndarray:
+    """PM_SOFT_DIRTY of nr pages from vpn `start` as /proc/PID/pagemap reports it.
+
+    pte_to_pagemap_entry() and pagemap_pte_hole(), fs/proc/task_mmu.c, Linux 6.18:
+    a page of a VM_SOFTDIRTY VMA is soft-dirty whatever its PTE says.  Model: the
+    PTE's own soft-dirty bit is not tracked; the language has no clear_refs, so
+    every VMA keeps the VM_SOFTDIRTY that __mmap_region() gave it, or never had it.
+    """
+    out = np.zeros(nr, bool)
+    for vma in mm.vmas:
+        if vma.flags & VM_SOFTDIRTY and vma.start < start + nr and start < vma.end:
+            out[max(vma.start, start) - start : min(vma.end, start + nr) - start] = True
+    return out
 
 
 def show_smap_vma_flags(vma: Vma) -> list[str]:

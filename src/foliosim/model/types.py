@@ -84,6 +84,7 @@ VM_DONTCOPY = 1 << 16  # MADV_DONTFORK: dup_mmap() skips the VMA
 VM_ACCOUNT = 1 << 17  # a private writable mapping charged to the commit limit
 VM_NORESERVE = 1 << 18  # MAP_NORESERVE (MAP_DROPPABLE sets it)
 VM_DONTDUMP = 1 << 19  # MADV_DONTDUMP (MAP_DROPPABLE sets it)
+VM_SOFTDIRTY = 1 << 20  # every new VMA, with CONFIG_MEM_SOFT_DIRTY (profile mem_soft_dirty)
 # mprotect(2) and mmap(2)'s PROT_* (calc_vm_prot_bits(), include/linux/mman.h); bit number the model's.
 VM_READ = 1 << 24
 
@@ -219,6 +220,8 @@ class Mapping:
     start: int  # virtual page number of page 0
     pages: int
     droppable: bool
+    # False when its mmap(2) failed: lines still name it, STATE has no such mapping.
+    mapped: bool = True
 
 
 @dataclass(eq=False)

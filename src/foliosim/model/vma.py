@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from foliosim.model import huge_memory, rmap
 from foliosim.model.machine import Machine
-from foliosim.model.types import VM_READ, VM_WRITE, AnonVma, Mm, Vma
+from foliosim.model.types import VM_READ, VM_SOFTDIRTY, VM_WRITE, AnonVma, Mm, Vma
 
 # VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC), include/linux/mm.h: of these
 # the model keeps VM_READ and VM_WRITE.
@@ -55,8 +55,8 @@ def vma_is_fork_child(vma: Vma | None) -> bool:
 
 
 def is_mergeable_vma(tgt: Vma, vm_flags: int) -> bool:
-    """is_mergeable_vma(), mm/vma.c, Linux 6.18: same flags (VM_SOFTDIRTY aside; the model has none)."""
-    return tgt.flags == vm_flags
+    """is_mergeable_vma(), mm/vma.c, Linux 6.18: same flags, VM_SOFTDIRTY aside."""
+    return not (tgt.flags ^ vm_flags) & ~VM_SOFTDIRTY
 
 
 def is_mergeable_anon_vma(tgt: Vma, src: Vma) -> bool:

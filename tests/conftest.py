@@ -43,8 +43,8 @@ def herd7_unavailable_reason() -> str | None:
 def guest_unavailable_reason() -> str | None:
     """Why the qemu guest tests cannot run here (one line), or None.
 
-    As root with CI=true (CI's fresh machine), qemu-system-x86 is installed with
-    apt-get first; the kernel packages are downloaded by the tests themselves
+    As root with CI=true (CI's fresh machine), qemu-system-x86 (and cpio, which one test
+    reads the initramfs back with) is installed with apt-get first; the kernel packages are downloaded by the tests themselves
     (foliosim.guest.kernels, once, into the cache).
     """
     import shutil
@@ -56,7 +56,8 @@ def guest_unavailable_reason() -> str | None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for argv in (
             ["apt-get", "update", "-q"],
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "qemu-system-x86"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends"]
+            + ["qemu-system-x86", "cpio"],
         ):
             subprocess.run(argv, capture_output=True, check=False, env=env, timeout=900)
     reason = qemu_unavailable_reason()

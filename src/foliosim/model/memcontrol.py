@@ -12,6 +12,8 @@ their limits well away from usage, or below what reclaim can free.
 
 from __future__ import annotations
 
+import numpy as np
+
 from foliosim.model import vmscan
 from foliosim.model.errors import NotModelled, OomKilled, SyscallError
 from foliosim.model.lru import (
@@ -38,12 +40,13 @@ def mem_cgroup_usage(m: Machine) -> int:
     and the charge stock are not modelled.
     """
     mem = m.mem
-    hz = m.huge_zero_pfn
-    usage = m.memcg.stock  # charged to the counter by the last batch, not yet used
-    for pfn in range(1, mem.nr):
-        if mem.refcount[pfn] > 0 and not mem.flags[pfn] & PG_tail and pfn != hz:
-            usage += 1 << mem.order[pfn]
-    return usage
+    ref = mem.view("refcount")[1:]
+    live = (ref > 0) & ((mem.view("flags")[1:] & PG_tail) == 0)
+    if m.huge_zero_pfn > 0:
+        live[m.huge_zero_pfn - 1] = False
+    pages = np.left_shift(np.int64(1), mem.view("order")[1:][live].astype(np.int64))
+    # The stock: charged to the counter by the last batch, not yet used.
+    return int(pages.sum()) + m.memcg.stock
 
 
 def mem_cgroup_resize_max(m: Machine, max_pages: int | None) -> None:

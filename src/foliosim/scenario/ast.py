@@ -418,8 +418,9 @@ class ExpectOomKill(Command):
     victim: str | None  # None: `none`
 
 
-# Lines of a process the OOM killer chose that still run: they read no process's state.
-RUN_AFTER_OOM_KILL = (ExpectMemcg, ExpectOomKill, ExpectVmstat)
+# Lines of a process the OOM killer chose that still run: they read no one process's
+# state (observe takes the whole STATE).
+RUN_AFTER_OOM_KILL = (ExpectMemcg, ExpectOomKill, ExpectVmstat, Observe)
 
 
 def scenario_uses_memcg(commands: tuple[Command, ...]) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from foliosim import observation
-from foliosim.check.diff import MISSING, Difference
+from foliosim.check.diff import Difference
 from foliosim.scenario.ast import MTHP_SIZES_KB, Madvise, Mthp, ProcessMadvise, Scenario, Thp
 
 
@@ -129,25 +129,6 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "size's stats and the thp_* vmstat counters are machine-wide; the model has no "
         "other processes",
         _is_foreign_folio_of_a_madvise_size,
-    ),
-)
-
-
-def _is_kernel_memory_ebusy(d: Difference, scenario: Scenario) -> bool:
-    # memcg (issue 13): the error event of a `memcg reclaim`/`memcg limit` line that only
-    # the kernel has; every other field of the run is still compared.
-    return d.op == "memcg" and d.a is MISSING and d.field == "event"
-
-
-KNOWN_DIFFERENCES = KNOWN_DIFFERENCES + (
-    KnownDifference(
-        "kernel memory in the memcg's counter",
-        "the cgroup's page counter also holds the kernel memory its tasks allocated with "
-        "__GFP_ACCOUNT (page tables, VMAs, anon_vmas, slab objects: memcg_kmem_charge_page(), "
-        "obj_cgroup_charge(), mm/memcontrol.c), which reclaim cannot free, so a limit below "
-        "it (`memcg reclaim 1G` sets 0) fails with EBUSY on Linux even when the model, whose "
-        "counter holds only folios, freed all of them; the folios' states are still compared",
-        _is_kernel_memory_ebusy,
     ),
 )
 

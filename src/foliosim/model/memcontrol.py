@@ -57,8 +57,13 @@ def mem_cgroup_resize_max(m: Machine, max_pages: int | None) -> None:
     reclaim frees nothing the write fails with EBUSY and the limit stays as it was.
     """
     drained = False
+    # The writer's open memory.limit_in_bytes: its struct file comes from filp_cachep,
+    # SLAB_ACCOUNT (fs/file_table.c), charged to the writer's cgroup a page at a time
+    # through the objcg stock (obj_cgroup_charge(), mm/memcontrol.c), and freed only
+    # after the write: a limit of 0 is never met.
+    kmem = 1 if m.current is not None else 0
     while True:
-        if max_pages is None or mem_cgroup_usage(m) <= max_pages:  # page_counter_set_max()
+        if max_pages is None or mem_cgroup_usage(m) + kmem <= max_pages:  # page_counter_set_max()
             m.memcg.max_pages = max_pages
             return
         if not drained:

@@ -6,7 +6,9 @@
  * Pins itself to CPU, maps PAGES 4K pages private anonymous (2M-aligned, as the
  * scenario contract's placement), stores one non-zero word to every page (a page
  * that stays all zero would be counted as swpout_zero, not pswpout), then
- * MADV_FREE the whole range if asked, then MADV_PAGEOUT the whole range.
+ * MADV_FREE the whole range if asked, then MADV_PAGEOUT the whole range, then
+ * loads one word of every page (`read A all`: zero pages after lazyfree, swap-ins
+ * after swap-out), checking each holds what was stored or zero (exit 3 if not).
  *
  * Prints one line per phase, "phase NAME SECONDS", on stdout.  bench/run.py
  * times the whole process (spawn to exit) and checks /proc/vmstat deltas.
@@ -102,5 +104,18 @@ int main(int argc, char **argv)
 		die("madvise(MADV_PAGEOUT)");
 	t1 = now();
 	printf("phase pageout %.6f\n", t1 - t0);
+
+	t0 = now();
+	for (i = 0; i < pages; i++) {
+		uint64_t v = *(volatile uint64_t *)(p + i * PAGE_SIZE);
+
+		if (v != 0 && v != (0x5a5a000000000000ULL | i)) {
+			fprintf(stderr, "workload: page %lu holds %#llx\n", i,
+				(unsigned long long)v);
+			return 3;
+		}
+	}
+	t1 = now();
+	printf("phase read %.6f\n", t1 - t0);
 	return 0;
 }

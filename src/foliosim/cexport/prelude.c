@@ -305,16 +305,21 @@ FS_FN int fs_mlock_onfault(int m, uint64_t first, uint64_t last)
 	return fs_err(syscall(SYS_mlock2, fs_at(m, first), (last - first + 1) * FS_PAGE, MLOCK_ONFAULT));
 }
 
-static void fs_mlockall_restore(void);
+static void fs_ballast_present(uint8_t *present);
+static void fs_mlockall_restore(const uint8_t *was_present);
 
 /* mlockall(MCL_CURRENT) locks and populates every VMA, this process's own too
  * (apply_mlockall_flags(), then mm_populate(0, TASK_SIZE): mm/mlock.c); put them back. */
 FS_FN int fs_mlockall(int flags)
 {
-	int r = fs_err(mlockall(flags));
+	static uint8_t was_present[FS_BALLAST_PER_FORK * (FS_NFORK + 1)];
+	int r;
 
+	if (flags & MCL_CURRENT)
+		fs_ballast_present(was_present);
+	r = fs_err(mlockall(flags));
 	if (!r && (flags & MCL_CURRENT))
-		fs_mlockall_restore();
+		fs_mlockall_restore(was_present);
 	return r;
 }
 
@@ -595,21 +600,36 @@ static int fs_own_page_is_lru(int pagemap, const char *addr)
 	return flags >> FS_KPF_LRU & 1;
 }
 
-/* After mlockall(MCL_CURRENT): the ballast pages not used yet and the scratch page that
- * its mm_populate() faulted are this process's own faults; every VMA outside the
- * scenario's mappings is munlocked (a locked ballast would feed the mlock batch, not
- * lru_add), and those pages are dropped again. */
-static void fs_mlockall_restore(void)
+/* Which ballast pages are present now (pagemap bit 63). */
+static void fs_ballast_present(uint8_t *present)
 {
 	const uint64_t nballast = FS_BALLAST_PER_FORK * (FS_NFORK + 1);
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t e;
+
+	for (uint64_t i = 0; i < nballast; i++)
+		present[i] = pread(pagemap, &e, 8, ((uint64_t)(uintptr_t)fs_ballast / FS_PAGE + i) * 8) == 8
+			     && e >> 63 & 1;
+	close(pagemap);
+}
+
+/* After mlockall(MCL_CURRENT): the ballast pages its mm_populate() faulted (those not
+ * used yet, and the slices a forked child used, which are absent here) and the scratch
+ * page are this process's own faults; every VMA outside the scenario's mappings is
+ * munlocked (a locked ballast would feed the mlock batch, not lru_add), and those pages
+ * are dropped again. */
+static void fs_mlockall_restore(const uint8_t *was_present)
+{
+	const uint64_t nballast = FS_BALLAST_PER_FORK * (FS_NFORK + 1);
+	static uint8_t now[FS_BALLAST_PER_FORK * (FS_NFORK + 1)];
 	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	ssize_t len = 0, n;
 	uint64_t e;
 
-	for (uint64_t i = fs_ballast_next; i < nballast; i++)
-		if (pread(pagemap, &e, 8, ((uint64_t)(uintptr_t)fs_ballast / FS_PAGE + i) * 8) == 8 && e >> 63 & 1)
-			fs_harness_min++;
+	fs_ballast_present(now);
+	for (uint64_t i = 0; i < nballast; i++)
+		fs_harness_min += now[i] && !was_present[i];
 	if (pread(pagemap, &e, 8, (uint64_t)(uintptr_t)fs_scratch / FS_PAGE * 8) == 8 && e >> 63 & 1)
 		fs_harness_min++;
 	close(pagemap);
@@ -634,7 +654,10 @@ static void fs_mlockall_restore(void)
 			break;
 		p = eol + 1;
 	}
-	madvise(fs_ballast + fs_ballast_next * FS_PAGE, (nballast - fs_ballast_next) * FS_PAGE, MADV_DONTNEED);
+	/* Once munlocked (MADV_DONTNEED refuses VM_LOCKED VMAs). */
+	for (uint64_t i = 0; i < nballast; i++)
+		if (now[i] && !was_present[i])
+			madvise(fs_ballast + i * FS_PAGE, FS_PAGE, MADV_DONTNEED);
 	madvise(fs_scratch, FS_PAGE, MADV_DONTNEED);
 }
 

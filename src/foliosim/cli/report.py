@@ -13,11 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from rich.console import Console
 from rich.text import Text
 
-from foliosim.observation import MTHP_SIZE_NAMES
-from foliosim.scenario.ast import PAGE_SIZE, Command, Scenario, runs_pages
+from foliosim.observation import MTHP_SIZE_NAMES, page_runs
+from foliosim.scenario.ast import PAGE_SIZE, Command, Scenario, runs_count
 
 PAGE_KB = PAGE_SIZE // 1024
 STRIP_WIDTH = 64  # characters of a mapping strip before pages are grouped
@@ -73,14 +75,23 @@ def page_strip(pages: list[dict[str, Any]], width: int = STRIP_WIDTH) -> tuple[T
     """A strip of one character per page, or per group of pages past `width`.
 
     Returns the strip and the group size.  A group whose pages are not all of
-    one category shows as MIXED.
+    one category shows as MIXED.  Each run of equal pages is classified once.
     """
-    cats = [classify_page(p) for p in pages]
-    group = max(1, -(-len(cats) // width))
+    n = len(pages)
+    runs = [(first, last, classify_page(pages[first])) for first, last in page_runs(pages)]
+    group = max(1, -(-n // width))
     text = Text()
-    for start in range(0, len(cats), group):
-        chunk = set(cats[start : start + group])
-        cat = CATEGORIES[chunk.pop()] if len(chunk) == 1 else MIXED
+    r = 0
+    for start in range(0, n, group):
+        end = min(n, start + group) - 1
+        while runs[r][1] < start:
+            r += 1
+        cats = {runs[r][2]}
+        k = r
+        while runs[k][1] < end:
+            k += 1
+            cats.add(runs[k][2])
+        cat = CATEGORIES[cats.pop()] if len(cats) == 1 else MIXED
         text.append(cat.char, style=cat.style)
     return text, group
 
@@ -88,16 +99,23 @@ def page_strip(pages: list[dict[str, Any]], width: int = STRIP_WIDTH) -> tuple[T
 def collapse(
     values: Iterable[Any], index: Iterable[int] | None = None
 ) -> list[tuple[int, int, Any]]:
-    """Runs of equal consecutive values as (first, last, value), by page index."""
-    runs: list[list[Any]] = []
-    idx = iter(index) if index is not None else None
-    for pos, v in enumerate(values):
-        i = next(idx) if idx is not None else pos
-        if runs and runs[-1][1] + 1 == i and runs[-1][2] == v:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i, v])
-    return [(a, b, v) for a, b, v in runs]
+    """Runs of equal consecutive values as (first, last, value), by page index.
+
+    Found with numpy: a run ends where the value or the index steps.
+    """
+    vals = np.fromiter(values, dtype=object)
+    n = len(vals)
+    if not n:
+        return []
+    idx = np.arange(n) if index is None else np.fromiter(index, dtype=np.int64, count=n)
+    change = np.ones(n, bool)
+    change[1:] = (vals[1:] != vals[:-1]).astype(bool) | (np.diff(idx) != 1)
+    firsts = np.flatnonzero(change)
+    lasts = np.append(firsts[1:] - 1, n - 1)
+    return [
+        (int(idx[a]), int(idx[b]), vals[a])
+        for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True)
+    ]
 
 
 def page_range(first: int, last: int) -> str:
@@ -134,12 +152,6 @@ def format_page(page: dict[str, Any]) -> str:
     return " ".join(parts).rstrip()
 
 
-def _page_key(page: Any) -> Any:
-    if isinstance(page, dict):
-        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in page.items()))
-    return page
-
-
 def mapping_lines(
     proc: str,
     name: str,
@@ -170,8 +182,8 @@ def mapping_lines(
     if group > 1:
         line.append(f"  (1 char = {group} pages)", style="dim")
     yield line
-    runs = collapse(_page_key(p) for p in pages)
-    for first, last, _ in runs[:max_ranges]:
+    runs = page_runs(pages)
+    for first, last in runs[:max_ranges]:
         page = pages[first]
         cat = CATEGORIES[classify_page(page)] if isinstance(page, dict) else MIXED
         text = Text(f"   {page_range(first, last):<7} ")
@@ -230,8 +242,10 @@ def _categories_in(obs: dict[str, Any], width: int = STRIP_WIDTH) -> tuple[list[
         for pstate in (state.get("procs") or {}).values():
             for mapping in ((pstate or {}).get("maps") or {}).values():
                 nonlocal grouped
-                grouped = grouped or len(mapping.get("pages") or []) > width
-                for page in mapping.get("pages") or []:
+                pages = mapping.get("pages") or []
+                grouped = grouped or len(pages) > width
+                for first, _ in page_runs(pages):
+                    page = pages[first]
                     if isinstance(page, dict):
                         seen.add(classify_page(page))
 
@@ -276,12 +290,12 @@ def backend_title(obs: dict[str, Any]) -> str:
     return str(name)
 
 
-def _pages_of(cmd: Command | None, n: int) -> list[int] | None:
+def _pages_of(cmd: Command | None, n: int) -> np.ndarray | None:
+    # The page index of each of n per-page values of `cmd`, if its RANGE has n pages.
     runs = getattr(cmd, "runs", None)
-    if runs is None:
+    if runs is None or runs_count(runs) != n:
         return None
-    pages = runs_pages(runs)
-    return pages if len(pages) == n else None
+    return np.concatenate([np.arange(first, last + 1) for first, last in runs])
 
 
 def values_by_page(values: list[Any], cmd: Command | None, max_runs: int = MAX_RANGES) -> str:

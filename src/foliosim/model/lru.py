@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from foliosim.model import mlock
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.internal import folio_evictable
 from foliosim.model.machine import FOLIO_BATCH_SIZE, Machine
 from foliosim.model.mm import folio_get, folio_nr_pages, folio_put
@@ -14,7 +15,9 @@ from foliosim.model.types import (
     VM_LOCKED,
     PG_active,
     PG_anon,
+    PG_head,
     PG_lru,
+    PG_mlocked,
     PG_referenced,
     PG_swapbacked,
     PG_swapcache,
@@ -208,6 +211,79 @@ def folio_batch_add_and_move(m: Machine, folio: int, batch: str) -> None:
     # folio_may_be_lru_cached(): large folios are moved at once.
     if len(fbatch) >= FOLIO_BATCH_SIZE or folio_test_large(m, folio):
         folio_batch_move_lru(m, batch)
+
+
+def can_folio_batch_add_and_move_run(m: Machine, folios: np.ndarray, batch: str) -> bool:
+    """Whether folio_batch_add_and_move_run() may stand for folio_batch_add_and_move() on these folios.
+
+    They must be distinct order-0 folios, queued on a batch whose move function
+    the run has (lru_add, lru_lazyfree), with fast paths allowed.
+    """
+    if batch not in _MOVE_RUN or not is_fast_run(m, len(folios)):
+        return False
+    flags = m.mem.view("flags")[folios]
+    return not (flags & (PG_head | PG_tail)).any() and len(np.unique(folios)) == len(folios)
+
+
+def folio_batch_add_and_move_run(m: Machine, folios: np.ndarray, batch: str) -> None:
+    """folio_batch_add_and_move() for each of `folios` in turn (order 0, distinct; precondition above).
+
+    The pending batch is filled the slow way; then every whole batch of
+    FOLIO_BATCH_SIZE new folios is moved at once (each folio's move depends on
+    its own flags only, and the moves happen in queue order); the rest is queued.
+    """
+    k = 0
+    n = len(folios)
+    while k < n and m.fbatches[batch]:
+        folio_batch_add_and_move(m, int(folios[k]), batch)
+        k += 1
+    whole = (n - k) // FOLIO_BATCH_SIZE * FOLIO_BATCH_SIZE
+    if whole:
+        # folio_get(), the move, PG_lru set, folio_put(): the references balance.
+        _MOVE_RUN[batch](m, folios[k : k + whole])
+        k += whole
+    for folio in folios[k:]:
+        folio_get(m, int(folio))
+        m.fbatches[batch].append(int(folio))
+
+
+def _not(bits: int) -> np.uint32:
+    """~bits as a memmap flags word (numpy refuses a negative mask on uint32)."""
+    return np.uint32(0xFFFFFFFF ^ bits)
+
+
+def lruvec_add_folio_run(m: Machine, folios: np.ndarray) -> None:
+    """lruvec_add_folio() for each of `folios` in turn: consecutive sequence numbers."""
+    cg = m.memcg
+    cg.lru_seq.set_run(folios, cg.lru_clock + 1)
+    cg.lru_clock += len(folios)
+
+
+def lru_add_run(m: Machine, folios: np.ndarray) -> None:
+    """folio_batch_move_lru() of lru_add over whole batches of order-0 folios: lru_add() on each, PG_lru set."""
+    flags = m.mem.view("flags")
+    f = flags[folios]
+    evictable = (f & PG_mlocked) == 0  # folio_evictable()
+    f = np.where(evictable, f & _not(PG_unevictable), (f & _not(PG_active)) | PG_unevictable)
+    flags[folios] = f | PG_lru
+    lruvec_add_folio_run(m, folios)
+
+
+def lru_lazyfree_run(m: Machine, folios: np.ndarray) -> None:
+    """folio_batch_move_lru() of lru_lazyfree over whole batches of order-0 folios: lru_lazyfree() on those on an LRU."""
+    flags = m.mem.view("flags")
+    f = flags[folios]
+    on_lru = (f & PG_lru) != 0  # folio_test_clear_lru(), then set again after the move
+    test = f & (PG_anon | PG_swapbacked | PG_swapcache | PG_unevictable)
+    moves = on_lru & (test == (PG_anon | PG_swapbacked))
+    flags[folios] = np.where(moves, f & _not(PG_active | PG_referenced | PG_swapbacked), f)
+    moved = folios[moves]
+    lruvec_add_folio_run(m, moved)
+    if len(moved):
+        count_vm_events(m, "pglazyfree", len(moved))
+
+
+_MOVE_RUN = {"lru_add": lru_add_run, "lru_lazyfree": lru_lazyfree_run}
 
 
 def folio_add_lru(m: Machine, folio: int) -> None:

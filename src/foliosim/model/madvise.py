@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from foliosim.model import gup, huge_memory, lru, memory, mmap, rmap, swap, vmscan
 from foliosim.model import vma as mm_vma
 from foliosim.model.errors import SyscallError
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import folio_get, folio_mapcount, folio_nr_pages, folio_put
 from foliosim.model.page_flags import folio_test_lru, folio_test_swapcache, page_folio
 from foliosim.model.trace import folio_name
+from foliosim.model.vmstat import count_vm_events
 from foliosim.model.types import (
+    MM_ANONPAGES,
     MM_SWAPENTS,
     PTE_DIRTY,
     PTE_PRESENT,
+    PTE_SOFT_DIRTY,
     PTE_SPECIAL,
     PTE_SWAP,
+    PTE_SWP_EXCLUSIVE,
     PTE_YOUNG,
     VM_DONTCOPY,
     VM_DROPPABLE,
@@ -25,9 +32,14 @@ from foliosim.model.types import (
     VM_WIPEONFORK,
     Mm,
     PG_active,
+    PG_anon_exclusive,
     PG_dirty,
+    PG_anon,
     PG_head,
+    PG_lru,
+    PG_mlocked,
     PG_referenced,
+    PG_swapbacked,
     PG_swapcache,
     PG_tail,
     PG_unevictable,
@@ -92,6 +104,9 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
     t = mm.pgtables.get(idx)
     if t is None:
         return
+    if can_madvise_free_pte_range_run(m, t, start, end):
+        madvise_free_pte_range_run(m, t, start, end)
+        return
     nr_swap = 0
     mem = m.mem
     flags = mem.flags
@@ -146,6 +161,165 @@ def madvise_free_pte_range(m: Machine, vma: Vma, start: int, end: int) -> None:
         mm.counters[MM_SWAPENTS] += nr_swap
 
 
+_PTE_KIND = PTE_PRESENT | PTE_SPECIAL | PTE_SWAP
+
+
+def _present_order0_folios(m: Machine, t, start: int, end: int):
+    """The folios the PTEs of [start, end) map if each is a present PTE of an order-0 folio, else None."""
+    i0, i1 = start & 511, ((end - 1) & 511) + 1
+    if ((t.bits_v[i0:i1] & _PTE_KIND) != PTE_PRESENT).any():
+        return None
+    folios = t.pfn_v[i0:i1]
+    if (m.mem.view("flags")[folios] & _PG_LARGE).any() or len(np.unique(folios)) != len(folios):
+        return None
+    return folios
+
+
+def can_madvise_free_pte_range_run(m: Machine, t, start: int, end: int) -> bool:
+    """Whether madvise_free_pte_range_run() may stand for madvise_free_pte_range() on [start, end) of t:
+    every PTE present and mapping its own order-0 folio, none in the swap cache or PG_dirty."""
+    if not is_fast_run(m, end - start):
+        return False
+    folios = _present_order0_folios(m, t, start, end)
+    return folios is not None and not (m.mem.view("flags")[folios] & (PG_swapcache | PG_dirty)).any()
+
+
+def madvise_free_pte_range_run(m: Machine, t, start: int, end: int) -> None:
+    """madvise_free_pte_range() over a run of clean order-0 folios (precondition above):
+    clear_young_dirty_ptes() on every PTE, then folio_mark_lazyfree() on each folio in order."""
+    i0, i1 = start & 511, ((end - 1) & 511) + 1
+    t.bits_v[i0:i1] &= np.uint8(0xFF ^ (PTE_YOUNG | PTE_DIRTY))
+    folios = t.pfn_v[i0:i1]
+    f = m.mem.view("flags")[folios]
+    # folio_mark_lazyfree()'s test: which folios it queues.
+    want = PG_anon | PG_swapbacked | PG_lru
+    queued = folios[(f & (want | PG_swapcache | PG_unevictable)) == want]
+    if lru.can_folio_batch_add_and_move_run(m, queued, "lru_lazyfree"):
+        lru.folio_batch_add_and_move_run(m, queued, "lru_lazyfree")
+    else:
+        for folio in queued.tolist():
+            lru.folio_batch_add_and_move(m, folio, "lru_lazyfree")
+
+
+def _pageout_exclusive_folios(m: Machine, vma: Vma, t, start: int, end: int, flags_want: int):
+    """The folios of [start, end) if each PTE maps its own order-0 folio on the LRU whose flags
+    (of _PAGEOUT_TEST) are flags_want, mapped once, no other reference, in a VMA alone in its
+    anon_vma (so rmap_walk_anon() finds that PTE only); else None."""
+    if vma.anon_vma is None or vma.anon_vma.vmas != [vma]:
+        return None
+    folios = _present_order0_folios(m, t, start, end)
+    if folios is None:
+        return None
+    mem = m.mem
+    index0 = vma.pgoff + (start - vma.start)
+    if (
+        ((mem.view("flags")[folios] & _PAGEOUT_TEST) == flags_want).all()
+        and (mem.view("refcount")[folios] == 1).all()
+        and (mem.view("mapcount")[folios] == 1).all()
+        and (mem.view("anon_vma")[folios] == vma.anon_vma.id).all()
+        and (mem.view("index")[folios] == np.arange(index0, index0 + len(folios))).all()
+    ):
+        return folios
+    return None
+
+
+_PAGEOUT_TEST = PG_anon | PG_lru | PG_swapbacked | PG_swapcache | PG_mlocked | PG_unevictable
+
+
+def can_madvise_pageout_lazyfree_run(m: Machine, vma: Vma, t, start: int, end: int) -> bool:
+    """Whether madvise_pageout_lazyfree_run() may stand for madvise_cold_or_pageout_pte_range(pageout)
+    on [start, end) of t: every PTE clean and mapping its own clean order-0 lazyfree folio, alone
+    (_pageout_exclusive_folios()), so try_to_unmap() discards each."""
+    if not is_fast_run(m, end - start):
+        return False
+    folios = _pageout_exclusive_folios(m, vma, t, start, end, PG_anon | PG_lru)
+    i0, i1 = start & 511, ((end - 1) & 511) + 1
+    return bool(
+        folios is not None
+        and not (t.bits_v[i0:i1] & PTE_DIRTY).any()
+        and not (m.mem.view("flags")[folios] & PG_dirty).any()
+    )
+
+
+def madvise_pageout_lazyfree_run(m: Machine, vma: Vma, t, start: int, end: int) -> None:
+    """madvise_cold_or_pageout_pte_range(pageout) -> reclaim_pages() -> shrink_folio_list() ->
+    try_to_unmap() discarding each clean lazyfree order-0 folio of the range (precondition above)."""
+    i0, i1 = start & 511, ((end - 1) & 511) + 1
+    folios = t.pfn_v[i0:i1].copy()
+    nr = len(folios)
+    mem = m.mem
+    # try_to_unmap_one(): PTEs cleared, rmap and the mapping's reference dropped, MM_ANONPAGES;
+    # shrink_folio_list(): folio_ref_freeze(folio, 1), pglazyfreed; __folio_put() frees it.
+    t.bits_v[i0:i1] = 0
+    mem.view("mapcount")[folios] = 0
+    mem.view("refcount")[folios] = 0
+    mem.view("flags")[folios] = 0
+    mem.view("data")[folios] = 0
+    vma.mm.counters[MM_ANONPAGES] -= nr
+    count_vm_events(m, "pglazyfreed", nr)
+
+
+def _free_swap_slots_ahead(m: Machine, nr: int):
+    """The first nr free slots from the allocator's next offset, as folio_alloc_swap() would
+    take them one by one, or None if fewer are free before the device's end."""
+    si = m.swap
+    ahead = np.flatnonzero(si.swap_map_v[si.next :] == 0)[:nr] + si.next
+    if len(ahead) < nr or any(int(o) in si.cache for o in ahead):
+        return None
+    return ahead
+
+
+def can_madvise_pageout_swap_run(m: Machine, vma: Vma, t, start: int, end: int) -> bool:
+    """Whether madvise_pageout_swap_run() may stand for madvise_cold_or_pageout_pte_range(pageout)
+    on [start, end) of t: every PTE maps its own order-0 swap-backed folio outside the swap cache,
+    alone (_pageout_exclusive_folios()), and free slots follow the swap allocator's next offset."""
+    if not is_fast_run(m, end - start) or m.swap is None:
+        return False
+    want = PG_anon | PG_lru | PG_swapbacked
+    folios = _pageout_exclusive_folios(m, vma, t, start, end, want)
+    return folios is not None and _free_swap_slots_ahead(m, len(folios)) is not None
+
+
+def madvise_pageout_swap_run(m: Machine, vma: Vma, t, start: int, end: int) -> None:
+    """madvise_cold_or_pageout_pte_range(pageout) -> shrink_folio_list() swapping out each order-0
+    folio of the range (precondition above): folio_alloc_swap(), try_to_unmap() writing swap PTEs,
+    pageout() -> swap_writeout(), __remove_mapping() leaving a shadow, the folio freed."""
+    i0, i1 = start & 511, ((end - 1) & 511) + 1
+    folios = t.pfn_v[i0:i1].copy()
+    nr = len(folios)
+    si = m.swap
+    offs = _free_swap_slots_ahead(m, nr)
+    mem = m.mem
+    flags = mem.view("flags")
+    data = mem.view("data")[folios]
+    # folio_alloc_swap(): slots taken in order; swap_duplicate() by the swap PTE.
+    si.next = int(offs[-1]) + 1
+    si.inuse_pages += nr
+    si.swap_map_v[offs] = 1
+    # try_to_unmap_one(): the swap PTE, exclusive if the page was (then shared).
+    exclusive = (flags[folios] & PG_anon_exclusive) != 0
+    bits = t.bits_v[i0:i1]
+    t.bits_v[i0:i1] = PTE_SWAP | np.where(exclusive, PTE_SWP_EXCLUSIVE, 0) | (bits & PTE_SOFT_DIRTY)
+    t.pfn_v[i0:i1] = offs
+    vma.mm.counters[MM_ANONPAGES] -= nr
+    vma.mm.counters[MM_SWAPENTS] += nr
+    # swap_writeout(): zero-filled pages only in the zeromap, the others written.
+    zero = data == 0
+    si.zeromap_v[offs] = zero
+    si.data_v[offs[~zero]] = data[~zero]
+    if zero.any():
+        count_vm_events(m, "swpout_zero", int(zero.sum()))
+    if not zero.all():
+        count_vm_events(m, "pswpout", int((~zero).sum()))
+    # __remove_mapping(): out of the swap cache, a workingset shadow left; __folio_put().
+    si.shadow_v[offs] = 1
+    mem.view("swap")[folios] = -1
+    mem.view("mapcount")[folios] = 0
+    mem.view("refcount")[folios] = 0
+    flags[folios] = 0
+    mem.view("data")[folios] = 0
+
+
 # The per-folio tail of madvise_cold_or_pageout_pte_range(), mm/madvise.c: clear
 # referenced (an active folio keeps PG_workingset), then deactivate (COLD) or
 # isolate for reclaim_pages() (PAGEOUT).
@@ -191,6 +365,12 @@ def madvise_cold_or_pageout_pte_range(
             return
     t = mm.pgtables.get(idx)
     if t is None:
+        return
+    if pageout and can_madvise_pageout_lazyfree_run(m, vma, t, start, end):
+        madvise_pageout_lazyfree_run(m, vma, t, start, end)
+        return
+    if pageout and can_madvise_pageout_swap_run(m, vma, t, start, end):
+        madvise_pageout_swap_run(m, vma, t, start, end)
         return
     mem = m.mem
     vpn = start

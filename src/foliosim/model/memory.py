@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from foliosim.model import huge_memory, lru, mlock, page_alloc, rmap, swap
+import numpy as np
+
+from foliosim.model import huge_memory, lru, mlock, mprotect, page_alloc, rmap, swap
+from foliosim.model.fastpath import fast_paths_allowed, is_fast_run
 from foliosim.model.internal import folio_pte_batch
 from foliosim.model.machine import Machine
 from foliosim.model.mm import (
@@ -27,6 +30,7 @@ from foliosim.model.types import (
     PTE_SWP_EXCLUSIVE,
     PTE_WRITE,
     PTE_YOUNG,
+    VM_DROPPABLE,
     VM_HUGEPAGE,
     VM_LOCKED,
     VM_NOHUGEPAGE,
@@ -34,9 +38,12 @@ from foliosim.model.types import (
     ZERO_PFN,
     PageTable,
     PG_anon,
+    PG_active,
     PG_anon_exclusive,
     PG_mlocked,
     PG_swapbacked,
+    PG_uptodate,
+    PG_workingset,
     Vma,
 )
 from foliosim.model.vmstat import count_mthp_stat, count_vm_events
@@ -188,6 +195,115 @@ def do_anonymous_page(m: Machine, vmf: VmFault) -> None:
     t.pfn[i] = folio
     if m.tracing:
         m.trace("do_anonymous_page", f"write fault: new order-0 folio {folio_name(m, folio)}")
+
+
+def can_do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) -> bool:
+    """Whether nr faults from vpn would each go do_user_addr_fault() -> handle_mm_fault() ->
+    do_anonymous_page()'s order-0 (or zero-page) way alike: one page table, none PTEs, the VMA allows it.
+    """
+    if not is_fast_run(m, nr):
+        return False
+    if write and not (
+        vma.flags & VM_WRITE
+        and not vma.flags & VM_LOCKED
+        and vma.anon_vma is not None
+        and m.memcg.max_pages is None
+        and _anonymous_run_order(m, vma, vpn, nr) is not None
+    ):
+        return False
+    if not write and not mprotect.vma_is_accessible(vma):  # access_error() for a read
+        return False
+    t = vma.mm.pgtables.get(vpn >> 9)
+    return (
+        t is not None
+        and vma.start <= vpn
+        and vpn + nr <= min(vma.end, (vpn | 511) + 1)
+        and not t.bits_v[vpn & 511 : (vpn & 511) + nr].any()
+    )
+
+
+def _anonymous_run_order(m: Machine, vma: Vma, vpn: int, nr: int) -> int | None:
+    """The order alloc_anon_folio() gives every fault of a run of nr none PTEs from vpn, if one:
+    0 without large orders; else the highest allowed order below PMD's, when the run is whole
+    naturally aligned blocks of it inside the VMA (so each block's first fault takes it)."""
+    orders = [o for o in huge_memory.thp_vma_allowable_orders(m, vma) if o < HPAGE_PMD_ORDER]
+    if not orders:
+        return 0
+    order = orders[0]
+    size = 1 << order
+    if vpn % size or nr % size or vpn < vma.start or vpn + nr > vma.end:
+        return None
+    return order
+
+
+def do_anonymous_page_run(m: Machine, vma: Vma, vpn: int, nr: int, write: bool) -> None:
+    """do_anonymous_page() for nr faults from vpn, each accounted (precondition: can_do_anonymous_page_run())."""
+    mm = vma.mm
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    if write and (order := _anonymous_run_order(m, vma, vpn, nr)):
+        _do_anonymous_page_large_run(m, vma, vpn, nr, order)
+    elif write:
+        mem = m.mem
+        first = mem.alloc_order0_run(nr)  # folio_alloc(m, 0), nr times
+        pfns = np.arange(first, first + nr, dtype=np.int32)
+        rmap_flags = PG_anon | PG_anon_exclusive  # folio_add_new_anon_rmap(), RMAP_EXCLUSIVE
+        if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+            rmap_flags |= PG_swapbacked
+        sl = slice(first, first + nr)
+        mem.view("refcount")[sl] = 1
+        mem.view("order")[sl] = 0
+        mem.view("flags")[sl] = PG_uptodate | rmap_flags
+        mem.view("mapcount")[sl] = 1
+        mem.view("anon_vma")[sl] = vma.anon_vma.id
+        index0 = rmap.linear_page_index(vma, vpn)
+        mem.view("index")[sl] = np.arange(index0, index0 + nr, dtype=np.int32)
+        mm.counters[MM_ANONPAGES] += nr
+        if lru.can_folio_batch_add_and_move_run(m, pfns, "lru_add"):
+            lru.folio_batch_add_and_move_run(m, pfns, "lru_add")
+        else:
+            for folio in range(first, first + nr):
+                lru.folio_add_lru(m, folio)
+        t.bits_v[i : i + nr] = PTE_PRESENT | PTE_YOUNG | PTE_WRITE | PTE_DIRTY
+        t.pfn_v[i : i + nr] = pfns
+    else:
+        t.bits_v[i : i + nr] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG
+        t.pfn_v[i : i + nr] = ZERO_PFN
+    # mm_account_fault(), once a fault
+    faults = nr >> _anonymous_run_order(m, vma, vpn, nr) if write else nr
+    count_vm_events(m, "pgfault", faults)
+    task = m.mms.get(m.current) if m.current is not None else None
+    if task is not None:
+        task.min_flt += faults
+
+
+def _do_anonymous_page_large_run(m: Machine, vma: Vma, vpn: int, nr: int, order: int) -> None:
+    """do_anonymous_page() for the first write fault of each order-`order` block of the run:
+    alloc_anon_folio(), folio_add_new_anon_rmap(), folio_add_lru_vma(), set_ptes()."""
+    mem = m.mem
+    mm = vma.mm
+    size = 1 << order
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    rmap_flags = PG_anon
+    if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+        rmap_flags |= PG_swapbacked
+    index0 = rmap.linear_page_index(vma, vpn)
+    for k in range(0, nr, size):
+        count_mthp_stat(m, order, "anon_fault_alloc", 1)
+        folio = page_alloc.folio_alloc(m, order)
+        mem.refcount[folio] += size - 1  # one reference per PTE
+        mm.counters[MM_ANONPAGES] += size
+        # folio_add_new_anon_rmap(), RMAP_EXCLUSIVE
+        mem.flags[folio] |= rmap_flags
+        mem.anon_vma[folio] = vma.anon_vma.id
+        mem.index[folio] = index0 + k
+        mem.view("mapcount")[folio : folio + size] = 1
+        mem.view("flags")[folio : folio + size] |= PG_anon_exclusive
+        count_mthp_stat(m, order, "nr_anon", 1)
+        lru.folio_add_lru(m, folio)  # folio_add_lru_vma(): not VM_LOCKED
+        t.bits_v[i + k : i + k + size] = PTE_PRESENT | PTE_YOUNG | PTE_WRITE | PTE_DIRTY
+        t.pfn_v[i + k : i + k + size] = np.arange(folio, folio + size, dtype=np.int32)
 
 
 def wp_can_reuse_anon_folio(m: Machine, folio: int, vma: Vma) -> bool:
@@ -373,6 +489,97 @@ def do_swap_page(m: Machine, vmf: VmFault) -> None:
     t.pfn[i] = page
     if write:
         do_wp_page(m, vmf)
+
+
+def vma_allows_swap_page_run(m: Machine, vma: Vma) -> bool:
+    """Whether read faults on this VMA's swap PTEs may take do_swap_page_run() at all: fast paths
+    on, a swap device the profile bypasses the swap cache of, no large order, no memcg limit."""
+    return bool(
+        fast_paths_allowed(m)
+        and m.swap is not None
+        and m.profile.has("swapin_bypass_swapcache")
+        and mprotect.vma_is_accessible(vma)
+        and vma.anon_vma is not None
+        and m.memcg.max_pages is None
+        and not any(o < HPAGE_PMD_ORDER for o in huge_memory.thp_vma_allowable_orders(m, vma))
+    )
+
+
+def can_do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> bool:
+    """Whether nr read faults from vpn would each go do_swap_page()'s order-0 way around the
+    swap cache alike: swap PTEs in one page table, each slot used once and not cached (zram,
+    SWP_SYNCHRONOUS_IO), no large order allowed, no memcg limit."""
+    if not vma_allows_swap_page_run(m, vma) or not is_fast_run(m, nr):
+        return False
+    t = vma.mm.pgtables.get(vpn >> 9)
+    if t is None or not vma.start <= vpn or vpn + nr > min(vma.end, (vpn | 511) + 1):
+        return False
+    i = vpn & 511
+    kind = PTE_PRESENT | PTE_SWAP | PTE_SPECIAL
+    if ((t.bits_v[i : i + nr] & kind) != PTE_SWAP).any():
+        return False
+    offs = t.pfn_v[i : i + nr]
+    si = m.swap
+    return bool(
+        (si.swap_map_v[offs] == 1).all()
+        and len(np.unique(offs)) == nr
+        and not any(o in si.cache for o in offs.tolist())
+    )
+
+
+def do_swap_page_run(m: Machine, vma: Vma, vpn: int, nr: int) -> None:
+    """do_swap_page() for nr read faults from vpn, each a major fault (precondition above):
+    a new order-0 folio read from its slot, the slot freed, the page mapped exclusive."""
+    mm = vma.mm
+    mem = m.mem
+    si = m.swap
+    t = mm.pgtables[vpn >> 9]
+    i = vpn & 511
+    orig = t.bits_v[i : i + nr].copy()
+    offs = t.pfn_v[i : i + nr].copy()
+    first = mem.alloc_order0_run(nr)  # alloc_swap_folio() -> folio_alloc(m, 0)
+    folios = np.arange(first, first + nr, dtype=np.int32)
+    sl = slice(first, first + nr)
+    rmap_flags = PG_anon | PG_anon_exclusive  # folio_add_new_anon_rmap(), exclusive
+    if not (vma.flags & VM_DROPPABLE and m.profile.has("map_droppable")):
+        rmap_flags |= PG_swapbacked
+    # workingset_refault() where the slot kept a shadow: active and workingset.
+    refault = np.where(si.shadow_v[offs] != 0, PG_active | PG_workingset, 0)
+    mem.view("refcount")[sl] = 1
+    mem.view("order")[sl] = 0
+    mem.view("flags")[sl] = PG_uptodate | PG_swapbacked | rmap_flags | refault
+    mem.view("mapcount")[sl] = 1
+    mem.view("anon_vma")[sl] = vma.anon_vma.id
+    index0 = rmap.linear_page_index(vma, vpn)
+    mem.view("index")[sl] = np.arange(index0, index0 + nr, dtype=np.int32)
+    # swap_read_folio(): the zeromap's pages zero, the others read.
+    zero = si.zeromap_v[offs] != 0
+    mem.view("data")[sl] = np.where(zero, 0, si.data_v[offs])
+    if zero.any():
+        count_vm_events(m, "swpin_zero", int(zero.sum()))
+    if not zero.all():
+        count_vm_events(m, "pswpin", int((~zero).sum()))
+    if lru.can_folio_batch_add_and_move_run(m, folios, "lru_add"):
+        lru.folio_batch_add_and_move_run(m, folios, "lru_add")
+    else:
+        for folio in range(first, first + nr):
+            lru.folio_add_lru(m, folio)
+    # swap_free_nr(): the last user gone, each slot is free again.
+    si.swap_map_v[offs] = 0
+    si.inuse_pages -= nr
+    si.zeromap_v[offs] = 0
+    si.shadow_v[offs] = 0
+    mm.counters[MM_ANONPAGES] += nr
+    mm.counters[MM_SWAPENTS] -= nr
+    pte = PTE_PRESENT | PTE_YOUNG | (PTE_WRITE if vma.flags & VM_WRITE else 0)
+    t.bits_v[i : i + nr] = pte | (orig & PTE_SOFT_DIRTY)
+    t.pfn_v[i : i + nr] = folios
+    # Major faults: pgmajfault, then mm_account_fault().
+    count_vm_events(m, "pgmajfault", nr)
+    count_vm_events(m, "pgfault", nr)
+    task = m.mms.get(m.current) if m.current is not None else None
+    if task is not None:
+        task.maj_flt += nr
 
 
 def can_swapin_thp(m: Machine, t: PageTable, i: int, nr: int) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 
 from foliosim.model import cost, huge_memory, mlock, swap
 from foliosim.model import vma as mm_vma
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.barrier import smp_mb, smp_rmb
 from foliosim.model.errors import InvariantError
 from foliosim.model.internal import (
@@ -495,6 +496,19 @@ def _set_swap_pte(
     return True
 
 
+def _set_swap_ptes(m: Machine, page: int, t: PageTable, i: int, offset: int, nr: int) -> int:
+    """_set_swap_pte() for nr pages of a folio that is not maybe pinned (sharing cannot fail):
+    swap_duplicate() of each slot, each page shared, the swap PTEs written; the OR of the old PTEs."""
+    m.swap.swap_map_v[offset : offset + nr] += 1
+    flags = m.mem.view("flags")[page : page + nr]
+    exclusive = (flags & PG_anon_exclusive) != 0
+    flags &= np.uint32(0xFFFFFFFF ^ PG_anon_exclusive)  # folio_try_share_anon_rmap_pte()
+    old = t.bits_v[i : i + nr].copy()
+    t.bits_v[i : i + nr] = PTE_SWAP | np.where(exclusive, PTE_SWP_EXCLUSIVE, 0) | (old & PTE_SOFT_DIRTY)
+    t.pfn_v[i : i + nr] = np.arange(offset, offset + nr, dtype=np.int32)
+    return int(np.bitwise_or.reduce(old))
+
+
 def _unmap_swapbacked_run(
     m: Machine, vma: Vma, folio: int, vpn: int, t: PageTable, i: int, page: int
 ) -> int:
@@ -517,11 +531,15 @@ def _unmap_swapbacked_run(
         nr += 1
     offset = mem.swap[folio] + (page - folio)
     dirty = 0
-    for k in range(nr):
-        pteval = bits[i + k]
-        dirty |= pteval
-        # Not maybe pinned (the caller checked): sharing cannot fail.
-        _set_swap_pte(m, folio, page + k, t, i + k, pteval, offset + k)
+    if is_fast_run(m, nr):
+        # _set_swap_pte() on each PTE of the run at once (numpy on the same arrays).
+        dirty = _set_swap_ptes(m, page, t, i, offset, nr)
+    else:
+        for k in range(nr):
+            pteval = bits[i + k]
+            dirty |= pteval
+            # Not maybe pinned (the caller checked): sharing cannot fail.
+            _set_swap_pte(m, folio, page + k, t, i + k, pteval, offset + k)
     if dirty & PTE_DIRTY:
         mem.flags[folio] |= PG_dirty  # folio_mark_dirty()
     mm.counters[MM_ANONPAGES] -= nr

@@ -141,6 +141,14 @@ class Memmap:
             self.reserve(max(self.nr, self.capacity + self.capacity // 4))
         return first
 
+    def alloc_order0_run(self, count: int) -> int:
+        """alloc(1) `count` times: the first of `count` consecutive pfns (the same growth)."""
+        first = self.nr
+        self.nr = first + count
+        while self.nr > self.capacity:
+            self.reserve(max(self.capacity + 1, self.capacity + self.capacity // 4))
+        return first
+
     def reserve(self, capacity: int) -> None:
         """Make room for `capacity` pfns (the backend sizes it from the scenario)."""
         grow = capacity - self.capacity
@@ -248,6 +256,34 @@ class Mm:
         return None
 
 
+class LruSeq:
+    """Each folio's place on its lruvec list: pfn -> the sequence number of its last add (0: none).
+
+    The mapping lruvec_add_folio() keeps, stored like the memmap (8 bytes a pfn,
+    grown on demand) rather than as a dict entry per folio; reads as a dict would.
+    """
+
+    def __init__(self) -> None:
+        self.seq = array("q")
+
+    def _grow(self, size: int) -> None:
+        if size > len(self.seq):
+            self.seq.extend(array("q", bytes(8 * (size - len(self.seq) + len(self.seq) // 4))))
+
+    def __setitem__(self, pfn: int, value: int) -> None:
+        self._grow(pfn + 1)
+        self.seq[pfn] = value
+
+    def get(self, pfn: int, default: int = 0) -> int:
+        return (self.seq[pfn] if pfn < len(self.seq) else 0) or default
+
+    def set_run(self, pfns: np.ndarray, first: int) -> None:
+        """seq[pfns[k]] = first + k for each k: consecutive adds."""
+        if len(pfns):
+            self._grow(int(pfns.max()) + 1)
+            np.frombuffer(self.seq, np.int64)[pfns] = np.arange(first, first + len(pfns))
+
+
 # --- memcg (issue 13) -----------------------------------------------------------------
 
 
@@ -267,7 +303,7 @@ class MemCgroup:
     file_cost: int = 0
     # Order of the lruvec's lists: lruvec_add_folio() puts a folio at the head, so
     # a folio's place is the sequence number of its last add (larger: nearer the head).
-    lru_seq: dict[int, int] = field(default_factory=dict)
+    lru_seq: LruSeq = field(default_factory=LruSeq)
     lru_clock: int = 0
     # memcg_stock_pcp of the scenario CPU: pages charged to the counter, not yet used
     # (consume_stock() / refill_stock(), mm/memcontrol.c).

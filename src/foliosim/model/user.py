@@ -10,10 +10,23 @@ something else ("garbage"), as the worker's data check does.
 
 from __future__ import annotations
 
-from foliosim.model import fault
+import numpy as np
+
+from foliosim.model import fault, memory
+from foliosim.model import fastpath
+from foliosim.model.fastpath import is_fast_run
 from foliosim.model.machine import Machine
 from foliosim.model.mprotect import vma_is_accessible
-from foliosim.model.types import PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PTE_YOUNG, Mm
+from foliosim.model.types import (
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_SWAP,
+    PTE_WRITE,
+    PTE_YOUNG,
+    ZERO_PFN,
+    Mm,
+)
 from foliosim.scenario.ast import DATA_GARBAGE, DATA_ZERO, Runs
 
 # A token: label id << LABEL_SHIFT | mapping id << MAP_SHIFT | page index; 0 is zeroes.
@@ -68,10 +81,30 @@ class UserProgram:
         data = m.mem.data
         base = self.token(label, name, first) - start  # + vpn: the page's token
         t = None
-        for vpn in range(start, end):
+        vpn = start - 1
+        while vpn + 1 < end:
+            vpn += 1
             if t is None or not vpn & 511:
                 t = mm.pte_table(vpn)
             i = vpn & 511
+            if (
+                t is not None
+                and not t.bits[i]
+                and end - vpn >= fastpath.FAST_RUN_MIN
+                and (nr := self._none_run(mm, t, vpn, end)) > 1
+            ):
+                vma = mm.find_vma(vpn)
+                if vma is not None:
+                    nr = min(nr, vma.end - vpn)
+                if vma is not None and memory.can_do_anonymous_page_run(m, vma, vpn, nr, True):
+                    # The faults of a run of none PTEs at once (memory.do_anonymous_page_run()).
+                    memory.do_anonymous_page_run(m, vma, vpn, nr, True)
+                    t.bits_v[i : i + nr] |= PTE_DIRTY | PTE_YOUNG
+                    np.frombuffer(data, np.int64)[t.pfn_v[i : i + nr]] = np.arange(
+                        base + vpn, base + vpn + nr, dtype=np.int64
+                    )
+                    vpn += nr - 1
+                    continue
             if t is None or not t.bits[i] & PTE_WRITE:
                 pmd = mm.pmds.get(vpn >> 9) if t is None else None
                 if pmd is None or not pmd[0] & PTE_WRITE:
@@ -86,6 +119,30 @@ class UserProgram:
             t.bits[i] |= PTE_DIRTY | PTE_YOUNG  # the MMU sets them on the store
             data[t.pfn[i]] = base + vpn
 
+    @staticmethod
+    def _none_run(mm: Mm, t, vpn: int, end: int) -> int:
+        """How many PTEs from vpn's, up to end and the page table's end, are none."""
+        i = vpn & 511
+        ahead = t.bits_v[i : i + min(end - vpn, 512 - i)]
+        nz = np.flatnonzero(ahead)
+        return int(nz[0]) if len(nz) else len(ahead)
+
+    @staticmethod
+    def _present_run(t, vpn: int, end: int) -> int:
+        """How many PTEs from vpn's, up to end and the page table's end, are present."""
+        i = vpn & 511
+        ahead = t.bits_v[i : i + min(end - vpn, 512 - i)] & PTE_PRESENT
+        other = np.flatnonzero(ahead == 0)
+        return int(other[0]) if len(other) else len(ahead)
+
+    @staticmethod
+    def _swap_run(t, vpn: int, end: int) -> int:
+        """How many PTEs from vpn's, up to end and the page table's end, are swap entries."""
+        i = vpn & 511
+        ahead = t.bits_v[i : i + min(end - vpn, 512 - i)] & (PTE_PRESENT | PTE_SWAP | PTE_SPECIAL)
+        other = np.flatnonzero(ahead != PTE_SWAP)
+        return int(other[0]) if len(other) else len(ahead)
+
     def user_read(self, mm: Mm, name: str, runs: Runs) -> list[str]:
         """Loads of every page of the runs: a read fault where nothing is mapped.
 
@@ -96,8 +153,12 @@ class UserProgram:
         out = []
         vma = None
         for first, last in runs:
+            skip = 0
+            short_until = 0  # the present pages before it are a run too short to batch
             for idx in range(first, last + 1):
                 vpn = start + idx
+                if vpn < skip:
+                    continue  # done by a run
                 if vma is None or not vma.start <= vpn < vma.end:
                     vma = mm.find_vma(vpn)
                 if vma is None or not vma_is_accessible(vma):
@@ -106,6 +167,49 @@ class UserProgram:
                     fault.do_user_addr_fault(m, mm, vpn, write=False)
                 t = mm.pte_table(vpn)
                 i = vpn & 511
+                if (
+                    t is not None
+                    and not t.bits[i]
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
+                    and (nr := self._none_run(mm, t, vpn, min(start + last + 1, vma.end))) > 1
+                    and memory.can_do_anonymous_page_run(m, vma, vpn, nr, False)
+                    and not m.mem.data[ZERO_PFN]
+                ):
+                    # The read faults of a run of none PTEs at once: the zero page, zeroes.
+                    memory.do_anonymous_page_run(m, vma, vpn, nr, False)
+                    t.bits_v[i : i + nr] |= PTE_YOUNG
+                    out.extend([DATA_ZERO] * nr)
+                    skip = vpn + nr
+                    continue
+                if (
+                    t is not None
+                    and t.bits[i] & PTE_SWAP
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
+                    and memory.vma_allows_swap_page_run(m, vma)
+                    and (nr := self._swap_run(t, vpn, min(start + last + 1, vma.end))) > 1
+                    and memory.can_do_swap_page_run(m, vma, vpn, nr)
+                ):
+                    # The swap-in faults of a run of swap PTEs at once.
+                    memory.do_swap_page_run(m, vma, vpn, nr)
+                    t.bits_v[i : i + nr] |= PTE_YOUNG
+                    toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()
+                    out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))
+                    skip = vpn + nr
+                    continue
+                if (
+                    t is not None
+                    and t.bits[i] & PTE_PRESENT
+                    and vpn >= short_until
+                    and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
+                    and (nr := self._present_run(t, vpn, min(start + last + 1, vma.end))) > 1
+                    and (is_fast_run(m, nr) or (short_until := vpn + nr) < 0)
+                ):
+                    # Loads of a run of present pages: no fault; the MMU sets young on each.
+                    t.bits_v[i : i + nr] |= PTE_YOUNG
+                    toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()
+                    out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))
+                    skip = vpn + nr
+                    continue
                 if t is None or not int(t.bits[i]) & PTE_PRESENT:
                     if t is not None or (vpn >> 9) not in mm.pmds:
                         fault.do_user_addr_fault(m, mm, vpn, write=False)

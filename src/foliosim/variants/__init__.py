@@ -42,6 +42,7 @@ BUILTIN = (
     "bug-oob-batch",
     "bug-stale-nr-pages",
     "pre-6.15-swapbacked",
+    "slow-paths",
 )
 
 # Old names that now mean a built-in variant.

@@ -128,6 +128,7 @@ memcg swappiness 60
 memcg limit max
 memcg reclaim 4K
 expect memcg limit max
+expect oom_kill none
 mremap A 8 move
 mprotect A 0 read
 expect result ok
@@ -153,7 +154,8 @@ def test_the_model_runs_a_scenario_of_every_command_through_the_dispatch():
         (23, "expect"),
         (27, "expect"),
         (33, "expect"),
-        (36, "expect"),
+        (34, "expect"),
+        (37, "expect"),
     ]
     assert events[0]["data"] == ["a", "a"]
     assert all(e["ok"] for e in events[2:])

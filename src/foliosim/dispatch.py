@@ -55,6 +55,16 @@ def handler_of(obj: object, cmd: ast.Command) -> Callable[..., Any]:
     return handler
 
 
+def skipped_event(cmd: ast.Command, killed_at: int) -> Event:
+    """The EVENT of a line of a process the memcg OOM killer chose at line `killed_at`."""
+    return {"line": cmd.line, "proc": cmd.proc, "op": "skipped", "killed_at": killed_at}
+
+
+def oom_kill_event(cmd: ast.Command, victim: str) -> Event:
+    """The EVENT of a line whose charge made the memcg OOM killer kill `victim`."""
+    return {"line": cmd.line, "proc": cmd.proc, "op": "oom_kill", "victim": victim}
+
+
 def execute(backend: Backend, cmd: ast.Command) -> list[Event]:
     """Run one scenario command on `backend` (its cmd_* handler); return its EVENTs."""
     events: list[Event] = handler_of(backend, cmd)(cmd)
@@ -111,6 +121,7 @@ class Backend(Protocol):
     def cmd_memcg_reclaim(self, cmd: ast.MemcgReclaim) -> list[Event]: ...
     def cmd_memcg_swappiness(self, cmd: ast.MemcgSwappiness) -> list[Event]: ...
     def cmd_expect_memcg(self, cmd: ast.ExpectMemcg) -> list[Event]: ...
+    def cmd_expect_oom_kill(self, cmd: ast.ExpectOomKill) -> list[Event]: ...
 
 
 def error_event(cmd: ast.Command, op: str, err: str, mapname: str | None = None) -> Event:

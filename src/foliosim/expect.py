@@ -14,6 +14,7 @@ from foliosim.scenario.ast import (
     ExpectResult,
     ExpectRefData,
     ExpectMemcg,
+    ExpectOomKill,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -27,6 +28,7 @@ def expect_event(
     vmstat: dict[str, int],
     data: list[str] | None = None,
     result: str | None = None,
+    victims: list[str] | None = None,
 ) -> dict[str, Any]:
     """The contract's expect EVENT for `cmd`, judged on `state`.
 
@@ -34,7 +36,8 @@ def expect_event(
     STATE["vmstat"]; `data` is what the backend read for an ExpectData line, or
     what each page of the reference holds for an ExpectRefData line; `result`,
     for an ExpectResult line, the outcome of the line it names: "ok" or the error
-    of that line's event.
+    of that line's event; `victims`, for an ExpectOomKill line, the memcg OOM
+    killer's victims so far, in order.
     A value the backend cannot produce is `got: null` and fails.
     """
     got: Any
@@ -69,6 +72,10 @@ def expect_event(
         ok = got is not False and got == cmd.value
         if got is False:
             got = None
+    elif isinstance(cmd, ExpectOomKill):
+        # memcg (issue 13): got is every victim so far; `none` holds when there is none.
+        got = list(victims) if victims is not None else None
+        ok = got is not None and (cmd.victim in got if cmd.victim else not got)
     else:
         raise TypeError(f"not an expect command: {cmd!r}")
     return {

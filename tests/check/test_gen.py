@@ -55,12 +55,12 @@ def test_scenarios_stay_small_and_order_0_without_mthp(scenario):
     assert not any(isinstance(c, ast.Exit) and c.proc == "p0" for c in cmds)
 
 
-def _draw_many(mthp: bool, n: int) -> list[ast.Scenario]:
+def _draw_many(mthp: bool, n: int, memcg: bool = False) -> list[ast.Scenario]:
     drawn: list[ast.Scenario] = []
 
     @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
     @seed(12345)
-    @given(gen.scenarios(mthp=mthp))
+    @given(gen.scenarios(mthp=mthp, memcg=memcg))
     def collect(s):
         drawn.append(s)
 
@@ -72,7 +72,9 @@ def test_every_command_and_advice_of_the_contract_is_drawn():
     drawn = _draw_many(mthp=True, n=800)
     kinds = Counter(gen.command_kind(c) for s in drawn for c in s.commands)
     advices = Counter(c.advice for s in drawn for c in s.commands if isinstance(c, ast.Madvise))
-    assert set(gen.COMMAND_KINDS) <= set(kinds), set(gen.COMMAND_KINDS) - set(kinds)
+    wanted = set(gen.COMMAND_KINDS) - set(gen.MEMCG_KINDS)
+    assert wanted <= set(kinds), wanted - set(kinds)
+    assert not set(gen.MEMCG_KINDS) & set(kinds)
     assert set(ast.ADVICES) <= set(advices), set(ast.ADVICES) - set(advices)
     assert any(isinstance(c, ast.Swap) and c.pages is None for s in drawn for c in s.commands)
     mmaps = [c for s in drawn for c in s.commands if isinstance(c, ast.Mmap)]
@@ -90,3 +92,15 @@ def test_without_mthp_no_thp_setting_is_ever_drawn():
     kinds = Counter(gen.command_kind(c) for s in drawn for c in s.commands)
     assert kinds["mthp"] == kinds["thp"] == 0
     assert kinds["write"] > 0 and kinds["madvise"] > 0
+
+
+def test_with_memcg_the_memcg_commands_are_drawn_and_never_beside_a_fork():
+    drawn = _draw_many(mthp=False, n=300, memcg=True)
+    kinds = Counter(gen.command_kind(c) for s in drawn for c in s.commands)
+    assert set(gen.MEMCG_KINDS) <= set(kinds)
+    assert kinds["fork"] > 0
+    for s in drawn:
+        has_memcg = any(gen.command_kind(c) in gen.MEMCG_KINDS for c in s.commands)
+        assert not (has_memcg and any(isinstance(c, ast.Fork) for c in s.commands))
+    limits = {c.pages for s in drawn for c in s.commands if isinstance(c, ast.MemcgLimit)}
+    assert limits <= set(gen.MEMCG_LIMITS)

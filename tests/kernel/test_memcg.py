@@ -37,3 +37,22 @@ class TestScenarioMemcg:
     def test_no_scenario_cgroup_is_left(self):
         run_text("mmap A 1\nwrite A 0\nmemcg limit max\n")
         assert list(memcg.V1_ROOT.glob("foliosim-*")) == []
+
+    def test_a_write_over_the_limit_with_nothing_to_reclaim_is_oom_killed(self):
+        obs = run_text("swap off\nmemcg limit 256K\nmmap A 128\nwrite A all\nread A 0\n")
+        assert {"line": 4, "proc": "p0", "op": "oom_kill", "victim": "p0"} in obs["events"]
+        assert {"line": 5, "proc": "p0", "op": "skipped", "killed_at": 4} in obs["events"]
+        assert obs["final"]["procs"] == {}
+
+    def test_the_oom_victim_is_the_process_with_the_most_rss_and_the_writer_goes_on(self):
+        # Not a library scenario: after fork both workers break COW on their own
+        # memory (worker.c), which is charged to the cgroup and shows in memory.stat.
+        obs = run_text(
+            "swap off\nmmap A 8\nwrite A all\nfork c\nc: mmap B 600\nc: write B all\n"
+            "memcg limit 4M\nmmap D 600\nwrite D all\nexpect oom_kill c\nc: read B 0\n"
+            "expect D smaps Rss 2400\n"
+        )
+        assert {"line": 9, "proc": "p0", "op": "oom_kill", "victim": "c"} in obs["events"]
+        assert {"line": 11, "proc": "c", "op": "skipped", "killed_at": 9} in obs["events"]
+        assert all(e["ok"] for e in obs["events"] if e["op"] == "expect")
+        assert list(obs["final"]["procs"]) == ["p0"]

@@ -69,9 +69,41 @@ def test_a_limit_reclaim_can_meet_is_set_after_reclaiming_lazyfree_pages():
     assert memcontrol.mem_cgroup_usage(m) <= 128
 
 
-def test_a_fault_under_a_set_limit_is_refused_as_not_modelled():
-    with pytest.raises(ScenarioError, match=r"t.scn:3:1: model: a fault charged"):
-        _run("memcg limit 1M\nmmap A 1\nwrite A 0\n")
+def test_a_fault_over_the_limit_reclaims_lazyfree_pages_in_the_faulting_process():
+    m, obs = _run(
+        "swap off\nmmap L 256\nwrite L all\nmadvise L all free\nmemcg limit 1M\n"
+        "mmap A 128\nwrite A all\n"
+    )
+    assert not [e for e in obs["events"] if e["op"] == "oom_kill"]
+    assert obs["final"]["procs"]["p0"]["maps"]["A"]["smaps"]["Rss"] == 512
+    # Only as many lazyfree pages went as the charges needed, whole reclaim passes.
+    gone = 256 - obs["final"]["procs"]["p0"]["maps"]["L"]["smaps"]["Rss"] // 4
+    assert 128 - 64 <= gone < 256
+    assert memcontrol.mem_cgroup_usage(m) <= 256
+
+
+def test_the_charge_batch_leaves_the_rest_in_the_stock():
+    m, _ = _run("memcg swappiness 60\nmmap A 1\nwrite A 0\n")
+    assert m.memcg.stock == memcontrol.MEMCG_CHARGE_BATCH - 1
+    assert memcontrol.mem_cgroup_usage(m) == memcontrol.MEMCG_CHARGE_BATCH
+
+
+def test_with_nothing_to_reclaim_the_oom_killer_kills_the_faulting_process():
+    m, obs = _run("swap off\nmemcg limit 256K\nmmap A 128\nwrite A all\nread A 0\n")
+    assert {"line": 4, "proc": "p0", "op": "oom_kill", "victim": "p0"} in obs["events"]
+    assert {"line": 5, "proc": "p0", "op": "skipped", "killed_at": 4} in obs["events"]
+    assert obs["final"]["procs"] == {} and m.memcg.oom_kills == ["p0"]
+
+
+def test_the_oom_victim_is_the_task_with_the_most_rss_not_the_faulting_one():
+    _, obs = _run(
+        "swap off\nmmap A 8\nwrite A all\nfork c\nc: mmap B 100\nc: write B all\n"
+        "memcg limit 512K\nmmap D 100\nwrite D all\nexpect oom_kill c\nc: read B 0\n"
+    )
+    assert {"line": 9, "proc": "p0", "op": "oom_kill", "victim": "c"} in obs["events"]
+    assert obs["events"][-2]["ok"] is True
+    assert obs["events"][-1] == {"line": 11, "proc": "c", "op": "skipped", "killed_at": 9}
+    assert obs["final"]["procs"]["p0"]["maps"]["D"]["smaps"]["Rss"] == 400
 
 
 def test_without_a_memcg_line_state_has_no_memcg():

@@ -45,6 +45,7 @@ from foliosim.scenario.ast import (
     MemcgReclaim,
     MemcgSwappiness,
     ExpectMemcg,
+    ExpectOomKill,
     Fork,
     Gup,
     Madvise,
@@ -632,6 +633,9 @@ class CProgram:
         return self._refuse_memcg(cmd)
 
     def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[dict[str, Any]]:
+        return self._refuse_memcg(cmd)
+
+    def cmd_expect_oom_kill(self, cmd: ExpectOomKill) -> list[dict[str, Any]]:
         return self._refuse_memcg(cmd)
 
     # -- end memcg ----------------------------------------------------------------

@@ -159,6 +159,7 @@ class Campaign:
         time_limit: float | None = None,
         out_dir: str | Path = "fuzz-out",
         mthp: bool = False,
+        memcg: bool = False,
         found_by: str = "",
         shrink_budget: int = DEFAULT_SHRINK_BUDGET,
         known: Sequence[KnownDifference] = (),
@@ -173,6 +174,7 @@ class Campaign:
         self.time_limit = time_limit
         self.out_dir = Path(out_dir)
         self.mthp = mthp
+        self.memcg = memcg
         self.found_by = found_by or f"foliosim fuzz --seed {seed}"
         self.shrink_budget = shrink_budget
         self.progress = progress
@@ -231,7 +233,7 @@ class Campaign:
             print_blob=False,
         )
         @seed(round_seed(self.seed, round_no))
-        @given(gen.scenarios(mthp=self.mthp))
+        @given(gen.scenarios(mthp=self.mthp, memcg=self.memcg))
         def probe(scenario: Scenario) -> None:
             self._probe(scenario, r)
 

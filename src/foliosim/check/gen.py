@@ -78,7 +78,19 @@ KIND_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("pin", 3),
     ("expect_ref_data", 3),
     ("process_madvise", 2),
+    # memcg (issue 13), only with memcg=True: limits the model and the kernel meet at
+    # the same line whatever the kernel memory in the cgroup's counter (docs/fuzzing.md)
+    ("memcg_reclaim", 8),
+    ("memcg_limit", 3),
+    ("memcg_swappiness", 3),
 )
+MEMCG_KINDS = ("memcg_reclaim", "memcg_limit", "memcg_swappiness")
+# `memcg limit`: no limit, or one no scenario of MAX_MMAPS x MAX_PAGES pages reaches.
+MEMCG_LIMITS: tuple[int | None, ...] = (None, 262144)  # max, 1G
+# `memcg reclaim 1G`: more than any usage, so the temporary limit is 0 and reclaim
+# takes everything it can (EBUSY), the same on both sides.
+MEMCG_RECLAIM_PAGES = 262144
+MEMCG_SWAPPINESS = (0, 60, 100, 200)
 COMMAND_KINDS = tuple(k for k, _ in KIND_WEIGHTS)
 
 # Relative weight of each advice; pageout and free drive the reclaim paths modelled.
@@ -106,6 +118,8 @@ class GenState:
     """The books kept while drawing: what exists at the current line."""
 
     mthp: bool
+    memcg: bool = False
+    memcg_drawn: bool = False  # a memcg command is in the scenario: no fork after it
     procs: dict[str, dict[str, int]] = field(default_factory=lambda: {"p0": {}})
     children_forked: int = 0
     mmaps_made: int = 0
@@ -195,7 +209,14 @@ def _kind(draw: st.DrawFn, s: GenState) -> str:
     # before it.  A kind that is not valid here falls back to one that is; since
     # every mapping command falls back to `mmap` while nothing is mapped, the first
     # mapping comes early.
-    kind = _weighted(draw, [(k, w) for k, w in KIND_WEIGHTS if s.mthp or k not in ("mthp", "thp")])
+    kind = _weighted(
+        draw,
+        [
+            (k, w)
+            for k, w in KIND_WEIGHTS
+            if (s.mthp or k not in ("mthp", "thp")) and (s.memcg or k not in MEMCG_KINDS)
+        ],
+    )
     mapped = bool(s.mapped())
     valid = {
         "read": mapped,
@@ -207,7 +228,12 @@ def _kind(draw: st.DrawFn, s: GenState) -> str:
         "gup": mapped,
         "poke": mapped,
         "mmap": s.mmaps_made < MAX_MMAPS,
-        "fork": s.children_forked < MAX_CHILDREN,
+        # A fork in a memcg scenario charges the worker's COW-broken harness memory to
+        # the cgroup on the kernel (docs/pressure.md): never both in one scenario.
+        "fork": s.children_forked < MAX_CHILDREN and not s.memcg_drawn,
+        "memcg_reclaim": s.children_forked == 0,
+        "memcg_limit": s.children_forked == 0,
+        "memcg_swappiness": s.children_forked == 0,
         "exit": bool(s.children()),
         "release": bool(s.refs),
         "mprotect": mapped,
@@ -343,6 +369,16 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
         proc = _pick(draw, sorted(s.last_line))
         value = RESULTS[draw(st.integers(0, len(RESULTS) - 1))]
         cmd = ast.ExpectResult(line, proc, "", value=value, of_line=s.last_line[proc])
+    elif kind in MEMCG_KINDS:
+        s.memcg_drawn = True
+        if kind == "memcg_reclaim":
+            cmd = ast.MemcgReclaim(line, "p0", "", pages=MEMCG_RECLAIM_PAGES)
+        elif kind == "memcg_limit":
+            pages = MEMCG_LIMITS[draw(st.integers(0, len(MEMCG_LIMITS) - 1))]
+            cmd = ast.MemcgLimit(line, "p0", "", pages=pages)
+        else:
+            value = MEMCG_SWAPPINESS[draw(st.integers(0, len(MEMCG_SWAPPINESS) - 1))]
+            cmd = ast.MemcgSwappiness(line, "p0", "", value=value)
     else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
         raise AssertionError(kind)
     if not isinstance(cmd, (ast.Observe, ast.Exit, ast.ExpectResult)):
@@ -393,12 +429,14 @@ def _with_text(cmd: ast.Command) -> ast.Command:
     return dataclasses.replace(cmd, text=printer.line_text(cmd))
 
 
-def scenarios(mthp: bool = False, path: str = "fuzz.scn") -> st.SearchStrategy[ast.Scenario]:
+def scenarios(
+    mthp: bool = False, path: str = "fuzz.scn", memcg: bool = False
+) -> st.SearchStrategy[ast.Scenario]:
     """Random valid scenarios of at most MAX_COMMANDS commands (see the module docstring)."""
 
     @st.composite
     def _scenario(draw: st.DrawFn) -> ast.Scenario:
-        s = GenState(mthp=mthp)
+        s = GenState(mthp=mthp, memcg=memcg)
         while len(s.commands) < MAX_COMMANDS:
             if not draw(_step(s)):
                 break

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(large folios); without it only order-0 folios happen",
     )
     parser.add_argument(
+        "--memcg",
+        action="store_true",
+        help="also draw `memcg reclaim 1G`, `memcg limit max|1G` and `memcg swappiness N` "
+        "(reclaim through the memcg's LRU lists; never with fork in one scenario)",
+    )
+    parser.add_argument(
         "--profile",
         help="model profile (default: compared with the kernel, the profile of the running "
         f"kernel's build; the model alone, {DEFAULT_PROFILE})",
@@ -115,6 +121,8 @@ def _found_by(args: argparse.Namespace, seed: int) -> str:
         words.append(f"--kernel {args.kernel}")
     if args.mthp:
         words.append("--mthp")
+    if args.memcg:
+        words.append("--memcg")
     if args.profile is not None:
         words.append(f"--profile {args.profile}")
     if args.variant is not None:
@@ -220,6 +228,7 @@ def main(args: argparse.Namespace) -> int:
         f"foliosim fuzz: seed {seed}, {vs}, "
         + (f"{args.count} scenarios" if args.count is not None else f"{args.time:g} s")
         + (", mthp" if args.mthp else "")
+        + (", memcg" if args.memcg else "")
         + f", findings to {args.out}/"
     )
 
@@ -242,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
         time_limit=args.time,
         out_dir=args.out,
         mthp=args.mthp,
+        memcg=args.memcg,
         found_by=_found_by(args, seed),
         shrink_budget=args.shrink_budget,
         # What the model cannot see of the live kernel, and what one kernel harness cannot see

@@ -43,6 +43,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("foliosim.cli.explain", "list the model functions each scenario line goes through"),
     "export-c": ("foliosim.cli.export_c", "write a scenario as a standalone C program"),
     "cost": ("foliosim.cli.cost", "count what the kernel would do under each model variant"),
+    "plot": ("foliosim.cli.plot", "plot Rss, LazyFree and the memcg's usage and LRU lists after every line"),
     "race": ("foliosim.cli.race", "check the lazyfree path's barriers with herd7 (LKMM, x86-TSO, ARMv8)"),
 }
 

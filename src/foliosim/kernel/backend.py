@@ -18,11 +18,12 @@ import signal
 import struct
 import termios
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from foliosim.dispatch import Trace, error_event, execute
+from foliosim.dispatch import Trace, error_event, execute, oom_kill_event, skipped_event
 from foliosim.expect import expect_event
 from foliosim.kernel import memcg, procfs
 from foliosim.kernel.build import worker_binary
@@ -66,6 +67,7 @@ from foliosim.scenario.ast import (
     ExpectMapcount,
     ExpectOrder,
     ExpectMemcg,
+    ExpectOomKill,
     ExpectResult,
     ExpectRefData,
     ExpectSmaps,
@@ -99,6 +101,7 @@ from foliosim.scenario.ast import (
     Write,
     runs_count,
     runs_pages,
+    RUN_AFTER_OOM_KILL,
     scenario_uses_memcg,
 )
 
@@ -361,13 +364,27 @@ class KernelBackend:
             self.next_slot = SLOT_BASE
             events: list[dict[str, Any]] = []
             self.line_errors: dict[int, str] = {}  # line -> its error, for `expect result`
+            self.killed: dict[str, int] = {}  # memcg OOM victims -> the line of their kill
+            self.oom_victims: list[str] = []
+            self.oom_kills_seen = 0
             for cmd in scenario.commands:
                 self._line = cmd.line
-                if cmd.proc not in self.procs:
+                if cmd.proc in self.killed and not isinstance(cmd, RUN_AFTER_OOM_KILL):
+                    events.append(skipped_event(cmd, self.killed[cmd.proc]))
+                    continue
+                if cmd.proc not in self.procs and cmd.proc not in self.killed:
                     raise KernelBackendError(
                         f"{cmd.line}:1: kernel backend: no live process {cmd.proc!r}"
                     )
-                new = execute(self, cmd)
+                try:
+                    new = execute(self, cmd)
+                except (KernelBackendError, OSError):
+                    # A worker the memcg OOM killer chose dies inside its own call.
+                    if not self._oom_killed_in_call(cmd):
+                        raise
+                    new = []
+                if self.memcg is not None and self.uses_memcg:
+                    new = new + self._reap_oom_victims(cmd)
                 for ev in new:
                     if "error" in ev:
                         self.line_errors.setdefault(ev["line"], ev["error"])
@@ -982,20 +999,73 @@ class KernelBackend:
         return {"reclaim_noise": moved} if moved else {}
 
     def _spawn_pump(self, binary: Any, cpu: int) -> None:
-        # A worker in the cgroup that only ever makes zero-page faults, so that a
+        # A worker that only ever makes zero-page faults in the cgroup, so that a
         # memory.stat read flushes (kernel/memcg.py).  Its own memory is charged
-        # outside the cgroup, but its RSS counts for OOM victim selection (oom_badness());
+        # outside the cgroup.  It joins the cgroup only for its faults: a task in the
+        # cgroup is a memcg OOM candidate (oom_badness() counts its RSS), and
         # oom_score_adj -1000 needs CAP_SYS_RESOURCE, which this machine's root lacks.
         assert self.memcg is not None
         self.pump = Worker.spawn(binary, "worker", cpu)
-        self.memcg.join(self.pump.pid)
-        self._t("spawn", f"memcg stat pump pid {self.pump.pid} in {self.memcg.path}")
+        self._t("spawn", f"memcg stat pump pid {self.pump.pid}, outside {self.memcg.path}")
 
     def _memcg_fields(self, only_state: bool = False) -> dict[str, Any]:
         assert self.memcg is not None and self.pump is not None
-        self.pump.call(OP_MEMCG_FLUSH)
+        self.memcg.join(self.pump.pid)
+        try:
+            self.pump.call(OP_MEMCG_FLUSH)
+        finally:
+            memcg.Memcg(memcg.V1_ROOT, self._sys_trace).join(self.pump.pid)
         self._t("memcg", f"{memcg.PUMP_FAULTS} zero-page faults in the cgroup (stat flush)")
         return self.memcg.state() if only_state else self.memcg.all_fields()
+
+    def _oom_kills(self) -> int:
+        # memory.oom_control's oom_kill: the cgroup's MEMCG_OOM_KILL events
+        # (memcg1_oom_control_read(), mm/memcontrol-v1.c).
+        assert self.memcg is not None
+        for line in self.memcg.file("memory.oom_control").read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+        raise KernelBackendError("kernel backend: memory.oom_control has no oom_kill line")
+
+    def _oom_killed_in_call(self, cmd: Command) -> bool:
+        proc = self.procs.get(cmd.proc)
+        if self.memcg is None or not self.uses_memcg or proc is None:
+            return False
+        if proc.worker.alive():
+            try:
+                proc.worker.wait_gone(timeout=5.0)
+            except KernelBackendError:
+                return False
+        return self._oom_kills() > self.oom_kills_seen
+
+    def _reap_oom_victims(self, cmd: Command) -> list[dict[str, Any]]:
+        # Each kill of the cgroup's OOM killer (mem_cgroup_out_of_memory() ->
+        # oom_kill_process(), mm/oom_kill.c) sends SIGKILL to one of the workers, which
+        # exits at once (they wait in recv()); wait until that many have gone.
+        n = self._oom_kills() - self.oom_kills_seen
+        if n <= 0:
+            return []
+        deadline = time.monotonic() + 10.0
+        while True:
+            dead = [name for name, p in self.procs.items() if not p.worker.alive()]
+            if len(dead) >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if len(dead) != n:
+            raise KernelBackendError(
+                f"{cmd.line}:1: kernel backend: the cgroup counts {n} OOM kill(s) at this "
+                f"line, but {len(dead)} worker(s) died: {dead}"
+            )
+        self.oom_kills_seen += n
+        events = []
+        for name in dead:
+            self._t("oom_kill", f"memcg OOM killer killed {name} (pid {self.procs[name].worker.pid})")
+            self.procs.pop(name).worker.kill()
+            self.killed[name] = cmd.line
+            self.oom_victims.append(name)
+            events.append(oom_kill_event(cmd, name))
+        return events
 
     def _memcg_write(self, cmd: Command, name: str, value: str) -> str | None:
         assert self.memcg is not None
@@ -1037,6 +1107,9 @@ class KernelBackend:
 
     def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[dict[str, Any]]:
         return [expect_event(cmd, self._memcg_fields(), {})]
+
+    def cmd_expect_oom_kill(self, cmd: ExpectOomKill) -> list[dict[str, Any]]:
+        return [expect_event(cmd, {}, {}, victims=self.oom_victims)]
 
     # -- end memcg -------------------------------------------------------------------
 

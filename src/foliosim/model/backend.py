@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from foliosim.dispatch import Event, error_event, execute
+from foliosim.dispatch import Event, error_event, execute, oom_kill_event, skipped_event
 from foliosim.expect import expect_event
 from foliosim.model import (
     exit,
@@ -50,7 +50,13 @@ from foliosim.model import (
     vmstat,
 )
 from foliosim.model.checks import Shadow, validate_all
-from foliosim.model.errors import AccessError, InvariantError, NotModelled, SyscallError
+from foliosim.model.errors import (
+    AccessError,
+    InvariantError,
+    NotModelled,
+    OomKilled,
+    SyscallError,
+)
 from foliosim.model.machine import Machine, Trace
 from foliosim.model.observe import mthp_order, read_state
 from foliosim.model.profile import get_profile
@@ -68,6 +74,7 @@ from foliosim.scenario.ast import (
     ExpectResult,
     ExpectRefData,
     ExpectMemcg,
+    ExpectOomKill,
     ExpectSmaps,
     ExpectState,
     ExpectVmstat,
@@ -98,6 +105,7 @@ from foliosim.scenario.ast import (
     Thp,
     Write,
     runs_pages,
+    RUN_AFTER_OOM_KILL,
     scenario_uses_memcg,
 )
 from foliosim.scenario.errors import ScenarioError
@@ -128,15 +136,29 @@ class ModelBackend:
         m.memcg.observed = scenario_uses_memcg(scenario.commands)
         events: list[Event] = []
         self.line_errors: dict[int, str] = {}  # line -> its error, for `expect result`
+        killed: dict[str, int] = {}  # memcg OOM victims -> the line of their kill
         for cmd in scenario.commands:
             m.line = cmd.line
             m.current = cmd.proc  # the command's system calls and accesses run in its task
-            if cmd.proc not in m.mms:
+            if cmd.proc in killed and not isinstance(cmd, RUN_AFTER_OOM_KILL):
+                events.append(skipped_event(cmd, killed[cmd.proc]))
+                continue
+            if cmd.proc not in m.mms and cmd.proc not in killed:
                 raise InvariantError(f"no process {cmd.proc!r}")
+            nkills = len(m.memcg.oom_kills)
             try:
                 new = execute(self, cmd)
             except NotModelled as e:
                 raise ScenarioError(scenario.path, cmd.line, 1, f"model: {e}") from None
+            except OomKilled as e:
+                # The line's own task was the victim: its command ends at the fault.
+                exit.do_exit(m, m.mms[e.victim])
+                new = []
+            for victim in m.memcg.oom_kills[nkills:]:
+                killed[victim] = cmd.line
+                new.append(oom_kill_event(cmd, victim))
+                if self.shadow is not None:
+                    self.shadow.exit(victim)
             for ev in new:
                 if "error" in ev:
                     self.line_errors.setdefault(ev["line"], ev["error"])
@@ -489,6 +511,9 @@ class ModelBackend:
     def cmd_expect_memcg(self, cmd: ExpectMemcg) -> list[Event]:
         # usage and failcnt are not modelled (kernel memory, the charge stock): got null.
         return [expect_event(cmd, memcontrol.memcg_state(self.m), {})]
+
+    def cmd_expect_oom_kill(self, cmd: ExpectOomKill) -> list[Event]:
+        return [expect_event(cmd, {}, {}, victims=self.m.memcg.oom_kills)]
 
     # -- protections, partial unmaps, mremap, results --------------------------------
 

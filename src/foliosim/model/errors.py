@@ -22,6 +22,16 @@ class SyscallError(Exception):
 class NotModelled(Exception):
     """A kernel path the model does not have yet (memcg, issue 13): the run is refused
     at that line rather than diverge from Linux."""
+class OomKilled(Exception):
+    """The memcg OOM killer chose the task whose fault charged (memcg, issue 13):
+    mem_cgroup_out_of_memory() sent it SIGKILL, its charge failed (try_charge_memcg():
+    passed_oom && task_is_dying()), and it dies on the way back to user space."""
+
+    def __init__(self, victim: str) -> None:
+        super().__init__(victim)
+        self.victim = victim
+
+
 class AccessError(SyscallError):
     """A user access, or a GUP, stopped at page `vpn`: `errno` is "SIGSEGV" (a load or
     store the kernel answered with the signal) or "EFAULT" (a GUP it refused).

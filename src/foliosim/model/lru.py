@@ -63,24 +63,36 @@ def lruvec_add_folio(m: Machine, folio: int) -> None:
     cg.lru_seq[folio] = cg.lru_clock
 
 
+def _lruvec_mask(m: Machine, lru: int) -> np.ndarray:
+    # The pfns whose folio is on list `lru`: folio_lru_list() of every PG_lru head, at once.
+    fl = m.mem.view("flags")
+    sel = (fl & PG_lru) != 0
+    sel &= (fl & PG_tail) == 0
+    unevictable = (fl & PG_unevictable) != 0
+    if lru == LRU_UNEVICTABLE:
+        sel &= unevictable
+    else:
+        sel &= ~unevictable
+        sel &= ((fl & PG_swapbacked) != 0) == (not lru & LRU_FILE)
+        sel &= ((fl & PG_active) != 0) == bool(lru & LRU_ACTIVE)
+    sel[0] = False
+    return sel
+
+
 def lruvec_list(m: Machine, lru: int) -> list[int]:
     """The folios on list `lru` of the scenario's lruvec, tail (scanned first) to head."""
-    flags = m.mem.flags
     seq = m.memcg.lru_seq
-    out = [
-        f
-        for f in range(1, m.mem.nr)
-        if flags[f] & PG_lru and not flags[f] & PG_tail and folio_lru_list(m, f) == lru
-    ]
+    pfns = np.flatnonzero(_lruvec_mask(m, lru)).tolist()
     # Model: the folios a split makes inherit PG_lru without an add of their own
     # (lru_add_split_folio() puts them beside the head); they sort by pfn at the tail.
-    out.sort(key=lambda f: (seq.get(f, 0), f))
-    return out
+    pfns.sort(key=lambda f: (seq.get(f, 0), f))
+    return pfns
 
 
 def lruvec_lru_size(m: Machine, lru: int) -> int:
     """lruvec_lru_size(), mm/vmscan.c, Linux 6.18: pages on list `lru` (every zone)."""
-    return sum(folio_nr_pages(m, f) for f in lruvec_list(m, lru))
+    order = m.mem.view("order")[_lruvec_mask(m, lru)].astype(np.int64)
+    return int(np.left_shift(np.int64(1), order).sum())
 
 
 def lru_note_cost(m: Machine, file: bool, nr_io: int, nr_rotated: int) -> None:

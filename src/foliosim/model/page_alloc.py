@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from foliosim.model.errors import NotModelled
 from foliosim.model.types import PG_head, PG_large_rmappable, PG_tail, PG_uptodate
 
 if TYPE_CHECKING:
@@ -37,16 +36,11 @@ def folio_alloc(m: Machine, order: int) -> int:
 
 
 def memcontrol_try_charge(m: Machine, nr_pages: int) -> None:
-    """try_charge_memcg(), mm/memcontrol.c, Linux 6.18, as far as the model has it.
+    """mem_cgroup_charge() -> try_charge_memcg(), mm/memcontrol.c, Linux 6.18.
 
-    Without a limit a charge always succeeds.  Under one the kernel takes the
-    per-CPU stock or charges MEMCG_CHARGE_BATCH (64) pages and reclaims when
-    that fails; the model has neither the stock nor the kernel memory in the
-    counter, so it refuses the line instead of guessing.  (Here, not in
-    memcontrol.py: the allocator is below the reclaim code in the model's layers.)
+    (memcontrol.try_charge_memcg: the allocator is below the reclaim code in the
+    model's layers, so it is imported here.)
     """
-    if m.memcg.max_pages is not None:
-        raise NotModelled(
-            "a fault charged to the memcg while `memcg limit` is set (try_charge_memcg() "
-            "and its reclaim) is not modelled yet (issue 13)"
-        )
+    from foliosim.model import memcontrol
+
+    memcontrol.try_charge_memcg(m, nr_pages)

@@ -308,6 +308,11 @@ class MemCgroup:
     # a folio's place is the sequence number of its last add (larger: nearer the head).
     lru_seq: LruSeq = field(default_factory=LruSeq)
     lru_clock: int = 0
+    # memcg_stock_pcp of the scenario CPU: pages charged to the counter, not yet used
+    # (consume_stock() / refill_stock(), mm/memcontrol.c).
+    stock: int = 0
+    # Processes the memcg OOM killer chose, in order (mem_cgroup_out_of_memory()).
+    oom_kills: list[str] = field(default_factory=list)
 
 
 # --- end memcg ------------------------------------------------------------------------

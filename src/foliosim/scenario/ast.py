@@ -411,10 +411,23 @@ class ExpectMemcg(Command):
     value: int | None  # None: max (limit only)
 
 
+@dataclass(frozen=True)
+class ExpectOomKill(Command):
+    """expect oom_kill PROC|none: the memcg OOM killer's victims so far include PROC (none: no kill)."""
+
+    victim: str | None  # None: `none`
+
+
+# Lines of a process the OOM killer chose that still run: they read no one process's
+# state (observe takes the whole STATE).
+RUN_AFTER_OOM_KILL = (ExpectMemcg, ExpectOomKill, ExpectVmstat, Observe)
+
+
 def scenario_uses_memcg(commands: tuple[Command, ...]) -> bool:
     """Whether a scenario has a memcg command: only then STATE has "memcg"."""
     return any(
-        isinstance(c, MemcgLimit | MemcgReclaim | MemcgSwappiness | ExpectMemcg) for c in commands
+        isinstance(c, MemcgLimit | MemcgReclaim | MemcgSwappiness | ExpectMemcg | ExpectOomKill)
+        for c in commands
     )
 
 

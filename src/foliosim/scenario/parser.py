@@ -835,6 +835,19 @@ class _Parser:
         self.done()
         return ast.ExpectMemcg(line=self.line, proc=proc, text=text, field=fieldname, value=value)
 
+    def expect_oom_kill(self, proc: str, text: str) -> ast.Command:
+        # expect oom_kill PROC|none: a victim of the memcg OOM killer so far.
+        w = self.next("PROC or none")
+        if w.text != "none" and w.text not in self.procs and w.text not in self.exited:
+            self.fail(
+                w.col,
+                f"expect oom_kill: unknown process {_q(w.text)} (processes so far: "
+                f"{', '.join(sorted(self.procs))}), or none",
+            )
+        self.done()
+        victim = None if w.text == "none" else w.text
+        return ast.ExpectOomKill(line=self.line, proc=proc, text=text, victim=victim)
+
     # --- end memcg -----------------------------------------------------------------
     def expect_result(self, proc: str, text: str) -> ast.Command:
         # expect result ok|ERRNAME: of the process's last command with an outcome.
@@ -865,6 +878,14 @@ class _Parser:
             # Every form for a mapping named 'result' has at least two more words.
             self.pos += 1
             return self.expect_result(proc, text)
+        if (
+            self.peek() is not None
+            and self.peek().text == "oom_kill"  # type: ignore[union-attr]
+            and len(self.words) - self.pos == 2
+        ):
+            # memcg (issue 13): as for 'result', a mapping named oom_kill has longer forms.
+            self.pos += 1
+            return self.expect_oom_kill(proc, text)
         w1 = self.next("mapping NAME or 'vmstat'")
         rest = self.words[self.pos :]
         if rest and rest[0].text == "data" and self.is_ref_form(proc, w1.text):

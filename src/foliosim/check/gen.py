@@ -381,8 +381,10 @@ def _command(draw: st.DrawFn, s: GenState) -> ast.Command:
             cmd = ast.MemcgSwappiness(line, "p0", "", value=value)
     else:  # pragma: no cover - every kind of KIND_WEIGHTS is handled above
         raise AssertionError(kind)
-    if not isinstance(cmd, (ast.Observe, ast.Exit, ast.ExpectResult)):
-        s.last_line[cmd.proc] = line  # an exited process has no result to expect
+    # As the parser keeps them: an `expect` line (of any kind) or `observe` has no
+    # result of its own; an exited process has no result to expect.
+    if not isinstance(cmd, (ast.Observe, ast.Exit)) and not type(cmd).__name__.startswith("Expect"):
+        s.last_line[cmd.proc] = line
     return _with_text(cmd)
 
 

@@ -159,8 +159,12 @@ def do_mremap(m: Machine, mm: Mm, name: str, pages: int, move: bool, offset: int
             move_vma(m, v, s, e - s, new_addr + (s - addr), e - s)
     else:
         vma = vma_lookup(mm, addr)
-        # check_prep_vma(): one VMA must hold what stays mapped.
-        if vma is None or min(old, pages) > vma.end - addr:
+        if vma is None:
+            raise SyscallError("EFAULT")
+        # check_prep_vma(): only a remap that maps anew (an expand or a move,
+        # vrm_will_map_new()) must keep what stays mapped inside one VMA; a shrink
+        # or a same-size remap in place may cross VMA boundaries.
+        if (move or pages > old) and min(old, pages) > vma.end - addr:
             raise SyscallError("EFAULT")
         if move:
             # mremap_to(): shrink first, then move what is left.

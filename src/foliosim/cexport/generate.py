@@ -97,6 +97,7 @@ MADV_NAMES = {
     "dofork": "MADV_DOFORK",
     "wipeonfork": "MADV_WIPEONFORK",
     "keeponfork": "MADV_KEEPONFORK",
+    "collapse": "MADV_COLLAPSE",
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
 PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)

@@ -117,6 +117,7 @@ MADV = {
     "dofork": 11,
     "wipeonfork": 18,
     "keeponfork": 19,
+    "collapse": 25,
 }
 MAP_DROPPABLE = 0x08
 MAP_ANONYMOUS = 0x20

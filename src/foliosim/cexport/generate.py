@@ -374,7 +374,13 @@ class CProgram:
         self.gup_pages[cmd.ref] = [(mi, i) for a, b in cmd.runs for i in range(a, b + 1)]
         call = f"fs_vmsplice({ref}, {m.ident}, {{first}}, {{last}})"
         # The ref's pipe was made at the start; if that failed, so does this line.
-        body = [f"r = fs_gup_err[{ref}];", *self.per_run(call, cmd.runs, guarded=True)]
+        # A failed F_SETPIPE_SZ stops the line before any page: no "page" in its event.
+        body = [
+            f"r = fs_gup_err[{ref}];",
+            "if (r)",
+            "\tfs_stop_page = -1;",
+            *self.per_run(call, cmd.runs, guarded=True),
+        ]
         return self.syscall_line(cmd, "gup", m, body)
 
     def read_code(self, cmd: Read | ExpectData) -> list[str]:

@@ -723,8 +723,20 @@ class CProgram:
             )
         for pn, pv in sorted(procs.items()):
             p = self.procs[pn]
+            if "minflt" in pv:
+                out.append(
+                    self.check(
+                        f"fs_ck_faults({w}, {p.ident}, {pv['minflt']}, {pv.get('majflt', 0)});"
+                    )
+                )
             for mn, mv in sorted(pv["maps"].items()):
                 m = self.maps[p.maps[mn]]
+                if "vmas" in mv:
+                    vmas = "; ".join(
+                        f"{v['first']}-{v['last']} {v['prot']} {' '.join(v['flags'])}"
+                        for v in mv["vmas"]
+                    )
+                    out.append(self.check(f"fs_ck_vmas({w}, {p.ident}, {m.ident}, {c_string(vmas)});"))
                 out.append(
                     self.check(
                         f"fs_ck_smaps({w}, {p.ident}, {m.ident}, {c_string(_nonzero(mv['smaps']))}, "

@@ -356,11 +356,38 @@ def test_an_mthp_stat_of_a_size_left_never_is_explained_and_of_an_enabled_one_is
     # Only other processes' older folios of a `never` size can move its stats (freed:
     # nr_anon below 0); once the scenario enables the size, its own folios count too.
     left_never = parse_text("mmap A 64K\nwrite A all\n", "n.scn")
-    madvised = parse_text("mthp 64K madvise\nmmap A 64K\nwrite A all\n", "e.scn")
+    madvised = parse_text(
+        "mthp 64K madvise\nmmap A 64K\nmadvise A all hugepage\nwrite A all\n", "e.scn"
+    )
     d = Difference(None, None, None, None, None, "mthp 64K nr_anon", 0, -5)
     known = explain_difference(d, left_never, KNOWN_DIFFERENCES)
     assert known is not None and known.name == "other processes' folios of a size left never"
     assert explain_difference(d, madvised, KNOWN_DIFFERENCES) is None
-    # 2M starts at `inherit` (the contract): madvised VMAs anywhere may make 2M folios.
-    d2m = Difference(None, None, None, None, None, "mthp 2M nr_anon", 0, -5)
-    assert explain_difference(d2m, left_never, KNOWN_DIFFERENCES) is None
+
+
+FOREIGN_MADVISED = "other processes' folios of a size only madvised mappings get"
+
+
+def test_stats_of_a_size_only_madvised_mappings_get_are_explained_without_madv_hugepage():
+    # 2M starts at `inherit` under `thp madvise` (the contract): only VM_HUGEPAGE VMAs
+    # get it, so a scenario without MADV_HUGEPAGE (or MADV_COLLAPSE) makes no 2M folio,
+    # while other processes' madvised regions do.
+    plain = parse_text("mmap A 64K\nwrite A all\n", "n.scn")
+    madvise_mode = parse_text("mthp 64K madvise\nmmap A 64K\nwrite A all\n", "m.scn")
+    advised = parse_text("mmap A 4M\nmadvise A all hugepage\nwrite A all\n", "a.scn")
+    always = parse_text("thp always\nmmap A 4M\nwrite A all\n", "t.scn")
+    for field in ("mthp 2M nr_anon", "vmstat thp_fault_alloc"):
+        d = Difference(None, None, None, None, None, field, 0, 2)
+        known = explain_difference(d, plain, KNOWN_DIFFERENCES)
+        assert known is not None and known.name == FOREIGN_MADVISED
+        assert explain_difference(d, advised, KNOWN_DIFFERENCES) is None
+        known = explain_difference(d, always, KNOWN_DIFFERENCES)
+        assert known is not None and known.name == "machine-wide mTHP counters"
+    d64 = Difference(None, None, None, None, None, "mthp 64K anon_fault_alloc", 0, 3)
+    known = explain_difference(d64, madvise_mode, KNOWN_DIFFERENCES)
+    assert known is not None and known.name == FOREIGN_MADVISED
+    advised64 = parse_text("mthp 64K madvise\nmmap A 64K\nmadvise A all hugepage\n", "b.scn")
+    assert explain_difference(d64, advised64, KNOWN_DIFFERENCES) is None
+    # Not a THP counter: never explained.
+    d_lazy = Difference(None, None, None, None, None, "vmstat pglazyfree", 0, 3)
+    assert explain_difference(d_lazy, plain, KNOWN_DIFFERENCES) is None

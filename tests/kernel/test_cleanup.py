@@ -136,6 +136,19 @@ class TestSettingsAreRestored:
         assert not state_file().exists()
         assert wait_dead(pids) == []
 
+    def test_sigint_mid_run_restores_and_raises_keyboard_interrupt(self):
+        # Under Python's own SIGINT handling a caller (a fuzz campaign) must see
+        # KeyboardInterrupt and stop, not a backend failure it would go on from.
+        before = machine_settings()
+        proc, pids = start_paused_run()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGINT, err
+        assert err.rstrip().endswith("KeyboardInterrupt"), err
+        assert machine_settings() == before
+        assert not state_file().exists()
+        assert wait_dead(pids) == []
+
     def test_sigkill_mid_run_is_undone_by_the_next_run(self):
         before = machine_settings()
         proc, pids = start_paused_run()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from foliosim import observation
 from foliosim.check.diff import Difference
-from foliosim.scenario.ast import MTHP_SIZES_KB, Mthp, Scenario, Thp
+from foliosim.scenario.ast import MTHP_SIZES_KB, Madvise, Mthp, ProcessMadvise, Scenario, Thp
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,31 @@ def _is_foreign_folio_of_a_never_size(d: Difference, scenario: Scenario) -> bool
     return len(parts) == 3 and parts[0] == "mthp" and parts[1] in never_enabled_thp_sizes(scenario)
 
 
+def sizes_only_madvised_mappings_get(scenario: Scenario) -> set[str]:
+    """Sizes ('16K'..'2M') no scenario process can allocate: never machine-wide, no VM_HUGEPAGE.
+
+    In `madvise` mode (or `inherit` under `thp madvise`) __thp_vma_allowable_orders()
+    (mm/huge_memory.c, 6.18) gives a size only to a VMA with VM_HUGEPAGE, which only
+    MADV_HUGEPAGE sets (hugepage_madvise()); MADV_COLLAPSE makes a 2M folio without it.
+    A scenario that never asks for either cannot make a folio of such a size, but any
+    other process on the machine with a MADV_HUGEPAGE region (a qemu guest's RAM, a JVM
+    heap) does, and the size's stats are machine-wide.
+    """
+    for c in scenario.commands:
+        if isinstance(c, (Madvise, ProcessMadvise)) and c.advice in ("hugepage", "collapse"):
+            return set()
+    names = {observation.mthp_size_name(kb) for kb in MTHP_SIZES_KB}
+    return names - machine_wide_thp_sizes(scenario)
+
+
+def _is_foreign_folio_of_a_madvise_size(d: Difference, scenario: Scenario) -> bool:
+    parts = d.field.split()
+    sizes = sizes_only_madvised_mappings_get(scenario)
+    if len(parts) == 3 and parts[0] == "mthp":
+        return parts[1] in sizes
+    return parts[:1] == ["vmstat"] and parts[1].startswith("thp_") and "2M" in sizes
+
+
 # Model against the live kernel of this machine.
 KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     KnownDifference(
@@ -94,6 +119,16 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         "(mm/huge_memory.c) decrement its nr_anon, the split paths count its split stats; "
         "the model has no other processes",
         _is_foreign_folio_of_a_never_size,
+    ),
+    KnownDifference(
+        "other processes' folios of a size only madvised mappings get",
+        "a size in `madvise` mode (or `inherit` under `thp madvise`) is given only to VMAs "
+        "with VM_HUGEPAGE (__thp_vma_allowable_orders(), mm/huge_memory.c); a scenario that "
+        "never says `madvise ... hugepage` or `collapse` makes no folio of it, but other "
+        "processes' MADV_HUGEPAGE regions (a qemu guest's RAM, a JVM heap) do, and the "
+        "size's stats and the thp_* vmstat counters are machine-wide; the model has no "
+        "other processes",
+        _is_foreign_folio_of_a_madvise_size,
     ),
 )
 

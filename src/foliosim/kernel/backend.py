@@ -378,6 +378,10 @@ class KernelBackend:
             noise = self._reclaim_noise()
         except _Interrupted as e:
             interrupted = e.signum
+            if e.signum == signal.SIGINT and handlers.get(e.signum) is signal.default_int_handler:
+                # Python's own SIGINT handling was in force: the caller (a fuzz campaign,
+                # a test run) expects KeyboardInterrupt, not a backend failure to go on from.
+                raise KeyboardInterrupt from None
             raise KernelBackendError(
                 f"kernel backend: interrupted by {signal.Signals(e.signum).name}; settings restored"
             ) from None

@@ -402,7 +402,7 @@ ERRORS = [
         (
             "madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, willneed, "
             "hugepage, nohugepage, populate_read, populate_write, dontfork, dofork, wipeonfork, "
-            "keeponfork; did you mean 'free'?"
+            "keeponfork, collapse; did you mean 'free'?"
         ),
     ),
     ("mmap A 4\nmadvise A 0", 2, 13, "madvise: missing ADVICE (usage: madvise NAME RANGE ADVICE)"),
@@ -1032,7 +1032,7 @@ ERRORS = [
         24,
         "process_madvise: unknown advice 'fre', expected one of free, dontneed, pageout, cold, "
         "willneed, hugepage, nohugepage, populate_read, populate_write, dontfork, dofork, "
-        "wipeonfork, keeponfork; did you mean 'free'?",
+        "wipeonfork, keeponfork, collapse; did you mean 'free'?",
     ),
     (
         "mmap A 4\nprocess_madvise p0 A 0",

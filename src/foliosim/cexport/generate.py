@@ -98,6 +98,7 @@ MADV_NAMES = {
     "dofork": "MADV_DOFORK",
     "wipeonfork": "MADV_WIPEONFORK",
     "keeponfork": "MADV_KEEPONFORK",
+    "collapse": "MADV_COLLAPSE",
 }
 STATE_CODES = {"none": 0, "present": 1, "swap": 2}
 PAGE_EXPECTS = (ExpectOrder, ExpectMapcount, ExpectExclusive, ExpectFlags)
@@ -374,7 +375,13 @@ class CProgram:
         self.gup_pages[cmd.ref] = [(mi, i) for a, b in cmd.runs for i in range(a, b + 1)]
         call = f"fs_vmsplice({ref}, {m.ident}, {{first}}, {{last}})"
         # The ref's pipe was made at the start; if that failed, so does this line.
-        body = [f"r = fs_gup_err[{ref}];", *self.per_run(call, cmd.runs, guarded=True)]
+        # A failed F_SETPIPE_SZ stops the line before any page: no "page" in its event.
+        body = [
+            f"r = fs_gup_err[{ref}];",
+            "if (r)",
+            "\tfs_stop_page = -1;",
+            *self.per_run(call, cmd.runs, guarded=True),
+        ]
         return self.syscall_line(cmd, "gup", m, body)
 
     def read_code(self, cmd: Read | ExpectData) -> list[str]:
@@ -720,8 +727,20 @@ class CProgram:
             )
         for pn, pv in sorted(procs.items()):
             p = self.procs[pn]
+            if "minflt" in pv:
+                out.append(
+                    self.check(
+                        f"fs_ck_faults({w}, {p.ident}, {pv['minflt']}, {pv.get('majflt', 0)});"
+                    )
+                )
             for mn, mv in sorted(pv["maps"].items()):
                 m = self.maps[p.maps[mn]]
+                if "vmas" in mv:
+                    vmas = "; ".join(
+                        f"{v['first']}-{v['last']} {v['prot']} {' '.join(v['flags'])}"
+                        for v in mv["vmas"]
+                    )
+                    out.append(self.check(f"fs_ck_vmas({w}, {p.ident}, {m.ident}, {c_string(vmas)});"))
                 out.append(
                     self.check(
                         f"fs_ck_smaps({w}, {p.ident}, {m.ident}, {c_string(_nonzero(mv['smaps']))}, "

@@ -41,6 +41,9 @@
 #define MADV_POPULATE_READ 22
 #define MADV_POPULATE_WRITE 23
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 #ifndef PR_SET_THP_DISABLE
 #define PR_SET_THP_DISABLE 41
 #endif
@@ -2586,6 +2589,40 @@ FS_FN void fs_ck_smaps(const char *where, int p, int m, const char *desc, const 
 	int ok = fs_st.maps[p][m].live && fs_kv_check(model, fs_lookup_smaps, &pm);
 
 	fs_tap(ok, "%s: %s %s smaps %s", where, fs_proc_bare[p], fs_map_bare[m], desc);
+}
+
+/* p's mapping m has the model's VMAs: "FIRST-LAST PROT FLAG...; ..." in address order. */
+FS_FN void fs_ck_vmas(const char *where, int p, int m, const char *model)
+{
+	char got[4096] = "";
+	size_t n = 0;
+	const struct fs_mapstate *ms = &fs_st.maps[p][m];
+
+	for (int v = 0; ms->live && v < ms->nvma && n < sizeof(got); v++) {
+		const struct fs_vma *vm = &ms->vmas[v];
+		size_t k = strlen(vm->flags);	/* smaps ends each VmFlags word with a blank */
+		while (k && vm->flags[k - 1] == ' ')
+			k--;
+		n += snprintf(got + n, sizeof(got) - n, "%s%lld-%lld %s %.*s", v ? "; " : "",
+			      (long long)((vm->start - fs_map[m].addr) / FS_PAGE),
+			      (long long)((vm->end - fs_map[m].addr) / FS_PAGE) - 1, vm->prot, (int)k,
+			      vm->flags);
+	}
+	fs_tap(ms->live && strcmp(got, model) == 0, "%s: %s %s vmas %s", where, fs_proc_bare[p],
+	       fs_map_bare[m], model);
+	if (strcmp(got, model))
+		printf("# got: %s\n", got);
+}
+
+/* p's minflt and majflt deltas (the harness's own faults taken off) are the model's. */
+FS_FN void fs_ck_faults(const char *where, int p, int64_t minflt, int64_t majflt)
+{
+	int ok = fs_st.proc_in[p] && fs_st.minflt[p] == minflt && fs_st.majflt[p] == majflt;
+
+	fs_tap(ok, "%s: %s faults minflt=%lld majflt=%lld", where, fs_proc_bare[p], (long long)minflt,
+	       (long long)majflt);
+	if (!ok)
+		printf("# got: minflt=%lld majflt=%lld\n", (long long)fs_st.minflt[p], (long long)fs_st.majflt[p]);
 }
 
 /* Pages first..last of p's mapping m are all as the model has them. */

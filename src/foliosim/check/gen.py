@@ -109,6 +109,7 @@ ADVICE_WEIGHTS: tuple[tuple[str, int], ...] = (
     ("dofork", 1),
     ("wipeonfork", 1),
     ("keeponfork", 1),
+    ("collapse", 1),  # MADV_COLLAPSE
 )
 assert {a for a, _ in ADVICE_WEIGHTS} == set(ast.ADVICES)
 

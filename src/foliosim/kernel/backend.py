@@ -120,6 +120,7 @@ MADV = {
     "dofork": 11,
     "wipeonfork": 18,
     "keeponfork": 19,
+    "collapse": 25,
 }
 MAP_DROPPABLE = 0x08
 MAP_ANONYMOUS = 0x20
@@ -806,6 +807,7 @@ class KernelBackend:
         size = 1 << max(16, (npages * PAGE_SIZE - 1).bit_length())
         err = self._call(w, "pipe", f"pipe2() + F_SETPIPE_SZ {size}", OP_GUP_BEGIN, length=size)
         if err:
+            self.ref_pages[cmd.ref] = []  # the reference holds no page (expect: got [])
             return [error_event(cmd, "gup", err, cmd.name)]
         events = self._per_run(
             cmd,
@@ -909,7 +911,9 @@ class KernelBackend:
                 return pages
             # A gup's pages still in its pipe: tee(2) them out (the pipe keeps its
             # buffers; the copies' references go when they are read).
-            src = self.refs[ref]
+            src = self.refs.get(ref)
+            if src is None:  # its pipe could not be made: F_SETPIPE_SZ failed
+                return pages
             fcntl.fcntl(wr, uring.F_SETPIPE_SZ, fcntl.fcntl(src, uring.F_GETPIPE_SZ))
             want = self.ref_pages[ref]
             n = uring.tee(src, wr, len(want) * PAGE_SIZE)

@@ -34,6 +34,7 @@ from typing import Any
 from foliosim.dispatch import Event, error_event, execute, oom_kill_event, skipped_event
 from foliosim.expect import expect_event
 from foliosim.model import (
+    capability,
     exit,
     fork,
     huge_memory,
@@ -104,6 +105,8 @@ from foliosim.scenario.ast import (
     Swap,
     Thp,
     Write,
+    PAGE_SIZE,
+    runs_count,
     runs_pages,
     RUN_AFTER_OOM_KILL,
     scenario_uses_memcg,
@@ -126,6 +129,7 @@ class ModelBackend:
     ) -> dict[str, Any]:
         """Run every command; return the observation (final=False skips the final STATE)."""
         m = self.machine = Machine(self.profile, trace)
+        m.cap_effective = capability.cap_effective_of_caller()
         m.mms["p0"] = Mm("p0")
         self.user = UserProgram(m)
         self.shadow = Shadow() if self.check else None
@@ -373,6 +377,15 @@ class ModelBackend:
         start = mm.mappings[cmd.name].start
         pages: list[int] = []
         self.m.gup_refs[cmd.ref] = pages
+        self.ref_pages[cmd.ref] = []
+        # The pipe is made first and grown to hold every page (F_SETPIPE_SZ of the
+        # power of two both harnesses ask for, at least 64K): past pipe-max-size that
+        # needs CAP_SYS_RESOURCE, and the line fails before any vmsplice().
+        want = 1 << max(16, (runs_count(cmd.runs) * PAGE_SIZE - 1).bit_length())
+        try:
+            pipe.pipe_set_size(self.m, pipe.PIPE_DEF_BUFFERS, want)
+        except SyscallError as e:
+            return [error_event(cmd, "gup", e.errno, cmd.name)]
         for first, last in cmd.runs:
             try:
                 pages.extend(splice.vmsplice_to_pipe(self.m, mm, start + first, start + last + 1))

@@ -24,6 +24,9 @@ class Machine:
 
     def __init__(self, profile: Profile, trace: Trace | None = None) -> None:
         self.profile = profile
+        # cred->cap_effective of every scenario process (model/capability.py); the
+        # model backend sets the foliosim process's own.
+        self.cap_effective = (1 << 41) - 1
         self.mem = Memmap()
         self.swap = None  # foliosim.model.swap.SwapInfo while a device is on
         self.fbatches: dict[str, list[int]] = {name: [] for name in BATCHES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from foliosim.model import gup, huge_memory, lru, memory, mmap, rmap, swap, vmscan
+from foliosim.model import gup, huge_memory, khugepaged, lru, memory, mmap, rmap, swap, vmscan
 from foliosim.model import vma as mm_vma
 from foliosim.model.errors import SyscallError
 from foliosim.model.fastpath import is_fast_run
@@ -462,6 +462,8 @@ def madvise_vma_behavior(
             madvise_cold_or_pageout_pte_range(m, vma, s, e, pageout=advice == "pageout")
     elif advice == "willneed":
         madvise_willneed(m, vma, start, end)
+    elif advice == "collapse":
+        khugepaged.madvise_collapse(m, vma, start, end)
     elif advice == "hugepage":  # hugepage_madvise(), mm/khugepaged.c
         new_flags = (vma.flags | VM_HUGEPAGE) & ~VM_NOHUGEPAGE
         return madvise_update_vma(m, vma, prev, start, end, new_flags)

@@ -30,6 +30,8 @@ ADVICES = (
     "dofork",
     "wipeonfork",
     "keeponfork",
+    # MADV_COLLAPSE: synchronous THP collapse (madvise_collapse(), mm/khugepaged.c)
+    "collapse",
 )
 # /proc/PID/smaps fields reported per mapping in STATE, in kB, summed over
 # its VMAs; `expect NAME smaps FIELD KB` takes one of them.

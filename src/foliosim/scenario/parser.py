@@ -994,8 +994,9 @@ class _Parser:
             if flag in ast.KPF_NEVER_REPORTED:
                 self.fail(
                     fw.col + 1,
-                    f"expect: flag {_q(flag)} cannot be asserted: it is never reported "
-                    "(other activity on the machine changes it)",
+                    f"expect: flag {_q(flag)} cannot be asserted: the contract never reports "
+                    "lru or idle in a page's flags (other activity on the machine changes them: "
+                    "per-CPU batches, DAMON)",
                 )
             if flag not in FLAG_NAMES:
                 self.fail(

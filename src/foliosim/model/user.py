@@ -196,14 +196,19 @@ class UserProgram:
                     out.extend(self.classify(tok, name, idx + k) for k, tok in enumerate(toks))
                     skip = vpn + nr
                     continue
+                nr = 0
                 if (
                     t is not None
                     and t.bits[i] & PTE_PRESENT
                     and vpn >= short_until
                     and start + last + 1 - vpn >= fastpath.FAST_RUN_MIN
-                    and (nr := self._present_run(t, vpn, min(start + last + 1, vma.end))) > 1
-                    and (is_fast_run(m, nr) or (short_until := vpn + nr) < 0)
                 ):
+                    nr = self._present_run(t, vpn, min(start + last + 1, vma.end))
+                    if nr > 1 and not is_fast_run(m, nr):
+                        short_until = vpn + nr  # measured once: page by page below
+                        nr = 0
+                if nr > 1:
+                    assert t is not None
                     # Loads of a run of present pages: no fault; the MMU sets young on each.
                     t.bits_v[i : i + nr] |= PTE_YOUNG
                     toks = m.mem.view("data")[t.pfn_v[i : i + nr]].tolist()

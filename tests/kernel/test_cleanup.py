@@ -93,6 +93,22 @@ def start_paused_run() -> tuple[subprocess.Popen, list[int]]:
     pytest.fail(f"the paused run never got to line 7: {proc.stderr.read() if proc.stderr else ''}")
 
 
+def _keepers_of(parent: int) -> list[int]:
+    """The `worker keeper` processes whose parent is `parent`."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+            ppid = int((d / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and argv[1:2] == [b"keeper"]:
+            found.append(int(d.name))
+    return found
+
+
 def wait_dead(pids: list[int], timeout: float = 5.0) -> list[int]:
     deadline = time.monotonic() + timeout
     alive = pids
@@ -125,10 +141,14 @@ class TestSettingsAreRestored:
         assert "[always]" in during["mthp"][64]
         assert during["khugepaged_sleep"].strip() == "3600000"  # paused for the run
         assert all(state.strip() == "off" for state in during["kdamonds"].values())
+        # One process of the run keeps an mm on khugepaged's list (Settings.set_start()).
+        keepers = _keepers_of(proc.pid)
+        assert len(keepers) == 1
         # Every scenario process is in the run's memory cgroup, the runner is not.
         assert during["memcgs"] == [f"foliosim-{proc.pid}"]
         procs = (memcg.V1_ROOT / during["memcgs"][0] / "cgroup.procs").read_text().split()
         assert sorted(int(p) for p in procs) == sorted(pids[:1] + pids[2:])
+        pids += keepers
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGTERM

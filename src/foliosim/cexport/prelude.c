@@ -943,11 +943,16 @@ static void fs_repair(void)
 
 /* -- processes -- */
 
+static pid_t fs_keeper_pid;	/* the khugepaged list keeper (fs_keeper_start()) */
+
 FS_FN void fs_kill_all(void)
 {
 	for (int p = 0; p <= FS_NPROC; p++)
 		if (fs_pid[p] > 0)
 			kill(fs_pid[p], SIGKILL);
+	if (fs_keeper_pid > 0)
+		kill(fs_keeper_pid, SIGKILL);
+	fs_keeper_pid = 0;
 	/* A subreaper: every scenario process ends up our child; reap them all. */
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
@@ -986,6 +991,8 @@ static void fs_on_signal(int sig)
 	for (int p = 0; p <= FS_NPROC; p++)
 		if (fs_pid[p] > 0)
 			kill(fs_pid[p], SIGKILL);
+	if (fs_keeper_pid > 0)
+		kill(fs_keeper_pid, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 	fs_restore();
@@ -2691,6 +2698,45 @@ static int fs_lock(void)
 
 /* Save what a run changes, then set the contract's start: thp madvise, mthp 2M inherit,
  * every other size never, khugepaged asleep, DAMON off (docs/kernel-backend.md). */
+/*
+ * A process that keeps one mm on khugepaged's list for the whole run: khugepaged then
+ * sleeps out scan_sleep_millisecs (khugepaged_wait_work(), mm/khugepaged.c), where with
+ * an empty list it waits for the first mm and __khugepaged_enter() wakes it at once, so
+ * the scenario's first MADV_HUGEPAGE would start a scan (and a collapse) mid-run.
+ * Started before scan_sleep_millisecs is written: that write wakes khugepaged for one
+ * pass over the list, before any scenario process exists.  It never touches its mapping.
+ */
+static void fs_keeper_start(void)
+{
+	const size_t len = 4UL << 20;	/* holds a 2M-aligned range: thp_vma_suitable_order() */
+	int ready[2];
+	char c;
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC))
+		fs_die("pipe2: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		fs_die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		void *p;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		c = p != MAP_FAILED && !madvise(p, len, MADV_HUGEPAGE) ? 'k' : 'x';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1 || c != 'k')
+		fs_die("the khugepaged keeper could not MADV_HUGEPAGE its mapping");
+	close(ready[0]);
+	fs_keeper_pid = pid;
+}
+
 static void fs_settings_start(void)
 {
 	char text[256], value[64], path[400];
@@ -2731,8 +2777,10 @@ static void fs_settings_start(void)
 		const char *p = fs_saved[i].path, *v;
 		if (strstr(p, "/kdamonds/"))
 			v = "off";
-		else if (strstr(p, "scan_sleep_millisecs"))
+		else if (strstr(p, "scan_sleep_millisecs")) {
+			fs_keeper_start();
 			v = "3600000";	/* an hour: khugepaged's timer re-arms, no scan in the run */
+		}
 		else if (strcmp(p, FS_THP "/enabled") == 0)
 			v = "madvise";
 		else if (strstr(p, "/hugepages-2048kB/"))

@@ -325,7 +325,9 @@ class KernelBackend:
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                handlers[sig] = signal.signal(sig, on_signal)
+                # An ignored signal stays ignored (a background job's SIGINT).
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    handlers[sig] = signal.signal(sig, on_signal)
         self.procs: dict[str, Proc] = {}
         self.refs: dict[str, int] = {}
         self.pins: dict[str, list[PinnedRun]] = {}
@@ -339,7 +341,7 @@ class KernelBackend:
         interrupted: int | None = None
         try:
             self.settings.save()
-            self.settings.set_start()
+            self.settings.set_start(keeper=str(binary))
             os.sched_setaffinity(0, runner_cpus)
             # The runner's own faults must not show in the machine-wide mTHP counters
             # when a scenario sets a size to always; the workers (exec'd) are not affected.
@@ -442,6 +444,7 @@ class KernelBackend:
                     pass
                 run.ring.close()
         self.procs, self.refs, self.pins, self.helper, self.pump = {}, {}, {}, None, None
+        self.settings.stop_keeper()
         Settings.restore_saved(self._sys_trace)
 
     # -- tracing ------------------------------------------------------------------------

@@ -122,6 +122,7 @@ class Settings:
 
     def __init__(self, trace: Trace | None = None) -> None:
         self.trace = trace
+        self.keeper: subprocess.Popen[bytes] | None = None
         self.swap_pages: int | None = None
 
     # -- save / restore -------------------------------------------------------------
@@ -211,14 +212,26 @@ class Settings:
 
     # -- changes ----------------------------------------------------------------------
 
-    def set_start(self) -> None:
+    def set_start(self, keeper: str | None = None) -> None:
         """The contract's start: thp madvise, mthp 2M inherit, every other size never.
 
         Running DAMON kdamonds are paused too: a `pageout` scheme on physical
         addresses clears PG_referenced on, and reclaims, folios of the scenario
-        at moments no scenario can predict (docs/kernel-backend.md).
+        at moments no scenario can predict (docs/kernel-backend.md).  `keeper`, the
+        worker binary, runs `worker keeper` for the run (stop_keeper() ends it).
         """
+        _write(THP_DIR / "enabled", START_THP, self.trace)
+        for kb, p in mthp_enabled_files().items():
+            _write(p, START_MTHP.get(kb, "never"), self.trace)
         if KHUGEPAGED_SLEEP.exists():
+            if keeper is not None:
+                # One mm on khugepaged's list for the whole run, registered while THP
+                # is `madvise` (khugepaged_enter_vma() needs hugepage_pmd_enabled()),
+                # before the write below: with the list empty, khugepaged waits for
+                # the first mm, not for its timer, and __khugepaged_enter() wakes it
+                # at once (khugepaged_wait_work(), mm/khugepaged.c), so the scenario's
+                # first MADV_HUGEPAGE would start a scan mid-run.
+                self._start_keeper(keeper)
             # khugepaged may collapse a scenario's VM_HUGEPAGE range into a THP at
             # any scan; push its next scan past the end of the run.
             saved = json.loads(state_file().read_text())
@@ -233,9 +246,32 @@ class Settings:
                 saved.setdefault("kdamonds", {})[k] = "on"
                 self._store(saved)
                 _write(p, "off", self.trace)
-        _write(THP_DIR / "enabled", START_THP, self.trace)
-        for kb, p in mthp_enabled_files().items():
-            _write(p, START_MTHP.get(kb, "never"), self.trace)
+
+    def _start_keeper(self, binary: str) -> None:
+        self.keeper = subprocess.Popen(
+            [binary, "keeper"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
+        )
+        assert self.keeper.stdout is not None
+        if self.keeper.stdout.read(1) != b"k":
+            self.stop_keeper()
+            raise KernelBackendError("kernel backend: the khugepaged keeper could not start")
+        if self.trace is not None:
+            message = f"keeper (process {self.keeper.pid}): MADV_HUGEPAGE on 4M, untouched"
+            self.trace("khugepaged", message)
+
+    def stop_keeper(self) -> None:
+        """End `worker keeper` (its stdin closes); its mm leaves khugepaged's list."""
+        keeper, self.keeper = self.keeper, None
+        if keeper is None:
+            return
+        assert keeper.stdin is not None and keeper.stdout is not None
+        keeper.stdin.close()
+        try:
+            keeper.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            keeper.wait()
+        keeper.stdout.close()
 
     def set_thp(self, mode: str) -> None:
         _write(THP_DIR / "enabled", mode, self.trace)

@@ -610,6 +610,32 @@ static int64_t do_process_madvise(struct req *q, int fd)
 	return r;
 }
 
+/*
+ * `worker keeper`: keeps one mm on khugepaged's list for the whole run, so that
+ * khugepaged sleeps out scan_sleep_millisecs (khugepaged_wait_work(),
+ * mm/khugepaged.c); with an empty list it waits for the first mm instead, and
+ * __khugepaged_enter() wakes it at once, so the scenario's first MADV_HUGEPAGE would
+ * start a scan (and a collapse) mid-run.  Says 'k' once registered, never touches its
+ * mapping, and exits when its stdin closes.
+ */
+static int keeper_main(void)
+{
+	const size_t len = 4UL << 20;	/* holds a 2M-aligned range: thp_vma_suitable_order() */
+	char c;
+	void *p;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED || madvise(p, len, MADV_HUGEPAGE))
+		return 4;
+	if (write(1, "k", 1) != 1)
+		return 5;
+	while (read(0, &c, 1) > 0)
+		;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct req q;
@@ -618,6 +644,8 @@ int main(int argc, char **argv)
 	stack_t ss = { altstack, 0, sizeof(altstack) };
 	struct sigaction sa;
 
+	if (argc == 2 && strcmp(argv[1], "keeper") == 0)
+		return keeper_main();
 	if (argc != 4)
 		return 2;
 	helper = strcmp(argv[1], "helper") == 0;

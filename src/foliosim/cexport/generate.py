@@ -535,9 +535,8 @@ class CProgram:
             [f"fs_turn({L});", f"fs_reply({L}, fs_mremap({old.ident}, {new.ident}), 0);"],
             [f"fs_run_mremap({L}, {self.P(cmd)}, {old.ident}, {new.ident});"],
         )
-        # Later lines of this process name the new object (a failed mremap leaves the
-        # old one live, and those lines then fail as the kernel's would not: see
-        # docs/export-c.md).
+        # Later lines of this process name the new object; if the call fails, both
+        # sides give it the old address (fs_mremap_failed()), as the worker keeps it.
         self.procs[cmd.proc].maps[cmd.name] = to_i
         return lines
 
@@ -890,7 +889,9 @@ class CProgram:
             t.append(f"enum {{ {', '.join(m.ident for m in maps)} }};")
         t.append(
             _array(
-                "const struct fs_map",
+                # Not const: a failed mremap gives the new object the old address
+                # (fs_mremap_failed()).
+                "struct fs_map",
                 "fs_map",
                 [
                     f"{{ {c_json(m.name)}, {m.addr:#x}, {m.pages}, {int(m.droppable)}, "

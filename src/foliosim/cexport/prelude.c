@@ -2108,6 +2108,18 @@ FS_FN int fs_munmap_range(int m, uint64_t first, uint64_t last)
 	return fs_err(munmap(fs_at(m, first), (last - first + 1) * FS_PAGE));
 }
 
+/*
+ * A failed mremap leaves the mapping as it was (do_mremap() changes nothing before its
+ * checks pass, mm/mremap.c): the new object takes the old address and size, in the
+ * scenario process and in the orchestrator alike, so later lines address what the
+ * process really has.
+ */
+FS_FN void fs_mremap_failed(int from, int to)
+{
+	fs_map[to].addr = fs_map[from].addr;
+	fs_map[to].pages = fs_map[from].pages;
+}
+
 /* Mapping `from` becomes `to`: in place (same address) or moved there (MREMAP_FIXED). */
 FS_FN int fs_mremap(int from, int to)
 {
@@ -2118,7 +2130,10 @@ FS_FN int fs_mremap(int from, int to)
 		r = mremap(old, old_len, new_len, 0);
 	else
 		r = mremap(old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, new_);
-	return r == MAP_FAILED ? errno : 0;
+	if (r != MAP_FAILED)
+		return 0;
+	fs_mremap_failed(from, to);
+	return errno;
 }
 
 /* A line that unmaps part of mapping m: it stays in the process, with holes. */
@@ -2136,9 +2151,10 @@ FS_FN void fs_run_mremap(int line, int p, int from, int to)
 	r = fs_recv(p, line);
 	if (r.err) {
 		fs_error_event(line, p, "mremap", from, fs_errname(r.err));
-		return;
+		fs_mremap_failed(from, to);
+	} else {
+		fs_trace(line, "mremap", "%s = 0", fs_proc_bare[p]);
 	}
-	fs_trace(line, "mremap", "%s = 0", fs_proc_bare[p]);
 	fs_live[p][from] = 0;
 	fs_live[p][to] = 1;
 }
